@@ -1,0 +1,268 @@
+"""The site configuration (TOML) shared by the core, the web server and the broker tools."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from datetime import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from qms_common.tomlconf import ConfigError, Table, read_toml, resolve_path
+
+MQTT_URL_ENV = "QMS_MQTT_URL"
+
+# Sections other parts read from the same file; listed so a misspelt section name is caught.
+KNOWN_SECTIONS = (
+    "site", "mqtt", "storage", "web", "queue", "rating", "fields", "counters",
+    "speech", "display", "kiosk", "printer", "accounts", "security",
+)
+
+DEFAULT_RATING_LEVELS = ("Không hài lòng", "Hài lòng", "Rất hài lòng")
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> MqttSettings:
+        """Parse mqtt://user:pass@host:port (mqtts:// for TLS); raise ValueError with a reason."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"lược đồ {parts.scheme!r} không hỗ trợ, dùng mqtt:// hoặc mqtts://")
+        tls = parts.scheme in ("mqtts", "ssl")
+        if not parts.hostname:
+            raise ValueError("thiếu tên máy chủ broker")
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError:
+            raise ValueError("cổng không hợp lệ") from None
+        return cls(
+            host=parts.hostname,
+            port=port,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            tls=tls,
+        )
+
+    def url(self, *, with_password: bool = False) -> str:
+        cred = ""
+        if self.username:
+            pw = f":{self.password}" if with_password and self.password else (":***" if self.password else "")
+            cred = f"{self.username}{pw}@"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{cred}{self.host}:{self.port}"
+
+
+def parse_mqtt_table(t: Table, *, env: dict[str, str] | None = None) -> MqttSettings:
+    """The [mqtt] url, overridden by QMS_MQTT_URL so one file serves every machine."""
+    env = os.environ if env is None else env
+    url = env.get(MQTT_URL_ENV) or t.str("url", required=True)
+    t.used.add("url")
+    try:
+        settings = MqttSettings.from_url(url)
+    except ValueError as exc:
+        source = MQTT_URL_ENV if env.get(MQTT_URL_ENV) else t.key("url")
+        raise ConfigError(t.path, source, f"địa chỉ broker không hợp lệ: {exc}.",
+                          "Dạng đúng: mqtt://user:pass@host:1883") from None
+    ca = t.str("ca_file")
+    if ca:
+        settings = replace(settings, ca_file=str(resolve_path(t.path, ca)))
+    return settings
+
+
+@dataclass(frozen=True)
+class FieldConfig:
+    id: str
+    name: str
+    first: int
+    last: int
+    prefix: str = ""
+
+    @property
+    def width(self) -> int:
+        return len(str(self.last))
+
+    def format_number(self, value: int) -> str:
+        """What people see and hear: "1005", or "A005" where the field has a prefix."""
+        if self.prefix:
+            return f"{self.prefix}{value:0{self.width}d}"
+        return str(value)
+
+
+@dataclass(frozen=True)
+class CounterConfig:
+    id: str
+    name: str
+    fields: tuple[str, ...]
+    spoken: str | None = None  # how the announcement says it, e.g. "quầy tiếp nhận số ba"
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    default_service_s: int = 300
+    next_preview: int = 5
+    tick_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    path: Path
+    id: str
+    name: str
+    timezone: str
+    day_starts: time
+    mqtt: MqttSettings
+    storage_path: Path
+    web_host: str
+    web_port: int
+    fields: tuple[FieldConfig, ...]
+    counters: tuple[CounterConfig, ...]
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    rating_levels: tuple[str, ...] = DEFAULT_RATING_LEVELS
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def field(self, field_id: str) -> FieldConfig | None:
+        return self.fields_by_id.get(field_id)
+
+    def counter(self, counter_id: str) -> CounterConfig | None:
+        return self.counters_by_id.get(counter_id)
+
+    @property
+    def fields_by_id(self) -> dict[str, FieldConfig]:
+        return {f.id: f for f in self.fields}
+
+    @property
+    def counters_by_id(self) -> dict[str, CounterConfig]:
+        return {c.id: c for c in self.counters}
+
+    def section(self, name: str) -> Table:
+        """A section other parts read (speech, printer…), with the same strict helpers."""
+        return Table(self.path, name, self.raw.get(name, {}))
+
+
+_DAY_STARTS_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def load_site_config(path: Path | str, *, env: dict[str, str] | None = None) -> SiteConfig:
+    path = Path(path)
+    data = read_toml(path)
+    root = Table(path, "", data)
+    for k in data:
+        if k not in KNOWN_SECTIONS:
+            raise ConfigError(path, k, "mục không được hỗ trợ.",
+                              f"Các mục hợp lệ: {', '.join(KNOWN_SECTIONS)}.")
+
+    site = root.table("site", required=True)
+    site_id = site.slug("id")
+    site_name = site.str("name", required=True)
+    tz_name = site.str("timezone", "Asia/Ho_Chi_Minh")
+    try:
+        ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        site.fail("timezone", f"múi giờ {tz_name!r} không tồn tại.",
+                  "Dùng tên IANA, ví dụ \"Asia/Ho_Chi_Minh\".")
+    day_starts_s = site.str("day_starts", "00:00")
+    m = _DAY_STARTS_RE.match(day_starts_s)
+    if not m:
+        site.fail("day_starts", f"giờ {day_starts_s!r} không hợp lệ.", "Viết dạng HH:MM, ví dụ \"00:00\".")
+    site.reject_unknown()
+
+    mqtt = parse_mqtt_table(root.table("mqtt", required=True), env=env)
+
+    storage = root.table("storage", required=True)
+    storage_path = resolve_path(path, storage.str("path", required=True))
+    storage.reject_unknown()
+
+    web = root.table("web")
+    web_host = web.str("host", "127.0.0.1")
+    web_port = web.int("port", 8080, minimum=0, maximum=65535)
+    # the web server owns the rest of [web]; it checks its own keys
+
+    q = root.table("queue")
+    queue = QueueSettings(
+        default_service_s=q.int("default_service_s", 300, minimum=1),
+        next_preview=q.int("next_preview", 5, minimum=0, maximum=50),
+        tick_s=q.float("tick_s", 1.0, minimum=0.05),
+    )
+    q.reject_unknown()
+
+    r = root.table("rating")
+    levels = tuple(r.str_list("levels", list(DEFAULT_RATING_LEVELS)))
+    if not 2 <= len(levels) <= 5:
+        r.fail("levels", "cần từ 2 đến 5 mức đánh giá.",
+               "Liệt kê từ mức thấp nhất đến cao nhất, ví dụ [\"Không hài lòng\", \"Hài lòng\", \"Rất hài lòng\"].")
+    r.reject_unknown()
+
+    fields = _parse_fields(root)
+    counters = _parse_counters(root, {f.id for f in fields})
+
+    return SiteConfig(
+        path=path, id=site_id, name=site_name, timezone=tz_name,
+        day_starts=time(int(m.group(1)), int(m.group(2))),
+        mqtt=mqtt, storage_path=storage_path, web_host=web_host, web_port=web_port,
+        fields=fields, counters=counters, queue=queue, rating_levels=levels, raw=data,
+    )
+
+
+def _parse_fields(root: Table) -> tuple[FieldConfig, ...]:
+    fields: list[FieldConfig] = []
+    seen: dict[str, str] = {}
+    for t in root.tables("fields", required=True):
+        fid = t.slug("id")
+        if fid in seen:
+            t.fail("id", f"mã lĩnh vực {fid!r} bị trùng với {seen[fid]}.", "Mỗi lĩnh vực cần một mã riêng.")
+        seen[fid] = t.name
+        name = t.str("name", required=True)
+        first = t.int("first", required=True, minimum=0)
+        last = t.int("last", required=True, minimum=0, maximum=999_999)
+        if last < first:
+            t.fail("last", f"số cuối {last} nhỏ hơn số đầu {first}.", "Đặt last lớn hơn first.")
+        prefix = t.str("prefix", "")
+        if prefix and not re.fullmatch(r"[A-ZĐ]{1,3}", prefix):
+            t.fail("prefix", f"tiền tố {prefix!r} không hợp lệ.", "Dùng 1–3 chữ cái in hoa, ví dụ \"A\".")
+        t.reject_unknown()
+        f = FieldConfig(id=fid, name=name, first=first, last=last, prefix=prefix)
+        for other in fields:
+            # Ranges may overlap only where prefixes tell the tickets apart ("A005" vs "B005").
+            if other.prefix == f.prefix and f.first <= other.last and other.first <= f.last:
+                t.fail("first", f"dải số {first}–{last} trùng với lĩnh vực {other.id!r} "
+                       f"({other.first}–{other.last}).",
+                       "Mỗi lĩnh vực cần dải số riêng, hoặc một tiền tố (prefix) khác.")
+        fields.append(f)
+    return tuple(fields)
+
+
+def _parse_counters(root: Table, field_ids: set[str]) -> tuple[CounterConfig, ...]:
+    counters: list[CounterConfig] = []
+    seen: set[str] = set()
+    for t in root.tables("counters", required=True):
+        cid = t.slug("id")
+        if cid in seen:
+            t.fail("id", f"mã quầy {cid!r} bị trùng.", "Mỗi quầy cần một mã riêng.")
+        seen.add(cid)
+        name = t.str("name", required=True)
+        cfields = t.str_list("fields", required=True)
+        if not cfields:
+            t.fail("fields", "quầy phải phục vụ ít nhất một lĩnh vực.")
+        for fid in cfields:
+            if fid not in field_ids:
+                t.fail("fields", f"lĩnh vực {fid!r} không có trong [[fields]].",
+                       f"Dùng một trong: {', '.join(sorted(field_ids))}, hoặc thêm lĩnh vực đó.")
+        spoken = t.str("spoken")
+        t.reject_unknown()
+        counters.append(CounterConfig(id=cid, name=name, fields=tuple(dict.fromkeys(cfields)),
+                                      spoken=spoken))
+    return tuple(counters)

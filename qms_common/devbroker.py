@@ -1,0 +1,105 @@
+"""Our own Mosquitto for tests, the demo and the benchmark, on a free port.
+
+The system Mosquitto on 1883 is not ours: we start mosquitto with broker_config/ and the port
+we choose, and wait until it accepts connections.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BROKER_CONFIG_DIR = Path(__file__).resolve().parents[1] / "broker_config"
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
+    if preferred is not None and port_is_free(preferred, host):
+        return preferred
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 10.0,
+                  process: subprocess.Popen[bytes] | None = None) -> None:
+    """Wait until something accepts connections on the port (or the process died)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
+            time.sleep(0.02)
+
+
+@dataclass
+class Broker:
+    port: int
+    conf: Path
+    workdir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    extra: str = field(default="", repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> Broker:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=log, stderr=log,
+                                        stdin=subprocess.DEVNULL)
+        log.close()
+        wait_for_port(self.port, process=self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def start_broker(*, port: int | None = None, base_conf: Path | None = None,
+                 workdir: Path | None = None, extra: str = "") -> Broker:
+    """Start mosquitto with our configuration on `port` (a free one when None or taken)."""
+    workdir = Path(tempfile.mkdtemp(prefix="qms-broker-")) if workdir is None else workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port(port)
+    base = (base_conf or BROKER_CONFIG_DIR / "test.conf").read_text(encoding="utf-8")
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"{base}\n{extra}\nlistener {port} 127.0.0.1\n", encoding="utf-8")
+    broker = Broker(port=port, conf=conf, workdir=workdir, log_path=workdir / "mosquitto.log", extra=extra)
+    return broker.start()

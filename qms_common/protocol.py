@@ -1,0 +1,385 @@
+"""Protocol v1: the MQTT contract between the core, counter agents, displays and integrations.
+
+This module is the one place the contract lives in code. docs/protocol.md describes the same
+thing for people; change both in the same commit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+PROTOCOL_VERSION = 1
+# Larger payloads are refused unread: no request of the contract comes near this.
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_ID_LEN = 128
+MAX_TEXT_LEN = 64
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+
+class Action(StrEnum):
+    CALL_NEXT = "call_next"
+    CALL = "call"
+    RECALL = "recall"
+    SKIP = "skip"
+    FINISH = "finish"
+    TRANSFER = "transfer"
+    PAUSE = "pause"
+    RESUME = "resume"
+    OPEN = "open"
+    CLOSE = "close"
+    DOSSIER = "dossier"
+
+
+class TicketStatus(StrEnum):
+    WAITING = "waiting"
+    SERVING = "serving"
+    DONE = "done"
+    NO_SHOW = "no_show"
+    TRANSFERRED = "transferred"
+    EXPIRED = "expired"
+
+
+# A transferred ticket waits again, at its new field or counter.
+CALLABLE_STATUSES = frozenset({TicketStatus.WAITING, TicketStatus.TRANSFERRED})
+
+
+class CounterStatus(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    SERVING = "serving"
+    PAUSED = "paused"
+
+
+class EventKind(StrEnum):
+    ISSUED = "issued"
+    CALLED = "called"
+    SKIPPED = "skipped"
+    FINISHED = "finished"
+    TRANSFERRED = "transferred"
+    RATED = "rated"
+
+
+class ErrorCode(StrEnum):
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_FIELD = "unknown_field"
+    UNKNOWN_COUNTER = "unknown_counter"
+    UNKNOWN_TICKET = "unknown_ticket"
+    QUEUE_EMPTY = "queue_empty"
+    INVALID_STATE = "invalid_state"
+    RANGE_EXHAUSTED = "range_exhausted"
+    COUNTER_CLOSED = "counter_closed"
+    INTERNAL = "internal"
+
+
+class ProtocolError(Exception):
+    """A request the core refuses: the code is for programs, the message (Vietnamese) for people."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def bad_request(message: str) -> ProtocolError:
+    return ProtocolError(ErrorCode.BAD_REQUEST, f"Yêu cầu không hợp lệ: {message}")
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic of one site. Site, field and counter ids are slugs."""
+
+    site: str
+
+    @property
+    def root(self) -> str:
+        return f"qms/{self.site}"
+
+    # requests
+    @property
+    def cmd_ticket(self) -> str:
+        return f"{self.root}/cmd/ticket"
+
+    def cmd_counter(self, counter: str) -> str:
+        return f"{self.root}/cmd/counter/{counter}"
+
+    @property
+    def cmd_rating(self) -> str:
+        return f"{self.root}/cmd/rating"
+
+    @property
+    def cmd_all(self) -> str:
+        return f"{self.root}/cmd/#"
+
+    def reply(self, client_id: str) -> str:
+        """Where a client of this site asks for its replies (the ACLs allow it to read here)."""
+        return f"{self.root}/reply/{client_id}"
+
+    # retained state
+    @property
+    def state_site(self) -> str:
+        return f"{self.root}/state/site"
+
+    def state_queue(self, field: str) -> str:
+        return f"{self.root}/state/queue/{field}"
+
+    def state_counter(self, counter: str) -> str:
+        return f"{self.root}/state/counter/{counter}"
+
+    @property
+    def state_all(self) -> str:
+        return f"{self.root}/state/#"
+
+    @property
+    def status_core(self) -> str:
+        return f"{self.root}/status/core"
+
+    def status_agent(self, agent: str) -> str:
+        return f"{self.root}/status/agent/{agent}"
+
+    def status_display(self, display: str) -> str:
+        return f"{self.root}/status/display/{display}"
+
+    @property
+    def status_all(self) -> str:
+        return f"{self.root}/status/#"
+
+    # events
+    def event(self, kind: EventKind | str) -> str:
+        return f"{self.root}/event/{kind}"
+
+    @property
+    def event_all(self) -> str:
+        return f"{self.root}/event/#"
+
+    def split(self, topic: str) -> tuple[str, ...]:
+        """The parts after qms/{site}/, or () for a topic of another site."""
+        prefix = self.root + "/"
+        if not topic.startswith(prefix):
+            return ()
+        return tuple(topic[len(prefix):].split("/"))
+
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+
+def dumps(obj: Any) -> bytes:
+    """UTF-8 JSON with the diacritics as they are (no \\u escapes), compact."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def loads_object(payload: bytes | bytearray | str | None) -> dict[str, Any]:
+    """Decode a request payload; ProtocolError(bad_request) for anything that is not a JSON object."""
+    if payload is None:
+        raise bad_request("nội dung rỗng.")
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise bad_request(f"nội dung quá lớn ({len(payload)} byte, tối đa {MAX_PAYLOAD_BYTES}).")
+    if isinstance(payload, (bytes, bytearray)):
+        try:
+            payload = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad_request("nội dung không phải UTF-8.") from None
+    try:
+        obj = json.loads(payload)
+    except (json.JSONDecodeError, RecursionError):
+        raise bad_request("nội dung không phải JSON.") from None
+    if not isinstance(obj, dict):
+        raise bad_request("nội dung phải là một đối tượng JSON.")
+    return obj
+
+
+# ---------------------------------------------------------------- request validation
+
+
+def _opt_str(obj: dict[str, Any], key: str, max_len: int = MAX_TEXT_LEN) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise bad_request(f"trường “{key}” phải là chuỗi.")
+    value = value.strip()
+    if len(value) > max_len:
+        raise bad_request(f"trường “{key}” quá dài (tối đa {max_len} ký tự).")
+    if any(ord(c) < 0x20 for c in value):
+        raise bad_request(f"trường “{key}” chứa ký tự điều khiển.")
+    return value or None
+
+
+def _req_str(obj: dict[str, Any], key: str, max_len: int = MAX_TEXT_LEN) -> str:
+    value = _opt_str(obj, key, max_len)
+    if value is None:
+        raise bad_request(f"thiếu trường “{key}”.")
+    return value
+
+
+def _opt_bool(obj: dict[str, Any], key: str, default: bool = False) -> bool:
+    value = obj.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise bad_request(f"trường “{key}” phải là true hoặc false.")
+    return value
+
+
+def _slug(obj: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise bad_request(f"thiếu trường “{key}”.")
+        return None
+    if not isinstance(value, str) or not SLUG_RE.match(value):
+        raise bad_request(f"trường “{key}” phải là một mã (chữ thường, số, gạch ngang).")
+    return value
+
+
+def request_id_of(obj: dict[str, Any]) -> str | None:
+    """The request id if it is usable, so even a refused request can be answered by id."""
+    rid = obj.get("request_id")
+    if isinstance(rid, str) and 0 < len(rid) <= MAX_ID_LEN:
+        return rid
+    return None
+
+
+def reply_to_of(obj: dict[str, Any]) -> str | None:
+    """The MQTT 3.1.1 clients' reply topic, if it is a topic one may publish to."""
+    value = obj.get("reply_to")
+    if isinstance(value, str) and 0 < len(value) <= 256 and not any(c in value for c in "#+\0"):
+        return value
+    return None
+
+
+def _require_request_id(obj: dict[str, Any]) -> str:
+    rid = request_id_of(obj)
+    if rid is None:
+        raise bad_request(f"thiếu “request_id” (chuỗi 1–{MAX_ID_LEN} ký tự).")
+    return rid
+
+
+@dataclass(frozen=True)
+class TicketRequest:
+    request_id: str
+    field: str
+    priority: bool = False
+    source: str | None = None
+    phone: str | None = None
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> TicketRequest:
+        return cls(
+            request_id=_require_request_id(obj),
+            field=_slug(obj, "field") or "",
+            priority=_opt_bool(obj, "priority"),
+            source=_opt_str(obj, "source"),
+            phone=_opt_str(obj, "phone", 20),
+        )
+
+
+@dataclass(frozen=True)
+class CounterRequest:
+    request_id: str
+    action: Action
+    ticket: str | None = None  # for call: a number ("1005", "A005") or a ticket id
+    to_field: str | None = None
+    to_counter: str | None = None
+    officer: str | None = None
+    dossier: str | None = None
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> CounterRequest:
+        rid = _require_request_id(obj)
+        action_s = obj.get("action")
+        try:
+            action = Action(action_s)
+        except ValueError:
+            raise bad_request(
+                f"“action” phải là một trong: {', '.join(a.value for a in Action)}.") from None
+        ticket: str | None = None
+        to_field = to_counter = officer = dossier = None
+        if action is Action.CALL:
+            raw = obj.get("ticket")
+            if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+                raise bad_request("lệnh “call” cần trường “ticket” (số vé hoặc mã vé).")
+            ticket = str(raw).strip()
+            if not ticket or len(ticket) > MAX_ID_LEN:
+                raise bad_request("trường “ticket” không hợp lệ.")
+        elif action is Action.TRANSFER:
+            to_field = _slug(obj, "to_field", required=False)
+            to_counter = _slug(obj, "to_counter", required=False)
+            if (to_field is None) == (to_counter is None):
+                raise bad_request("lệnh “transfer” cần đúng một trong “to_field” hoặc “to_counter”.")
+        elif action is Action.OPEN:
+            officer = _opt_str(obj, "officer")
+        elif action is Action.DOSSIER:
+            dossier = _req_str(obj, "dossier", 64)
+            raw = obj.get("ticket")
+            if raw is not None:
+                if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_ID_LEN:
+                    raise bad_request("trường “ticket” không hợp lệ.")
+                ticket = raw.strip()
+        return cls(request_id=rid, action=action, ticket=ticket, to_field=to_field,
+                   to_counter=to_counter, officer=officer, dossier=dossier)
+
+
+@dataclass(frozen=True)
+class RatingRequest:
+    request_id: str
+    score: int
+    counter: str | None = None
+    ticket: str | None = None
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> RatingRequest:
+        rid = _require_request_id(obj)
+        score = obj.get("score")
+        if isinstance(score, bool) or not isinstance(score, int):
+            raise bad_request("“score” phải là một số nguyên.")
+        counter = _slug(obj, "counter", required=False)
+        ticket = obj.get("ticket")
+        if ticket is not None and (not isinstance(ticket, str) or not ticket or len(ticket) > MAX_ID_LEN):
+            raise bad_request("trường “ticket” không hợp lệ.")
+        if (counter is None) == (ticket is None):
+            raise bad_request("cần đúng một trong “counter” hoặc “ticket”.")
+        return cls(request_id=rid, score=score, counter=counter, ticket=ticket)
+
+
+# ---------------------------------------------------------------- replies
+
+
+def ok_reply(request_id: str, ticket: dict[str, Any] | None = None,
+             counter: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"ok": True, "request_id": request_id, "ticket": ticket, "counter": counter, **extra}
+
+
+def error_reply(request_id: str | None, code: ErrorCode | str, message: str,
+                **extra: Any) -> dict[str, Any]:
+    return {"ok": False, "request_id": request_id,
+            "error": {"code": str(code), "message": message}, **extra}
+
+
+# ---------------------------------------------------------------- requests, for clients
+
+
+def counter_command(request_id: str, action: Action | str, **fields: Any) -> dict[str, Any]:
+    return {"request_id": request_id, "action": str(action),
+            **{k: v for k, v in fields.items() if v is not None}}
+
+
+def ticket_command(request_id: str, field: str, *, priority: bool = False,
+                   source: str | None = None, phone: str | None = None) -> dict[str, Any]:
+    return {"request_id": request_id, "field": field, "priority": priority,
+            "source": source, "phone": phone}
+
+
+def rating_command(request_id: str, score: int, *, counter: str | None = None,
+                   ticket: str | None = None) -> dict[str, Any]:
+    cmd: dict[str, Any] = {"request_id": request_id, "score": score}
+    if counter is not None:
+        cmd["counter"] = counter
+    if ticket is not None:
+        cmd["ticket"] = ticket
+    return cmd
