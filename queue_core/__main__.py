@@ -1,0 +1,3 @@
+from queue_core.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""The core's MQTT adapter: commands in, replies and state out, presence, and the day ticker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiomqtt
+
+from qms_common.mqtt import MqttSession, Presence, message_topic, response_properties
+from qms_common.protocol import ErrorCode, dumps, error_reply
+from queue_core.service import Outgoing, QueueService
+
+log = logging.getLogger(__name__)
+
+# Under a burst, retained state is sent once per this many commands at least (and whenever no
+# command is waiting); events and replies are never held back.
+FLUSH_EVERY = 32
+
+
+class CoreLink:
+    def __init__(self, service: QueueService) -> None:
+        self.service = service
+        topics = service.topics
+        self.session = MqttSession(
+            service.site.mqtt, identifier=f"qms-core-{service.site.id}", name="queue_core",
+            subscriptions=[topics.cmd_all], presence=Presence(topics.status_core),
+            on_message=self._on_message, on_connect=self._on_connect)
+        # set once the state of the first connection is published (tests and tools wait on it)
+        self.ready = asyncio.Event()
+        self._since_flush = 0
+
+    async def run(self) -> None:
+        ticker = asyncio.create_task(self._tick_forever())
+        try:
+            await self.session.run()
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+    async def stop(self) -> None:
+        await self.session.drain()
+        await self.session.say_offline()
+
+    async def _on_connect(self) -> None:
+        # The broker may have restarted empty: everything retained is sent again.
+        self._send(await self.service.full_state())
+        await self.session.drain()
+        self.ready.set()
+
+    async def _on_message(self, message: aiomqtt.Message) -> None:
+        topic = message_topic(message)
+        if message.retain:
+            # A retained command is a stale one: executing it at every reconnect would repeat it.
+            log.warning("Bỏ qua lệnh được giữ lại (retained) trên %s", topic)
+            return
+        props = message.properties
+        response_topic = getattr(props, "ResponseTopic", None) if props else None
+        correlation = getattr(props, "CorrelationData", None) if props else None
+        payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else None
+        try:
+            result = await self.service.handle(topic, bytes(payload) if payload is not None else None)
+        except Exception:
+            log.exception("Lỗi không mong đợi khi xử lý lệnh trên %s", topic)
+            reply_topic = response_topic
+            if reply_topic:
+                self.session.publish_soon(reply_topic, dumps(error_reply(
+                    None, ErrorCode.INTERNAL, "Lỗi hệ thống, vui lòng thử lại.")),
+                    properties=response_properties(correlation))
+            return
+        self._send(result.messages)
+        reply_topic = response_topic or result.reply_to
+        if result.reply is not None and reply_topic:
+            self.session.publish_soon(reply_topic, dumps(result.reply),
+                                      properties=response_properties(correlation))
+        self._since_flush += 1
+        if self.session.queued_messages() == 0 or self._since_flush >= FLUSH_EVERY:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._since_flush = 0
+        self._send(self.service.flush_state())
+
+    def _send(self, messages: list[Outgoing]) -> None:
+        for m in messages:
+            self.session.publish_soon(m.topic, m.payload, retain=m.retain)
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.service.site.queue.tick_s)
+            try:
+                self._send(await self.service.tick())
+                self._flush()
+            except Exception:
+                log.exception("Lỗi khi chuyển ngày làm việc")

@@ -1,0 +1,75 @@
+"""The queue's records: tickets and counters, as immutable values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any
+
+from qms_common.protocol import CounterStatus, TicketStatus
+
+
+def iso(t: datetime | None, tz: tzinfo) -> str | None:
+    """Public times: ISO 8601 in the site's zone, to the second, with the offset."""
+    return t.astimezone(tz).isoformat(timespec="seconds") if t else None
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    id: str              # business day + field + number: unique forever
+    day: str             # business day, YYYY-MM-DD
+    number: str          # what people see and hear: "1005", "A005"
+    value: int           # the number within the field's range
+    origin_field: str    # the field that issued it (its range and prefix)
+    field: str           # the field it waits in now (changes on transfer)
+    priority: bool
+    status: TicketStatus
+    issued_at: datetime
+    order: int           # site-wide issue order, the tie-break when clocks agree
+    called_at: datetime | None = None
+    finished_at: datetime | None = None
+    counter: str | None = None   # serving or served it; the target while transferred to a counter
+    officer: str | None = None
+    calls: int = 0
+    source: str | None = None
+    phone: str | None = None
+    rating: int | None = None
+    rated_at: datetime | None = None
+    dossier: str | None = None
+
+    @property
+    def sort_key(self) -> tuple[int, datetime, int]:
+        # priority first, then the place earned by issue time, kept through transfers
+        return (0 if self.priority else 1, self.issued_at, self.order)
+
+    @property
+    def targeted(self) -> bool:
+        """Transferred to one counter: only that counter may call it."""
+        return self.status is TicketStatus.TRANSFERRED and self.counter is not None
+
+    def public(self, tz: tzinfo) -> dict[str, Any]:
+        """The ticket as the contract shows it; the phone number stays private."""
+        return {
+            "id": self.id,
+            "number": self.number,
+            "field": self.field,
+            "priority": self.priority,
+            "status": str(self.status),
+            "issued_at": iso(self.issued_at, tz),
+            "called_at": iso(self.called_at, tz),
+            "finished_at": iso(self.finished_at, tz),
+            "counter": self.counter,
+            "calls": self.calls,
+            "rating": self.rating,
+            "dossier": self.dossier,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    id: str
+    status: CounterStatus = CounterStatus.CLOSED
+    ticket: str | None = None        # the ticket being served
+    officer: str | None = None
+    last_served: str | None = None   # the ticket a rating by counter goes to
+    since: datetime | None = None    # when the status last changed

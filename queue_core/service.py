@@ -1,0 +1,329 @@
+"""The core's command handling: parse, decide, commit, then say what to publish.
+
+One command at a time (the single writer): decide with the pure rules, apply to the book, write
+the effects, the reply and the new seq in one transaction, and only then hand the reply and the
+messages to the MQTT adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from qms_common.config import SiteConfig
+from qms_common.protocol import (
+    PROTOCOL_VERSION,
+    CounterRequest,
+    ErrorCode,
+    ProtocolError,
+    RatingRequest,
+    TicketRequest,
+    Topics,
+    bad_request,
+    dumps,
+    error_reply,
+    loads_object,
+    ok_reply,
+    reply_to_of,
+    request_id_of,
+)
+from queue_core import rules
+from queue_core.book import Book, Change
+from queue_core.clock import Clock
+from queue_core.model import Counter, iso
+from queue_core.store import Store
+
+log = logging.getLogger(__name__)
+
+# Replies to these are not stored: they depend only on the request and the configuration,
+# and storing them would let garbage grow the database.
+_NOT_STORED = frozenset({ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_FIELD, ErrorCode.UNKNOWN_COUNTER,
+                         ErrorCode.INTERNAL})
+KEEP_REQUESTS = timedelta(days=3)
+SEQ_BLOCK = 10_000
+_RECENT_REPLIES = 4096
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+@dataclass
+class Result:
+    reply: dict[str, Any] | None
+    reply_to: str | None = None          # from the payload, for MQTT 3.1.1 clients
+    messages: list[Outgoing] = field(default_factory=list)
+
+
+class QueueService:
+    def __init__(self, site: SiteConfig, store: Store, clock: Clock) -> None:
+        self.site = site
+        self.topics = Topics(site.id)
+        self.store = store
+        self.clock = clock
+        self.tz = site.tz
+        self.seq = 0                # the last seq stamped on a message
+        self._seq_reserved = 0      # persisted: no seq up to here was ever used before a restart
+        self.book = Book(site, "")
+        self._lock = asyncio.Lock()
+        self._known_ids: set[str] = set()
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._queue_views: dict[str, dict[str, Any]] = {}
+        self._counter_views: dict[str, dict[str, Any]] = {}
+        self._dirty_fields: set[str] = set()
+        self._dirty_counters: set[str] = set()
+
+    # ------------------------------------------------------------ start
+
+    async def load(self) -> None:
+        now = self.clock.now()
+        snap = await self.store.load(keep_requests=KEEP_REQUESTS, now=now)
+        # Start after everything reserved before: seq stays increasing across restarts, even
+        # after kill -9, without a write per message.
+        self.seq = self._seq_reserved = snap.seq
+        self._known_ids = snap.request_ids
+        today = self._today(now)
+        self.book = Book(self.site, snap.day or today, tickets=snap.tickets, counters=snap.counters,
+                         last_numbers=snap.numbers, next_order=snap.next_order)
+        log.info("Đã nạp ngày làm việc %s: %d vé, seq %d", self.book.day, len(self.book.tickets), self.seq)
+
+    def _today(self, now: datetime) -> str:
+        return rules.business_day(now, self.tz, self.site.day_starts)
+
+    # ------------------------------------------------------------ commands
+
+    async def handle(self, topic: str, payload: bytes | None) -> Result:
+        """One request from any cmd topic. Never raises for bad input: it answers it."""
+        parts = self.topics.split(topic)
+        try:
+            obj = loads_object(payload)
+        except ProtocolError as exc:
+            log.warning("Từ chối yêu cầu trên %s: %s", topic, exc.message)
+            return Result(error_reply(None, exc.code, exc.message))
+        rid = request_id_of(obj)
+        result = Result(None, reply_to=reply_to_of(obj))
+        async with self._lock:
+            result.messages = await self._roll_if_needed()
+            if rid is not None:
+                previous = await self._previous_reply(rid)
+                if previous is not None:
+                    log.info("Yêu cầu %s đã xử lý trước đó: gửi lại câu trả lời cũ", rid)
+                    result.reply = previous
+                    return result
+            try:
+                change, kind = self._decide(parts, obj)
+            except ProtocolError as exc:
+                log.warning("Từ chối yêu cầu %s trên %s: %s (%s)", rid, topic, exc.message, exc.code)
+                reply = error_reply(rid, exc.code, exc.message)
+                if rid is not None and exc.code not in _NOT_STORED:
+                    await self._commit(Change(), rid, reply)
+                result.reply = reply
+                return result
+            result.reply, msgs = await self._execute(change, rid, kind)
+            result.messages += msgs
+            return result
+
+    def _decide(self, parts: tuple[str, ...], obj: dict[str, Any]) -> tuple[Change, str]:
+        now = self.clock.now()
+        match parts:
+            case ("cmd", "ticket"):
+                return rules.issue_ticket(self.book, TicketRequest.parse(obj), now), "ticket"
+            case ("cmd", "counter", counter_id):
+                req = CounterRequest.parse(obj)
+                return rules.counter_action(self.book, counter_id, req, now), str(req.action)
+            case ("cmd", "rating"):
+                return rules.rate(self.book, RatingRequest.parse(obj), now), "rating"
+        raise bad_request("chủ đề không phải một lệnh của giao thức v1.")
+
+    async def _execute(self, change: Change, rid: str | None, kind: str) -> tuple[dict[str, Any], list[Outgoing]]:
+        affected_fields = self._fields_touched(change)
+        self.book.apply(change)
+        reply = self._reply(change, rid)
+        try:
+            await self._commit(change, rid, reply, len(change.events))
+        except Exception:
+            log.exception("Không ghi được thay đổi vào cơ sở dữ liệu; nạp lại trạng thái")
+            await self.load()
+            self._dirty_fields.update(f.id for f in self.site.fields)
+            self._dirty_counters.update(self.book.counters)
+            return error_reply(rid, ErrorCode.INTERNAL, "Lỗi lưu dữ liệu, vui lòng thử lại."), []
+        self._dirty_fields |= affected_fields
+        self._dirty_counters |= self._counters_touched(change)
+        messages = self._event_messages(change)
+        t = change.ticket
+        if t is not None:
+            what = f"vé {t.number} {rules.STATUS_VI[t.status]}" + (f", quầy {t.counter}" if t.counter else "")
+        else:
+            what = f"quầy {change.counter.id}: {change.counter.status}" if change.counter else "ok"
+        log.info("%s%s: %s", kind, f" ({rid})" if rid else "", what)
+        return reply, messages
+
+    def _reply(self, change: Change, rid: str | None) -> dict[str, Any]:
+        counter = self.counter_view(change.counter) if change.counter else None
+        if change.error is not None:
+            return error_reply(rid, change.error.code, change.error.message, counter=counter)
+        ticket = change.ticket.public(self.tz) if change.ticket else None
+        extra: dict[str, Any] = {}
+        if change.ticket is not None and change.events and change.events[0].kind == "issued":
+            ahead = self.book.ahead(change.ticket)
+            extra = {"ahead": ahead, "est_wait_s": self.book.est_wait_s(change.ticket.field, ahead)}
+        return ok_reply(rid or "", ticket, counter, **extra)
+
+    async def _previous_reply(self, rid: str) -> dict[str, Any] | None:
+        if rid in self._recent:
+            return self._recent[rid]
+        if rid in self._known_ids:
+            return await self.store.reply_for(rid)
+        return None
+
+    async def _commit(self, change: Change, rid: str | None, reply: dict[str, Any] | None,
+                      messages: int = 0) -> None:
+        """Commit, reserving enough seq for this change's events and a full state publish."""
+        reserved = self._seq_reserved
+        if self.seq + messages + self._state_topics() >= reserved:
+            reserved = self.seq + messages + self._state_topics() + SEQ_BLOCK
+        await self.store.commit(change, day=self.book.day, seq=reserved, now=self.clock.now(),
+                                request_id=rid if reply is not None else None, reply=reply)
+        self._seq_reserved = reserved
+        if rid is not None and reply is not None:
+            self._known_ids.add(rid)
+            self._recent[rid] = reply
+            if len(self._recent) > _RECENT_REPLIES:
+                self._recent.popitem(last=False)
+
+    # ------------------------------------------------------------ messages
+
+    def _fields_touched(self, change: Change) -> set[str]:
+        fields: set[str] = set()
+        for t in change.tickets:
+            fields.add(t.field)
+            old = self.book.tickets.get(t.id)
+            if old is not None:
+                fields.add(old.field)
+        for c in change.counters:
+            cc = self.site.counter(c.id)
+            if cc:
+                fields.update(cc.fields)
+        return fields
+
+    def _counters_touched(self, change: Change) -> set[str]:
+        counters = {c.id for c in change.counters}
+        for t in change.tickets:
+            holder = self.book.counters.get(t.counter) if t.counter else None
+            if holder is not None and holder.ticket == t.id:
+                counters.add(holder.id)  # its state shows the ticket (a recall, a dossier code)
+        return counters
+
+    def _state_topics(self) -> int:
+        return 1 + len(self.site.fields) + len(self.site.counters)
+
+    def _stamp(self, topic: str, body: dict[str, Any], retain: bool, at: str | None) -> Outgoing:
+        self.seq += 1
+        return Outgoing(topic, dumps({**body, "seq": self.seq, "at": at}), retain)
+
+    def _event_messages(self, change: Change) -> list[Outgoing]:
+        at = iso(self.clock.now(), self.tz)
+        return [self._stamp(self.topics.event(ev.kind),
+                            {"kind": str(ev.kind), "ticket": ev.ticket.public(self.tz), "counter": ev.counter,
+                             "recall": ev.recall}, False, at)
+                for ev in change.events]
+
+    def flush_state(self) -> list[Outgoing]:
+        """The retained state that changed since the last flush, one message per topic.
+
+        The adapter calls this when no command is waiting (or every so many commands), so
+        under a burst a field's queue state goes out once rather than after every ticket."""
+        if not (self._dirty_counters or self._dirty_fields):
+            return []
+        at = iso(self.clock.now(), self.tz)
+        out: list[Outgoing] = []
+        for cid in sorted(self._dirty_counters):
+            view = self.counter_view(self.book.counters[cid])
+            if self._counter_views.get(cid) != view:
+                self._counter_views[cid] = view
+                out.append(self._stamp(self.topics.state_counter(cid), view, True, at))
+        for fid in sorted(self._dirty_fields):
+            view = self.book.queue_view(fid)
+            if self._queue_views.get(fid) != view:
+                self._queue_views[fid] = view
+                out.append(self._stamp(self.topics.state_queue(fid), view, True, at))
+        self._dirty_counters.clear()
+        self._dirty_fields.clear()
+        return out
+
+    def counter_view(self, c: Counter) -> dict[str, Any]:
+        cc = self.site.counter(c.id)
+        t = self.book.tickets.get(c.ticket) if c.ticket else None
+        return {"counter": c.id, "name": cc.name if cc else c.id, "status": str(c.status),
+                "ticket": t.public(self.tz) if t else None, "officer": c.officer,
+                "fields": list(cc.fields) if cc else [], "since": iso(c.since, self.tz)}
+
+    def site_view(self) -> dict[str, Any]:
+        s = self.site
+        return {
+            "site": s.id, "name": s.name, "day": self.book.day, "timezone": s.timezone,
+            "protocol": PROTOCOL_VERSION,
+            "fields": [{"id": f.id, "name": f.name, "first": f.first, "last": f.last,
+                        "prefix": f.prefix or None} for f in s.fields],
+            "counters": [{"id": c.id, "name": c.name, "fields": list(c.fields), "spoken": c.spoken}
+                         for c in s.counters],
+            "rating_levels": list(s.rating_levels),
+        }
+
+    async def full_state(self) -> list[Outgoing]:
+        """Every retained state topic, with fresh seqs: after a (re)connect, a broker that lost
+        its memory, or a new day."""
+        async with self._lock:
+            msgs = await self._roll_if_needed()
+            if msgs:
+                return msgs
+            return await self._full_state_locked()
+
+    async def _full_state_locked(self) -> list[Outgoing]:
+        now_s = iso(self.clock.now(), self.tz)
+        bodies: list[tuple[str, dict[str, Any]]] = [(self.topics.state_site, self.site_view())]
+        for f in self.site.fields:
+            view = self.book.queue_view(f.id)
+            self._queue_views[f.id] = view
+            bodies.append((self.topics.state_queue(f.id), view))
+        for cc in self.site.counters:
+            view = self.counter_view(self.book.counters[cc.id])
+            self._counter_views[cc.id] = view
+            bodies.append((self.topics.state_counter(cc.id), view))
+        await self._commit(Change(), None, None, len(bodies))
+        self._dirty_counters.clear()
+        self._dirty_fields.clear()
+        return [self._stamp(topic, body, True, now_s) for topic, body in bodies]
+
+    # ------------------------------------------------------------ the business day
+
+    async def tick(self) -> list[Outgoing]:
+        """Called every second or so: starts a new business day when the clock says so."""
+        async with self._lock:
+            return await self._roll_if_needed()
+
+    async def _roll_if_needed(self) -> list[Outgoing]:
+        now = self.clock.now()
+        today = self._today(now)
+        if today == self.book.day:
+            return []
+        if today < self.book.day:
+            # The clock went back (NTP fix, wrong RTC): keep the day we have rather than
+            # reissue numbers of a day that already had them.
+            return []
+        old_day = self.book.day
+        change = rules.rollover(self.book, today, now)
+        self.book.apply(change)
+        self.book = Book(self.site, today, counters=self.book.counters,
+                         next_order=self.book.next_order)
+        await self._commit(change, None, None)
+        expired = sum(1 for t in change.tickets if t.status == "expired")
+        log.info("Sang ngày làm việc mới %s (ngày %s: %d vé hết hạn)", today, old_day, expired)
+        return await self._full_state_locked()
