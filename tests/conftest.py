@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from qms_common.devbroker import Broker, start_broker
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One real Mosquitto for the session, from broker_config/test.conf, on a free port."""
+    b = start_broker(workdir=tmp_path_factory.mktemp("broker"))
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A broker of the test's own, for tests that stop or restart it."""
+    b = start_broker(workdir=tmp_path / "broker")
+    yield b
+    b.stop()
