@@ -1,0 +1,49 @@
+# Hệ thống xếp hàng một cửa: make run (demo site), make test, make bench, make lint.
+# On a fresh Debian/Ubuntu machine these install what they need (venv, pip, apt).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# command:debian-package pairs that `make test` and `make run` need on the machine
+SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:mosquitto-clients \
+               mosquitto_passwd:mosquitto
+
+.PHONY: venv system-deps test run bench lint clean
+
+$(VENV)/.installed: pyproject.toml
+	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+	  echo "Cần Python 3.11 trở lên (Python 3.11+ required)"; exit 1; fi
+	@if ! $(PYTHON) -m venv $(VENV) 2>/dev/null; then \
+	  rm -rf $(VENV); echo "Cài python3-venv..."; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-venv python3-pip; \
+	  $(PYTHON) -m venv $(VENV); fi
+	$(VENV)/bin/pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+system-deps:
+	@missing=""; for pair in $(SYSTEM_DEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+	  echo "Cài gói hệ thống (installing Debian packages): $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; fi
+
+test: venv system-deps
+	$(PY) -m pytest
+
+run: venv system-deps
+	$(PY) scripts/demo.py
+
+bench: venv system-deps
+	$(PY) scripts/bench.py
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

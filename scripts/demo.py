@@ -1,0 +1,146 @@
+"""`make run`: a complete demo site on this machine.
+
+Starts our own Mosquitto (1883 if free, otherwise a free port), the queue core with
+examples/site.toml, and prints how to talk to it. Children that die are restarted; Ctrl-C stops
+everything. Logs go to var/logs/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from qms_common.config import load_site_config  # noqa: E402
+from qms_common.devbroker import start_broker  # noqa: E402
+from qms_common.tomlconf import ConfigError  # noqa: E402
+
+SITE = ROOT / "examples" / "site.toml"
+VAR = ROOT / "var"
+LOGS = VAR / "logs"
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started: float = field(default=0.0)
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=out, env=self.env, cwd=ROOT,
+                                         stdin=subprocess.DEVNULL)
+        self.started = time.monotonic()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def tail(path: Path, n: int = 5) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-n:])
+    except FileNotFoundError:
+        return ""
+
+
+def wait_core_online(port: int, site_id: str, timeout: float = 30) -> bool:
+    """mosquitto_sub prints the retained presence; "online" comes once the state is published."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["mosquitto_sub", "-p", str(port), "-t", f"qms/{site_id}/status/core", "-C", "1",
+                              "-W", "2"], capture_output=True, text=True)
+        if out.stdout.strip() == "online":
+            return True
+    return False
+
+
+def main() -> int:
+    try:
+        site = load_site_config(SITE, env={})
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    LOGS.mkdir(parents=True, exist_ok=True)
+    broker = start_broker(port=1883, workdir=VAR / "broker")
+    url = broker.url
+    env = {**os.environ, "QMS_MQTT_URL": url, "PYTHONUNBUFFERED": "1"}
+    py = sys.executable
+    children = [
+        Child("core", [py, "-m", "queue_core", "--config", str(SITE)], env, LOGS / "core.log"),
+    ]
+    for c in children:
+        c.start()
+    ok = wait_core_online(broker.port, site.id)
+    p, s = broker.port, site.id
+    fields = ", ".join(f"{f.id} ({f.name} {f.first}–{f.last})" for f in site.fields)
+    print(f"""
+================ Hệ thống xếp hàng một cửa: site demo đang chạy ================
+{site.name}
+  Broker MQTT    : {url}   (của riêng demo; cổng 1883 của hệ thống không bị dùng nếu đã bận)
+  Lõi hàng đợi   : {"sẵn sàng" if ok else "CHƯA sẵn sàng, xem " + str(LOGS / "core.log")}
+  Cơ sở dữ liệu  : {site.storage_path}
+  Nhật ký (logs) : {LOGS}/
+  Lĩnh vực       : {fields}
+  Quầy           : {", ".join(f"{c.id} ({', '.join(c.fields)})" for c in site.counters)}
+
+Thử với mosquitto_rr / Try it (mỗi request_id chỉ được xử lý một lần / each request_id runs once):
+  # lấy số (take a ticket)
+  mosquitto_rr -p {p} -t qms/{s}/cmd/ticket -e demo/reply/1 -m '{{"request_id":"'$RANDOM$RANDOM'","field":"dat-dai"}}'
+  # quầy 1 gọi số tiếp theo (counter 1 calls next)
+  mosquitto_rr -p {p} -t qms/{s}/cmd/counter/1 -e demo/reply/1 \\
+    -m '{{"request_id":"'$RANDOM$RANDOM'","action":"call_next"}}'
+  # theo dõi mọi trạng thái và sự kiện (watch state and events)
+  mosquitto_sub -p {p} -t 'qms/{s}/#' -v
+
+Nhấn Ctrl-C để dừng (Ctrl-C stops everything).
+""", flush=True)
+
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        while not stopping:
+            for c in children:
+                if c.proc and c.proc.poll() is not None and not stopping:
+                    print(f"[demo] {c.name} dừng với mã {c.proc.returncode}; khởi động lại. Nhật ký:\n{tail(c.log)}",
+                          flush=True)
+                    c.restarts += 1
+                    time.sleep(min(5, c.restarts))
+                    c.start()
+            if broker.process is not None and broker.process.poll() is not None and not stopping:
+                print("[demo] broker dừng; khởi động lại", flush=True)
+                broker.start()
+            time.sleep(0.5)
+    finally:
+        print("\nĐang dừng demo...", flush=True)
+        for c in reversed(children):
+            c.stop()
+        broker.stop()
+        shutil.rmtree(VAR / "broker", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
