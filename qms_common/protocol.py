@@ -112,6 +112,10 @@ class Topics:
         return f"{self.root}/cmd/rating"
 
     @property
+    def cmd_query(self) -> str:
+        return f"{self.root}/cmd/query"
+
+    @property
     def cmd_all(self) -> str:
         return f"{self.root}/cmd/#"
 
@@ -347,6 +351,52 @@ class RatingRequest:
         return cls(request_id=rid, score=score, counter=counter, ticket=ticket)
 
 
+class QueryKind(StrEnum):
+    TICKET = "ticket"
+    TICKETS = "tickets"
+
+
+MAX_QUERY_LIMIT = 1000
+_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _opt_day(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _DAY_RE.match(value):
+        raise bad_request(f"trường “{key}” phải là ngày dạng YYYY-MM-DD.")
+    return value
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    """A read-only question to the core: answered from its records, never stored, changes nothing."""
+
+    request_id: str
+    query: QueryKind
+    ticket: str | None = None    # for "ticket": an id (any day) or a number of today
+    day_from: str | None = None  # for "tickets": business days, inclusive
+    day_to: str | None = None
+    after: str | None = None     # for "tickets": the cursor from the previous page
+    limit: int = 500
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> QueryRequest:
+        rid = _require_request_id(obj)
+        try:
+            query = QueryKind(obj.get("query"))
+        except ValueError:
+            raise bad_request(f"“query” phải là một trong: {', '.join(q.value for q in QueryKind)}.") from None
+        if query is QueryKind.TICKET:
+            return cls(rid, query, ticket=_req_str(obj, "ticket", MAX_ID_LEN))
+        limit = obj.get("limit", 500)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_QUERY_LIMIT:
+            raise bad_request(f"“limit” phải là số nguyên từ 1 đến {MAX_QUERY_LIMIT}.")
+        return cls(rid, query, day_from=_opt_day(obj, "from"), day_to=_opt_day(obj, "to"),
+                   after=_opt_str(obj, "after", MAX_ID_LEN), limit=limit)
+
+
 # ---------------------------------------------------------------- replies
 
 
@@ -373,6 +423,10 @@ def ticket_command(request_id: str, field: str, *, priority: bool = False,
                    source: str | None = None, phone: str | None = None) -> dict[str, Any]:
     return {"request_id": request_id, "field": field, "priority": priority,
             "source": source, "phone": phone}
+
+
+def query_command(request_id: str, query: QueryKind | str, **fields: Any) -> dict[str, Any]:
+    return {"request_id": request_id, "query": str(query), **{k: v for k, v in fields.items() if v is not None}}
 
 
 def rating_command(request_id: str, score: int, *, counter: str | None = None,

@@ -65,6 +65,13 @@ class Ticket:
         }
 
 
+    def record(self, tz: tzinfo) -> dict[str, Any]:
+        """The ticket as the records show it (statistics, exports): who served it and when it
+        was rated. Still without the phone number."""
+        return {**self.public(tz), "day": self.day, "origin_field": self.origin_field, "officer": self.officer,
+                "source": self.source, "rated_at": iso(self.rated_at, tz), "order": self.order}
+
+
 @dataclass(frozen=True, slots=True)
 class Counter:
     id: str

@@ -16,10 +16,13 @@ from typing import Any
 
 from qms_common.config import SiteConfig
 from qms_common.protocol import (
+    CALLABLE_STATUSES,
     PROTOCOL_VERSION,
     CounterRequest,
     ErrorCode,
     ProtocolError,
+    QueryKind,
+    QueryRequest,
     RatingRequest,
     TicketRequest,
     Topics,
@@ -109,6 +112,9 @@ class QueueService:
             return Result(error_reply(None, exc.code, exc.message))
         rid = request_id_of(obj)
         result = Result(None, reply_to=reply_to_of(obj))
+        if parts == ("cmd", "query"):
+            result.reply = await self._query(obj)
+            return result
         async with self._lock:
             result.messages = await self._roll_if_needed()
             if rid is not None:
@@ -129,6 +135,39 @@ class QueueService:
             result.reply, msgs = await self._execute(change, rid, kind)
             result.messages += msgs
             return result
+
+    async def _query(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Read-only questions: answered from the book and the database, never stored."""
+        try:
+            q = QueryRequest.parse(obj)
+            if q.query is QueryKind.TICKET:
+                return await self._query_ticket(q)
+            after = 0
+            if q.after is not None:
+                if not q.after.isdigit():
+                    raise bad_request("“after” phải là giá trị “next” của trang trước.")
+                after = int(q.after)
+            tickets = await self.store.tickets(day_from=q.day_from, day_to=q.day_to, after_order=after,
+                                               limit=q.limit)
+            nxt = str(tickets[-1].order) if len(tickets) == q.limit else None
+            return ok_reply(q.request_id, tickets=[t.record(self.tz) for t in tickets], next=nxt)
+        except ProtocolError as exc:
+            return error_reply(request_id_of(obj), exc.code, exc.message)
+
+    async def _query_ticket(self, q: QueryRequest) -> dict[str, Any]:
+        assert q.ticket is not None
+        t = self.book.find_ticket(q.ticket)
+        if t is None:
+            t = await self.store.ticket(q.ticket)
+        if t is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_TICKET, f"Không tìm thấy vé “{q.ticket}”.")
+        ahead = est = None
+        if t.day == self.book.day and t.status in CALLABLE_STATUSES:
+            ahead = self.book.ahead(t)
+            est = self.book.est_wait_s(t.field, ahead)
+        holder = self.book.counters.get(t.counter) if t.counter and t.day == self.book.day else None
+        counter = self.counter_view(holder) if holder is not None else None
+        return ok_reply(q.request_id, t.record(self.tz), counter, ahead=ahead, est_wait_s=est)
 
     def _decide(self, parts: tuple[str, ...], obj: dict[str, Any]) -> tuple[Change, str]:
         now = self.clock.now()

@@ -208,6 +208,21 @@ class Store:
 
         await self._in_thread(write)
 
+    async def tickets(self, *, day_from: str | None, day_to: str | None, after_order: int,
+                      limit: int) -> list[Ticket]:
+        """Tickets in issue order, for statistics and exports, a page at a time."""
+        sql = "SELECT * FROM tickets WHERE ord > ?"
+        args: list[Any] = [after_order]
+        if day_from is not None:
+            sql += " AND day >= ?"
+            args.append(day_from)
+        if day_to is not None:
+            sql += " AND day <= ?"
+            args.append(day_to)
+        sql += " ORDER BY ord LIMIT ?"
+        args.append(limit)
+        return [ticket_from_row(r) for r in await self._db.execute_fetchall(sql, args)]
+
     async def ticket(self, ticket_id: str) -> Ticket | None:
         rows = await self._db.execute_fetchall("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
         return ticket_from_row(rows[0]) if rows else None

@@ -277,3 +277,60 @@ async def test_a_retained_command_is_not_executed(site: Site, broker: Broker) ->
         assert len(site.core.service.book.tickets) == 1
     finally:
         await site.probe.publish(t.cmd_ticket, b"", retain=True)
+
+
+async def test_query_a_ticket_for_its_tracking_page(site: Site) -> None:
+    t = site.topics
+    first = (await site.ticket("dat-dai"))["ticket"]
+    second = (await site.ticket("dat-dai"))["ticket"]
+    await site.quiet_marker()
+    seq = site.core.service.seq
+    mark = site.probe.mark()
+    reply = await site.probe.request(t.cmd_query, {"request_id": new_id(), "query": "ticket", "ticket": second["id"]})
+    assert reply["ok"] and reply["ticket"]["number"] == "1002" and reply["ahead"] == 1
+    assert reply["est_wait_s"] == 300 and reply["counter"] is None
+    await site.counter("2", "open", officer="Đỗ Văn Bình")
+    await site.counter("2", "call_next")
+    reply = await site.probe.request(t.cmd_query, {"request_id": new_id(), "query": "ticket", "ticket": first["id"]})
+    assert reply["ticket"]["status"] == "serving" and reply["ticket"]["officer"] == "Đỗ Văn Bình"
+    assert reply["counter"]["counter"] == "2" and reply["ahead"] is None
+    reply = await site.probe.request(t.cmd_query, {"request_id": new_id(), "query": "ticket", "ticket": "nope"})
+    assert reply["error"]["code"] == "unknown_ticket"
+    # questions change nothing
+    assert site.probe.since(mark, f"{t.root}/event/issued") == []
+    assert site.core.service.seq > seq  # (the counter commands above did publish)
+
+
+async def test_query_ticket_records_page_by_page(site: Site) -> None:
+    t = site.topics
+    for _ in range(5):
+        await site.ticket("ho-tich")
+    await site.counter("3", "open", officer="Vũ Thị Lan")
+    await site.counter("3", "call_next")
+    await site.counter("3", "finish")
+    await site.rating(counter="3", score=2)
+    pages: list[list[dict[str, Any]]] = []
+    after = None
+    while True:
+        body = {"request_id": new_id(), "query": "tickets", "limit": 2, "after": after}
+        reply = await site.probe.request(t.cmd_query, {k: v for k, v in body.items() if v is not None})
+        assert reply["ok"]
+        pages.append(reply["tickets"])
+        after = reply["next"]
+        if after is None:
+            break
+    numbers = [r["number"] for page in pages for r in page]
+    assert numbers == ["2001", "2002", "2003", "2004", "2005"]
+    first = pages[0][0]
+    assert first["officer"] == "Vũ Thị Lan" and first["rating"] == 2 and first["status"] == "done"
+    assert first["rated_at"] and first["day"] and "phone" not in first
+    today = first["day"]
+    reply = await site.probe.request(t.cmd_query, {"request_id": new_id(), "query": "tickets", "from": "2000-01-01",
+                                                   "to": "2000-01-02"})
+    assert reply["ok"] and reply["tickets"] == [] and reply["next"] is None
+    reply = await site.probe.request(t.cmd_query, {"request_id": new_id(), "query": "tickets", "from": today})
+    assert len(reply["tickets"]) == 5
+    for bad in ({"query": "everything"}, {"query": "tickets", "limit": 0}, {"query": "tickets", "from": "21/11/2026"},
+                {"query": "ticket"}, {"query": "tickets", "after": "abc"}):
+        reply = await site.probe.request(t.cmd_query, {"request_id": new_id(), **bad})
+        assert reply["ok"] is False and reply["error"]["code"] == "bad_request", bad
