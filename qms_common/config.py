@@ -17,7 +17,7 @@ MQTT_URL_ENV = "QMS_MQTT_URL"
 
 # Sections other parts read from the same file; listed so a misspelt section name is caught.
 KNOWN_SECTIONS = (
-    "site", "mqtt", "storage", "web", "queue", "rating", "fields", "counters",
+    "site", "mqtt", "storage", "web", "queue", "rating", "fields", "counters", "agents",
     "speech", "display", "kiosk", "printer", "accounts", "security",
 )
 
@@ -107,6 +107,14 @@ class CounterConfig:
 
 
 @dataclass(frozen=True)
+class AgentConfig:
+    """A counter agent of the site and the counters it may command (for the broker's ACLs)."""
+
+    id: str
+    counters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     default_service_s: int = 300
     next_preview: int = 5
@@ -126,6 +134,7 @@ class SiteConfig:
     web_port: int
     fields: tuple[FieldConfig, ...]
     counters: tuple[CounterConfig, ...]
+    agents: tuple[AgentConfig, ...] = ()
     queue: QueueSettings = field(default_factory=QueueSettings)
     rating_levels: tuple[str, ...] = DEFAULT_RATING_LEVELS
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -208,12 +217,13 @@ def load_site_config(path: Path | str, *, env: dict[str, str] | None = None) -> 
 
     fields = _parse_fields(root)
     counters = _parse_counters(root, {f.id for f in fields})
+    agents = _parse_agents(root, {c.id for c in counters})
 
     return SiteConfig(
         path=path, id=site_id, name=site_name, timezone=tz_name,
         day_starts=time(int(m.group(1)), int(m.group(2))),
         mqtt=mqtt, storage_path=storage_path, web_host=web_host, web_port=web_port,
-        fields=fields, counters=counters, queue=queue, rating_levels=levels, raw=data,
+        fields=fields, counters=counters, agents=agents, queue=queue, rating_levels=levels, raw=data,
     )
 
 
@@ -266,3 +276,24 @@ def _parse_counters(root: Table, field_ids: set[str]) -> tuple[CounterConfig, ..
         counters.append(CounterConfig(id=cid, name=name, fields=tuple(dict.fromkeys(cfields)),
                                       spoken=spoken))
     return tuple(counters)
+
+
+def _parse_agents(root: Table, counter_ids: set[str]) -> tuple[AgentConfig, ...]:
+    agents: list[AgentConfig] = []
+    owner: dict[str, str] = {}
+    for t in root.tables("agents"):
+        aid = t.slug("id")
+        if any(a.id == aid for a in agents):
+            t.fail("id", f"mã tác tử {aid!r} bị trùng.", "Mỗi tác tử quầy cần một mã riêng.")
+        counters = t.str_list("counters", required=True)
+        for cid in counters:
+            if cid not in counter_ids:
+                t.fail("counters", f"quầy {cid!r} không có trong [[counters]].",
+                       f"Dùng một trong: {', '.join(sorted(counter_ids))}.")
+            if cid in owner:
+                t.fail("counters", f"quầy {cid!r} đã thuộc tác tử {owner[cid]!r}.",
+                       "Mỗi quầy chỉ do một tác tử điều khiển.")
+            owner[cid] = aid
+        t.reject_unknown()
+        agents.append(AgentConfig(id=aid, counters=tuple(counters)))
+    return tuple(agents)

@@ -1,0 +1,3 @@
+from broker_config.tool import main
+
+raise SystemExit(main())

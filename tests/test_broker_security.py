@@ -1,0 +1,189 @@
+"""The production broker configuration written by qms-broker, against a real Mosquitto: who may
+connect, publish and read what."""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from broker_config.tool import main as qms_broker
+from qms_common.config import MqttSettings, load_site_config
+from qms_common.devbroker import Broker, free_port
+from qms_common.mqtt import MqttSession, Requester, RequestTimeout
+from qms_common.protocol import Topics
+from tests.support.core import running_core
+from tests.support.mqtt import Probe
+from tests.support.site import write_site
+
+AGENTS = """
+[[agents]]
+id = "tang-1"
+counters = ["1", "2"]
+
+[[agents]]
+id = "tang-2"
+counters = ["3"]
+"""
+
+
+@dataclass
+class SecureSite:
+    config: Path
+    topics: Topics
+    broker: Broker
+    out: Path
+    passwords: dict[str, str]
+
+    def url(self, user: str, password: str | None = None) -> str:
+        return f"mqtt://{user}:{password or self.passwords[user]}@127.0.0.1:{self.broker.port}"
+
+    def tls_url(self, user: str) -> str:
+        return f"mqtts://{user}:{self.passwords[user]}@localhost:{self.tls_port}"
+
+    @property
+    def tls_port(self) -> int:
+        return int(next(line.split()[1] for line in (self.out / "mosquitto.conf").read_text().splitlines()
+                        if line.startswith("listener") and "127.0.0.1" not in line))
+
+
+def generate(config: Path, out: Path, port: int, tls_port: int, *extra: str) -> dict[str, str]:
+    assert qms_broker(["--config", str(config), "--out", str(out), "--port", str(port), "--tls-port",
+                       str(tls_port), "--run-as", "root", *extra]) == 0
+    creds = tomllib.loads((out / "credentials.toml").read_text(encoding="utf-8"))
+    return {name: entry["password"] for name, entry in creds["users"].items()}
+
+
+@pytest.fixture
+def secure(tmp_path: Path) -> Iterator[SecureSite]:
+    port, tls_port = free_port(), free_port()
+    config, site_id = write_site(tmp_path, f"mqtt://127.0.0.1:{port}", extra=AGENTS)
+    out = tmp_path / "broker"
+    passwords = generate(config, out, port, tls_port)
+    broker = Broker(port=port, conf=out / "mosquitto.conf", workdir=out, log_path=tmp_path / "mosquitto.log")
+    broker.start()
+    try:
+        yield SecureSite(config, Topics(site_id), broker, out, passwords)
+    finally:
+        broker.stop()
+
+
+async def connect_fails(url: str) -> str:
+    s = MqttSettings.from_url(url)
+    with pytest.raises(aiomqtt.MqttError) as info:
+        async with aiomqtt.Client(s.host, s.port, username=s.username, password=s.password,
+                                  protocol=aiomqtt.ProtocolVersion.V5):
+            pass
+    return str(info.value)
+
+
+async def test_anonymous_and_wrong_passwords_are_refused(secure: SecureSite) -> None:
+    assert "authori" in (await connect_fails(f"mqtt://127.0.0.1:{secure.broker.port}")).lower()
+    await connect_fails(secure.url("web", "not-the-password"))
+    await connect_fails(secure.url("nobody", "whatever"))
+    async with Probe(secure.url("readonly")):
+        pass  # the right password works
+
+
+async def delivered(secure: SecureSite, user: str, attempts: list[str], marker_user: str = "core") -> list[str]:
+    """Publish to each topic of `attempts` as `user`, then a marker as `marker_user`; return the topics
+    of `attempts` that the core's subscription received before the marker (the broker keeps order)."""
+    attempt, marker = f"attempt-{uuid.uuid4().hex}".encode(), f"marker-{uuid.uuid4().hex}".encode()
+    async with Probe(secure.url("core")) as core, Probe(secure.url(user)) as who:
+        await core.subscribe(f"{secure.topics.root}/#")
+        mark = core.mark()
+        for topic in attempts:
+            await who.publish(topic, attempt)
+        async with Probe(secure.url(marker_user)) as m:
+            await m.publish(secure.topics.cmd_query, marker)  # a topic both core and web may write
+        await core.wait_for(lambda m: m.payload == marker, start=mark)
+        return [m.topic for m in core.received[mark:] if m.payload == attempt]
+
+
+async def test_an_agent_commands_only_its_own_counters(secure: SecureSite) -> None:
+    t = secure.topics
+    got = await delivered(secure, "tang-1", [t.cmd_counter("3"), t.cmd_counter("1"), t.cmd_counter("2")])
+    assert got == [t.cmd_counter("1"), t.cmd_counter("2")]
+    got = await delivered(secure, "tang-2", [t.cmd_counter("1"), t.status_agent("tang-1"), t.status_agent("tang-2"),
+                                             t.state_counter("3")])
+    assert got == [t.status_agent("tang-2")]
+
+
+async def test_the_web_server_cannot_publish_state_as_the_core(secure: SecureSite) -> None:
+    t = secure.topics
+    attempts = [t.state_counter("1"), t.state_queue("dat-dai"), t.event("called"), t.status_core, t.cmd_ticket]
+    assert await delivered(secure, "web", attempts) == [t.cmd_ticket]
+
+
+async def test_the_readonly_user_reads_but_cannot_publish_at_all(secure: SecureSite) -> None:
+    t = secure.topics
+    attempts = [t.cmd_ticket, t.cmd_counter("1"), t.state_site, t.status_agent("tang-1"), f"{t.root}/anything"]
+    assert await delivered(secure, "readonly", attempts, marker_user="web") == []
+    async with Probe(secure.url("core")) as core:
+        await core.publish(t.state_site, b'{"site":"x"}', retain=True)
+    async with Probe(secure.url("readonly")) as ro:
+        await ro.subscribe(t.state_all)
+        assert (await ro.wait_topic(t.state_site))["site"] == "x"
+
+
+async def test_the_whole_flow_works_under_the_acls_also_over_tls(secure: SecureSite, tmp_path: Path) -> None:
+    t = secure.topics
+    core_config = tmp_path / "core.toml"
+    core_config.write_text(secure.config.read_text(encoding="utf-8").replace(
+        f'url = "mqtt://127.0.0.1:{secure.broker.port}"', f'url = "{secure.url("core")}"'), encoding="utf-8")
+    async with running_core(core_config):
+        # the web server asks on its own reply topic
+        web = MqttSession(MqttSettings.from_url(secure.url("web")), identifier="web-test", name="web")
+        web_req = Requester(web, t, "web")
+        web.on_message = lambda m: _handled(web_req, m)
+        # an agent on another machine comes over TLS, checking the broker's certificate
+        agent_settings = MqttSettings.from_url(secure.tls_url("tang-1"))
+        agent_settings = replace(agent_settings, ca_file=str(secure.out / "tls" / "ca.crt"))
+        agent = MqttSession(agent_settings, identifier="tang-1", name="tang-1")
+        agent_req = Requester(agent, t, "tang-1")
+        agent.on_message = lambda m: _handled(agent_req, m)
+        tasks = [asyncio.create_task(s.run()) for s in (web, agent)]
+        try:
+            async with asyncio.timeout(15):
+                await web.wait_connects(1)
+                await agent.wait_connects(1)
+            issued = await web_req.request(t.cmd_ticket, {"field": "dat-dai"})
+            assert issued["ok"] and issued["ticket"]["number"] == "1001"
+            called = await agent_req.request(t.cmd_counter("1"), {"action": "call_next"})
+            assert called["ok"] and called["ticket"]["number"] == "1001"
+            # another agent's counter: the broker drops the command, so no reply ever comes
+            with pytest.raises(RequestTimeout):
+                await agent_req.request(t.cmd_counter("3"), {"action": "call_next"}, timeout=1)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+
+async def _handled(req: Requester, message: aiomqtt.Message) -> None:
+    req.handle(message)
+
+
+def test_running_again_keeps_passwords_and_rotates_on_request(secure: SecureSite) -> None:
+    port, tls = secure.broker.port, secure.tls_port
+    again = generate(secure.config, secure.out, port, tls)
+    assert again == secure.passwords
+    rotated = generate(secure.config, secure.out, port, tls, "--rotate", "tang-2")
+    assert rotated["tang-2"] != secure.passwords["tang-2"]
+    assert {k: v for k, v in rotated.items() if k != "tang-2"} == {
+        k: v for k, v in secure.passwords.items() if k != "tang-2"}
+    acl = (secure.out / "acl").read_text(encoding="utf-8")
+    assert f"user tang-2\ntopic write {secure.topics.cmd_counter('3')}\n" in acl
+    passwd = (secure.out / "passwd").read_text(encoding="utf-8")
+    assert all(line.split(":", 1)[1].startswith("$7$101$") for line in passwd.splitlines())
+
+
+def test_an_agent_id_must_not_take_a_reserved_name(tmp_path: Path) -> None:
+    config, _ = write_site(tmp_path, "mqtt://127.0.0.1:1", extra='[[agents]]\nid = "web"\ncounters = ["1"]\n')
+    assert load_site_config(config).agents[0].id == "web"
+    assert qms_broker(["--config", str(config), "--out", str(tmp_path / "o")]) == 2
