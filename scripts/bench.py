@@ -123,6 +123,8 @@ path = "{tmp / 'bench.sqlite3'}"
         cpu1 = {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
         result["core_rss_mb"] = round(procs["core"].memory_info().rss / 2**20, 1)
         result["cpu_s"] = {k: round(cpu1[k] - cpu0[k], 2) for k in procs}
+        result["core_threads_cpu_s"] = sorted((round(t.user_time + t.system_time, 2) for t in procs["core"].threads()),
+                                              reverse=True)
     finally:
         core.terminate()
         core.wait(10)
