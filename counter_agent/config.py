@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 from counter_agent.drivers import DRIVERS
 from qms_common.config import MqttSettings, parse_mqtt_table
-from qms_common.tomlconf import ConfigError, Table, read_toml, resolve_path
+from qms_common.tomlconf import ConfigError, Table, read_toml
 
 SECTIONS = ("agent", "mqtt", "serial", "counters")
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
@@ -70,10 +71,12 @@ class AgentConfig:
 
 
 def _port(path: Path, value: str) -> str:
-    """A device path (relative ones are relative to this file) or a pyserial URL as written."""
+    """A device path (relative ones are relative to this file) or a pyserial URL as written.
+    Symbolic links are kept, never resolved: /dev/serial/by-id/... names the same adapter after
+    it is plugged in again as another ttyUSB, and a simulator's link moves to its new pty."""
     if "://" in value:
         return value
-    return str(resolve_path(path, value))
+    return os.path.abspath(path.parent / Path(value).expanduser())
 
 
 def load_agent_config(path: Path | str, *, env: dict[str, str] | None = None) -> AgentConfig:

@@ -216,3 +216,10 @@ def test_config_errors_name_file_key_and_fix(tmp_path: Path, change: tuple[str, 
     assert err.value.key == key, str(err.value)
     assert words in str(err.value)
     assert str(tmp_path / "agent.toml") in str(err.value)
+
+
+def test_config_keeps_symbolic_links(tmp_path: Path) -> None:
+    (tmp_path / "by-id").mkdir()
+    (tmp_path / "by-id" / "usb-FTDI-if00").symlink_to("/dev/null")
+    cfg = load_agent_config(write(tmp_path, GOOD.replace("/dev/ttyUSB0", "by-id/usb-FTDI-if00")), env={})
+    assert cfg.devices[0].port == str(tmp_path / "by-id" / "usb-FTDI-if00")
