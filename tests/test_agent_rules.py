@@ -223,3 +223,13 @@ def test_config_keeps_symbolic_links(tmp_path: Path) -> None:
     (tmp_path / "by-id" / "usb-FTDI-if00").symlink_to("/dev/null")
     cfg = load_agent_config(write(tmp_path, GOOD.replace("/dev/ttyUSB0", "by-id/usb-FTDI-if00")), env={})
     assert cfg.devices[0].port == str(tmp_path / "by-id" / "usb-FTDI-if00")
+
+
+@pytest.mark.parametrize("name", ["agent.toml", "agent-demo.toml"])
+def test_example_configs_load(name: str) -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    cfg = load_agent_config(examples / name, env={})
+    assert cfg.site == "demo"
+    if name == "agent-demo.toml":  # a panel and keypad for every counter of the demo site
+        assert set(cfg.counters) == {"1", "2", "3", "4", "5", "6"}
+        assert all(d.driver == "qms-serial" for d in cfg.devices if d.counter != "1")
