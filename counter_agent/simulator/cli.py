@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import stat
 import sys
@@ -98,7 +99,7 @@ def stamp() -> str:
 
 
 def print_shown(bus: SimulatedBus, s: Shown) -> None:
-    if s.kind == "ping":
+    if s.kind == "ping" or not s.changed:  # pings and repaints of the same text: --trace shows them
         return
     label = bus.panels[s.address].label
     text = s.text if s.text else "(tắt)"
@@ -237,7 +238,7 @@ async def show(ns: argparse.Namespace) -> int:
     paths = [ns.socket] if ns.socket else [control_path(p) for p in load_agent_config(ns.config, env={}).ports()]
     status = 0
     for path in paths:
-        print(f"{path}:")
+        print(f"{path}:", flush=True)
         status |= await talk(path, "show")
     return status
 
@@ -248,8 +249,9 @@ async def talk(path: Path, command: str) -> int:
     except (OSError, TimeoutError) as exc:
         print(f"Không nói chuyện được với trình giả lập tại {path} ({exc}). Nó đang chạy chứ?", file=sys.stderr)
         return 1
-    for line in lines:
-        print(line)
+    with contextlib.suppress(BrokenPipeError):  # `... show | head`
+        for line in lines:
+            print(line, flush=True)
     return 1 if any(line.startswith("error") for line in lines) else 0
 
 

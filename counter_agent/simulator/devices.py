@@ -23,6 +23,7 @@ class Shown:
     flash: bool    # it blinks (qms-serial F)
     raw: bytes     # the frame as received
     at: float
+    changed: bool = True  # the panel looks different now (a blink always does)
 
 
 @dataclass
@@ -65,12 +66,14 @@ class QmsSerialDevices:
                 [self.panels[f.address]] if f.address in self.panels else [])
             raw = qs.encode_frame(f.address, f.cmd, f.data)
             for p in targets:
+                before = (p.text, p.flashing)
                 if f.cmd in (qs.SHOW, qs.FLASH):
                     p.text, p.flashing = f.data, f.cmd == qs.FLASH
-                    shown.append(Shown(p.address, "show", p.text, p.flashing, raw, now))
+                    shown.append(Shown(p.address, "show", p.text, p.flashing, raw, now,
+                                       p.flashing or (p.text, p.flashing) != before))
                 elif f.cmd == qs.CLEAR:
                     p.text, p.flashing = "", False
-                    shown.append(Shown(p.address, "clear", "", False, raw, now))
+                    shown.append(Shown(p.address, "clear", "", False, raw, now, (p.text, p.flashing) != before))
                 elif f.cmd == qs.PING:
                     shown.append(Shown(p.address, "ping", p.text, False, raw, now))
                 else:
@@ -107,10 +110,11 @@ class ModbusLedDevices:
             if p is None:
                 continue  # another device's frame (0 is broadcast: no display obeys it here)
             raw = mb.with_crc(bytes([f.address, f.function]) + f.body)
+            before = p.text
             answer = self._answer(p, f)
             if not answer[1] & 0x80 and f.function in (mb.WRITE_MULTIPLE, mb.WRITE_SINGLE):
                 p.text = mb.segments_text(self._segments[p.address]).strip()
-                shown.append(Shown(p.address, "show", p.text, False, raw, now))
+                shown.append(Shown(p.address, "show", p.text, False, raw, now, p.text != before))
             if not p.muted:
                 out += answer
         return bytes(out), shown
