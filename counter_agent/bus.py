@@ -197,15 +197,21 @@ class Bus:
                 self.on_key(device, ev.key)
             elif isinstance(ev, (Ack, DeviceError)):
                 pending = self._pending
-                if (pending is not None and pending[0] == ev.address and not pending[2].done()
-                        and (ev.tag == pending[1] or isinstance(ev, DeviceError))):
+                answers = (pending is not None and pending[0] == ev.address and not pending[2].done()
+                           and (ev.tag == pending[1] or isinstance(ev, DeviceError)))
+                if answers:
+                    assert pending is not None
                     pending[2].set_result(ev)
                 elif isinstance(ev, Ack):
                     self._past_drops[UNEXPECTED] += 1  # late: its request was already sent again
                 if isinstance(ev, DeviceError):
                     device.errors += 1
                     log.warning("%s báo lỗi: %s", device.config.label, ev.detail)
-                    self.on_change()
+                    if not answers:
+                        # unasked (a panel that restarted says E BOOT): it may show nothing now
+                        device.painted = None
+                        self._idle.clear()
+                        self._wake.set()
         self.on_change()
 
     # ---------------------------------------------------------------- the writer

@@ -336,3 +336,30 @@ async def test_modbus_panel_frames(rig: Rig) -> None:
     assert shown.raw[7:11] == bytes.fromhex("73 77 3E 6D")
     health = await rig.health(lambda h: device_health(h, "1", "bus-m")["shown"] == "PAUS")
     assert device_health(health, "1", "bus-m")["device"] == "online"
+
+
+async def test_a_double_press_calls_once(rig: Rig) -> None:
+    await rig.ticket("dat-dai")
+    await rig.ticket("dat-dai")
+    mark = rig.bus_a.mark()
+    rig.bus_a.send(qs.encode_frame(1, "K", "N") * 2)  # a bouncing key: the second comes before the reply
+    await rig.bus_a.wait_shown(1, "1001", flash=True, start=mark)
+    health = await rig.health(lambda h: device_health(h, "1", "bus-a")["dropped"]["busy"] == 1)
+    assert device_health(health, "1", "bus-a")["keys"] == 2
+    await rig.probe.wait_topic(rig.topics.state_queue("dat-dai"), lambda q: q["next"] == ["1002"])
+    # a request that changes nothing: its reply comes after whatever the core published before
+    assert (await rig.counter("no-such-counter", "resume"))["error"]["code"] == "unknown_counter"
+    queues = [m.json for m in rig.probe.received if m.topic == rig.topics.state_queue("dat-dai")]
+    assert queues[-1]["waiting"] == 1
+
+
+async def test_a_device_that_restarted_is_painted_again(rig: Rig) -> None:
+    await rig.ticket("ho-tich")
+    await rig.counter("3", "call_next")
+    await rig.bus_b.wait_shown(1, "2001", flash=True)
+    mark = rig.bus_b.mark()
+    rig.bus_b.send(qs.encode_frame(1, "E", "BOOT"))  # what firmware says after power-up
+    shown = await rig.bus_b.wait_shown(1, "2001", start=mark)
+    assert shown.raw == qs.encode_frame(1, "D", "2001")
+    health = await rig.health(lambda h: device_health(h, "3", "bus-b")["errors"] == 1)
+    assert device_health(health, "3", "bus-b")["device"] == "online"
