@@ -3,6 +3,7 @@ real core. Every wait is on the frame or message expected, with a timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from counter_agent.agent import Agent
 from counter_agent.drivers import modbus_led as mb
 from counter_agent.drivers import qms_serial as qs
 from counter_agent.simulator.bus import SimulatedBus
+from counter_agent.simulator.devices import Panel, QmsSerialDevices, Shown
 from qms_common.devbroker import Broker
 from qms_common.protocol import Topics
 from tests.support.agent import running_agent, sim_bus, write_agent_config
@@ -363,3 +365,38 @@ async def test_a_device_that_restarted_is_painted_again(rig: Rig) -> None:
     assert shown.raw == qs.encode_frame(1, "D", "2001")
     health = await rig.health(lambda h: device_health(h, "3", "bus-b")["errors"] == 1)
     assert device_health(health, "3", "bus-b")["device"] == "online"
+
+
+async def test_a_serial_to_ethernet_converter_port(broker: Broker, tmp_path: Path) -> None:
+    """port = "socket://host:port" (ser2net, a Moxa box): the same protocol over TCP."""
+    devices = QmsSerialDevices({1: Panel(1, "1")})
+    shown: list[Shown] = []
+    changed = asyncio.Event()
+
+    async def converter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(1024):
+            answer, new = devices.feed(data, 0.0)
+            writer.write(answer)
+            shown.extend(new)
+            changed.set()
+
+    server = await asyncio.start_server(converter, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    site_path, site_id = write_site(tmp_path, broker.url)
+    config = write_agent_config(tmp_path, broker.url, site_id, [
+        {"id": "1", "port": f"socket://127.0.0.1:{port}", "driver": "qms-serial", "address": 1}])
+    topics = Topics(site_id)
+
+    async def wait_shown(text: str, flash: bool) -> None:
+        async with asyncio.timeout(10):
+            while not any(s.text == text and s.flash == flash and s.kind == "show" for s in shown):
+                changed.clear()
+                await changed.wait()
+
+    try:
+        async with running_core(site_path), Probe(broker.url) as probe, running_agent(config):
+            await probe.request(topics.cmd_ticket, {"request_id": new_id(), "field": "dat-dai"})
+            await probe.request(topics.cmd_counter("1"), {"request_id": new_id(), "action": "call_next"})
+            await wait_shown("1001", True)
+    finally:
+        server.close()
