@@ -126,6 +126,9 @@ class Agent:
                         self.repaint(counter)
         except (ProtocolError, ValueError, TypeError, KeyError, AttributeError) as exc:
             log.warning("Bỏ qua tin không đọc được trên %s: %s", topic, exc)
+        except Exception:
+            # a bug here must not take the broker session (and every panel) down with it
+            log.exception("Lỗi khi xử lý tin trên %s", topic)
 
     def _core_status(self, online: bool) -> None:
         if online != self.core_online:

@@ -46,6 +46,7 @@ class Device:
     driver: Driver
     desired: Display = field(default_factory=lambda: Display(""))
     painted: Display | None = None  # what the device acknowledged; None: not known
+    epoch: int = 0  # bumped when the device may have lost its display, so a paint in flight does not count
     status: str = UNKNOWN
     last_heard: float = float("-inf")
     last_try: float = float("-inf")
@@ -61,6 +62,10 @@ class Device:
     @property
     def address(self) -> int:
         return self.config.address
+
+    def forget_display(self) -> None:
+        self.painted = None
+        self.epoch += 1
 
     def needs_paint(self) -> bool:
         return self.status != OFFLINE and self.painted != self.desired
@@ -157,22 +162,30 @@ class Bus:
             self.is_open, self.error = True, None
             self.opens += 1
             for d in self.devices:
-                d.painted, d.status = None, UNKNOWN  # paint everything again
+                d.forget_display()  # paint everything again
+                d.status = UNKNOWN
             self.on_change()
             writer = asyncio.create_task(self._writer(link))
+            waiting = asyncio.create_task(lost.wait())
             try:
-                await lost.wait()
+                await asyncio.wait({writer, waiting}, return_when=asyncio.FIRST_COMPLETED)
+                if writer.done() and not writer.cancelled() and writer.exception() is not None:
+                    # a bug, not the port: start this port afresh rather than leave its panels frozen
+                    log.error("Lỗi khi ghi ra cổng %s", self.port, exc_info=writer.exception())
+                    reason.append("lỗi nội bộ")
             finally:
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+                for task in (writer, waiting):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
                 link.close()
                 self.is_open = False
             log.warning("Mất cổng %s (%s); tự mở lại khi cổng trở lại", self.port, reason[0] if reason else "?")
             logged = True
             self.error = reason[0] if reason else None
             for d in self.devices:
-                d.painted, d.status = None, UNKNOWN
+                d.forget_display()
+                d.status = UNKNOWN
             self.on_change()
             await asyncio.sleep(backoff.next())
 
@@ -209,7 +222,7 @@ class Bus:
                     log.warning("%s báo lỗi: %s", device.config.label, ev.detail)
                     if not answers:
                         # unasked (a panel that restarted says E BOOT): it may show nothing now
-                        device.painted = None
+                        device.forget_display()
                         self._idle.clear()
                         self._wake.set()
         self.on_change()
@@ -226,7 +239,8 @@ class Bus:
                 want = device.desired
                 flash = device.painted is not None and want.flash != device.painted.flash
                 req = self.driver.show(device.address, want.text, flash=flash, digits=device.config.digits)
-                if await self._transact(link, device, req, 1 + retries):
+                epoch = device.epoch
+                if await self._transact(link, device, req, 1 + retries) and device.epoch == epoch:
                     device.painted = want
                     self.on_change()
                 continue
@@ -274,7 +288,7 @@ class Bus:
             if device.status != ONLINE:
                 if device.status == OFFLINE:
                     log.info("%s trả lời trở lại", device.config.label)
-                    device.painted = None  # it may have lost its display: paint it again
+                    device.forget_display()  # it may have lost its display: paint it again
                 device.status = ONLINE
                 self.on_change()
             return True

@@ -119,7 +119,7 @@ async def test_simulator_script_drives_a_bus(tmp_path: Path) -> None:
 
     script = tmp_path / "keys.txt"
     # a firmware writer's check: wait for the host's first frame, press N, wait for the call
-    script.write_text("wait 1 ----\n1 N   # call next\nwait 1 1005\n", encoding="utf-8")
+    script.write_text("wait 1 ----\n1 N   # call next\nwait 1 1005\nwait 1 OFF\n", encoding="utf-8")
     link = tmp_path / "bus"
     async with child("-m", "counter_agent.simulator", "--link", str(link), "--device", "1=1",
                      "--script", str(script), "--exit", "--trace") as sim:
@@ -144,7 +144,8 @@ async def test_simulator_script_drives_a_bus(tmp_path: Path) -> None:
                 while qs.Frame(1, "A", "F") not in frames:
                     got.clear()
                     await got.wait()
-            assert await sim.proc.wait() == 0  # the script saw 1005 and ended
+            port.write(qs.encode_frame(1, "D", "OFF"))
+            assert await sim.proc.wait() == 0  # the script saw 1005, then OFF, and ended
         finally:
             port.close()
         with contextlib.suppress(AssertionError):

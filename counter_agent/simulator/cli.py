@@ -151,8 +151,10 @@ class Simulator:
             case ["sleep", seconds]:
                 await asyncio.sleep(float(seconds))
             case ["wait", label, *shown]:
+                # until the panel shows it: now, or after a frame still to come
                 bus, address = self.find_panel(label)
-                await bus.wait_shown(address, " ".join(shown), timeout=30)
+                if bus.panels[address].text != " ".join(shown):
+                    await bus.wait_shown(address, " ".join(shown), timeout=30, start=bus.mark())
             case [("mute" | "unmute") as verb, label]:
                 bus, address = self.find_panel(label)
                 print(execute(bus, f"{verb} {address}")[0], flush=True)
