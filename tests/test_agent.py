@@ -4,6 +4,7 @@ real core. Every wait is on the frame or message expected, with a timeout."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from counter_agent.simulator.devices import Panel, QmsSerialDevices, Shown
 from qms_common.devbroker import Broker
 from qms_common.protocol import Topics
 from tests.support.agent import running_agent, sim_bus, write_agent_config
-from tests.support.core import running_core
+from tests.support.core import InProcessCore, running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
 
@@ -35,6 +36,7 @@ class Rig:
     bus_m: SimulatedBus   # modbus-led: counter 1's wall display at 05
     config: Path
     url: str
+    core: InProcessCore
 
     async def ticket(self, field: str) -> dict[str, Any]:
         reply = await self.probe.request(self.topics.cmd_ticket, {"request_id": new_id(), "field": field})
@@ -73,9 +75,9 @@ async def start_rig(broker_url: str, tmp_path: Path, **agent_kw: Any) -> AsyncIt
     bus_m = sim_bus(tmp_path, "bus-m", "modbus-led", {5: "1"})
     config = write_agent_config(tmp_path, broker_url, site_id, DEVICES, **agent_kw)
     try:
-        async with running_core(site_path), Probe(broker_url) as probe, running_agent(config) as agent:
+        async with running_core(site_path) as core, Probe(broker_url) as probe, running_agent(config) as agent:
             await probe.subscribe(topics.state_all, topics.status_all, topics.event_all, topics.health_all)
-            rig = Rig(agent, probe, topics, bus_a, bus_b, bus_m, config, broker_url)
+            rig = Rig(agent, probe, topics, bus_a, bus_b, bus_m, config, broker_url, core)
             # every panel shows its closed counter (blank): the agent is connected and has the state
             for bus, address in ((bus_a, 1), (bus_a, 2), (bus_b, 1), (bus_m, 5)):
                 await bus.wait_shown(address, "")
@@ -400,3 +402,15 @@ async def test_a_serial_to_ethernet_converter_port(broker: Broker, tmp_path: Pat
             await wait_shown("1001", True)
     finally:
         server.close()
+
+
+async def test_a_core_that_does_not_answer_shows_e08(broker: Broker, tmp_path: Path) -> None:
+    async for rig in start_rig(broker.url, tmp_path, request_timeout_s=1.0):
+        # the core stops reading without its Last Will (a hung process): status/core still says online
+        rig.core.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await rig.core.task
+        mark = rig.bus_a.mark()
+        rig.bus_a.press(1, "N")
+        await rig.bus_a.wait_shown(1, "E-08", flash=True, start=mark)
+        await rig.bus_a.wait_shown(1, "", start=mark)  # then the last state known again
