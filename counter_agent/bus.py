@@ -176,7 +176,7 @@ class Bus:
             finally:
                 for task in (writer, waiting):
                     task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
+                    with contextlib.suppress(asyncio.CancelledError, Exception):  # logged above
                         await task
                 link.close()
                 self.is_open = False

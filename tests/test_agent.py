@@ -414,3 +414,24 @@ async def test_a_core_that_does_not_answer_shows_e08(broker: Broker, tmp_path: P
         rig.bus_a.press(1, "N")
         await rig.bus_a.wait_shown(1, "E-08", flash=True, start=mark)
         await rig.bus_a.wait_shown(1, "", start=mark)  # then the last state known again
+
+
+async def test_a_bug_in_a_driver_restarts_its_port_only(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    bus = next(b for b in rig.agent.buses if b.port.endswith("bus-b"))
+    real_show = bus.driver.show
+    calls = 0
+
+    def show_failing_once(*args: Any, **kw: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a driver bug")
+        return real_show(*args, **kw)
+
+    bus.driver.show = show_failing_once  # type: ignore[method-assign]
+    await rig.ticket("ho-tich")
+    await rig.counter("3", "call_next")
+    await rig.bus_b.wait_shown(1, "2001")  # painted after the port was opened afresh
+    health = await rig.health(lambda h: port_health(h, "bus-b")["opens"] == 2)
+    assert port_health(health, "bus-a")["opens"] == 1  # the other ports never noticed
+    assert any("Lỗi khi ghi ra cổng" in r.getMessage() for r in caplog.records)
