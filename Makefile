@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:mosquitto-clients \
                mosquitto_passwd:mosquitto openssl:openssl
 
-.PHONY: venv system-deps test run bench chaos lint clean
+.PHONY: venv system-deps test run bench bench-agent chaos lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
@@ -44,6 +44,9 @@ bench: venv system-deps
 
 chaos: venv system-deps
 	$(PY) scripts/chaos.py --rounds $${ROUNDS:-100}
+
+bench-agent: venv system-deps
+	$(PY) scripts/bench_agent.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

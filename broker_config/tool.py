@@ -46,7 +46,7 @@ class BrokerUser:
 
 def site_users(site: SiteConfig) -> list[BrokerUser]:
     t = Topics(site.id)
-    watch = [("read", t.state_all), ("read", t.event_all), ("read", t.status_all), ("read", f"{t.root}/health/#")]
+    watch = [("read", t.state_all), ("read", t.event_all), ("read", t.status_all), ("read", t.health_all)]
     users = [
         BrokerUser("core", "lõi hàng đợi (queue core)", [("readwrite", f"{t.root}/#")]),
         BrokerUser("web", "máy chủ web (web server)", [
@@ -62,7 +62,7 @@ def site_users(site: SiteConfig) -> list[BrokerUser]:
                               f"Đặt mã khác {', '.join(RESERVED_USERS)}.")
         rules = [("write", t.cmd_counter(c)) for c in agent.counters]
         rules += [("write", t.cmd_rating), ("write", t.status_agent(agent.id)),
-                  ("write", f"{t.root}/health/agent/{agent.id}"),
+                  ("write", t.health_agent(agent.id)),
                   ("read", t.state_all), ("read", t.status_all),
                   ("read", t.reply(agent.id)), ("read", t.reply(agent.id) + "/#")]
         users.append(BrokerUser(agent.id, f"tác tử quầy {', '.join(agent.counters)}", rules))

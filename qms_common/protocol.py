@@ -152,6 +152,14 @@ class Topics:
     def status_all(self) -> str:
         return f"{self.root}/status/#"
 
+    # health of the hardware (retained JSON): what a supervisor's dashboard shows
+    def health_agent(self, agent: str) -> str:
+        return f"{self.root}/health/agent/{agent}"
+
+    @property
+    def health_all(self) -> str:
+        return f"{self.root}/health/#"
+
     # events
     def event(self, kind: EventKind | str) -> str:
         return f"{self.root}/event/{kind}"

@@ -1,8 +1,9 @@
 """`make run`: a complete demo site on this machine.
 
 Starts our own Mosquitto (1883 if free, otherwise a free port), the queue core with
-examples/site.toml, and prints how to talk to it. Children that die are restarted; Ctrl-C stops
-everything. Logs go to var/logs/.
+examples/site.toml, simulated LED panels and keypads for every counter (on ptys) with the
+counter agent that drives them (examples/agent-demo.toml), and prints how to talk to it.
+Children that die are restarted; Ctrl-C stops everything. Logs go to var/logs/.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from counter_agent.config import load_agent_config  # noqa: E402
 from qms_common.config import load_site_config  # noqa: E402
 from qms_common.devbroker import start_broker  # noqa: E402
 from qms_common.tomlconf import ConfigError  # noqa: E402
 
 SITE = ROOT / "examples" / "site.toml"
+AGENT = ROOT / "examples" / "agent-demo.toml"
 VAR = ROOT / "var"
 LOGS = VAR / "logs"
 
@@ -60,11 +63,11 @@ def tail(path: Path, n: int = 5) -> str:
         return ""
 
 
-def wait_core_online(port: int, site_id: str, timeout: float = 30) -> bool:
+def wait_online(port: int, topic: str, timeout: float = 30) -> bool:
     """mosquitto_sub prints the retained presence; "online" comes once the state is published."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = subprocess.run(["mosquitto_sub", "-p", str(port), "-t", f"qms/{site_id}/status/core", "-C", "1",
+        out = subprocess.run(["mosquitto_sub", "-p", str(port), "-t", topic, "-C", "1",
                               "-W", "2"], capture_output=True, text=True)
         if out.stdout.strip() == "online":
             return True
@@ -74,6 +77,7 @@ def wait_core_online(port: int, site_id: str, timeout: float = 30) -> bool:
 def main() -> int:
     try:
         site = load_site_config(SITE, env={})
+        agent_cfg = load_agent_config(AGENT, env={})
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -83,18 +87,27 @@ def main() -> int:
     env = {**os.environ, "QMS_MQTT_URL": url, "PYTHONUNBUFFERED": "1"}
     py = sys.executable
     children = [
+        # the simulated panels first: they make the ports the agent opens
+        Child("simulator", [py, "-m", "counter_agent.simulator", "--config", str(AGENT)], env,
+              LOGS / "panels.log"),
         Child("core", [py, "-m", "queue_core", "--config", str(SITE)], env, LOGS / "core.log"),
+        Child("agent", [py, "-m", "counter_agent", "--config", str(AGENT)], env, LOGS / "agent.log"),
     ]
     for c in children:
         c.start()
-    ok = wait_core_online(broker.port, site.id)
+    ok = wait_online(broker.port, f"qms/{site.id}/status/core")
+    agent_ok = wait_online(broker.port, f"qms/{site.id}/status/agent/{agent_cfg.id}")
     p, s = broker.port, site.id
+    rel_py = os.path.relpath(py, ROOT) if py.startswith(str(ROOT)) else py
+    sim = f"{rel_py} -m counter_agent.simulator"
+    agent_conf = AGENT.relative_to(ROOT)
     fields = ", ".join(f"{f.id} ({f.name} {f.first}–{f.last})" for f in site.fields)
     print(f"""
 ================ Hệ thống xếp hàng một cửa: site demo đang chạy ================
 {site.name}
   Broker MQTT    : {url}   (của riêng demo; cổng 1883 của hệ thống không bị dùng nếu đã bận)
   Lõi hàng đợi   : {"sẵn sàng" if ok else "CHƯA sẵn sàng, xem " + str(LOGS / "core.log")}
+  Tác tử quầy    : {"sẵn sàng" if agent_ok else "CHƯA sẵn sàng, xem " + str(LOGS / "agent.log")} ({agent_conf})
   Cơ sở dữ liệu  : {site.storage_path}
   Nhật ký (logs) : {LOGS}/
   Lĩnh vực       : {fields}
@@ -108,6 +121,16 @@ Thử với mosquitto_rr / Try it (mỗi request_id chỉ được xử lý mộ
     -m '{{"request_id":"'$RANDOM$RANDOM'","action":"call_next"}}'
   # theo dõi mọi trạng thái và sự kiện (watch state and events)
   mosquitto_sub -p {p} -t 'qms/{s}/#' -v
+
+Bảng LED và bàn phím quầy giả lập / Simulated counter panels and keypads (docs/hardware.md):
+  # xem các bảng LED (watch the panels)
+  tail -f {LOGS.relative_to(ROOT)}/panels.log        # hoặc: {sim} show --config {agent_conf}
+  # bấm phím trên bàn phím quầy 1 (press a key on counter 1's keypad)
+  {sim} press --config {agent_conf} --counter 1 N
+  # phím (keys): N gọi số tiếp theo, R gọi lại, S vắng mặt, F xong, P tạm dừng/tiếp tục,
+  #              T1..T4 chuyển sang lĩnh vực thứ 1..4, 1..3 đánh giá (rating)
+  # sức khỏe thiết bị (device health)
+  mosquitto_sub -p {p} -t 'qms/{s}/health/#' -v
 
 Nhấn Ctrl-C để dừng (Ctrl-C stops everything).
 """, flush=True)

@@ -1,0 +1,3 @@
+from counter_agent.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from counter_agent.simulator.cli import main
+
+raise SystemExit(main())
