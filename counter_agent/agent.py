@@ -105,14 +105,11 @@ class Agent:
         # the retained state and status/core follow at once; until then the panels say OFF
 
     async def _on_disconnect(self) -> None:
-        self.requester.fail_all()
         self.core_online = False
         self.repaint_all()
         self._health_changed()
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
-        if self.requester.handle(message):
-            return
         topic = message_topic(message)
         payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else b""
         try:

@@ -116,6 +116,7 @@ class MqttSession:
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._unacked: list[Any] = []
+        self._requesters: list[Requester] = []
         self.connects = 0  # completed connects (after on_connect)
         self._connect_cond = asyncio.Condition()
 
@@ -153,6 +154,8 @@ class MqttSession:
                         self.connects += 1
                         self._connect_cond.notify_all()
                     async for message in client.messages:
+                        if any(r.handle(message) for r in self._requesters):
+                            continue
                         if self.on_message:
                             await self.on_message(message)
                 # the iterator ends only when the connection does
@@ -179,6 +182,8 @@ class MqttSession:
         self._client = None
         self._unacked = []  # a new client starts afresh; nothing of the old one will be acked
         self.connected.clear()
+        for r in self._requesters:
+            r.fail_all()  # no reply is coming to anything in flight: say so now, not at its timeout
         if was and self.on_disconnect:
             await self.on_disconnect()
 
@@ -266,9 +271,11 @@ class Requester:
         self._waiting: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
         if self.reply_topic not in session.subscriptions:
             session.subscriptions.append(self.reply_topic)
+        # the session hands it its replies and tells it when the connection is lost
+        session._requesters.append(self)
 
     def handle(self, message: aiomqtt.Message) -> bool:
-        """Give a received message to the requester; True if it was one of its replies."""
+        """A received message for the requester? (The session calls this before on_message.)"""
         if message_topic(message) != self.reply_topic:
             return False
         corr = getattr(message.properties, "CorrelationData", None) if message.properties else None
@@ -289,13 +296,19 @@ class Requester:
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[corr] = fut
         try:
-            await self.session.publish(topic, dumps(payload),
-                                       properties=request_properties(self.reply_topic, corr))
+            # Not waiting for the broker's PUBACK: the reply is the acknowledgement that counts,
+            # and a PUBACK that never comes (the broker just died) would hold a key press for
+            # the client's 10 s timeout instead of refusing it at once.
+            if not self.session.publish_soon(topic, dumps(payload),
+                                             properties=request_properties(self.reply_topic, corr)):
+                raise NotConnected()
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             raise RequestTimeout() from None
         finally:
             self._waiting.pop(corr, None)
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # failed by fail_all while the publish itself failed: seen, not lost
 
     def fail_all(self) -> None:
         """The connection is gone: no reply is coming to anything in flight."""

@@ -56,7 +56,6 @@ async def drive(url: str, site: str, seconds: float, clients: int) -> dict[str, 
     for i in range(clients):
         s = MqttSession(MqttSettings.from_url(url), identifier=f"bench-{i}", name=f"bench-{i}")
         r = Requester(s, topics, f"bench-{i}")
-        s.on_message = lambda m, r=r: asyncio.sleep(0, r.handle(m))
         sessions.append((s, r, asyncio.create_task(s.run())))
     for s, _, _ in sessions:
         await asyncio.wait_for(s.connected.wait(), 10)

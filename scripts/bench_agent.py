@@ -40,11 +40,6 @@ async def measure(url: str, tmp: Path, presses: int, agent_pid: int) -> dict[str
     topics = Topics("bench")
     session = MqttSession(MqttSettings.from_url(url), identifier="bench-agent-client", name="bench")
     requester = Requester(session, topics, "bench-agent-client")
-
-    async def on_message(m: object) -> None:
-        requester.handle(m)  # type: ignore[arg-type]
-
-    session.on_message = on_message
     task = asyncio.create_task(session.run())
     bus = SimulatedBus(tmp / "bus", "qms-serial", [Panel(1, "1")]).plug()
     try:

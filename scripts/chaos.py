@@ -238,11 +238,6 @@ async def run(rounds: int, seed: int, clients: int) -> dict[str, Any]:
     for i in range(clients):
         s = MqttSession(MqttSettings.from_url(broker.url), identifier=f"chaos-{i}", name=f"chaos-{i}")
         r = Requester(s, topics, f"chaos-{i}")
-
-        async def on_message(m: Any, r: Requester = r) -> None:
-            r.handle(m)
-
-        s.on_message = on_message
         sessions.append((s, r, asyncio.create_task(s.run())))
     problems: list[str] = []
     t0 = time.monotonic()

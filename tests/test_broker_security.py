@@ -141,13 +141,11 @@ async def test_the_whole_flow_works_under_the_acls_also_over_tls(secure: SecureS
         # the web server asks on its own reply topic
         web = MqttSession(MqttSettings.from_url(secure.url("web")), identifier="web-test", name="web")
         web_req = Requester(web, t, "web")
-        web.on_message = lambda m: _handled(web_req, m)
         # an agent on another machine comes over TLS, checking the broker's certificate
         agent_settings = MqttSettings.from_url(secure.tls_url("tang-1"))
         agent_settings = replace(agent_settings, ca_file=str(secure.out / "tls" / "ca.crt"))
         agent = MqttSession(agent_settings, identifier="tang-1", name="tang-1")
         agent_req = Requester(agent, t, "tang-1")
-        agent.on_message = lambda m: _handled(agent_req, m)
         tasks = [asyncio.create_task(s.run()) for s in (web, agent)]
         try:
             async with asyncio.timeout(15):
@@ -163,10 +161,6 @@ async def test_the_whole_flow_works_under_the_acls_also_over_tls(secure: SecureS
         finally:
             for task in tasks:
                 task.cancel()
-
-
-async def _handled(req: Requester, message: aiomqtt.Message) -> None:
-    req.handle(message)
 
 
 def test_running_again_keeps_passwords_and_rotates_on_request(secure: SecureSite) -> None:

@@ -101,6 +101,23 @@ class SimulatedBus:
             self.on_traffic(self, ">", data)
         os.write(self._master, data)
 
+    async def send_all(self, data: bytes) -> None:
+        """Like send, but for more than the pty buffers: waits until the agent has read enough."""
+        loop = asyncio.get_running_loop()
+        view = memoryview(data)
+        while view:
+            if self._master is None:
+                raise RuntimeError("the bus is unplugged")
+            try:
+                view = view[os.write(self._master, view):]
+            except BlockingIOError:
+                writable: asyncio.Future[None] = loop.create_future()
+                loop.add_writer(self._master, lambda w=writable: w.done() or w.set_result(None))
+                try:
+                    await asyncio.wait_for(writable, 10)
+                finally:
+                    loop.remove_writer(self._master)
+
     def press(self, address: int, key: str) -> None:
         if address not in self.panels:
             raise KeyError(f"no device at address {address}")
