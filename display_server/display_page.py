@@ -93,7 +93,11 @@ async def _write(app: web.Application, ws: web.WebSocketResponse, sub: Any, flt:
     await ws.send_str(dumps({"type": "view", "view": last}))
     while True:
         try:
-            batch = [await asyncio.wait_for(sub.get(), KEEPALIVE_S), *sub.get_batch()]
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # meets an arriving item, and the page's handler would outlive its socket
+            async with asyncio.timeout(KEEPALIVE_S):
+                first = await sub.get()
+            batch = [first, *sub.get_batch()]
         except TimeoutError:
             await ws.send_str('{"type":"keepalive"}')
             continue

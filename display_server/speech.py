@@ -175,17 +175,23 @@ class EspeakRenderer:
     async def render(self, text: str) -> bytes:
         assert self.binary is not None
         with tempfile.TemporaryDirectory(prefix="qms-espeak-") as tmp:
-            out = Path(tmp) / "clip.wav"
-            # the text goes in on stdin, as UTF-8: never parsed as an option
+            text_file, out = Path(tmp) / "text.txt", Path(tmp) / "clip.wav"
+            # the text from a file, as UTF-8: never parsed as an option; and no stdin pipe, which
+            # on 3.11 keeps proc.wait() waiting after a kill
+            text_file.write_text(text, encoding="utf-8")
             proc = await asyncio.create_subprocess_exec(
-                self.binary, "-v", self.espeak_voice, "-s", str(self.speed), "-b", "1", "-w", str(out), "--stdin",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+                self.binary, "-v", self.espeak_voice, "-s", str(self.speed), "-b", "1", "-w", str(out),
+                "-f", str(text_file),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
             try:
-                _, err = await asyncio.wait_for(proc.communicate(text.encode("utf-8")), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):
+                    _, err = await proc.communicate()
             except TimeoutError:
-                proc.kill()
-                await proc.wait()
                 raise RenderError("espeak-ng: timeout") from None
+            finally:
+                if proc.returncode is None:  # timed out or cancelled: no orphan left behind
+                    proc.kill()
+                    await asyncio.shield(proc.wait())
             if proc.returncode != 0 or not out.is_file():
                 raise RenderError(f"espeak-ng: exit {proc.returncode}: {err.decode(errors='replace').strip()}")
             return out.read_bytes()
@@ -215,16 +221,16 @@ class Speech:
         self._silent_warned = False
         self._drained = asyncio.Event()
         self._drained.set()
+        self._new_clip = asyncio.Condition()
 
     async def clip(self, text: str) -> Clip | None:
         """The clip of a phrase: from the cache, or rendered now; None if no engine can say it."""
         text = nfc(text).strip()
         if not text:
             return None
-        for r in self.renderers:
-            cached = self.cache.get(r, text)
-            if cached is not None:
-                return cached
+        cached = self.cached(text)
+        if cached is not None:
+            return cached
         fut = self._inflight.get(text)
         if fut is not None:  # the same phrase is being rendered already (a call racing its pre-render)
             await asyncio.wait([fut])
@@ -256,7 +262,10 @@ class Speech:
                 except RenderError as exc:
                     log.debug("%s không đọc được %r: %s", r.name, text, exc)
                     continue
-                return await asyncio.to_thread(self.cache.put, r, text, audio)
+                clip = await asyncio.to_thread(self.cache.put, r, text, audio)
+                async with self._new_clip:
+                    self._new_clip.notify_all()
+                return clip
         if not self._silent_warned:
             log.warning("Không bộ đọc nào dùng được: các lần gọi số chỉ có chuông và chữ trên màn hình")
             self._silent_warned = True
@@ -266,7 +275,7 @@ class Speech:
         """Render ahead of need, in the background (run_prerender does the work)."""
         for text in texts:
             text = nfc(text).strip()
-            if not text or text in self._queued or any(self.cache.get(r, text) for r in self.renderers):
+            if not text or text in self._queued or self.cached(text):
                 continue
             try:
                 self._backlog.put_nowait(text)
@@ -286,6 +295,18 @@ class Speech:
                 self._queued.discard(text)
                 if not self._queued:
                     self._drained.set()
+
+    def cached(self, text: str) -> Clip | None:
+        text = nfc(text).strip()
+        return next((c for c in (self.cache.get(r, text) for r in self.renderers) if c), None)
+
+    async def wait_cached(self, text: str) -> Clip:
+        """Wait until a clip of the phrase is on disk (however it got there)."""
+        async with self._new_clip:
+            await self._new_clip.wait_for(lambda: self.cached(text) is not None)
+        clip = self.cached(text)
+        assert clip is not None
+        return clip
 
     async def idle(self) -> None:
         """Wait until every phrase asked for ahead of need is rendered."""
