@@ -111,9 +111,11 @@
   function log(event, extra) {
     const entry = Object.assign({ event: event, t: performance.now() }, extra || {});
     state.played.push(entry);
+    console.info("qms-display " + event + " " + (entry.number || "") + " " + (entry.src || ""));
   }
 
   function announce(a) {
+    log("queued", { seq: a.seq, number: a.number, recall: a.recall });
     state.queue.push(a);
     if (!current) next();
   }
@@ -122,7 +124,7 @@
     current = null;
     if (state.blocked || state.queue.length === 0) return;
     current = { a: state.queue.shift(), i: 0 };
-    log("announce", { seq: current.a.seq, number: current.a.number });
+    log("announce", { seq: current.a.seq, number: current.a.number, recall: current.a.recall });
     $("latest-text").textContent = current.a.text;
     playClip();
   }
@@ -130,19 +132,19 @@
   function playClip() {
     const a = current.a;
     if (current.i >= a.clips.length) {
-      log("done", { seq: a.seq });
+      log("done", { seq: a.seq, number: a.number });
       next();
       return;
     }
     const src = a.clips[current.i];
     audio.src = src;
     const p = audio.play();
-    log("start", { seq: a.seq, src: src });
+    log("start", { seq: a.seq, number: a.number, src: src });
     if (p && p.catch) {
       p.catch(function (err) {
         if (err && err.name === "NotAllowedError") {
           // the browser wants a gesture first: keep the clip, show the button
-          log("blocked", { seq: a.seq, src: src });
+          log("blocked", { seq: a.seq, number: a.number, src: src });
           state.blocked = true;
           $("sound-on").hidden = false;
         }
@@ -153,14 +155,14 @@
 
   function clipFailed() {
     if (!current) return;
-    log("error", { seq: current.a.seq, src: current.a.clips[current.i] });
+    log("error", { seq: current.a.seq, number: current.a.number, src: current.a.clips[current.i] });
     current.i += 1;
     playClip();
   }
 
   audio.addEventListener("ended", function () {
     if (!current) return;
-    log("end", { seq: current.a.seq, src: current.a.clips[current.i] });
+    log("end", { seq: current.a.seq, number: current.a.number, src: current.a.clips[current.i] });
     current.i += 1;
     playClip();
   });
