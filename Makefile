@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # command:debian-package pairs that `make test` and `make run` need on the machine
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:mosquitto-clients \
-               mosquitto_passwd:mosquitto
+               mosquitto_passwd:mosquitto espeak-ng:espeak-ng chromium:chromium
 
 .PHONY: venv system-deps test run bench lint clean
 

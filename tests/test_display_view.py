@@ -268,3 +268,11 @@ def test_bad_settings_name_the_key(tmp_path: Path, extra: str, key: str) -> None
     with pytest.raises(ConfigError) as err:
         load(tmp_path, extra)
     assert err.value.key == key and str(tmp_path) in str(err.value)
+
+
+def test_the_example_settings_load() -> None:
+    root = Path(__file__).resolve().parents[1]
+    s = load_server_settings(load_site_config(root / "examples" / "site.toml", env={}))
+    assert s.speech.engines == ("gtts", "espeak") and s.display.closed_counters == "dim"
+    assert s.speech.phrasing.counter_phrase("6", "Quầy 6", "quầy số sáu, quầy tổng hợp") == \
+        "đến quầy số sáu, quầy tổng hợp"

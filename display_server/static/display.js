@@ -35,7 +35,7 @@
       tile.dataset.counter = c.id;
       tile.append(el("span", "counter-name", c.name));
       if (c.number) tile.append(el("span", "counter-number", c.number));
-      else tile.append(el("span", "counter-state", counterState(c)));
+      if (!c.number || c.status === "paused") tile.append(el("span", "counter-state", counterState(c)));
       counters.append(tile);
     }
 
