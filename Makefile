@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:mosquitto-clients \
                mosquitto_passwd:mosquitto espeak-ng:espeak-ng chromium:chromium
 
-.PHONY: venv system-deps test run bench lint clean
+.PHONY: venv system-deps test run bench bench-display lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
@@ -41,6 +41,9 @@ run: venv system-deps
 
 bench: venv system-deps
 	$(PY) scripts/bench.py
+
+bench-display: venv system-deps
+	$(PY) scripts/bench_display.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

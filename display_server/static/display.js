@@ -44,6 +44,7 @@
       latest.classList.remove("empty");
       $("latest-number").textContent = view.latest.number;
       $("latest-counter").textContent = T.to_counter + " " + view.latest.counter_name;
+      if (view.latest.seq !== state.latestSeq) state.latestAt = performance.timeOrigin + performance.now();
       if (state.latestSeq !== null && view.latest.seq !== state.latestSeq) blink();
       state.latestSeq = view.latest.seq;
     } else {
