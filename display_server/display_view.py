@@ -10,6 +10,7 @@ from typing import Any
 from display_server.settings import DisplaySettings, is_slug
 from display_server.state import Call, SiteState
 from display_server.texts import Texts
+from display_server.vietnamese import nfc
 from qms_common.config import SiteConfig
 from qms_common.protocol import CounterStatus
 
@@ -82,7 +83,8 @@ def call_view(call: Call, names: dict[str, str]) -> dict[str, Any]:
 def build_view(state: SiteState, site: SiteConfig, settings: DisplaySettings, flt: DisplayFilter,
                *, link_up: bool) -> dict[str, Any]:
     counters = state.counter_list(site)
-    names = {str(c["id"]): str(c.get("name", c["id"])) for c in counters}
+    # NFC: a site file saved in decomposed form must not reach a TV that draws tone marks apart
+    names = {str(c["id"]): nfc(str(c.get("name", c["id"]))) for c in counters}
     fields_by_counter = {str(c["id"]): list(c.get("fields", [])) for c in counters}
 
     shown_counters = []
@@ -112,7 +114,7 @@ def build_view(state: SiteState, site: SiteConfig, settings: DisplaySettings, fl
         if area_fields is not None and fid not in area_fields:
             continue
         q = state.queues.get(fid, {})
-        queues.append({"field": fid, "name": f.get("name", fid), "waiting": int(q.get("waiting", 0) or 0)})
+        queues.append({"field": fid, "name": nfc(str(f.get("name", fid))), "waiting": _count(q.get("waiting"))})
 
     calls = [call_view(c, names) for c in state.recent_calls()
              if flt.shows_call(c, fields_by_counter.get(c.counter, []))]
@@ -124,7 +126,7 @@ def build_view(state: SiteState, site: SiteConfig, settings: DisplaySettings, fl
             break
     recent = [c for c in calls if latest is None or c["ticket_id"] != latest["ticket_id"]]
     return {
-        "office": (state.site or {}).get("name") or site.name,
+        "office": nfc(str((state.site or {}).get("name") or site.name)),
         "counters": shown_counters,
         "closed": settings.closed_counters,
         "latest": latest,
@@ -132,3 +134,7 @@ def build_view(state: SiteState, site: SiteConfig, settings: DisplaySettings, fl
         "queues": queues,
         "online": link_up and state.core_online,
     }
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
+
+from qms_common import protocol
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ HEARTBEAT_S = 10.0
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON text with the diacritics as they are, like every payload of the contract."""
+    return protocol.dumps(obj).decode("utf-8")
 
 
 @contextlib.asynccontextmanager

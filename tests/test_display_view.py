@@ -276,3 +276,17 @@ def test_the_example_settings_load() -> None:
     assert s.speech.engines == ("gtts", "espeak") and s.display.closed_counters == "dim"
     assert s.speech.phrasing.counter_phrase("6", "Quầy 6", "quầy số sáu, quầy tổng hợp") == \
         "đến quầy số sáu, quầy tổng hợp"
+
+
+def test_names_reach_the_tv_composed(site: SiteConfig) -> None:
+    import unicodedata
+
+    s = SiteState()
+    decomposed = unicodedata.normalize("NFD", "Quầy Hộ tịch")
+    s.apply(("state", "site"), msg({"name": unicodedata.normalize("NFD", "Xã Hòa Bình"), "seq": 1,
+                                    "counters": [{"id": "7", "name": decomposed, "fields": ["ho-tich"]}],
+                                    "fields": [{"id": "ho-tich", "name": unicodedata.normalize("NFD", "Hộ tịch")}]}))
+    s.apply(("state", "queue", "ho-tich"), msg({"waiting": "many", "seq": 2}))
+    v = build_view(s, site, DisplaySettings(), DisplayFilter(), link_up=True)
+    assert v["office"] == "Xã Hòa Bình" and v["counters"][0]["name"] == "Quầy Hộ tịch"
+    assert v["queues"] == [{"field": "ho-tich", "name": "Hộ tịch", "waiting": 0}]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +17,8 @@ from display_server.base import FOLLOWER, SPEECH
 from display_server.follower import StateFollower
 from display_server.speech import Speech
 from qms_common.config import load_site_config
-from qms_common.devbroker import free_port, wait_for_port
+from qms_common.devbroker import wait_for_port
+from tests.support.core import CoreProcess
 
 # Short clips keep the browser tests quick: espeak at its fastest, offline, no network attempt.
 FAST_SPEECH = """
@@ -85,8 +85,6 @@ class WebServer:
 
     async def ready(self, timeout: float = 10) -> None:
         """Connected to the broker, subscriptions made."""
-        import asyncio
-
         async with asyncio.timeout(timeout):
             await self.follower.session.wait_connects(1)
 
@@ -103,42 +101,19 @@ async def running_web(config: Path) -> AsyncIterator[WebServer]:
         await server.stop()
 
 
-class WebProcess:
+class WebProcess(CoreProcess):
     """`python -m display_server` as a real process, for kill -9 and restarts."""
 
     def __init__(self, config: Path, log_path: Path) -> None:
-        self.config = config
-        self.log_path = log_path
+        super().__init__(config, log_path, env={"PYTHONUNBUFFERED": "1"})
         self.port = load_site_config(config).web_port
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WebProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "display_server", "--config", str(self.config)],
-                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env)
         wait_for_port(self.port, process=self.proc, timeout=20)
         return self
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
 @contextlib.contextmanager
@@ -148,7 +123,3 @@ def web_process(config: Path, log_path: Path) -> Iterator[WebProcess]:
         yield p
     finally:
         p.stop()
-
-
-def web_port() -> int:
-    return free_port()
