@@ -77,7 +77,10 @@ class Announcer:
             while True:
                 item = await sub.get()
                 if isinstance(item, Change):
-                    await self._on_change(item)
+                    try:
+                        await self._on_change(item)
+                    except Exception:  # one odd message must not silence every TV
+                        log.exception("Lỗi khi xử lý %s/%s", item.kind, item.key)
                 elif isinstance(item, Resync):
                     log.warning("Bộ đọc bị quá tải; có thể đã bỏ lỡ một số lần gọi")
 

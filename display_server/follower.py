@@ -72,6 +72,8 @@ class StateFollower:
             self.session.publish_soon(self.topics.status_display(display), ONLINE, retain=True)
 
     def display_disconnected(self, display: str) -> None:
+        if display not in self._displays:  # stop() has said offline already
+            return
         self._displays[display] -= 1
         if self._displays[display] <= 0:
             del self._displays[display]

@@ -63,7 +63,7 @@ class SiteState:
     presence: dict[str, str] = field(default_factory=dict)
     calls: deque[Call] = field(default_factory=lambda: deque(maxlen=CALL_HISTORY))
     _seq: dict[str, int] = field(default_factory=dict)
-    _events: OrderedDict[int, None] = field(default_factory=OrderedDict)
+    _events: OrderedDict[tuple[int, str, str, str], None] = field(default_factory=OrderedDict)
 
     @property
     def core_online(self) -> bool:
@@ -84,7 +84,7 @@ class SiteState:
         if head == "event":
             return self._event(parts[1], obj)
         topic = "/".join(parts)
-        if not self._fresh(topic, obj):
+        if not self._fresh(topic, obj, retained):
             return None
         kind = parts[1]
         if kind == "site" and len(parts) == 2:
@@ -98,12 +98,17 @@ class SiteState:
             return Change("counter", parts[2], obj, retained)
         return None
 
-    def _fresh(self, topic: str, obj: dict[str, Any]) -> bool:
+    def _fresh(self, topic: str, obj: dict[str, Any], retained: bool) -> bool:
         seq = obj.get("seq")
         if isinstance(seq, bool) or not isinstance(seq, int):
             return True  # nothing to order by: take it as it comes
-        if seq <= self._seq.get(topic, -1):
-            return False
+        held = self._seq.get(topic, -1)
+        if seq == held or (seq < held and retained):
+            return False  # a duplicate, or an old retained copy replayed after a reconnect
+        if seq < held:
+            # Live messages of a topic arrive in order: one going backwards means the core's
+            # counter started again (a new database), not an old message.
+            log.warning("seq của %s lùi từ %d về %d: lõi đã bắt đầu lại với dữ liệu mới?", topic, held, seq)
         self._seq[topic] = seq
         return True
 
@@ -123,9 +128,12 @@ class SiteState:
     def _event(self, kind: str, obj: dict[str, Any]) -> Change | None:
         seq = obj.get("seq")
         if isinstance(seq, int) and not isinstance(seq, bool):
-            if seq in self._events:
+            # seq and what it says: a core that starts again from seq 1 is not a duplicate
+            ticket = obj.get("ticket") if isinstance(obj.get("ticket"), dict) else {}
+            key = (seq, kind, str(ticket.get("id")), str(obj.get("at")))
+            if key in self._events:
                 return None
-            self._events[seq] = None
+            self._events[key] = None
             while len(self._events) > SEEN_EVENTS:
                 self._events.popitem(last=False)
         if kind == EventKind.CALLED:

@@ -49,13 +49,28 @@ def test_state_keeps_the_newest_per_topic() -> None:
     s = SiteState()
     assert s.apply(*counter("1", "serving", ticket("1001"), 10)) is not None
     # an older copy (a retained message replayed after a reconnect) changes nothing
-    assert s.apply(*counter("1", "open", None, 9)) is None
-    assert s.apply(*counter("1", "open", None, 10)) is None
+    assert s.apply(*counter("1", "open", None, 9), retained=True) is None
+    assert s.apply(*counter("1", "open", None, 10)) is None  # a QoS 1 duplicate
+    assert s.apply(*counter("1", "open", None, 10), retained=True) is None
     assert s.counters["1"]["status"] == "serving"
     change = s.apply(*counter("1", "open", None, 11))
     assert change is not None and change.kind == "counter" and change.key == "1"
     # seq is per topic: another counter's lower seq is fine
     assert s.apply(*counter("2", "open", None, 3)) is not None
+
+
+def test_a_core_starting_again_from_seq_1_is_followed() -> None:
+    s = SiteState()
+    assert s.apply(*counter("1", "serving", ticket("1001"), 500)) is not None
+    path, payload = counter("1", "open", None, 3)
+    assert s.apply(path, payload, retained=True) is None  # an old retained copy
+    assert s.apply(path, payload) is not None  # live and lower: a new database
+    assert s.counters["1"]["status"] == "open"
+    assert s.apply(*called("1001", "1", 7)) is not None
+    path, payload = called("1001", "1", 7)
+    again = json.loads(payload)
+    again["at"] = "2026-11-22T08:00:00+07:00"
+    assert s.apply(path, json.dumps(again).encode()) is not None  # same seq, another call
 
 
 def test_events_are_taken_once() -> None:
