@@ -8,6 +8,7 @@ import base64
 import io
 import logging
 import threading
+import unicodedata
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,14 @@ from typing import Any
 import pytest
 import requests
 
+from display_server.announcer import CHIME_URL, Announcer
 from display_server.chime import chime_wav
+from display_server.follower import StateFollower
 from display_server.settings import SpeechSettings
 from display_server.speech import ClipCache, EspeakRenderer, GttsRenderer, RenderError, Speech, clip_key
+from display_server.state import Call
+from qms_common.config import load_site_config
+from tests.support.site import write_site
 
 FAKE_MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 4
 
@@ -89,7 +95,6 @@ async def test_cache_key_is_engine_voice_and_text(tmp_path: Path, google: FakeGo
     assert clip_key("gtts", "vi@com", "a") != clip_key("gtts", "vi@com.vn", "a")
     assert clip_key("gtts", "vi@com", "a") != clip_key("gtts", "vi@com", "b")
     # NFD and NFC of the same text are the same clip
-    import unicodedata
     assert clip_key("gtts", "v", unicodedata.normalize("NFD", PHRASE)) == clip_key("gtts", "v", PHRASE)
     a = await Speech(settings(tmp_path, gtts_tld="com")).clip(PHRASE)
     b = await Speech(settings(tmp_path, gtts_tld="com.vn")).clip(PHRASE)
@@ -199,3 +204,40 @@ def test_chime_is_small_valid_wav() -> None:
     assert 2_000 < len(data) < 20_000
     with wave.open(io.BytesIO(data)) as w:
         assert w.getnframes() / w.getframerate() > 0.5
+
+
+async def test_announcement_playlists(tmp_path: Path) -> None:
+    path, _ = write_site(tmp_path, "mqtt://127.0.0.1:1", counters="""
+[[counters]]
+id = "1"
+name = "Quầy 1"
+fields = ["dat-dai"]
+
+[[counters]]
+id = "2"
+name = "Quầy 2"
+fields = ["ho-tich", "chung-thuc"]
+spoken = "quầy tiếp nhận số hai"
+""")
+    site = load_site_config(path)
+    follower = StateFollower(site, "t")  # not connected: the counters come from the site file
+    call = Call(seq=9, ticket={"number": "C001", "field": "chung-thuc"}, counter="2", recall=True, at=None)
+
+    twice = Announcer(site, follower, Speech(settings(tmp_path, engines=("espeak",))),
+                      settings(tmp_path, engines=("espeak",), repeat=2))
+    a = await twice.announce(call)
+    assert a is not None and a.recall and a.counter_name == "Quầy 2" and a.field == "chung-thuc"
+    assert a.text == "Mời công dân có số thứ tự xê một đến quầy tiếp nhận số hai"
+    assert a.clips[0] == CHIME_URL and len(a.clips) == 5
+    assert a.clips[1:3] == a.clips[3:5] and a.clips[1] != a.clips[2]
+
+    no_chime = Announcer(site, follower, Speech(settings(tmp_path, engines=("espeak",))),
+                         settings(tmp_path, engines=("espeak",), chime=False))
+    b = await no_chime.announce(call)
+    assert b is not None and len(b.clips) == 2 and CHIME_URL not in b.clips
+
+    silent = Announcer(site, follower, Speech(settings(tmp_path / "none", engines=())),
+                       settings(tmp_path / "none", engines=(), chime=False))
+    c = await silent.announce(call)
+    assert c is not None and c.clips == [CHIME_URL]  # nobody misses a call
+    assert c.text == a.text  # still on screen
