@@ -9,9 +9,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # command:debian-package pairs that `make test` and `make run` need on the machine
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:mosquitto-clients \
-               mosquitto_passwd:mosquitto openssl:openssl
+               mosquitto_passwd:mosquitto openssl:openssl espeak-ng:espeak-ng chromium:chromium
 
-.PHONY: venv system-deps test run bench bench-agent chaos lint clean
+.PHONY: venv system-deps test run bench bench-agent bench-display chaos lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
@@ -47,6 +47,9 @@ chaos: venv system-deps
 
 bench-agent: venv system-deps
 	$(PY) scripts/bench_agent.py
+
+bench-display: venv system-deps
+	$(PY) scripts/bench_display.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -51,7 +51,7 @@ def site_users(site: SiteConfig) -> list[BrokerUser]:
         BrokerUser("core", "lõi hàng đợi (queue core)", [("readwrite", f"{t.root}/#")]),
         BrokerUser("web", "máy chủ web (web server)", [
             ("write", t.cmd_ticket), ("write", t.cmd_counter("+")), ("write", t.cmd_rating),
-            ("write", t.cmd_query), ("write", t.status_display("+")),
+            ("write", t.cmd_query), ("write", t.status_display("+")), ("write", t.status_web("+")),
             *watch,
             ("read", t.reply(WEB_CLIENT_ID)), ("read", t.reply(WEB_CLIENT_ID) + "/#"),
         ]),

@@ -148,6 +148,10 @@ class Topics:
     def status_display(self, display: str) -> str:
         return f"{self.root}/status/display/{display}"
 
+    def status_web(self, server: str) -> str:
+        """The web server's presence (it serves the TV pages whose status/display it publishes)."""
+        return f"{self.root}/status/web/{server}"
+
     @property
     def status_all(self) -> str:
         return f"{self.root}/status/#"

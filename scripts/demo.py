@@ -1,14 +1,16 @@
 """`make run`: a complete demo site on this machine.
 
-Starts our own Mosquitto (1883 if free, otherwise a free port), the queue core with
-examples/site.toml, simulated LED panels and keypads for every counter (on ptys) with the
-counter agent that drives them (examples/agent-demo.toml), and prints how to talk to it.
+Starts our own Mosquitto (1883 if free, otherwise a free port), the queue core and the web
+server (the TV page; port 8080 if free) with examples/site.toml, simulated LED panels and
+keypads for every counter (on ptys) with the counter agent that drives them
+(examples/agent-demo.toml), and prints how to talk to them.
 Children that die are restarted; Ctrl-C stops everything. Logs go to var/logs/.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from counter_agent.config import load_agent_config  # noqa: E402
 from qms_common.config import load_site_config  # noqa: E402
-from qms_common.devbroker import start_broker  # noqa: E402
+from qms_common.devbroker import free_port, start_broker, wait_for_port  # noqa: E402
 from qms_common.tomlconf import ConfigError  # noqa: E402
 
 SITE = ROOT / "examples" / "site.toml"
@@ -86,17 +88,31 @@ def main() -> int:
     url = broker.url
     env = {**os.environ, "QMS_MQTT_URL": url, "PYTHONUNBUFFERED": "1"}
     py = sys.executable
+    # the example's web port if it is free, else another: the web server reads a copy of the site
+    # file that says which (in var/, a sibling of examples/, so relative paths mean the same)
+    web_port = free_port(site.web_port)
+    site_file = VAR / "demo-site.toml"
+    site_file.write_text(re.sub(r"(?m)^port = \d+$", f"port = {web_port}", SITE.read_text(encoding="utf-8"), count=1),
+                         encoding="utf-8")
     children = [
         # the simulated panels first: they make the ports the agent opens
         Child("simulator", [py, "-m", "counter_agent.simulator", "--config", str(AGENT)], env,
               LOGS / "panels.log"),
         Child("core", [py, "-m", "queue_core", "--config", str(SITE)], env, LOGS / "core.log"),
         Child("agent", [py, "-m", "counter_agent", "--config", str(AGENT)], env, LOGS / "agent.log"),
+        Child("web", [py, "-m", "display_server", "--config", str(site_file)], env, LOGS / "web.log"),
     ]
     for c in children:
         c.start()
     ok = wait_online(broker.port, f"qms/{site.id}/status/core")
     agent_ok = wait_online(broker.port, f"qms/{site.id}/status/agent/{agent_cfg.id}")
+    web = next(c for c in children if c.name == "web")
+    try:
+        wait_for_port(web_port, timeout=20, process=web.proc)
+        web_ok = True
+    except (TimeoutError, RuntimeError):
+        web_ok = False
+    tv = f"http://127.0.0.1:{web_port}/display"
     p, s = broker.port, site.id
     rel_py = os.path.relpath(py, ROOT) if py.startswith(str(ROOT)) else py
     sim = f"{rel_py} -m counter_agent.simulator"
@@ -108,6 +124,8 @@ def main() -> int:
   Broker MQTT    : {url}   (của riêng demo; cổng 1883 của hệ thống không bị dùng nếu đã bận)
   Lõi hàng đợi   : {"sẵn sàng" if ok else "CHƯA sẵn sàng, xem " + str(LOGS / "core.log")}
   Tác tử quầy    : {"sẵn sàng" if agent_ok else "CHƯA sẵn sàng, xem " + str(LOGS / "agent.log")} ({agent_conf})
+  Màn hình TV    : {tv if web_ok else "CHƯA sẵn sàng, xem " + str(LOGS / "web.log")}
+                   (một khu vực / one area: {tv}?fields=dat-dai ; tên TV / TV id: {tv}?id=phong-cho-1)
   Cơ sở dữ liệu  : {site.storage_path}
   Nhật ký (logs) : {LOGS}/
   Lĩnh vực       : {fields}
@@ -116,9 +134,12 @@ def main() -> int:
 Thử với mosquitto_rr / Try it (mỗi request_id chỉ được xử lý một lần / each request_id runs once):
   # lấy số (take a ticket)
   mosquitto_rr -p {p} -t qms/{s}/cmd/ticket -e demo/reply/1 -m '{{"request_id":"'$RANDOM$RANDOM'","field":"dat-dai"}}'
-  # quầy 1 gọi số tiếp theo (counter 1 calls next)
+  # quầy 1 gọi số tiếp theo: TV hiện số và đọc (counter 1 calls next: the TV shows and speaks it)
   mosquitto_rr -p {p} -t qms/{s}/cmd/counter/1 -e demo/reply/1 \\
     -m '{{"request_id":"'$RANDOM$RANDOM'","action":"call_next"}}'
+  # gọi lại (recall)
+  mosquitto_rr -p {p} -t qms/{s}/cmd/counter/1 -e demo/reply/1 \\
+    -m '{{"request_id":"'$RANDOM$RANDOM'","action":"recall"}}'
   # theo dõi mọi trạng thái và sự kiện (watch state and events)
   mosquitto_sub -p {p} -t 'qms/{s}/#' -v
 

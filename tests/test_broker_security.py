@@ -117,8 +117,9 @@ async def test_an_agent_commands_only_its_own_counters(secure: SecureSite) -> No
 
 async def test_the_web_server_cannot_publish_state_as_the_core(secure: SecureSite) -> None:
     t = secure.topics
-    attempts = [t.state_counter("1"), t.state_queue("dat-dai"), t.event("called"), t.status_core, t.cmd_ticket]
-    assert await delivered(secure, "web", attempts) == [t.cmd_ticket]
+    attempts = [t.state_counter("1"), t.state_queue("dat-dai"), t.event("called"), t.status_core, t.cmd_ticket,
+                 t.status_agent("tang-1"), t.status_web("srv"), t.status_display("hall")]
+    assert await delivered(secure, "web", attempts) == [t.cmd_ticket, t.status_web("srv"), t.status_display("hall")]
 
 
 async def test_the_readonly_user_reads_but_cannot_publish_at_all(secure: SecureSite) -> None:
@@ -140,7 +141,7 @@ async def test_the_whole_flow_works_under_the_acls_also_over_tls(secure: SecureS
     async with running_core(core_config):
         # the web server asks on its own reply topic
         web = MqttSession(MqttSettings.from_url(secure.url("web")), identifier="web-test", name="web")
-        web_req = Requester(web, t, "web")
+        web_req = Requester(web, t, "web/tv-server")  # as display_server's follower asks
         # an agent on another machine comes over TLS, checking the broker's certificate
         agent_settings = MqttSettings.from_url(secure.tls_url("tang-1"))
         agent_settings = replace(agent_settings, ca_file=str(secure.out / "tls" / "ca.crt"))

@@ -1,0 +1,3 @@
+from display_server.cli import main
+
+raise SystemExit(main())

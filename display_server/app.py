@@ -1,0 +1,91 @@
+"""The web server as an aiohttp application: create_app() builds it from the site configuration.
+
+A page is a module with `setup(app)` that adds its routes (and a link on the index page with
+base.add_link()); PAGES lists them. The parts pages share are in display_server.base.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+
+from aiohttp import web
+
+from display_server import display_page, live
+from display_server.announcer import Announcer
+from display_server.base import (
+    ANNOUNCER,
+    FOLLOWER,
+    JINJA,
+    LINKS,
+    SETTINGS,
+    SITE,
+    SPEECH,
+    TASKS,
+    make_templates,
+    render,
+)
+from display_server.follower import StateFollower
+from display_server.settings import ServerSettings, load_server_settings
+from display_server.speech import Speech
+from qms_common.config import SiteConfig
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+PageSetup = Callable[[web.Application], None]
+PAGES: tuple[PageSetup, ...] = (display_page.setup,)
+
+
+def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,
+               pages: Iterable[PageSetup] = PAGES, speech: Speech | None = None) -> web.Application:
+    settings = settings or load_server_settings(site)
+    app = web.Application(client_max_size=64 * 1024)
+    app[SITE] = site
+    app[SETTINGS] = settings
+    app[FOLLOWER] = follower = StateFollower(site, settings.web.server_id)
+    app[SPEECH] = speech = speech or Speech(settings.speech)
+    app[ANNOUNCER] = Announcer(site, follower, speech, settings.speech)
+    app[JINJA] = make_templates()
+    app[LINKS] = []
+    app[TASKS] = []
+    live.setup(app)
+    app.cleanup_ctx.append(_background)
+    app.router.add_get("/", index)
+    app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
+    for page in pages:
+        page(app)
+    return app
+
+
+async def _background(app: web.Application) -> AsyncIterator[None]:
+    """The follower, the announcer and the pre-renderer live as long as the app."""
+    follower, announcer, speech = app[FOLLOWER], app[ANNOUNCER], app[SPEECH]
+    # the announcer subscribes first, so it hears everything the follower receives
+    tasks = [asyncio.create_task(announcer.run(), name="announcer"),
+             asyncio.create_task(follower.run(), name="follower"),
+             asyncio.create_task(speech.run_prerender(), name="prerender")]
+    for task in tasks:
+        task.add_done_callback(_log_death)
+    app[TASKS].extend(tasks)
+    yield
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(follower.stop(), 5)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+def _log_death(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("Tác vụ nền %s dừng vì lỗi", task.get_name(), exc_info=task.exception())
+
+
+async def index(request: web.Request) -> web.Response:
+    return render(request, "index.html", links=request.app[LINKS])

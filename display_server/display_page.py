@@ -1,0 +1,132 @@
+"""The waiting-room TV: /display (the page), /display/ws (its live feed) and /audio/ (the clips).
+
+The feed sends the whole view on connect and again whenever it changes (bursts coalesce into one
+message), and each call's announcement as it happens. A TV with `?id=` has its presence
+published as qms/{site}/status/display/{id}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from display_server.announcer import CHIME_URL, Announcement
+from display_server.base import FOLLOWER, SETTINGS, SITE, SPEECH, add_link, error_page, render, texts_for
+from display_server.chime import chime_wav
+from display_server.display_view import DisplayFilter, FilterError, build_view
+from display_server.follower import LinkChange
+from display_server.hub import Resync
+from display_server.live import dumps, live_socket, run_until_closed
+from display_server.speech import MIME
+from display_server.state import Change
+
+log = logging.getLogger(__name__)
+
+CHIME = web.AppKey("chime", bytes)
+# An idle feed still says something this often, so a page notices a dead link and reconnects.
+KEEPALIVE_S = 15.0
+# The texts the page script needs.
+SCRIPT_TEXTS = ("counter", "to_counter", "waiting", "people", "no_calls", "counter_open", "counter_paused",
+                "counter_closed", "offline", "sound_on", "recall", "weekdays")
+
+
+def setup(app: web.Application) -> None:
+    app[CHIME] = chime_wav()
+    app.router.add_get("/display", display)
+    app.router.add_get("/display/ws", feed)
+    app.router.add_get(CHIME_URL, chime)
+    app.router.add_get("/audio/{name}", audio)
+    add_link(app, "/display", "display_title")
+
+
+def _filter(request: web.Request) -> DisplayFilter:
+    return DisplayFilter.parse(dict(request.query), request.app[SITE], texts_for(request))
+
+
+async def display(request: web.Request) -> web.Response:
+    t = texts_for(request)
+    try:
+        flt = _filter(request)
+    except FilterError as exc:
+        return error_page(request, 400, str(exc))
+    site, settings = request.app[SITE], request.app[SETTINGS]
+    query = flt.query()
+    page = {
+        "ws": "/display/ws" + (f"?{query}" if query else ""),
+        "blink_s": settings.display.blink_s,
+        "timezone": site.timezone,
+        "keepalive_s": KEEPALIVE_S,
+        "texts": t.pick(*SCRIPT_TEXTS),
+    }
+    # "<" escaped: the JSON sits in a <script> element
+    return render(request, "display.html", page_json=dumps(page).replace("<", "\\u003c"), t=t)
+
+
+async def feed(request: web.Request) -> web.StreamResponse:
+    try:
+        flt = _filter(request)
+    except FilterError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from None
+    follower = request.app[FOLLOWER]
+    with follower.hub.subscribe() as sub:  # before the snapshot: nothing falls between the two
+        async with live_socket(request) as ws:
+            if flt.display_id:
+                follower.display_connected(flt.display_id)
+            try:
+                await run_until_closed(ws, asyncio.create_task(_write(request.app, ws, sub, flt)))
+            finally:
+                if flt.display_id:
+                    follower.display_disconnected(flt.display_id)
+    return ws
+
+
+async def _write(app: web.Application, ws: web.WebSocketResponse, sub: Any, flt: DisplayFilter) -> None:
+    follower, site, settings = app[FOLLOWER], app[SITE], app[SETTINGS]
+
+    def view() -> dict[str, Any]:
+        return build_view(follower.state, site, settings.display, flt, link_up=follower.connected)
+
+    last = view()
+    await ws.send_str(dumps({"type": "view", "view": last}))
+    while True:
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # meets an arriving item, and the page's handler would outlive its socket
+            async with asyncio.timeout(KEEPALIVE_S):
+                first = await sub.get()
+            batch = [first, *sub.get_batch()]
+        except TimeoutError:
+            await ws.send_str('{"type":"keepalive"}')
+            continue
+        announcements = []
+        for item in batch:
+            if isinstance(item, Announcement):
+                counters = {str(c["id"]): c.get("fields", []) for c in follower.state.counter_list(site)}
+                if flt.shows_call(item.for_call(), counters.get(item.counter, [])):
+                    announcements.append(item)
+            elif not isinstance(item, (Change, LinkChange, Resync)):
+                log.debug("Bỏ qua %r", item)
+        current = view()
+        if current != last:
+            last = current
+            await ws.send_str(dumps({"type": "view", "view": current}))
+        for a in announcements:
+            await ws.send_str(dumps(a.message()))
+
+
+async def chime(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[CHIME], content_type="audio/wav",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+
+async def audio(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    path = request.app[SPEECH].cache.find(name)
+    if path is None:
+        return error_page(request, 404, texts_for(request).not_found)
+    # a clip's name is the hash of what it says: it never changes
+    return web.FileResponse(path, headers={"Content-Type": MIME[path.suffix],
+                                           "Cache-Control": "public, max-age=31536000, immutable"})

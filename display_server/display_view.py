@@ -1,0 +1,140 @@
+"""What one TV shows, computed from the site state: pure, so every rule of the page is tested
+without a browser. The page script only draws what it gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from display_server.settings import DisplaySettings, is_slug
+from display_server.state import Call, SiteState
+from display_server.texts import Texts
+from display_server.vietnamese import nfc
+from qms_common.config import SiteConfig
+from qms_common.protocol import CounterStatus
+
+
+class FilterError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class DisplayFilter:
+    """A TV that serves one area: `?fields=dat-dai,ho-tich` or `?counters=1,2`; `?id=` names the TV
+    (its presence topic)."""
+
+    fields: frozenset[str] | None = None
+    counters: frozenset[str] | None = None
+    display_id: str | None = None
+
+    @classmethod
+    def parse(cls, query: dict[str, str], site: SiteConfig, t: Texts) -> DisplayFilter:
+        fields = _id_list(query.get("fields"), {f.id for f in site.fields}, t.unknown_fields, t)
+        counters = _id_list(query.get("counters"), {c.id for c in site.counters}, t.unknown_counters, t)
+        display_id = query.get("id") or None
+        if display_id is not None and not is_slug(display_id):
+            raise FilterError(t.bad_display_id)
+        return cls(fields, counters, display_id)
+
+    def query(self) -> str:
+        """The same filter as a query string (for the page's WebSocket URL)."""
+        parts = []
+        if self.fields is not None:
+            parts.append("fields=" + ",".join(sorted(self.fields)))
+        if self.counters is not None:
+            parts.append("counters=" + ",".join(sorted(self.counters)))
+        if self.display_id:
+            parts.append(f"id={self.display_id}")
+        return "&".join(parts)
+
+    def shows_counter(self, counter_id: str, counter_fields: list[str]) -> bool:
+        if self.counters is not None and counter_id not in self.counters:
+            return False
+        return self.fields is None or bool(self.fields.intersection(counter_fields))
+
+    def shows_call(self, call: Call, counter_fields: list[str]) -> bool:
+        if self.counters is not None and call.counter not in self.counters:
+            return False
+        if self.fields is not None:
+            # the ticket's own field says which area's waiting room the citizen sits in
+            return call.field in self.fields if call.field else bool(self.fields.intersection(counter_fields))
+        return True
+
+
+def _id_list(raw: str | None, known: set[str], unknown_label: str, t: Texts) -> frozenset[str] | None:
+    if raw is None:
+        return None
+    ids = [x.strip() for x in raw.split(",") if x.strip()]
+    if not ids:
+        raise FilterError(f"{t.bad_filter}: {raw!r}")
+    bad = [x for x in ids if x not in known]
+    if bad:
+        raise FilterError(f"{unknown_label}: {', '.join(bad)}. {t.valid_values}: {', '.join(sorted(known))}.")
+    return frozenset(ids)
+
+
+def call_view(call: Call, names: dict[str, str]) -> dict[str, Any]:
+    return {"seq": call.seq, "number": call.number, "counter": call.counter,
+            "counter_name": names.get(call.counter, call.counter), "recall": call.recall, "at": call.at,
+            "ticket_id": call.ticket.get("id")}
+
+
+def build_view(state: SiteState, site: SiteConfig, settings: DisplaySettings, flt: DisplayFilter,
+               *, link_up: bool) -> dict[str, Any]:
+    counters = state.counter_list(site)
+    # NFC: a site file saved in decomposed form must not reach a TV that draws tone marks apart
+    names = {str(c["id"]): nfc(str(c.get("name", c["id"]))) for c in counters}
+    fields_by_counter = {str(c["id"]): list(c.get("fields", [])) for c in counters}
+
+    shown_counters = []
+    for c in counters:
+        cid = str(c["id"])
+        if not flt.shows_counter(cid, fields_by_counter[cid]):
+            continue
+        live = state.counters.get(cid, {})
+        status = live.get("status", CounterStatus.CLOSED)
+        if status == CounterStatus.CLOSED and settings.closed_counters == "hide":
+            continue
+        ticket = live.get("ticket") if isinstance(live.get("ticket"), dict) else None
+        shown_counters.append({
+            "id": cid, "name": names[cid], "status": status,
+            "number": ticket.get("number") if ticket and status in (CounterStatus.SERVING, CounterStatus.PAUSED)
+            else None,
+        })
+
+    area_fields: set[str] | None = None
+    if flt.fields is not None:
+        area_fields = set(flt.fields)
+    elif flt.counters is not None:
+        area_fields = {f for cid in flt.counters for f in fields_by_counter.get(cid, [])}
+    queues = []
+    for f in state.field_list(site):
+        fid = str(f["id"])
+        if area_fields is not None and fid not in area_fields:
+            continue
+        q = state.queues.get(fid, {})
+        queues.append({"field": fid, "name": nfc(str(f.get("name", fid))), "waiting": _count(q.get("waiting"))})
+
+    calls = [call_view(c, names) for c in state.recent_calls()
+             if flt.shows_call(c, fields_by_counter.get(c.counter, []))]
+    latest = calls[0] if calls else None
+    # the latest of all calls (not of the recent list, which keeps one line per ticket)
+    for call in reversed(state.calls):
+        if flt.shows_call(call, fields_by_counter.get(call.counter, [])):
+            latest = call_view(call, names)
+            break
+    recent = [c for c in calls if latest is None or c["ticket_id"] != latest["ticket_id"]]
+    return {
+        "office": nfc(str((state.site or {}).get("name") or site.name)),
+        "counters": shown_counters,
+        "closed": settings.closed_counters,
+        "latest": latest,
+        "recent": recent[: settings.recent_calls],
+        "queues": queues,
+        "online": link_up and state.core_online,
+    }
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

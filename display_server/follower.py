@@ -1,0 +1,114 @@
+"""The web server's one MQTT session: it follows the site's state, events and presence, sends the
+commands of the pages (Requester), and publishes the presence of the server and of its TV pages.
+
+Every page of the server reads `follower.state` and subscribes to `follower.hub`; nothing else
+in the web server talks to the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+
+import aiomqtt
+
+from display_server.hub import Hub
+from display_server.state import Change, SiteState
+from qms_common.config import SiteConfig
+from qms_common.mqtt import MqttSession, Presence, Requester, message_topic
+from qms_common.protocol import OFFLINE, ONLINE, Topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LinkChange:
+    """The server's own broker connection came or went."""
+
+    connected: bool
+
+
+class StateFollower:
+    def __init__(self, site: SiteConfig, server_id: str) -> None:
+        self.site = site
+        self.topics = Topics(site.id)
+        self.server_id = server_id
+        self.state = SiteState()
+        self.hub = Hub()
+        self.session = MqttSession(
+            site.mqtt,
+            # unique per process: two servers (or a restart overlapping the old one) never kick each other off
+            identifier=f"qms-web-{site.id}-{server_id}-{uuid.uuid4().hex[:6]}",
+            name="display_server",
+            subscriptions=[self.topics.state_all, self.topics.event_all, self.topics.status_all],
+            presence=Presence(self.topics.status_web(server_id)),
+            on_message=self._on_message, on_connect=self._on_connect, on_disconnect=self._on_disconnect,
+        )
+        # replies under qms/{site}/reply/web/: the broker's ACLs let the `web` user read there
+        self.requester = Requester(self.session, self.topics, f"web/{server_id}")
+        self._displays: Counter[str] = Counter()
+
+    @property
+    def connected(self) -> bool:
+        return self.session.is_connected
+
+    async def run(self) -> None:
+        await self.session.run()
+
+    async def stop(self) -> None:
+        """A clean stop: the TVs this server served and the server itself are offline now."""
+        for display in list(self._displays):
+            self.session.publish_soon(self.topics.status_display(display), OFFLINE, retain=True)
+        self._displays.clear()
+        await self.session.drain()
+        await self.session.say_offline()
+
+    # ------------------------------------------------------------ TV presence
+
+    def display_connected(self, display: str) -> None:
+        self._displays[display] += 1
+        if self._displays[display] == 1:
+            self.session.publish_soon(self.topics.status_display(display), ONLINE, retain=True)
+
+    def display_disconnected(self, display: str) -> None:
+        if display not in self._displays:  # stop() has said offline already
+            return
+        self._displays[display] -= 1
+        if self._displays[display] <= 0:
+            del self._displays[display]
+            self.session.publish_soon(self.topics.status_display(display), OFFLINE, retain=True)
+
+    def displays(self) -> list[str]:
+        return sorted(self._displays)
+
+    # ------------------------------------------------------------ MQTT
+
+    async def _on_connect(self) -> None:
+        # the broker may have restarted empty: say again which TVs are here
+        for display in self._displays:
+            self.session.publish_soon(self.topics.status_display(display), ONLINE, retain=True)
+        self.hub.publish(LinkChange(True))
+
+    async def _on_disconnect(self) -> None:
+        self.hub.publish(LinkChange(False))
+
+    async def _on_message(self, message: aiomqtt.Message) -> None:
+        parts = self.topics.split(message_topic(message))
+        payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else b""
+        change = self.state.apply(parts, bytes(payload), retained=bool(message.retain))
+        if change is None:
+            return
+        self._sweep_display(change)
+        self.hub.publish(change)
+
+    def _sweep_display(self, change: Change) -> None:
+        """A retained "online" of a TV that is not connected here was left by a server that died
+        (its Last Will covers only its own presence): that TV is offline until it comes back."""
+        if change.kind == "status" and change.retained and change.data == "online" \
+                and change.key.startswith("display/"):
+            display = change.key.removeprefix("display/")
+            if display not in self._displays:
+                log.info("Màn hình %s không còn kết nối; ghi nhận offline", display)
+                self.session.publish_soon(self.topics.status_display(display), OFFLINE, retain=True)

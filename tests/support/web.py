@@ -1,0 +1,125 @@
+"""The web server in a test: in this process (restartable on the same port), or as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from display_server.app import create_app
+from display_server.base import FOLLOWER, SPEECH
+from display_server.follower import StateFollower
+from display_server.speech import Speech
+from qms_common.config import load_site_config
+from qms_common.devbroker import wait_for_port
+from tests.support.core import CoreProcess
+
+# Short clips keep the browser tests quick: espeak at its fastest, offline, no network attempt.
+FAST_SPEECH = """
+[speech]
+engines = ["espeak"]
+espeak_speed = 450
+cache_dir = "{cache}"
+"""
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+AUTOPLAY = "--autoplay-policy=no-user-gesture-required"
+
+
+def web_extra(tmp: Path, port: int, *, speech: str | None = None, more: str = "") -> str:
+    """Site-file sections for a web server on `port` with its clip cache under tmp."""
+    speech = FAST_SPEECH if speech is None else speech
+    return f"""
+[web]
+host = "127.0.0.1"
+port = {port}
+id = "web-test"
+{speech.format(cache=tmp / "speech-cache")}
+{more}
+"""
+
+
+@dataclass
+class WebServer:
+    """The app running in this process; stop() and start() again on the same port."""
+
+    config: Path
+    port: int
+    runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def app(self) -> web.Application:
+        assert self.runner is not None
+        return self.runner.app
+
+    @property
+    def follower(self) -> StateFollower:
+        return self.app[FOLLOWER]
+
+    @property
+    def speech(self) -> Speech:
+        return self.app[SPEECH]
+
+    async def start(self) -> WebServer:
+        app = create_app(load_site_config(self.config))
+        self.runner = web.AppRunner(app, shutdown_timeout=5, access_log=None)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def ready(self, timeout: float = 10) -> None:
+        """Connected to the broker, subscriptions made."""
+        async with asyncio.timeout(timeout):
+            await self.follower.session.wait_connects(1)
+
+
+@contextlib.asynccontextmanager
+async def running_web(config: Path) -> AsyncIterator[WebServer]:
+    site = load_site_config(config)
+    server = WebServer(config, site.web_port)
+    await server.start()
+    try:
+        await server.ready()
+        yield server
+    finally:
+        await server.stop()
+
+
+class WebProcess(CoreProcess):
+    """`python -m display_server` as a real process, for kill -9 and restarts."""
+
+    def __init__(self, config: Path, log_path: Path) -> None:
+        super().__init__(config, log_path, env={"PYTHONUNBUFFERED": "1"})
+        self.port = load_site_config(config).web_port
+
+    def start(self) -> WebProcess:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "display_server", "--config", str(self.config)],
+                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self.env)
+        wait_for_port(self.port, process=self.proc, timeout=20)
+        return self
+
+
+@contextlib.contextmanager
+def web_process(config: Path, log_path: Path) -> Iterator[WebProcess]:
+    p = WebProcess(config, log_path).start()
+    try:
+        yield p
+    finally:
+        p.stop()

@@ -1,0 +1,243 @@
+"""Speech clips: the disk cache, gTTS (replaced only at its HTTP call: there is no internet here),
+espeak-ng for real, and the fallbacks between them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import threading
+import unicodedata
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from display_server.announcer import CHIME_URL, Announcer
+from display_server.chime import chime_wav
+from display_server.follower import StateFollower
+from display_server.settings import SpeechSettings
+from display_server.speech import ClipCache, EspeakRenderer, GttsRenderer, RenderError, Speech, clip_key
+from display_server.state import Call
+from qms_common.config import load_site_config
+from tests.support.site import write_site
+
+FAKE_MP3 = b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(range(256)) * 4
+
+
+class FakeGoogle:
+    """Stands in for Google Translate's endpoint at requests.Session.send, the one call gTTS makes."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.calls: list[dict[str, Any]] = []
+        self.release = threading.Event()
+
+    def send(self, session: requests.Session, request: requests.PreparedRequest, **kw: Any) -> requests.Response:
+        assert request.url is not None and "translate.google." in request.url
+        self.calls.append({"url": request.url, "body": request.body, "timeout": kw.get("timeout")})
+        if self.mode == "hang":
+            # a server that never answers: requests gives up after the timeout gTTS passed on
+            self.release.wait(kw.get("timeout") or 30)
+            raise requests.exceptions.ReadTimeout("read timed out")
+        resp = requests.Response()
+        resp.url = request.url
+        resp.request = request
+        if self.mode == "ok":
+            audio = base64.b64encode(FAKE_MP3).decode()
+            resp.status_code, resp.reason = 200, "OK"
+            resp.raw = io.BytesIO(
+                f')]}}\'\n\n[["wrb.fr","jQ1olc","[\\"{audio}\\"]",null,null,null,"generic"]]\n'.encode())
+        else:
+            resp.status_code = int(self.mode)
+            resp.reason = {"429": "Too Many Requests", "403": "Forbidden"}.get(self.mode, "Error")
+            resp.raw = io.BytesIO(b"<html>error</html>")
+        return resp
+
+
+@pytest.fixture
+def google(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGoogle]:
+    fake = FakeGoogle()
+    monkeypatch.setattr(requests.Session, "send", lambda s, request, **kw: fake.send(s, request, **kw))
+    yield fake
+    fake.release.set()
+
+
+def settings(tmp_path: Path, **kw: Any) -> SpeechSettings:
+    return SpeechSettings(cache_dir=tmp_path / "cache", **kw)
+
+
+PHRASE = "Mời công dân có số thứ tự một nghìn không trăm linh năm"
+
+
+async def test_gtts_renders_and_the_cache_answers_next_time(tmp_path: Path, google: FakeGoogle) -> None:
+    speech = Speech(settings(tmp_path))
+    clip = await speech.clip(PHRASE)
+    assert clip is not None and clip.engine == "gtts" and clip.path.suffix == ".mp3"
+    assert clip.path.read_bytes() == FAKE_MP3
+    assert len(google.calls) == 1
+    assert "vi" in str(google.calls[0]["body"])  # lang=vi travels in the request
+    assert google.calls[0]["timeout"] == 5.0  # never gTTS's default of waiting forever
+
+    again = await speech.clip(PHRASE)
+    assert again == clip and len(google.calls) == 1
+    # a new server process finds it on disk
+    fresh = Speech(settings(tmp_path))
+    assert await fresh.clip(PHRASE) == clip and len(google.calls) == 1
+
+
+async def test_cache_key_is_engine_voice_and_text(tmp_path: Path, google: FakeGoogle) -> None:
+    assert clip_key("gtts", "vi@com", "a") != clip_key("espeak", "vi@com", "a")
+    assert clip_key("gtts", "vi@com", "a") != clip_key("gtts", "vi@com.vn", "a")
+    assert clip_key("gtts", "vi@com", "a") != clip_key("gtts", "vi@com", "b")
+    # NFD and NFC of the same text are the same clip
+    assert clip_key("gtts", "v", unicodedata.normalize("NFD", PHRASE)) == clip_key("gtts", "v", PHRASE)
+    a = await Speech(settings(tmp_path, gtts_tld="com")).clip(PHRASE)
+    b = await Speech(settings(tmp_path, gtts_tld="com.vn")).clip(PHRASE)
+    assert a is not None and b is not None and a.path != b.path and len(google.calls) == 2
+
+
+async def test_a_hanging_gtts_times_out_to_espeak_and_is_left_alone(
+        tmp_path: Path, google: FakeGoogle, caplog: pytest.LogCaptureFixture) -> None:
+    google.mode = "hang"
+    speech = Speech(settings(tmp_path, gtts_timeout_s=0.5))
+    caplog.set_level(logging.DEBUG, "display_server.speech")
+    clip = await speech.clip(PHRASE)
+    assert clip is not None and clip.engine == "espeak" and clip.path.suffix == ".wav"
+    with wave.open(str(clip.path)) as w:
+        assert w.getnframes() > 0
+    assert len(google.calls) == 1
+    # the next clips go straight to espeak: no second timeout
+    for text in ("đến quầy số ba", "đến quầy số bốn"):
+        c = await speech.clip(text)
+        assert c is not None and c.engine == "espeak"
+    assert len(google.calls) == 1
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "gTTS" in r.getMessage()]
+    assert len(warnings) == 1 and "espeak-ng" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("status", ["429", "403"])
+async def test_error_answers_fall_back_to_espeak(tmp_path: Path, google: FakeGoogle, status: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    google.mode = status
+    speech = Speech(settings(tmp_path))
+    clip = await speech.clip(PHRASE)
+    assert clip is not None and clip.engine == "espeak"
+    assert len(google.calls) == 1
+    assert status in caplog.text  # the log says what Google answered
+    assert (await speech.clip("đến quầy số ba")).engine == "espeak"  # type: ignore[union-attr]
+    assert len(google.calls) == 1
+
+
+async def test_gtts_is_tried_again_after_the_retry_time(tmp_path: Path, google: FakeGoogle,
+                                                        caplog: pytest.LogCaptureFixture,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    google.mode = "429"
+    renderer = GttsRenderer(retry_s=60)
+    now = [1000.0]
+    monkeypatch.setattr("display_server.speech.time.monotonic", lambda: now[0])
+    with pytest.raises(RenderError, match="429"):
+        await renderer.render(PHRASE)
+    assert not renderer.usable()
+    now[0] += 61
+    assert renderer.usable()
+    google.mode = "ok"
+    caplog.set_level(logging.INFO, "display_server.speech")
+    assert await renderer.render(PHRASE) == FAKE_MP3
+    assert "trở lại" in caplog.text
+
+
+async def test_espeak_voices_render_real_wav(tmp_path: Path) -> None:
+    for voice in ("vi", "vi-vn-x-central", "vi-vn-x-south"):
+        audio = await EspeakRenderer(voice, 175).render("Mời công dân có số thứ tự hai mươi mốt")
+        with wave.open(io.BytesIO(audio)) as w:
+            assert w.getnchannels() == 1 and w.getnframes() > w.getframerate() // 2
+
+
+async def test_text_starting_with_a_dash_is_not_an_option(tmp_path: Path) -> None:
+    audio = await EspeakRenderer().render("-v en --help")
+    assert audio[:4] == b"RIFF"
+
+
+async def test_no_engine_means_no_clip(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    speech = Speech(settings(tmp_path, engines=()))
+    assert await speech.clip(PHRASE) is None
+    assert await speech.clip("đến quầy số ba") is None
+    assert caplog.text.count("chỉ có chuông") == 1
+
+
+async def test_concurrent_requests_for_one_phrase_render_once(tmp_path: Path, google: FakeGoogle) -> None:
+    speech = Speech(settings(tmp_path))
+    clips = await asyncio.gather(*(speech.clip(PHRASE) for _ in range(5)))
+    assert len({c.path for c in clips if c}) == 1 and len(google.calls) == 1
+
+
+async def test_prerender_in_the_background(tmp_path: Path) -> None:
+    speech = Speech(settings(tmp_path, engines=("espeak",)))
+    worker = asyncio.create_task(speech.run_prerender())
+    try:
+        speech.prerender_soon(["đến quầy số một", "đến quầy số hai", "đến quầy số một"])
+        await asyncio.wait_for(speech.idle(), 20)
+        renderer = speech.renderers[0]
+        assert speech.cache.get(renderer, "đến quầy số một") is not None
+        assert speech.cache.get(renderer, "đến quầy số hai") is not None
+    finally:
+        worker.cancel()
+
+
+def test_cache_serves_only_its_own_names(tmp_path: Path) -> None:
+    cache = ClipCache(tmp_path)
+    name = "a" * 40 + ".wav"
+    (tmp_path / name).write_bytes(b"RIFF")
+    assert cache.find(name) == tmp_path / name
+    for bad in ("../secret.wav", "a" * 40 + ".txt", "A" * 40 + ".wav", "a" * 39 + ".wav", "chime.wav",
+                "a" * 40 + ".wav/..", "b" * 40 + ".wav"):
+        assert cache.find(bad) is None
+
+
+def test_chime_is_small_valid_wav() -> None:
+    data = chime_wav()
+    assert 2_000 < len(data) < 20_000
+    with wave.open(io.BytesIO(data)) as w:
+        assert w.getnframes() / w.getframerate() > 0.5
+
+
+async def test_announcement_playlists(tmp_path: Path) -> None:
+    path, _ = write_site(tmp_path, "mqtt://127.0.0.1:1", counters="""
+[[counters]]
+id = "1"
+name = "Quầy 1"
+fields = ["dat-dai"]
+
+[[counters]]
+id = "2"
+name = "Quầy 2"
+fields = ["ho-tich", "chung-thuc"]
+spoken = "quầy tiếp nhận số hai"
+""")
+    site = load_site_config(path)
+    follower = StateFollower(site, "t")  # not connected: the counters come from the site file
+    call = Call(seq=9, ticket={"number": "C001", "field": "chung-thuc"}, counter="2", recall=True, at=None)
+
+    twice = Announcer(site, follower, Speech(settings(tmp_path, engines=("espeak",))),
+                      settings(tmp_path, engines=("espeak",), repeat=2))
+    a = await twice.announce(call)
+    assert a is not None and a.recall and a.counter_name == "Quầy 2" and a.field == "chung-thuc"
+    assert a.text == "Mời công dân có số thứ tự xê một đến quầy tiếp nhận số hai"
+    assert a.clips[0] == CHIME_URL and len(a.clips) == 5
+    assert a.clips[1:3] == a.clips[3:5] and a.clips[1] != a.clips[2]
+
+    no_chime = Announcer(site, follower, Speech(settings(tmp_path, engines=("espeak",))),
+                         settings(tmp_path, engines=("espeak",), chime=False))
+    b = await no_chime.announce(call)
+    assert b is not None and len(b.clips) == 2 and CHIME_URL not in b.clips
+
+    silent = Announcer(site, follower, Speech(settings(tmp_path / "none", engines=())),
+                       settings(tmp_path / "none", engines=(), chime=False))
+    c = await silent.announce(call)
+    assert c is not None and c.clips == [CHIME_URL]  # nobody misses a call
+    assert c.text == a.text  # still on screen
