@@ -1,13 +1,15 @@
-"""A faster drop-in for paho-mqtt's MQTT 5 `Properties`.
+"""Faster drop-ins for paho-mqtt's MQTT 5 `Properties` and `ReasonCode`.
 
 paho builds a `Properties` object for every MQTT 5 packet it sends or receives (each PUBLISH,
 each PUBACK), and its implementation rebuilds two lookup tables in every constructor and
 finds a property by scanning every name with `str.replace`. Measured here, that was the
 largest single cost of the queue core: about 50 µs per object, several objects per command.
+`ReasonCode`, made for every PUBACK, copies its table of names in each constructor.
 
-`FastProperties` keeps paho's behaviour (the same attributes, validation, errors, wire format)
-with the tables built once. `install()` makes paho use it; tests/test_paho_speedups.py checks
-it against paho's own class byte for byte. Pinned to the paho versions it was checked with.
+`FastProperties` and `FastReasonCode` keep paho's behaviour (the same attributes, validation,
+errors, wire format) with the tables built once. `install()` makes paho use them;
+tests/test_paho_speedups.py checks them against paho's own classes. Pinned to the paho versions
+they were checked with.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import paho.mqtt._packet as _paho_packet
 import paho.mqtt.client as _paho_client
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import MQTTException, Properties, VariableByteIntegers
+from paho.mqtt.reasoncodes import ReasonCode
 
 _TEMPLATE = Properties(PacketTypes.PUBLISH)
 _TYPES: list[str] = _TEMPLATE.types
@@ -133,7 +136,24 @@ class FastProperties(Properties):
         return self, propslen + vbi_len
 
 
+class FastReasonCode(ReasonCode):
+    """paho's ReasonCode without copying its table of names into every instance."""
+
+    def __init__(self, packetType: int, aName: str = "Success", identifier: int = -1) -> None:
+        self.names = ReasonCode.names  # read-only (a MappingProxyType), never written by paho
+        self.packetType = packetType
+        if identifier == -1:
+            if packetType == PacketTypes.DISCONNECT and aName == "Success":
+                aName = "Normal disconnection"
+            self.set(aName)
+        else:
+            self.value = identifier
+            self.getName()  # check it's good, as paho does
+
+
 def install() -> None:
-    """Make paho build FastProperties for the packets it sends and receives."""
+    """Make paho build the fast classes for the packets it sends and receives."""
     _paho_client.Properties = FastProperties  # type: ignore[misc]
     _paho_packet.Properties = FastProperties  # type: ignore[misc]
+    _paho_client.ReasonCode = FastReasonCode  # type: ignore[misc]
+    _paho_packet.ReasonCode = FastReasonCode  # type: ignore[misc]

@@ -8,8 +8,10 @@ messages to the MQTT adapter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,7 +39,7 @@ from qms_common.protocol import (
 from queue_core import rules
 from queue_core.book import Book, Change
 from queue_core.clock import Clock
-from queue_core.model import Counter, iso
+from queue_core.model import Counter, Ticket, iso
 from queue_core.store import Store
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,9 @@ class QueueService:
         self._counter_views: dict[str, dict[str, Any]] = {}
         self._dirty_fields: set[str] = set()
         self._dirty_counters: set[str] = set()
+        # one command sees one moment, and shows each ticket version once (reply, events, state)
+        self._moment: datetime | None = None
+        self._publics: dict[int, tuple[Ticket, dict[str, Any]]] = {}
 
     # ------------------------------------------------------------ start
 
@@ -116,25 +121,47 @@ class QueueService:
             result.reply = await self._query(obj)
             return result
         async with self._lock:
-            result.messages = await self._roll_if_needed()
-            if rid is not None:
-                previous = await self._previous_reply(rid)
-                if previous is not None:
-                    log.info("Yêu cầu %s đã xử lý trước đó: gửi lại câu trả lời cũ", rid)
-                    result.reply = previous
+            with self._command():
+                result.messages = await self._roll_if_needed()
+                if rid is not None:
+                    previous = await self._previous_reply(rid)
+                    if previous is not None:
+                        log.info("Yêu cầu %s đã xử lý trước đó: gửi lại câu trả lời cũ", rid)
+                        result.reply = previous
+                        return result
+                try:
+                    change, kind = self._decide(parts, obj)
+                except ProtocolError as exc:
+                    log.warning("Từ chối yêu cầu %s trên %s: %s (%s)", rid, topic, exc.message, exc.code)
+                    reply = error_reply(rid, exc.code, exc.message)
+                    if rid is not None and exc.code not in _NOT_STORED:
+                        await self._commit(Change(), rid, reply)
+                    result.reply = reply
                     return result
-            try:
-                change, kind = self._decide(parts, obj)
-            except ProtocolError as exc:
-                log.warning("Từ chối yêu cầu %s trên %s: %s (%s)", rid, topic, exc.message, exc.code)
-                reply = error_reply(rid, exc.code, exc.message)
-                if rid is not None and exc.code not in _NOT_STORED:
-                    await self._commit(Change(), rid, reply)
-                result.reply = reply
+                result.reply, msgs = await self._execute(change, rid, kind)
+                result.messages += msgs
                 return result
-            result.reply, msgs = await self._execute(change, rid, kind)
-            result.messages += msgs
-            return result
+
+    @contextlib.contextmanager
+    def _command(self) -> Iterator[None]:
+        self._moment = self.clock.now()
+        try:
+            yield
+        finally:
+            self._moment = None
+            self._publics.clear()
+
+    def _now(self) -> datetime:
+        return self._moment or self.clock.now()
+
+    def _public(self, t: Ticket) -> dict[str, Any]:
+        hit = self._publics.get(id(t))
+        if hit is not None and hit[0] is t:
+            return hit[1]
+        view = t.public(self.tz)
+        if self._moment is not None:
+            self._publics[id(t)] = (t, view)
+        return view
 
     async def _query(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Read-only questions: answered from the book and the database, never stored."""
@@ -170,7 +197,7 @@ class QueueService:
         return ok_reply(q.request_id, t.record(self.tz), counter, ahead=ahead, est_wait_s=est)
 
     def _decide(self, parts: tuple[str, ...], obj: dict[str, Any]) -> tuple[Change, str]:
-        now = self.clock.now()
+        now = self._now()
         match parts:
             case ("cmd", "ticket"):
                 return rules.issue_ticket(self.book, TicketRequest.parse(obj), now), "ticket"
@@ -208,7 +235,7 @@ class QueueService:
         counter = self.counter_view(change.counter) if change.counter else None
         if change.error is not None:
             return error_reply(rid, change.error.code, change.error.message, counter=counter)
-        ticket = change.ticket.public(self.tz) if change.ticket else None
+        ticket = self._public(change.ticket) if change.ticket else None
         extra: dict[str, Any] = {}
         if change.ticket is not None and change.events and change.events[0].kind == "issued":
             ahead = self.book.ahead(change.ticket)
@@ -228,7 +255,7 @@ class QueueService:
         reserved = self._seq_reserved
         if self.seq + messages + self._state_topics() >= reserved:
             reserved = self.seq + messages + self._state_topics() + SEQ_BLOCK
-        await self.store.commit(change, day=self.book.day, seq=reserved, now=self.clock.now(),
+        await self.store.commit(change, day=self.book.day, seq=reserved, now=self._now(),
                                 request_id=rid if reply is not None else None, reply=reply)
         self._seq_reserved = reserved
         if rid is not None and reply is not None:
@@ -268,9 +295,9 @@ class QueueService:
         return Outgoing(topic, dumps({**body, "seq": self.seq, "at": at}), retain)
 
     def _event_messages(self, change: Change) -> list[Outgoing]:
-        at = iso(self.clock.now(), self.tz)
+        at = iso(self._now(), self.tz)
         return [self._stamp(self.topics.event(ev.kind),
-                            {"kind": str(ev.kind), "ticket": ev.ticket.public(self.tz), "counter": ev.counter,
+                            {"kind": str(ev.kind), "ticket": self._public(ev.ticket), "counter": ev.counter,
                              "recall": ev.recall}, False, at)
                 for ev in change.events]
 
@@ -281,7 +308,7 @@ class QueueService:
         under a burst a field's queue state goes out once rather than after every ticket."""
         if not (self._dirty_counters or self._dirty_fields):
             return []
-        at = iso(self.clock.now(), self.tz)
+        at = iso(self._now(), self.tz)
         out: list[Outgoing] = []
         for cid in sorted(self._dirty_counters):
             view = self.counter_view(self.book.counters[cid])
@@ -301,7 +328,7 @@ class QueueService:
         cc = self.site.counter(c.id)
         t = self.book.tickets.get(c.ticket) if c.ticket else None
         return {"counter": c.id, "name": cc.name if cc else c.id, "status": str(c.status),
-                "ticket": t.public(self.tz) if t else None, "officer": c.officer,
+                "ticket": self._public(t) if t else None, "officer": c.officer,
                 "fields": list(cc.fields) if cc else [], "since": iso(c.since, self.tz)}
 
     def site_view(self) -> dict[str, Any]:
@@ -326,7 +353,7 @@ class QueueService:
             return await self._full_state_locked()
 
     async def _full_state_locked(self) -> list[Outgoing]:
-        now_s = iso(self.clock.now(), self.tz)
+        now_s = iso(self._now(), self.tz)
         bodies: list[tuple[str, dict[str, Any]]] = [(self.topics.state_site, self.site_view())]
         for f in self.site.fields:
             view = self.book.queue_view(f.id)
@@ -349,7 +376,7 @@ class QueueService:
             return await self._roll_if_needed()
 
     async def _roll_if_needed(self) -> list[Outgoing]:
-        now = self.clock.now()
+        now = self._now()
         today = self._today(now)
         if today == self.book.day:
             return []

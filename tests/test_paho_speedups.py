@@ -7,9 +7,10 @@ import paho.mqtt.client as paho_client
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import MQTTException, Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 import qms_common.mqtt  # noqa: F401  (installs the speed-up, as every process does)
-from qms_common.paho_speedups import FastProperties
+from qms_common.paho_speedups import FastProperties, FastReasonCode
 
 EXAMPLES: list[tuple[int, dict[str, object]]] = [
     (PacketTypes.PUBLISH, {"ResponseTopic": "qms/demo/reply/web", "CorrelationData": b"\x00\x01\xff",
@@ -79,5 +80,36 @@ def test_a_duplicate_single_property_on_the_wire_is_refused() -> None:
         FastProperties(PacketTypes.PUBLISH).unpack(doubled)
 
 
-def test_paho_builds_fast_properties_for_what_it_receives() -> None:
+@pytest.mark.parametrize(("packet", "kwargs"), [
+    (PacketTypes.PUBACK, {}), (PacketTypes.PUBACK, {"identifier": 0}), (PacketTypes.PUBACK, {"identifier": 16}),
+    (PacketTypes.PUBACK, {"identifier": 0x87}), (PacketTypes.DISCONNECT, {}),
+    (PacketTypes.CONNACK, {"aName": "Not authorized"}), (PacketTypes.SUBACK, {"identifier": 1}),
+])
+def test_reason_codes_as_paho_makes_them(packet: int, kwargs: dict[str, object]) -> None:
+    try:
+        slow = ReasonCode(packet, **kwargs)  # type: ignore[arg-type]
+    except (KeyError, ValueError) as exc:
+        with pytest.raises(type(exc)):
+            FastReasonCode(packet, **kwargs)  # type: ignore[arg-type]
+        return
+    fast = FastReasonCode(packet, **kwargs)  # type: ignore[arg-type]
+    assert (fast.value, str(fast), repr(fast), fast.is_failure, fast.pack()) == (
+        slow.value, str(slow), repr(slow), slow.is_failure, slow.pack())
+    assert fast == slow and fast == slow.value and isinstance(fast, ReasonCode)
+    decoded = FastReasonCode(packet, identifier=0)
+    decoded.unpack(slow.pack())
+    assert decoded == slow
+
+
+def test_unknown_reason_codes_are_refused_alike() -> None:
+    with pytest.raises(KeyError):
+        ReasonCode(PacketTypes.PUBACK, identifier=99)
+    with pytest.raises(KeyError):
+        FastReasonCode(PacketTypes.PUBACK, identifier=99)
+    with pytest.raises(KeyError):
+        FastReasonCode(PacketTypes.PUBACK, aName="No such reason")
+
+
+def test_paho_builds_the_fast_classes_for_what_it_receives() -> None:
     assert paho_client.Properties is FastProperties and paho_packet.Properties is FastProperties
+    assert paho_client.ReasonCode is FastReasonCode and paho_packet.ReasonCode is FastReasonCode
