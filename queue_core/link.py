@@ -10,7 +10,7 @@ import aiomqtt
 
 from qms_common.mqtt import MqttSession, Presence, message_topic, response_properties
 from qms_common.protocol import ErrorCode, dumps, error_reply
-from queue_core.service import Outgoing, QueueService
+from queue_core.service import Outgoing, Pending, QueueService
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class CoreLink:
         # set once the state of the first connection is published (tests and tools wait on it)
         self.ready = asyncio.Event()
         self._since_flush = 0
+        self._finishing: set[asyncio.Future[None]] = set()
 
     async def run(self) -> None:
         ticker = asyncio.create_task(self._tick_forever())
@@ -41,16 +42,20 @@ class CoreLink:
                 await ticker
 
     async def stop(self) -> None:
+        await self._settle()
         await self.session.drain()
         await self.session.say_offline()
 
     async def _on_connect(self) -> None:
         # The broker may have restarted empty: everything retained is sent again.
+        await self._settle()
         self._send(await self.service.full_state())
         await self.session.drain()
         self.ready.set()
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
+        """Decide each command in order; its commit, reply and events finish in a task of their
+        own, so the next command is decided while the disk writes this one."""
         topic = message_topic(message)
         if message.retain:
             # A retained command is a stale one: executing it at every reconnect would repeat it.
@@ -61,25 +66,43 @@ class CoreLink:
         correlation = getattr(props, "CorrelationData", None) if props else None
         payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else None
         try:
-            result = await self.service.handle(topic, bytes(payload) if payload is not None else None)
+            pending = await self.service.accept(topic, bytes(payload) if payload is not None else None)
         except Exception:
             log.exception("Lỗi không mong đợi khi xử lý lệnh trên %s", topic)
-            reply_topic = response_topic
-            if reply_topic:
-                self.session.publish_soon(reply_topic, dumps(error_reply(
-                    None, ErrorCode.INTERNAL, "Lỗi hệ thống, vui lòng thử lại.")),
-                    properties=response_properties(correlation))
+            self._reply(response_topic, correlation, error_reply(
+                None, ErrorCode.INTERNAL, "Lỗi hệ thống, vui lòng thử lại."))
             return
-        self._send(result.messages)
-        reply_topic = response_topic or result.reply_to
-        if result.reply is not None and reply_topic:
-            self.session.publish_soon(reply_topic, dumps(result.reply),
-                                      properties=response_properties(correlation))
+        task = asyncio.ensure_future(self._finish(pending, response_topic, correlation))
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
         self._since_flush += 1
         if self.session.queued_messages() == 0 or self._since_flush >= FLUSH_EVERY:
-            self._flush()
+            await self._flush()
 
-    def _flush(self) -> None:
+    async def _finish(self, pending: Pending, response_topic: str | None, correlation: bytes | None) -> None:
+        try:
+            result = await self.service.complete(pending)
+        except Exception:
+            log.exception("Lỗi không mong đợi khi hoàn tất lệnh")
+            self._reply(response_topic, correlation, error_reply(
+                None, ErrorCode.INTERNAL, "Lỗi hệ thống, vui lòng thử lại."))
+            return
+        self._send(result.messages)
+        if result.reply is not None:
+            self._reply(response_topic or result.reply_to, correlation, result.reply)
+
+    def _reply(self, topic: str | None, correlation: bytes | None, reply: dict[str, object]) -> None:
+        if topic:
+            self.session.publish_soon(topic, dumps(reply), properties=response_properties(correlation))
+
+    async def _settle(self) -> None:
+        """Until every command taken so far is written, answered and its events sent."""
+        while self._finishing:
+            await asyncio.wait(set(self._finishing))
+
+    async def _flush(self) -> None:
+        # Retained state is computed from the book: only once every command in it is written.
+        await self._settle()
         self._since_flush = 0
         self._send(self.service.flush_state())
 
@@ -91,7 +114,8 @@ class CoreLink:
         while True:
             await asyncio.sleep(self.service.site.queue.tick_s)
             try:
+                await self._settle()
                 self._send(await self.service.tick())
-                self._flush()
+                await self._flush()
             except Exception:
                 log.exception("Lỗi khi chuyển ngày làm việc")

@@ -50,6 +50,9 @@ _NOT_STORED = frozenset({ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_FIELD, ErrorCo
                          ErrorCode.INTERNAL})
 KEEP_REQUESTS = timedelta(days=3)
 SEQ_BLOCK = 10_000
+# Commands decided while earlier ones are still being written: the next is decided while the
+# disk syncs the last. At most this many transactions wait for the disk.
+MAX_IN_FLIGHT = 64
 _RECENT_REPLIES = 4096
 
 
@@ -67,6 +70,23 @@ class Result:
     messages: list[Outgoing] = field(default_factory=list)
 
 
+@dataclass
+class Pending:
+    """A command decided and applied to the book, its transaction queued but maybe not yet
+    committed. complete() turns it into the Result to send: nothing leaves before the commit."""
+
+    result: Result
+    commit: asyncio.Future[None] | None = None
+    change: Change | None = None
+    rid: str | None = None
+    kind: str = ""
+    fields: set[str] = field(default_factory=set)
+    counters: set[str] = field(default_factory=set)
+    reserved: int = 0
+    moment: datetime | None = None
+    replay: asyncio.Future[dict[str, Any]] | None = None  # the same request_id is in flight
+
+
 class QueueService:
     def __init__(self, site: SiteConfig, store: Store, clock: Clock) -> None:
         self.site = site
@@ -75,7 +95,7 @@ class QueueService:
         self.clock = clock
         self.tz = site.tz
         self.seq = 0                # the last seq stamped on a message
-        self._seq_reserved = 0      # persisted: no seq up to here was ever used before a restart
+        self._seq_reserved = 0      # asked of the store: no seq up to here was used before a restart
         self.book = Book(site, "")
         self._lock = asyncio.Lock()
         self._known_ids: set[str] = set()
@@ -87,6 +107,10 @@ class QueueService:
         # one command sees one moment, and shows each ticket version once (reply, events, state)
         self._moment: datetime | None = None
         self._publics: dict[int, tuple[Ticket, dict[str, Any]]] = {}
+        self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}  # request_id -> its reply
+        self._commits: set[asyncio.Future[None]] = set()
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._broken = False  # a write failed: reload from the database before the next command
 
     # ------------------------------------------------------------ start
 
@@ -108,39 +132,125 @@ class QueueService:
     # ------------------------------------------------------------ commands
 
     async def handle(self, topic: str, payload: bytes | None) -> Result:
-        """One request from any cmd topic. Never raises for bad input: it answers it."""
+        """One request from any cmd topic, committed. Never raises for bad input: it answers it."""
+        return await self.complete(await self.accept(topic, payload))
+
+    async def accept(self, topic: str, payload: bytes | None) -> Pending:
+        """Decide a command and apply it to the book; its transaction is queued, not awaited.
+        Commands are decided strictly one after another; complete() waits for the commit."""
         parts = self.topics.split(topic)
         try:
             obj = loads_object(payload)
         except ProtocolError as exc:
             log.warning("Từ chối yêu cầu trên %s: %s", topic, exc.message)
-            return Result(error_reply(None, exc.code, exc.message))
+            return Pending(Result(error_reply(None, exc.code, exc.message)))
         rid = request_id_of(obj)
         result = Result(None, reply_to=reply_to_of(obj))
         if parts == ("cmd", "query"):
             result.reply = await self._query(obj)
-            return result
-        async with self._lock:
-            with self._command():
-                result.messages = await self._roll_if_needed()
-                if rid is not None:
-                    previous = await self._previous_reply(rid)
-                    if previous is not None:
-                        log.info("Yêu cầu %s đã xử lý trước đó: gửi lại câu trả lời cũ", rid)
-                        result.reply = previous
-                        return result
-                try:
-                    change, kind = self._decide(parts, obj)
-                except ProtocolError as exc:
-                    log.warning("Từ chối yêu cầu %s trên %s: %s (%s)", rid, topic, exc.message, exc.code)
-                    reply = error_reply(rid, exc.code, exc.message)
-                    if rid is not None and exc.code not in _NOT_STORED:
-                        await self._commit(Change(), rid, reply)
-                    result.reply = reply
-                    return result
-                result.reply, msgs = await self._execute(change, rid, kind)
-                result.messages += msgs
-                return result
+            return Pending(result)
+        await self._slots.acquire()
+        try:
+            async with self._lock:
+                with self._command():
+                    pending = await self._accept_locked(parts, obj, rid, result, topic)
+        except BaseException:
+            self._slots.release()
+            raise
+        if pending.commit is None:
+            self._slots.release()
+        return pending
+
+    async def _accept_locked(self, parts: tuple[str, ...], obj: dict[str, Any], rid: str | None,
+                             result: Result, topic: str) -> Pending:
+        if self._broken:
+            await self._recover()
+        result.messages = await self._roll_if_needed()
+        if rid is not None:
+            if rid in self._in_flight:
+                return Pending(result, replay=self._in_flight[rid])
+            previous = await self._previous_reply(rid)
+            if previous is not None:
+                log.info("Yêu cầu %s đã xử lý trước đó: gửi lại câu trả lời cũ", rid)
+                result.reply = previous
+                return Pending(result)
+        try:
+            change, kind = self._decide(parts, obj)
+        except ProtocolError as exc:
+            log.warning("Từ chối yêu cầu %s trên %s: %s (%s)", rid, topic, exc.message, exc.code)
+            result.reply = error_reply(rid, exc.code, exc.message)
+            if rid is not None and exc.code not in _NOT_STORED:
+                return self._queue_commit(result, Change(), rid, "refusal", set())
+            return Pending(result)
+        fields = self._fields_touched(change)
+        self.book.apply(change)
+        result.reply = self._reply(change, rid)
+        return self._queue_commit(result, change, rid, kind, fields)
+
+    def _queue_commit(self, result: Result, change: Change, rid: str | None, kind: str,
+                      fields: set[str]) -> Pending:
+        reserved = self._reserve(len(change.events))
+        commit = asyncio.ensure_future(self.store.commit(
+            change, day=self.book.day, seq=reserved, now=self._now(), request_id=rid, reply=result.reply))
+        self._commits.add(commit)
+        commit.add_done_callback(self._commits.discard)
+        if rid is not None:
+            self._in_flight[rid] = asyncio.get_running_loop().create_future()
+        return Pending(result, commit=commit, change=change, rid=rid, kind=kind, fields=fields,
+                       counters=self._counters_touched(change), reserved=reserved, moment=self._moment)
+
+    async def complete(self, p: Pending) -> Result:
+        """Wait for the command's commit; then, and only then, its reply and events exist."""
+        if p.replay is not None:
+            log.info("Yêu cầu trùng đang xử lý: gửi cùng câu trả lời")
+            return Result(await asyncio.shield(p.replay), reply_to=p.result.reply_to)
+        if p.commit is None:
+            return p.result
+        try:
+            await p.commit
+        except Exception as exc:
+            if not self._broken:
+                log.error("Không ghi được thay đổi vào cơ sở dữ liệu (%s); nạp lại trạng thái trước lệnh sau", exc)
+            self._broken = True
+            p.result.reply = error_reply(p.rid, ErrorCode.INTERNAL, "Lỗi lưu dữ liệu, vui lòng thử lại.")
+            return p.result
+        finally:
+            self._slots.release()
+            waiter = self._in_flight.pop(p.rid, None) if p.rid is not None else None
+            if waiter is not None and not waiter.done():
+                waiter.set_result(p.result.reply or {})
+        assert p.change is not None and p.result.reply is not None
+        self._seq_reserved = max(self._seq_reserved, p.reserved)
+        if p.rid is not None:
+            self._remember(p.rid, p.result.reply)
+        self._dirty_fields |= p.fields
+        self._dirty_counters |= p.counters
+        p.result.messages += self._event_messages(p.change, p.moment)
+        t = p.change.ticket
+        if t is not None:
+            what = f"vé {t.number} {rules.STATUS_VI[t.status]}" + (f", quầy {t.counter}" if t.counter else "")
+        elif p.change.counter is not None:
+            what = f"quầy {p.change.counter.id}: {p.change.counter.status}"
+        else:
+            what = p.result.reply.get("error", {}).get("code", "ok")
+        log.info("%s%s: %s", p.kind, f" ({p.rid})" if p.rid else "", what)
+        return p.result
+
+    async def settle(self) -> None:
+        """Until every queued transaction is written (or has failed)."""
+        if self._commits:
+            await asyncio.wait(set(self._commits))
+
+    async def _recover(self) -> None:
+        """After a failed write: the book may hold what the disk does not. Wait for the writes
+        queued after it (the store refuses them), then start again from the database."""
+        await self.settle()
+        self.store.reset_after_failure()
+        await self.load()
+        self._dirty_fields.update(f.id for f in self.site.fields)
+        self._dirty_counters.update(self.book.counters)
+        self._broken = False
+        log.warning("Đã nạp lại trạng thái từ cơ sở dữ liệu")
 
     @contextlib.contextmanager
     def _command(self) -> Iterator[None]:
@@ -208,29 +318,6 @@ class QueueService:
                 return rules.rate(self.book, RatingRequest.parse(obj), now), "rating"
         raise bad_request("chủ đề không phải một lệnh của giao thức v1.")
 
-    async def _execute(self, change: Change, rid: str | None, kind: str) -> tuple[dict[str, Any], list[Outgoing]]:
-        affected_fields = self._fields_touched(change)
-        self.book.apply(change)
-        reply = self._reply(change, rid)
-        try:
-            await self._commit(change, rid, reply, len(change.events))
-        except Exception:
-            log.exception("Không ghi được thay đổi vào cơ sở dữ liệu; nạp lại trạng thái")
-            await self.load()
-            self._dirty_fields.update(f.id for f in self.site.fields)
-            self._dirty_counters.update(self.book.counters)
-            return error_reply(rid, ErrorCode.INTERNAL, "Lỗi lưu dữ liệu, vui lòng thử lại."), []
-        self._dirty_fields |= affected_fields
-        self._dirty_counters |= self._counters_touched(change)
-        messages = self._event_messages(change)
-        t = change.ticket
-        if t is not None:
-            what = f"vé {t.number} {rules.STATUS_VI[t.status]}" + (f", quầy {t.counter}" if t.counter else "")
-        else:
-            what = f"quầy {change.counter.id}: {change.counter.status}" if change.counter else "ok"
-        log.info("%s%s: %s", kind, f" ({rid})" if rid else "", what)
-        return reply, messages
-
     def _reply(self, change: Change, rid: str | None) -> dict[str, Any]:
         counter = self.counter_view(change.counter) if change.counter else None
         if change.error is not None:
@@ -249,20 +336,24 @@ class QueueService:
             return await self.store.reply_for(rid)
         return None
 
-    async def _commit(self, change: Change, rid: str | None, reply: dict[str, Any] | None,
-                      messages: int = 0) -> None:
-        """Commit, reserving enough seq for this change's events and a full state publish."""
-        reserved = self._seq_reserved
-        if self.seq + messages + self._state_topics() >= reserved:
-            reserved = self.seq + messages + self._state_topics() + SEQ_BLOCK
-        await self.store.commit(change, day=self.book.day, seq=reserved, now=self._now(),
-                                request_id=rid if reply is not None else None, reply=reply)
-        self._seq_reserved = reserved
-        if rid is not None and reply is not None:
-            self._known_ids.add(rid)
-            self._recent[rid] = reply
-            if len(self._recent) > _RECENT_REPLIES:
-                self._recent.popitem(last=False)
+    def _reserve(self, messages: int) -> int:
+        """The seq reservation a transaction writes: enough for its events, the events of every
+        command in flight and a full state publish, so no seq is used twice after a restart."""
+        need = self.seq + messages + MAX_IN_FLIGHT * 8 + self._state_topics()
+        if need >= self._seq_reserved:
+            self._seq_reserved = need + SEQ_BLOCK
+        return self._seq_reserved
+
+    def _remember(self, rid: str, reply: dict[str, Any]) -> None:
+        self._known_ids.add(rid)
+        self._recent[rid] = reply
+        if len(self._recent) > _RECENT_REPLIES:
+            self._recent.popitem(last=False)
+
+    async def _commit_now(self, change: Change) -> None:
+        """A transaction of the core's own (a new day, a reservation), awaited at once."""
+        await self.settle()
+        await self.store.commit(change, day=self.book.day, seq=self._reserve(0), now=self._now())
 
     # ------------------------------------------------------------ messages
 
@@ -294,8 +385,8 @@ class QueueService:
         self.seq += 1
         return Outgoing(topic, dumps({**body, "seq": self.seq, "at": at}), retain)
 
-    def _event_messages(self, change: Change) -> list[Outgoing]:
-        at = iso(self._now(), self.tz)
+    def _event_messages(self, change: Change, moment: datetime | None = None) -> list[Outgoing]:
+        at = iso(moment or self._now(), self.tz)
         return [self._stamp(self.topics.event(ev.kind),
                             {"kind": str(ev.kind), "ticket": self._public(ev.ticket), "counter": ev.counter,
                              "recall": ev.recall}, False, at)
@@ -353,6 +444,7 @@ class QueueService:
             return await self._full_state_locked()
 
     async def _full_state_locked(self) -> list[Outgoing]:
+        await self.settle()  # views of the book show only what is written
         now_s = iso(self._now(), self.tz)
         bodies: list[tuple[str, dict[str, Any]]] = [(self.topics.state_site, self.site_view())]
         for f in self.site.fields:
@@ -363,7 +455,7 @@ class QueueService:
             view = self.counter_view(self.book.counters[cc.id])
             self._counter_views[cc.id] = view
             bodies.append((self.topics.state_counter(cc.id), view))
-        await self._commit(Change(), None, None, len(bodies))
+        await self._commit_now(Change())
         self._dirty_counters.clear()
         self._dirty_fields.clear()
         return [self._stamp(topic, body, True, now_s) for topic, body in bodies]
@@ -385,11 +477,12 @@ class QueueService:
             # reissue numbers of a day that already had them.
             return []
         old_day = self.book.day
+        await self.settle()  # the old day's commands are written before the new day begins
         change = rules.rollover(self.book, today, now)
         self.book.apply(change)
         self.book = Book(self.site, today, counters=self.book.counters,
                          next_order=self.book.next_order)
-        await self._commit(change, None, None)
+        await self._commit_now(change)
         expired = sum(1 for t in change.tickets if t.status == "expired")
         log.info("Sang ngày làm việc mới %s (ngày %s: %d vé hết hạn)", today, old_day, expired)
         return await self._full_state_locked()

@@ -6,6 +6,7 @@ replies and publishes only after commit() returns.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -98,10 +99,21 @@ class Snapshot:
     request_ids: set[str] = field(default_factory=set)
 
 
+class StoreFailed(RuntimeError):
+    """A write was refused because an earlier one failed (see Store.reset_after_failure)."""
+
+
 class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self.path = path
+        # Set on the writer thread when a transaction fails: the transactions queued behind it
+        # were decided on a state that included the lost one, so none of them may be written
+        # until the service has reloaded its state from the database.
+        self._failed = False
+
+    def reset_after_failure(self) -> None:
+        self._failed = False
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -187,6 +199,8 @@ class Store:
                    if request_id is not None and reply is not None else None)
 
         def write(conn: sqlite3.Connection) -> None:
+            if self._failed:
+                raise StoreFailed("an earlier write failed")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if tickets:
@@ -203,7 +217,9 @@ class Store:
                                  [("seq", str(seq)), ("day", day)])
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                self._failed = True
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
                 raise
 
         await self._in_thread(write)

@@ -163,3 +163,48 @@ async def test_day_rollover_with_an_injected_clock(broker: Broker, tmp_path: Pat
     rows = dict((r[0], r[2]) for r in db_tickets(tmp_path / f"{site_id}.sqlite3"))
     assert rows["20261121-dat-dai-1002"] == "expired"
     assert rows["20261122-dat-dai-1001"] == "waiting"
+
+
+async def test_a_failed_write_is_answered_and_nothing_built_on_it_survives(broker: Broker, tmp_path: Path) -> None:
+    """The disk refuses writes for a while (here: the connection turned read-only). Every command
+    then gets an `internal` error, nothing of theirs is kept, and the next command after the disk
+    is back starts again from what the database holds."""
+    path, site_id = write_site(tmp_path, broker.url)
+    topics = Topics(site_id)
+    async with running_core(path) as core, Probe(broker.url) as probe:
+        for _ in range(2):
+            await probe.request(topics.cmd_ticket, {"request_id": new_id(), "field": "dat-dai"})
+        await core.store._db.execute("PRAGMA query_only = ON")  # the disk says no
+        lost = {"request_id": new_id(), "field": "dat-dai"}
+        burst = [lost] + [{"request_id": new_id(), "field": "dat-dai"} for _ in range(5)]
+        replies = await asyncio.gather(*(probe.request(topics.cmd_ticket, r) for r in burst))
+        call = await probe.request(topics.cmd_counter("1"), {"request_id": new_id(), "action": "call_next"})
+        assert all(r["ok"] is False and r["error"]["code"] == "internal" for r in [*replies, call])
+        await core.store._db.execute("PRAGMA query_only = OFF")  # the disk is back
+        again = await probe.request(topics.cmd_ticket, lost)  # the client retries, same request_id
+        assert again["ok"] and again["ticket"]["number"] == "1003"
+        state = await probe.request(topics.cmd_counter("1"), {"request_id": new_id(), "action": "call_next"})
+        assert state["ticket"]["number"] == "1001"
+        assert len(core.service.book.tickets) == 3
+    assert [r[1] for r in db_tickets(tmp_path / f"{site_id}.sqlite3")] == ["1001", "1002", "1003"]
+
+
+async def test_commands_decided_after_a_failed_write_are_not_written(broker: Broker, tmp_path: Path) -> None:
+    """Commands are decided while earlier ones are being written. When one write fails, the ones
+    decided after it (numbered after it, say) must not reach the disk either: no gap, no ticket
+    whose predecessor never existed."""
+    path, site_id = write_site(tmp_path, broker.url)
+    topics = Topics(site_id)
+    async with running_core(path) as core, Probe(broker.url) as probe:
+        for _ in range(2):
+            await probe.request(topics.cmd_ticket, {"request_id": new_id(), "field": "dat-dai"})
+        await core.store._db.execute(  # exactly one transaction fails: the one writing 1003
+            "CREATE TRIGGER disk_full BEFORE INSERT ON tickets WHEN NEW.value = 1003 "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        burst = [{"request_id": new_id(), "field": "dat-dai"} for _ in range(6)]
+        replies = await asyncio.gather(*(probe.request(topics.cmd_ticket, r) for r in burst))
+        assert all(r["error"]["code"] == "internal" for r in replies), replies
+        await core.store._db.execute("DROP TRIGGER disk_full")
+        again = [await probe.request(topics.cmd_ticket, r) for r in burst]
+        assert sorted(r["ticket"]["number"] for r in again) == [str(n) for n in range(1003, 1009)]
+    assert [r[1] for r in db_tickets(tmp_path / f"{site_id}.sqlite3")] == [str(n) for n in range(1001, 1009)]
