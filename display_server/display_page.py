@@ -26,6 +26,32 @@ from display_server.state import Change
 log = logging.getLogger(__name__)
 
 CHIME = web.AppKey("chime", bytes)
+
+
+class ViewCache:
+    """The feed message of each area (filter), built and serialised once per change of the
+    present however many TVs show it: fifty TVs of one hall cost one view, not fifty."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        self._views: dict[tuple[frozenset[str] | None, frozenset[str] | None], tuple[int, str]] = {}
+
+    def message(self, flt: DisplayFilter) -> str:
+        follower = self._app[FOLLOWER]
+        key = flt.area
+        hit = self._views.get(key)
+        if hit is not None and hit[0] == follower.version:
+            return hit[1]
+        view = build_view(follower.state, self._app[SITE], self._app[SETTINGS].display, flt,
+                          link_up=follower.connected)
+        text = dumps({"type": "view", "view": view})
+        if len(self._views) > 256:  # areas come from URLs: do not let them grow without end
+            self._views.clear()
+        self._views[key] = (follower.version, text)
+        return text
+
+
+VIEWS = web.AppKey("tv_views", ViewCache)
 # An idle feed still says something this often, so a page notices a dead link and reconnects.
 KEEPALIVE_S = 15.0
 # The texts the page script needs.
@@ -35,6 +61,7 @@ SCRIPT_TEXTS = ("counter", "to_counter", "waiting", "people", "no_calls", "count
 
 def setup(app: web.Application) -> None:
     app[CHIME] = chime_wav()
+    app[VIEWS] = ViewCache(app)
     app.router.add_get("/display", display)
     app.router.add_get("/display/ws", feed)
     app.router.add_get(CHIME_URL, chime)
@@ -84,13 +111,9 @@ async def feed(request: web.Request) -> web.StreamResponse:
 
 
 async def _write(app: web.Application, ws: web.WebSocketResponse, sub: Any, flt: DisplayFilter) -> None:
-    follower, site, settings = app[FOLLOWER], app[SITE], app[SETTINGS]
-
-    def view() -> dict[str, Any]:
-        return build_view(follower.state, site, settings.display, flt, link_up=follower.connected)
-
-    last = view()
-    await ws.send_str(dumps({"type": "view", "view": last}))
+    follower, site, views = app[FOLLOWER], app[SITE], app[VIEWS]
+    last = views.message(flt)
+    await ws.send_str(last)
     while True:
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
@@ -109,10 +132,10 @@ async def _write(app: web.Application, ws: web.WebSocketResponse, sub: Any, flt:
                     announcements.append(item)
             elif not isinstance(item, (Change, LinkChange, Resync)):
                 log.debug("Bỏ qua %r", item)
-        current = view()
+        current = views.message(flt)
         if current != last:
             last = current
-            await ws.send_str(dumps({"type": "view", "view": current}))
+            await ws.send_str(current)
         for a in announcements:
             await ws.send_str(dumps(a.message()))
 

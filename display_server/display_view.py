@@ -48,6 +48,11 @@ class DisplayFilter:
             parts.append(f"id={self.display_id}")
         return "&".join(parts)
 
+    @property
+    def area(self) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+        """What decides what the TV shows (its id does not)."""
+        return self.fields, self.counters
+
     def shows_counter(self, counter_id: str, counter_fields: list[str]) -> bool:
         if self.counters is not None and counter_id not in self.counters:
             return False

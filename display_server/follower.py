@@ -48,6 +48,8 @@ class StateFollower:
         )
         # replies under qms/{site}/reply/web/: the broker's ACLs let the `web` user read there
         self.requester = Requester(self.session, self.topics, f"web/{server_id}")
+        # bumped at every change of what pages can show: views are cached per version
+        self.version = 0
         self._displays: Counter[str] = Counter()
 
     @property
@@ -89,9 +91,11 @@ class StateFollower:
         # the broker may have restarted empty: say again which TVs are here
         for display in self._displays:
             self.session.publish_soon(self.topics.status_display(display), ONLINE, retain=True)
+        self.version += 1
         self.hub.publish(LinkChange(True))
 
     async def _on_disconnect(self) -> None:
+        self.version += 1
         self.hub.publish(LinkChange(False))
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
@@ -101,6 +105,7 @@ class StateFollower:
         if change is None:
             return
         self._sweep_display(change)
+        self.version += 1
         self.hub.publish(change)
 
     def _sweep_display(self, change: Change) -> None:

@@ -164,6 +164,9 @@ class EspeakRenderer:
         self.voice = f"{voice}@{speed}"
         self.timeout_s = timeout_s
         self.binary = shutil.which("espeak-ng")
+        # Rendering is background work next to a core and counter agents that answer key presses
+        # in milliseconds: it runs at low CPU priority.
+        self._nice = [nice, "-n", "10"] if (nice := shutil.which("nice")) else []
         self._warned = False
 
     def usable(self) -> bool:
@@ -180,7 +183,7 @@ class EspeakRenderer:
             # on 3.11 keeps proc.wait() waiting after a kill
             text_file.write_text(text, encoding="utf-8")
             proc = await asyncio.create_subprocess_exec(
-                self.binary, "-v", self.espeak_voice, "-s", str(self.speed), "-b", "1", "-w", str(out),
+                *self._nice, self.binary, "-v", self.espeak_voice, "-s", str(self.speed), "-b", "1", "-w", str(out),
                 "-f", str(text_file),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
             try:

@@ -1,8 +1,17 @@
-"""`make bench`: how fast the queue core is, printed as one JSON object on the last line.
+"""`make bench`: a large office on this machine, then the core flat out. One JSON object last.
 
-Starts our own broker and a real core process, drives it flat out with concurrent clients
-(issue, call_next, finish at realistic proportions) and reports durable commands per second,
-round-trip latency and the core's memory.
+Steady phase (BENCH_SECONDS, default 60): our own broker, the core, four counter agents with 200
+counters on simulated qms-serial panels and keypads (20 buses of 10 devices on real ptys, the
+device side in this process), the web server with 50 TV feeds connected over WebSocket; keys
+"N" pressed at 20 per second on random counters and tickets issued at 20 per second.
+  press_to_panel_ms: from the key frame written on the keypad's line to the panel's blinking
+                     frame of that counter read back from the line;
+  press_to_tv_ms:    from the same key press to each TV feed's first message showing the call.
+Flat phase (BENCH_FLAT commands, default 30000): agents, web server and TVs stopped; the core
+alone takes tickets and call_next from Mosquitto's own C clients (mosquitto_pub -l, MQTT 5
+Response Topic) as fast as it answers; every command is a durable transaction.
+  core_commands_per_s: answered commands per second over the flat phase.
+Every process: CPU seconds in each phase and peak resident memory (VmHWM).
 """
 
 from __future__ import annotations
@@ -10,125 +19,487 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
+import re
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
 import psutil  # noqa: E402
 
+from counter_agent.simulator.bus import SimulatedBus  # noqa: E402
+from counter_agent.simulator.devices import Panel, Shown  # noqa: E402
 from qms_common.config import MqttSettings  # noqa: E402
-from qms_common.devbroker import start_broker  # noqa: E402
+from qms_common.devbroker import free_port, start_broker, wait_for_port  # noqa: E402
 from qms_common.mqtt import MqttSession, Requester  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
 
-FIELDS = "\n".join(f"""
+SITE_ID = "bench"
+N_COUNTERS = int(os.environ.get("BENCH_COUNTERS", "200"))
+N_AGENTS = 4
+BUS_SIZE = 10
+N_FIELDS = 8
+N_TVS = int(os.environ.get("BENCH_TVS", "50"))
+CALLS_PER_S = 20.0
+TICKETS_PER_S = 20.0
+SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
+FLAT = int(os.environ.get("BENCH_FLAT", "30000"))
+TARGETS = {"press_to_panel_p99_ms": 15, "press_to_tv_p99_ms": 25, "core_commands_per_s": 1000, "core_rss_mb": 80}
+
+
+def log(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    v = sorted(values)
+
+    def pct(p: float) -> float:
+        return round(v[min(len(v) - 1, int(p / 100 * len(v)))], 2)
+
+    return {"n": len(v), "p50": pct(50), "p95": pct(95), "p99": pct(99), "max": round(v[-1], 2)}
+
+
+# ---------------------------------------------------------------- the site
+
+def site_toml(url: str, tmp: Path, web_port: int) -> str:
+    fields = "".join(f"""
 [[fields]]
 id = "f{i}"
 name = "Lĩnh vực {i}"
-first = 1
-last = 99999
-prefix = "{chr(65 + i)}"
-""" for i in range(4))
-COUNTERS = "\n".join(f"""
+first = {i * 10000}
+last = {i * 10000 + 9999}
+""" for i in range(1, N_FIELDS + 1))
+    counters = "".join(f"""
 [[counters]]
-id = "{i}"
-name = "Quầy {i}"
-fields = ["f{i % 4}", "f{(i + 1) % 4}"]
-""" for i in range(1, 41))
+id = "{c}"
+name = "Quầy {c}"
+fields = ["f{c % N_FIELDS + 1}", "f{(c + 1) % N_FIELDS + 1}"]
+""" for c in range(1, N_COUNTERS + 1))
+    return f"""
+[site]
+id = "{SITE_ID}"
+name = "Trung tâm Phục vụ hành chính công (benchmark)"
+
+[mqtt]
+url = "{url}"
+
+[storage]
+path = "{tmp / 'bench.sqlite3'}"
+
+[web]
+host = "127.0.0.1"
+port = {web_port}
+id = "bench-web"
+
+[speech]
+engines = ["espeak"]
+cache_dir = "{tmp / 'speech'}"
+
+{fields}
+{counters}
+"""
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    k = min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))
-    return round(values[k], 3)
+@dataclass
+class Device:
+    counter: str
+    bus: SimulatedBus
+    address: int
 
 
-async def drive(url: str, site: str, seconds: float, clients: int) -> dict[str, object]:
-    topics = Topics(site)
-    sessions = []
-    for i in range(clients):
-        s = MqttSession(MqttSettings.from_url(url), identifier=f"bench-{i}", name=f"bench-{i}")
-        r = Requester(s, topics, f"bench-{i}")
-        sessions.append((s, r, asyncio.create_task(s.run())))
-    for s, _, _ in sessions:
-        await asyncio.wait_for(s.connected.wait(), 10)
-    latencies: list[float] = []
-    errors = 0
-    stop_at = time.perf_counter() + seconds
+def agent_toml(url: str, agent: int, buses: list[tuple[Path, list[tuple[int, str]]]]) -> str:
+    counters = "".join(f"""
+[[counters]]
+id = "{counter}"
+port = "{link}"
+driver = "qms-serial"
+address = {address}
+""" for link, devices in buses for address, counter in devices)
+    return f"""
+[agent]
+id = "agent-{agent}"
 
-    async def worker(idx: int, r: Requester) -> None:
-        nonlocal errors
-        counter = str(idx % 40 + 1)
-        n = 0
-        while time.perf_counter() < stop_at:
-            n += 1
-            if n % 3 == 0:
-                topic, body = topics.cmd_counter(counter), {"action": "call_next"}
-            else:
-                topic, body = topics.cmd_ticket, {"field": f"f{(idx + n) % 4}"}
-            t0 = time.perf_counter()
-            reply = await r.request(topic, body, timeout=10)
-            latencies.append((time.perf_counter() - t0) * 1000)
-            if not reply["ok"] and reply["error"]["code"] != "queue_empty":
-                errors += 1
+[mqtt]
+url = "{url}"
+site = "{SITE_ID}"
+{counters}
+"""
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker(i, r) for i, (_, r, _) in enumerate(sessions)))
-    elapsed = time.perf_counter() - t0
-    for _, _, task in sessions:
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    ps: psutil.Process = field(init=False)
+    cpu: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ps = psutil.Process(self.popen.pid)
+
+    def cpu_now(self) -> float:
+        """Its own CPU and its finished children's (the web server's espeak-ng renders)."""
+        try:
+            t = self.ps.cpu_times()
+            return t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            return 0.0
+
+    def peak_mb(self) -> float:
+        try:
+            status = Path(f"/proc/{self.popen.pid}/status").read_text().splitlines()
+            return round(int(next(line.split()[1] for line in status if line.startswith("VmHWM"))) / 1024, 1)
+        except (OSError, StopIteration):
+            return 0.0
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+
+
+def start(name: str, argv: list[str], tmp: Path, env: dict[str, str]) -> Proc:
+    out = (tmp / f"{name}.log").open("wb")
+    return Proc(name, subprocess.Popen(argv, stdout=out, stderr=out, env=env, stdin=subprocess.DEVNULL))
+
+
+async def wait_online(url: str, topics: list[str], timeout: float = 60) -> None:
+    """Until every presence topic says online (retained)."""
+    online: set[str] = set()
+    done = asyncio.Event()
+
+    async def on_message(m: Any) -> None:
+        if m.payload == b"online":
+            online.add(m.topic.value)
+        if online >= set(topics):
+            done.set()
+
+    s = MqttSession(MqttSettings.from_url(url), identifier=f"bench-wait-{uuid.uuid4().hex[:6]}", name="wait",
+                    subscriptions=[f"qms/{SITE_ID}/status/#"], on_message=on_message)
+    task = asyncio.create_task(s.run())
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    finally:
         task.cancel()
-    return {"commands": len(latencies), "seconds": round(elapsed, 2), "errors": errors,
-            "latency_ms": {"p50": pct(latencies, 50), "p95": pct(latencies, 95), "p99": pct(latencies, 99),
-                           "max": round(max(latencies), 3) if latencies else 0},
-            "core_commands_per_s": round(len(latencies) / elapsed, 1)}
+
+
+# ---------------------------------------------------------------- the steady phase
+
+class Steady:
+    def __init__(self, devices: list[Device]) -> None:
+        self.devices = devices
+        self.by_bus_address = {(id(d.bus), d.address): d for d in devices}
+        self.press_log: list[tuple[str, float]] = []  # (counter, time.monotonic()) of every press
+        self.waiting_panel: dict[str, asyncio.Future[Shown]] = {}
+        self.panel_ms: list[float] = []
+        self.tv_ms: list[float] = []
+        self.calls = 0
+        self.presses = 0
+        self.tickets = 0
+        self.refused = 0
+
+    def on_shown(self, bus: SimulatedBus, shown: Shown) -> None:
+        if not shown.flash:
+            return
+        d = self.by_bus_address.get((id(bus), shown.address))
+        if d is None:
+            return
+        fut = self.waiting_panel.get(d.counter)
+        if fut is not None and not fut.done():
+            fut.set_result(shown)
+
+    async def press(self, d: Device) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Shown] = loop.create_future()
+        self.waiting_panel[d.counter] = fut
+        t0 = loop.time()  # the simulator stamps the frames it reads with the same clock
+        self.press_log.append((d.counter, time.monotonic()))
+        d.bus.press(d.address, "N")
+        self.presses += 1
+        try:
+            shown = await asyncio.wait_for(fut, 10)
+        except TimeoutError:
+            log(f"counter {d.counter}: no panel frame within 10 s")
+            return
+        finally:
+            self.waiting_panel.pop(d.counter, None)
+        self.panel_ms.append((shown.at - t0) * 1000)
+        if shown.text.strip("-"):
+            self.calls += 1
+        else:
+            self.refused += 1
+
+    def match_tv_arrivals(self, arrivals: list[tuple[int, str, int, float]]) -> None:
+        """Each TV's first sight of each call, against the key press that made it: the last press
+        of that counter before it (a counter is pressed again only long after its call showed)."""
+        presses: dict[str, list[float]] = defaultdict(list)
+        for counter, t in self.press_log:
+            presses[counter].append(t)
+        for _tv, counter, _seq, at in arrivals:
+            times = [t for t in presses.get(counter, ()) if t <= at]
+            if times:
+                self.tv_ms.append((at - times[-1]) * 1000)
+
+
+# A call as the TV feed writes it (display_view.call_view): found without parsing the whole view.
+CALL_RE = re.compile(r'"seq":(\d+),"number":"([^"]*)","counter":"([^"]*)"')
+
+
+async def tv_feeds(url: str, n: int) -> None:
+    """The TV side, in a process of its own so its reading never delays the keypads' lines: n
+    feeds, each call's first arrival per feed noted with the machine's monotonic clock. Says
+    "ready" once every feed has its snapshot; prints the arrivals as JSON when terminated."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    arrivals: list[tuple[int, str, int, float]] = []
+    ready = asyncio.Semaphore(0)
+
+    async def feed(i: int, http: aiohttp.ClientSession) -> None:
+        seen: set[int] = set()
+        async with http.ws_connect(f"{url}/display/ws?id=tv-{i}", max_msg_size=16 * 2**20) as ws:
+            first = True
+            async for msg in ws:
+                at = time.monotonic()
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                for m in CALL_RE.finditer(msg.data):
+                    seq = int(m.group(1))
+                    if seq not in seen:
+                        seen.add(seq)
+                        if not first:  # calls already in the snapshot are history
+                            arrivals.append((i, m.group(3), seq, at))
+                if first:
+                    first = False
+                    ready.release()
+
+    async with aiohttp.ClientSession() as http:
+        tasks = [asyncio.create_task(feed(i, http)) for i in range(n)]
+        for _ in range(n):
+            await ready.acquire()
+        print("ready", flush=True)
+        await stop.wait()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    print(json.dumps(arrivals), flush=True)
+
+
+async def issue_tickets(req: Requester, topics: Topics, n: int, rate: float | None, steady: Steady | None,
+                        rng: random.Random) -> None:
+    period = 1 / rate if rate else 0
+    next_at = time.perf_counter()
+    for _ in range(n):
+        reply = await req.request(topics.cmd_ticket, {"field": f"f{rng.randint(1, N_FIELDS)}"}, timeout=10)
+        if steady is not None and reply.get("ok"):
+            steady.tickets += 1
+        if period:
+            next_at += period
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+
+async def steady_phase(url: str, web: str, devices: list[Device], steady: Steady) -> dict[str, Any]:
+    topics = Topics(SITE_ID)
+    rng = random.Random(1)
+    session = MqttSession(MqttSettings.from_url(url), identifier="bench-kiosk", name="bench-kiosk")
+    req = Requester(session, topics, "bench-kiosk")
+    task = asyncio.create_task(session.run())
+    await session.wait_connects(1)
+    log(f"{N_COUNTERS * 2} tickets issued before the phase, so queues are not empty")
+    await asyncio.gather(*(issue_tickets(req, topics, N_COUNTERS // 4, None, None, rng) for _ in range(8)))
+    tvs = await asyncio.create_subprocess_exec(sys.executable, __file__, "--tv-feeds", web, str(N_TVS),
+                                               stdout=subprocess.PIPE)
+    assert tvs.stdout is not None
+    await asyncio.wait_for(tvs.stdout.readline(), 60)  # "ready": every feed has its snapshot
+    log(f"steady phase: {SECONDS:.0f} s, {CALLS_PER_S:.0f} calls/s, {TICKETS_PER_S:.0f} tickets/s, {N_TVS} TVs")
+    t_start = time.perf_counter()
+    ticketing = asyncio.create_task(issue_tickets(req, topics, int(SECONDS * TICKETS_PER_S), TICKETS_PER_S,
+                                                  steady, rng))
+    presses: set[asyncio.Task[None]] = set()
+    period = 1 / CALLS_PER_S
+    next_at = t_start
+    busy: set[str] = set()
+    while time.perf_counter() - t_start < SECONDS:
+        d = rng.choice(devices)
+        if d.counter in busy:
+            continue
+        busy.add(d.counter)
+        t = asyncio.create_task(steady.press(d))
+        t.add_done_callback(lambda _t, c=d.counter: busy.discard(c))
+        presses.add(t)
+        t.add_done_callback(presses.discard)
+        next_at += period
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))  # the load's pace
+    await ticketing
+    if presses:
+        await asyncio.wait(presses, timeout=15)
+    await asyncio.sleep(1)  # the last calls reach the TVs (not a measurement)
+    elapsed = time.perf_counter() - t_start
+    tvs.send_signal(signal.SIGTERM)
+    out, _ = await tvs.communicate()
+    steady.match_tv_arrivals(json.loads(out))
+    task.cancel()
+    return {"seconds": round(elapsed, 1), "presses": steady.presses, "calls": steady.calls,
+            "refused_presses": steady.refused, "tickets": steady.tickets, "tvs": N_TVS}
+
+
+# ---------------------------------------------------------------- the flat phase
+
+def flat_phase(port: int, tmp: Path, core: Proc) -> dict[str, Any]:
+    topics = Topics(SITE_ID)
+    reply_topic = "bench/flat/replies"
+    n_counters = 10
+    per_stream = FLAT // (2 * n_counters)
+    streams: list[tuple[str, list[str]]] = [
+        (topics.cmd_ticket, [json.dumps({"request_id": uuid.uuid4().hex, "field": f"f{i % N_FIELDS + 1}"})
+                             for i in range(FLAT // 2)])]
+    for c in range(1, n_counters + 1):
+        streams.append((topics.cmd_counter(str(c)),
+                        [json.dumps({"request_id": uuid.uuid4().hex, "action": "call_next"})
+                         for _ in range(per_stream)]))
+    total = sum(len(lines) for _, lines in streams)
+    sub = subprocess.Popen(["mosquitto_sub", "-p", str(port), "-t", reply_topic, "-q", "1", "-C", str(total),
+                            "-W", "600"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)  # mosquitto_sub has subscribed (not a measurement)
+    cpu0 = core.cpu_now()
+    t0 = time.perf_counter()
+    pubs = []
+    for i, (topic, lines) in enumerate(streams):
+        path = tmp / f"flat-{i}.txt"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        pubs.append(subprocess.Popen(["mosquitto_pub", "-p", str(port), "-t", topic, "-q", "1", "-D", "publish",
+                                      "response-topic", reply_topic, "-l"], stdin=path.open("rb"),
+                                     stderr=subprocess.DEVNULL))
+    out, _ = sub.communicate()
+    elapsed = time.perf_counter() - t0
+    for p in pubs:
+        p.wait(30)
+    replies = [json.loads(line) for line in out.splitlines() if line.strip()]
+    ok = sum(1 for r in replies if r.get("ok"))
+    codes: dict[str, int] = defaultdict(int)
+    for r in replies:
+        if not r.get("ok"):
+            codes[r["error"]["code"]] += 1
+    return {"commands": len(replies), "ok": ok, "refused": dict(codes), "seconds": round(elapsed, 2),
+            "core_commands_per_s": round(len(replies) / elapsed, 1),
+            "core_cpu_s": round(core.cpu_now() - cpu0, 2)}
+
+
+# ---------------------------------------------------------------- main
+
+async def run(tmp: Path) -> dict[str, Any]:
+    broker = start_broker(workdir=tmp / "broker")
+    url = broker.url
+    web_port = free_port()
+    site = tmp / "site.toml"
+    site.write_text(site_toml(url, tmp, web_port), encoding="utf-8")
+    env = {**os.environ, "QMS_MQTT_URL": url, "PYTHONUNBUFFERED": "1"}
+    py = sys.executable
+    procs: dict[str, Proc] = {}
+    steady = Steady([])
+    buses: list[SimulatedBus] = []
+    devices: list[Device] = []
+    agent_files: list[Path] = []
+    counter = 1
+    per_agent = N_COUNTERS // N_AGENTS
+    for a in range(1, N_AGENTS + 1):
+        layout: list[tuple[Path, list[tuple[int, str]]]] = []
+        for b in range(per_agent // BUS_SIZE):
+            link = tmp / f"agent{a}-bus{b}"
+            members = [(addr, str(counter + addr - 1)) for addr in range(1, BUS_SIZE + 1)]
+            counter += BUS_SIZE
+            bus = SimulatedBus(link, "qms-serial", [Panel(addr, c) for addr, c in members],
+                               on_shown=steady.on_shown).plug()
+            buses.append(bus)
+            devices += [Device(c, bus, addr) for addr, c in members]
+            layout.append((link, members))
+        path = tmp / f"agent-{a}.toml"
+        path.write_text(agent_toml(url, a, layout), encoding="utf-8")
+        agent_files.append(path)
+    steady.devices = devices
+    steady.by_bus_address = {(id(d.bus), d.address): d for d in devices}
+    log(f"broker {url}; {len(devices)} counters on {len(buses)} simulated buses; web :{web_port}")
+    bench = psutil.Process()
+    try:
+        procs["core"] = start("core", [py, "-m", "queue_core", "--config", str(site), "--log-level", "WARNING"],
+                              tmp, env)
+        for i, path in enumerate(agent_files, 1):
+            procs[f"agent-{i}"] = start(f"agent-{i}", [py, "-m", "counter_agent", "--config", str(path),
+                                                       "--log-level", "WARNING"], tmp, env)
+        procs["web"] = start("web", [py, "-m", "display_server", "--config", str(site), "--log-level", "WARNING"],
+                             tmp, env)
+        procs["broker"] = Proc("broker", broker.process)  # type: ignore[arg-type]
+        await wait_online(url, [f"qms/{SITE_ID}/status/core"]
+                          + [f"qms/{SITE_ID}/status/agent/agent-{i}" for i in range(1, N_AGENTS + 1)])
+        wait_for_port(web_port, timeout=120, process=procs["web"].popen)
+        web = f"http://127.0.0.1:{web_port}"
+        cpu0 = {n: p.cpu_now() for n, p in procs.items()}
+        bench_cpu0 = sum(bench.cpu_times()[:2])
+        steady_result = await steady_phase(url, web, devices, steady)
+        for n, p in procs.items():
+            p.cpu["steady"] = round(p.cpu_now() - cpu0[n], 2)
+        bench_steady_cpu = round(sum(bench.cpu_times()[:2]) - bench_cpu0, 2)
+        log(f"steady phase done: {steady_result}")
+        peaks = {n: p.peak_mb() for n, p in procs.items()}
+        for name in [n for n in procs if n.startswith("agent") or n == "web"]:
+            procs[name].stop()
+        log(f"flat phase: {FLAT} commands from mosquitto_pub, as fast as the core answers")
+        broker_cpu0 = procs["broker"].cpu_now()
+        flat = await asyncio.to_thread(flat_phase, broker.port, tmp, procs["core"])
+        procs["core"].cpu["flat"] = flat.pop("core_cpu_s")
+        procs["broker"].cpu["flat"] = round(procs["broker"].cpu_now() - broker_cpu0, 2)
+        peaks.update({n: procs[n].peak_mb() for n in ("core", "broker")})
+    finally:
+        for p in procs.values():
+            if p.name != "broker":
+                p.stop()
+        for bus in buses:
+            bus.close()
+        broker.stop()
+    panel, tv = summary(steady.panel_ms), summary(steady.tv_ms)
+    result = {
+        "press_to_panel_ms": panel,
+        "press_to_tv_ms": tv,
+        "core_commands_per_s": flat["core_commands_per_s"],
+        "core_rss_mb": peaks["core"],
+        "steady": steady_result,
+        "flat": flat,
+        "processes": {n: {"cpu_s": p.cpu, "peak_rss_mb": peaks[n]} for n, p in procs.items()}
+        | {"bench (simulated devices, TVs, kiosk)": {"cpu_s": {"steady": bench_steady_cpu},
+                                                     "peak_rss_mb": round(bench.memory_info().rss / 2**20, 1)}},
+        "machine": {"cpus": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2)},
+    }
+    result["targets_met"] = {
+        "press_to_panel_p99_ms": panel.get("p99", 1e9) <= TARGETS["press_to_panel_p99_ms"],
+        "press_to_tv_p99_ms": tv.get("p99", 1e9) <= TARGETS["press_to_tv_p99_ms"],
+        "core_commands_per_s": flat["core_commands_per_s"] >= TARGETS["core_commands_per_s"],
+        "core_rss_mb": peaks["core"] <= TARGETS["core_rss_mb"],
+    }
+    return result
 
 
 def main() -> int:
-    seconds = float(os.environ.get("BENCH_SECONDS", "15"))
-    clients = int(os.environ.get("BENCH_CLIENTS", "32"))
+    if len(sys.argv) == 4 and sys.argv[1] == "--tv-feeds":
+        asyncio.run(tv_feeds(sys.argv[2], int(sys.argv[3])))
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="qms-bench-"))
-    broker = start_broker(workdir=tmp / "broker")
-    site = tmp / "site.toml"
-    site.write_text(f"""
-[site]
-id = "bench"
-name = "Benchmark"
-[mqtt]
-url = "{broker.url}"
-[storage]
-path = "{tmp / 'bench.sqlite3'}"
-{FIELDS}
-{COUNTERS}
-""", encoding="utf-8")
-    print(f"bench: broker {broker.url}, core flat out with {clients} clients for {seconds:.0f} s", file=sys.stderr)
-    profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
-    argv = [sys.executable, *profile, "-m", "queue_core", "--config", str(site), "--log-level", "WARNING"]
-    core = subprocess.Popen(argv, stderr=(tmp / "core.log").open("wb"))
-    try:
-        out = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", "qms/bench/status/core", "-C", "1",
-                              "-W", "20"], capture_output=True, text=True)
-        assert out.stdout.strip() == "online", "core did not come online"
-        procs = {"core": psutil.Process(core.pid), "broker": psutil.Process(broker.process.pid),
-                 "load": psutil.Process()}
-        cpu0 = {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
-        result = asyncio.run(drive(broker.url, "bench", seconds, clients))
-        cpu1 = {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
-        result["core_rss_mb"] = round(procs["core"].memory_info().rss / 2**20, 1)
-        result["cpu_s"] = {k: round(cpu1[k] - cpu0[k], 2) for k in procs}
-        result["core_threads_cpu_s"] = sorted((round(t.user_time + t.system_time, 2) for t in procs["core"].threads()),
-                                              reverse=True)
-    finally:
-        core.terminate()
-        core.wait(10)
-        broker.stop()
-    print(json.dumps(result))
+    result = asyncio.run(run(tmp))
+    print(json.dumps(result, ensure_ascii=False))
     return 0
 
 
