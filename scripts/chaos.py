@@ -1,5 +1,6 @@
 """`make chaos`: kill -9 the queue core at random moments under load, many times, then check
-that nothing was lost, duplicated or left in two places.
+that nothing was lost, duplicated or left in two places, and that the panels and the TV show
+the truth again within seconds.
 
 Clients behave as real ones do: each request is sent with one request_id and retried with the
 same id until an answer comes (the core may be dead, restarting or alive). After every round
@@ -8,7 +9,9 @@ and at the end the database and the retained state are checked:
 - every ok reply a client received is in the database, identical;
 - no ticket is in two places: a serving ticket is the current ticket of exactly its counter,
   and no counter holds a ticket that is not serving there;
-- the retained state the restarted core publishes agrees with the database.
+- the retained state the restarted core publishes agrees with the database;
+- a real counter agent's simulated panels and a real web server's TV feed, running all along,
+  show every counter as the database has it within a few seconds of the last restart.
 
 Usage: python scripts/chaos.py [--rounds 20] [--seed N]   (prints one JSON line at the end)
 """
@@ -33,8 +36,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
+
+from counter_agent.simulator.bus import SimulatedBus  # noqa: E402
+from counter_agent.simulator.devices import Panel  # noqa: E402
 from qms_common.config import MqttSettings  # noqa: E402
-from qms_common.devbroker import start_broker  # noqa: E402
+from qms_common.devbroker import free_port, start_broker, wait_for_port  # noqa: E402
 from qms_common.mqtt import MqttSession, NotConnected, Requester, RequestTimeout, new_request_id  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
 
@@ -48,6 +55,13 @@ url = "{url}"
 
 [storage]
 path = "{db}"
+
+[web]
+host = "127.0.0.1"
+port = {web_port}
+
+[speech]
+engines = []
 
 [[fields]]
 id = "dat-dai"
@@ -84,6 +98,22 @@ fields = ["ho-tich", "dat-dai"]
 """
 
 COUNTERS = ["1", "2", "3", "4"]
+SHOW_WITHIN_S = 10.0  # "panels and TVs show the truth again within seconds"
+
+AGENT = """
+[agent]
+id = "chaos-agent"
+
+[mqtt]
+url = "{url}"
+site = "chaos"
+""" + "".join(f"""
+[[counters]]
+id = "{c}"
+port = "{{bus}}"
+driver = "qms-serial"
+address = {c}
+""" for c in COUNTERS)
 
 
 @dataclass
@@ -96,13 +126,15 @@ class Ledger:
 
 
 class Core:
-    def __init__(self, config: Path, log: Path) -> None:
-        self.config, self.log = config, log
+    """A process of the system: the core (killed again and again), the agent, the web server."""
+
+    def __init__(self, config: Path, log: Path, module: str = "queue_core") -> None:
+        self.config, self.log, self.module = config, log, module
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "queue_core", "--config", str(self.config),
+            self.proc = subprocess.Popen([sys.executable, "-m", self.module, "--config", str(self.config),
                                           "--log-level", "WARNING"], stdout=out, stderr=out)
 
     def kill9(self) -> None:
@@ -224,15 +256,65 @@ async def check_state(url: str, topics: Topics, db: Path) -> list[str]:
     return problems
 
 
+def expected_by_counter(db: Path) -> dict[str, str | None]:
+    """What each counter's panel and TV tile should show: its serving number, or nothing."""
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT c.id, c.status, t.number FROM counters c LEFT JOIN tickets t ON t.id = c.ticket")
+    shown = {cid: (number if status in ("serving", "paused") else None) for cid, status, number in rows}
+    conn.close()
+    return {c: shown.get(c) for c in COUNTERS}
+
+
+def panel_text(status_number: str | None, status: str) -> str:
+    return status_number or {"open": "----", "paused": "PAUS", "closed": ""}.get(status, "")
+
+
+async def check_devices(bus: SimulatedBus, web: str, db: Path) -> list[str]:
+    """The panels and the TV feed show the database's truth within SHOW_WITHIN_S."""
+    conn = sqlite3.connect(db)
+    status = dict(conn.execute("SELECT id, status FROM counters").fetchall())
+    conn.close()
+    numbers = expected_by_counter(db)
+    panels = {c: panel_text(numbers[c], status.get(c, "closed")) for c in COUNTERS}
+    problems: list[str] = []
+    try:
+        async with asyncio.timeout(SHOW_WITHIN_S):
+            while any(bus.panels[int(c)].text != want for c, want in panels.items()):
+                await bus.wait_for(lambda _s: True, start=bus.mark())  # the next frame on the line
+    except TimeoutError:
+        problems += [f"panel of counter {c} shows {bus.panels[int(c)].text!r}, the database says {want!r}"
+                     for c, want in panels.items() if bus.panels[int(c)].text != want]
+    tv: dict[str, str | None] = {}
+    try:
+        async with asyncio.timeout(SHOW_WITHIN_S), aiohttp.ClientSession() as http, \
+                http.ws_connect(f"{web}/display/ws") as ws:
+            async for msg in ws:
+                view = json.loads(msg.data).get("view")
+                if view is None:
+                    continue
+                tv = {str(c["id"]): c.get("number") for c in view["counters"]}
+                if all(tv.get(c) == numbers[c] for c in COUNTERS):
+                    break
+    except TimeoutError:
+        problems += [f"the TV shows {tv.get(c)!r} at counter {c}, the database says {numbers[c]!r}"
+                     for c in COUNTERS if tv.get(c) != numbers[c]]
+    return problems
+
+
 async def run(rounds: int, seed: int, clients: int) -> dict[str, Any]:
     rng = random.Random(seed)
     tmp = Path(tempfile.mkdtemp(prefix="qms-chaos-"))
     broker = start_broker(workdir=tmp / "broker")
     db = tmp / "chaos.sqlite3"
     config = tmp / "site.toml"
-    config.write_text(SITE.format(url=broker.url, db=db), encoding="utf-8")
+    web_port = free_port()
+    config.write_text(SITE.format(url=broker.url, db=db, web_port=web_port), encoding="utf-8")
     topics = Topics("chaos")
     core = Core(config, tmp / "core.log")
+    bus = SimulatedBus(tmp / "bus", "qms-serial", [Panel(int(c), c) for c in COUNTERS]).plug()
+    agent_config = tmp / "agent.toml"
+    agent_config.write_text(AGENT.format(url=broker.url, bus=tmp / "bus"), encoding="utf-8")
+    others = [Core(agent_config, tmp / "agent.log", "counter_agent"), Core(config, tmp / "web.log", "display_server")]
     ledger = Ledger()
     sessions = []
     for i in range(clients):
@@ -243,6 +325,8 @@ async def run(rounds: int, seed: int, clients: int) -> dict[str, Any]:
     t0 = time.monotonic()
     try:
         core.start()
+        for p in others:
+            p.start()
         for s, _, _ in sessions:
             await asyncio.wait_for(s.wait_connects(1), 10)
         await ready(sessions[0][1], topics)
@@ -261,11 +345,15 @@ async def run(rounds: int, seed: int, clients: int) -> dict[str, Any]:
         await asyncio.wait_for(asyncio.gather(*workers), 60)
         problems += check_database(db, ledger)
         problems += await check_state(broker.url, topics, db)
+        wait_for_port(web_port, timeout=30)
+        problems += await check_devices(bus, f"http://127.0.0.1:{web_port}", db)
     finally:
         for _, _, task in sessions:
             task.cancel()
         await asyncio.gather(*(task for _, _, task in sessions), return_exceptions=True)
-        core.stop()
+        for p in (core, *others):
+            p.stop()
+        bus.close()
         broker.stop()
     return {"rounds": rounds, "seed": seed, "requests": ledger.sent, "ok_replies": len(ledger.ok),
             "refused": dict(ledger.refused), "seconds": round(time.monotonic() - t0, 1), "problems": problems}
