@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 
+from display_server.accounts import hash_password
 from display_server.app import create_app
 from display_server.base import FOLLOWER, SPEECH
 from display_server.follower import StateFollower
@@ -31,6 +37,30 @@ cache_dir = "{cache}"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 AUTOPLAY = "--autoplay-policy=no-user-gesture-required"
+
+
+# username: (password, role, counters or None)
+ACCOUNTS = {
+    "canbo1": ("mat-khau-canbo1", "officer", ("1", "2")),
+    "canbo3": ("mat-khau-canbo3", "officer", ("3",)),
+    "giamsat": ("mat-khau-giamsat", "supervisor", None),
+}
+NAMES = {"canbo1": "Nguyễn Thị Hoa", "canbo3": "Phạm Văn Đức", "giamsat": "Lê Quang Hải"}
+
+
+@functools.cache
+def _hash(password: str) -> str:
+    return hash_password(password)
+
+
+def accounts_extra() -> str:
+    """[[accounts]] for the test accounts (hashed once per test session: scrypt is slow on purpose)."""
+    out = []
+    for user, (password, role, counters) in ACCOUNTS.items():
+        out.append(f'[[accounts]]\nusername = "{user}"\nname = "{NAMES[user]}"\nrole = "{role}"\n'
+                   f'password_hash = "{_hash(password)}"\n'
+                   + (f"counters = {list(counters)!r}\n".replace("'", '"') if counters else ""))
+    return "\n".join(out)
 
 
 def web_extra(tmp: Path, port: int, *, speech: str | None = None, more: str = "") -> str:
@@ -123,3 +153,34 @@ def web_process(config: Path, log_path: Path) -> Iterator[WebProcess]:
         yield p
     finally:
         p.stop()
+
+
+CSRF_INPUT = re.compile(r'name="csrf" value="([^"]+)"')
+PAGE_CONFIG = re.compile(r'<script id="page-config" type="application/json">(.*?)</script>', re.S)
+
+
+def page_config(html: str) -> dict[str, Any]:
+    m = PAGE_CONFIG.search(html)
+    assert m, "no page-config in the page"
+    return json.loads(m.group(1))
+
+
+async def login(http: aiohttp.ClientSession, base: str, user: str, password: str | None = None, *,
+                next_path: str = "") -> aiohttp.ClientResponse:
+    """Log in through the form, as a browser does (the form's CSRF token and cookie included);
+    the response to the POST, not followed."""
+    async with http.get(f"{base}/login") as resp:
+        token = CSRF_INPUT.search(await resp.text())
+    assert token, "no CSRF token in the login form"
+    form = {"username": user, "password": ACCOUNTS[user][0] if password is None else password,
+            "csrf": token.group(1), "next": next_path}
+    async with http.post(f"{base}/login", data=form, allow_redirects=False) as resp:
+        await resp.read()
+        return resp
+
+
+async def csrf_of(http: aiohttp.ClientSession, url: str) -> str:
+    """The CSRF token a logged-in page gives its script."""
+    async with http.get(url) as resp:
+        assert resp.status == 200, (url, resp.status)
+        return page_config(await resp.text())["csrf"]
