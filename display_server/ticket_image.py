@@ -149,9 +149,9 @@ def render(ticket: PrintedTicket, *, width: int, fonts: Fonts, t: Texts | None =
     c.text(ticket.issued_at.strftime("%H:%M · %d/%m/%Y"), fonts.regular, 26, gap=12)
     people, wait = wait_text(t, ticket.ahead, ticket.est_wait_s)
     if people:
-        c.text(people, fonts.regular, 28)
+        c.text(people, fonts.regular, 26)
     if wait:
-        c.text(wait, fonts.regular, 28)
+        c.text(wait, fonts.regular, 25)
     c.rule()
     c.qr(ticket.url, 250)
     c.text(t.ticket_scan, fonts.regular, 22, gap=4)
