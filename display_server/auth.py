@@ -52,7 +52,7 @@ class Auth:
         self.settings = settings
         self.clock = clock
         self._sessions: dict[str, Session] = {}
-        self.failures = RateLimiter(settings.login_failures, settings.login_window_s, clock)
+        self.failures = RateLimiter(settings.login_failures, settings.login_window_s, lambda: self.clock())
 
     def create(self, account: Account) -> Session:
         now = self.clock()

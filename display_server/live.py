@@ -70,7 +70,7 @@ async def run_until_closed(ws: web.WebSocketResponse, writer: asyncio.Future[Non
         for task in done:
             if task is writer and not task.cancelled() and task.exception() is not None:
                 exc = task.exception()
-                if not isinstance(exc, (ConnectionResetError, RuntimeError)):
+                if not isinstance(exc, (ConnectionResetError, RuntimeError, FeedEnded)):
                     log.error("Lỗi khi gửi tới trang", exc_info=exc)
     finally:
         for task in (reader, writer):
@@ -98,30 +98,27 @@ async def push_views(ws: web.WebSocketResponse, sub: Any, view: ViewFn, *,
 
     view(batch) computes what the page shows after a batch of hub items ([] at first, [QUIET]
     after a keepalive; it may be a coroutine, and None means unchanged); extra(batch) gives other
-    messages to send after it. FeedEnded from view() closes the socket with its code."""
+    messages to send after it. FeedEnded from view() ends it (serve_feed closes with its code)."""
     last: dict[str, Any] | None = None
     batch: list[Any] = []
-    try:
-        while True:
-            current = view(batch)
-            if inspect.isawaitable(current):
-                current = await current
-            if current is not None and current != last:
-                last = current
-                await ws.send_str(dumps({"type": "view", "view": current}))
-            for message in (extra(batch) if extra and batch else ()):
-                await ws.send_str(dumps(message))
-            try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-                # meets an arriving item, and the page's handler would outlive its socket
-                async with asyncio.timeout(keepalive_s):
-                    first = await sub.get()
-                batch = [first, *sub.get_batch()]
-            except TimeoutError:
-                await ws.send_str('{"type":"keepalive"}')
-                batch = [QUIET]
-    except FeedEnded as end:
-        await ws.close(code=end.code, message=end.reason.encode("utf-8")[:120])
+    while True:
+        current = view(batch)
+        if inspect.isawaitable(current):
+            current = await current
+        if current is not None and current != last:
+            last = current
+            await ws.send_str(dumps({"type": "view", "view": current}))
+        for message in (extra(batch) if extra and batch else ()):
+            await ws.send_str(dumps(message))
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # meets an arriving item, and the page's handler would outlive its socket
+            async with asyncio.timeout(keepalive_s):
+                first = await sub.get()
+            batch = [first, *sub.get_batch()]
+        except TimeoutError:
+            await ws.send_str('{"type":"keepalive"}')
+            batch = [QUIET]
 
 
 async def serve_feed(request: web.Request, hub: Any, view: ViewFn, *,
@@ -130,7 +127,11 @@ async def serve_feed(request: web.Request, hub: Any, view: ViewFn, *,
     computed, so nothing falls between the snapshot and the changes."""
     with hub.subscribe() as sub:
         async with live_socket(request) as ws:
-            await run_until_closed(ws, asyncio.create_task(push_views(ws, sub, view, extra=extra)))
+            writer = asyncio.create_task(push_views(ws, sub, view, extra=extra))
+            await run_until_closed(ws, writer)
+            end = writer.exception() if writer.done() and not writer.cancelled() else None
+            if isinstance(end, FeedEnded):  # the page's reader has stopped: the close handshake is ours
+                await ws.close(code=end.code, message=end.reason.encode("utf-8")[:120])
     return ws
 
 

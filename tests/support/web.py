@@ -9,7 +9,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from aiohttp import web
 
 from display_server.accounts import hash_password
 from display_server.app import create_app
-from display_server.base import FOLLOWER, SPEECH
+from display_server.base import FOLLOWER, RECORDS, SPEECH
 from display_server.follower import StateFollower
 from display_server.speech import Speech
 from qms_common.config import load_site_config
@@ -103,6 +103,7 @@ class WebServer:
 
     async def start(self) -> WebServer:
         app = create_app(load_site_config(self.config))
+        app[RECORDS].min_interval_s = 0.2  # tests wait on the pages; no need to spare the core
         self.runner = web.AppRunner(app, shutdown_timeout=5, access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
@@ -184,3 +185,32 @@ async def csrf_of(http: aiohttp.ClientSession, url: str) -> str:
     async with http.get(url) as resp:
         assert resp.status == 200, (url, resp.status)
         return page_config(await resp.text())["csrf"]
+
+
+class Feed:
+    """A page's live feed (a TV's, a console's…), read like the page reads it."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.messages: list[dict[str, Any]] = []
+
+    async def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
+        for m in self.messages:
+            if predicate(m):
+                self.messages.remove(m)
+                return m
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.ws.receive()
+                assert raw.type == aiohttp.WSMsgType.TEXT, raw
+                m = json.loads(raw.data)
+                if predicate(m):
+                    return m
+                self.messages.append(m)
+
+    async def view(self, predicate: Callable[[dict[str, Any]], bool] = lambda v: True) -> dict[str, Any]:
+        m = await self.wait(lambda m: m["type"] == "view" and predicate(m["view"]))
+        return m["view"]
+
+    async def announcement(self, number: str | None = None) -> dict[str, Any]:
+        return await self.wait(lambda m: m["type"] == "announce" and (number is None or m["number"] == number))
