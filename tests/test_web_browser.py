@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from display_server.texts import Texts
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
-from tests.support.core import running_core
+from tests.support.core import CoreProcess, running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
 from tests.support.web import ACCOUNTS, CHROMIUM_ARGS, accounts_extra, running_web, web_extra
@@ -152,3 +153,101 @@ async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broke
             "done", 3, "H12.34-261121-0007", "Nguyễn Thị Hoa", "kiosk-1")
         for tab in (kiosk, phone, console, tablet, dash):
             assert not tab.errors, tab.errors
+
+
+async def test_the_console_s_keyboard_shortcuts(chromium: Browser, broker: Broker, site: tuple[Path, Topics]) -> None:
+    path, topics = site
+    async with Probe(broker.url) as probe, running_core(path), running_web(path) as web:
+        for _ in range(2):
+            assert (await probe.request(topics.cmd_ticket, {"request_id": new_id(), "field": "dat-dai"}))["ok"]
+        office = await chromium.new_context(viewport={"width": 1366, "height": 900})
+        console = await log_in(office, web.url, "canbo1", "/counter/1")
+        await console.until("window.qmsConsole.view && window.qmsConsole.view.online && !window.qmsConsole.busy "
+                            "&& window.qmsConsole.view.queues[0].waiting === 2")
+        keys = console.page.keyboard
+
+        async def press(key: str, until: str) -> None:
+            await keys.press(key)
+            await console.until(until)
+
+        await press("n", "document.getElementById('number').textContent === '1001'")
+        await press("r", "document.getElementById('ticket-info').textContent.startsWith('2 lần gọi')")
+        await press("s", "document.querySelector(\"#no-shows button[data-ticket$='-1001']\") !== null")
+        assert await console.text("#number") == "—"
+        # typing in a box is typing, not a shortcut
+        await console.page.click("#dossier")
+        await keys.type("n")
+        assert await console.page.input_value("#dossier") == "n"
+        await keys.press("Escape")
+        await press("g", "document.activeElement.id === 'call-number'")
+        await keys.type("1001")
+        await press("Enter", "document.getElementById('number').textContent === '1001'")
+        await press("p", "document.getElementById('status').textContent === 'Tạm dừng'")
+        await press("p", "document.getElementById('status').textContent === 'Đang phục vụ'")
+        await press("f", "document.getElementById('number').textContent === '—'")
+        await press("n", "document.getElementById('number').textContent === '1002'")
+        replies = await console.page.evaluate("window.qmsConsole.replies.map(r => [r.action, r.status])")
+        assert replies == [["call_next", 200], ["recall", 200], ["skip", 200], ["call", 200], ["pause", 200],
+                           ["resume", 200], ["finish", 200], ["call_next", 200]]
+        assert not console.errors
+
+
+async def test_the_login_form_and_the_language_switch(chromium: Browser, site: tuple[Path, Topics]) -> None:
+    path, _ = site
+    async with running_core(path), running_web(path) as web:
+        context = await chromium.new_context()
+        tab = await Tab.open(context, web.url + "/supervisor")
+        await tab.page.fill("#username", "giamsat")
+        await tab.page.fill("#password", "sai-mat-khau")
+        await tab.page.click("#login")
+        await tab.page.wait_for_selector("#login-error", timeout=WAIT_MS)
+        assert await tab.text("#login-error") == "Sai tên đăng nhập hoặc mật khẩu."
+        assert tab.page.url.startswith(web.url + "/login")
+        await tab.page.click("text=English")
+        await tab.page.wait_for_selector("text=User name", timeout=WAIT_MS)
+        await tab.page.fill("#username", "canbo3")
+        await tab.page.fill("#password", ACCOUNTS["canbo3"][0])
+        await tab.page.click("#login")
+        await tab.page.wait_for_url(web.url + "/counter/3", timeout=WAIT_MS)
+        assert await tab.text("#a-call_next") == "Gọi số tiếp theoN"  # the console speaks Vietnamese again
+        kiosk = await Tab.open(context, web.url + "/kiosk?lang=en", "window.qmsKiosk.view")
+        assert await kiosk.text(".kiosk-choose h2") == "Choose a service to take a number"
+        await kiosk.page.click("a.lang")
+        await kiosk.page.wait_for_selector("text=Mời chọn lĩnh vực để lấy số thứ tự", timeout=WAIT_MS)
+        assert not tab.errors and not kiosk.errors
+
+
+async def test_the_kiosk_says_when_its_printer_fails_and_when_the_core_is_away(
+        chromium: Browser, broker: Broker, tmp_path: Path) -> None:
+    no_printer = free_port()  # nothing listens there: the printer is switched off
+    printer = f'[printer]\ntype = "network"\nhost = "127.0.0.1"\nport = {no_printer}\ntimeout_s = 1\n'
+    path, site_id = write_site(tmp_path, broker.url, extra=web_extra(tmp_path, free_port(), more=printer))
+    core = CoreProcess(path, tmp_path / "core.log")
+    async with running_web(path) as web, Probe(broker.url) as probe:
+        await probe.subscribe(Topics(site_id).status_core)
+        core.start()
+        try:
+            await probe.wait_for(lambda m: m.text == "online", timeout=20)
+            context = await chromium.new_context(viewport={"width": 1080, "height": 1920}, has_touch=True)
+            await context.add_init_script("window.print = () => { window.__printed = true; };")
+            kiosk = await Tab.open(context, web.url + "/kiosk?id=kiosk-1",
+                                   "window.qmsKiosk.view && window.qmsKiosk.view.online && window.qmsKiosk.connected")
+            await kiosk.page.tap(".field-button[data-field='ho-tich']")
+            await kiosk.until("!document.getElementById('issued').hidden")
+            assert await kiosk.text("#t-number") == "2001"  # issued and shown all the same
+            assert await kiosk.text("#print-status") == Texts("vi").print_unreachable
+            assert "error" in (await kiosk.page.get_attribute("#print-status", "class") or "")
+            assert await kiosk.page.evaluate("window.__printed") is None  # not sent to the browser's print
+            await kiosk.page.tap("#done")
+
+            mark = probe.mark()
+            core.kill9()
+            await probe.wait_for(lambda m: m.text == "offline", start=mark)
+            await kiosk.until("!document.getElementById('unavailable').hidden")
+            assert await kiosk.page.is_disabled(".field-button[data-field='ho-tich']")
+            core.start()
+            await kiosk.until("document.getElementById('unavailable').hidden "
+                              "&& !document.querySelector(\".field-button[data-field='ho-tich']\").disabled")
+            assert not kiosk.errors
+        finally:
+            core.stop()

@@ -8,6 +8,8 @@ import csv
 import io
 import json
 import runpy
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -401,3 +403,16 @@ def test_the_state_keeps_health_and_the_last_served_ticket() -> None:
 def test_image_of_ticket_is_deterministic() -> None:
     a, b = render(TICKET, width=384, fonts=FONTS), render(TICKET, width=384, fonts=FONTS)
     assert isinstance(a, Image.Image) and a.tobytes() == b.tobytes()
+
+
+def test_the_hash_password_command() -> None:
+    out = subprocess.run([sys.executable, "-m", "display_server", "hash-password", "--stdin"],
+                         input="mật-khẩu-mới-2026\n", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = out.stdout.strip()
+    assert line.startswith('password_hash = "scrypt$') and line.endswith('"')
+    parsed = parse_hash(line.split('"')[1])
+    assert verify_password("mật-khẩu-mới-2026", parsed) and not verify_password("mật-khẩu-mới", parsed)
+    short = subprocess.run([sys.executable, "-m", "display_server", "hash-password", "--stdin"],
+                           input="ngan\n", capture_output=True, text=True, timeout=60)
+    assert short.returncode == 1 and "ít nhất 8 ký tự" in short.stderr and not short.stdout

@@ -93,9 +93,11 @@
       say((res.body.error && res.body.error.message) || T.err_network, true);
     } else if (action === "dossier") {
       $("dossier").value = "";
+      $("dossier").blur();  // done typing: the shortcuts work again
       say(P.fmt(T.console_dossier_saved, { number: res.body.ticket ? res.body.ticket.number : "" }));
     } else if (action === "call") {
       $("call-number").value = "";
+      $("call-number").blur();
       say("");
     } else {
       say(action === "finish" ? T.console_done : "");
