@@ -13,7 +13,7 @@ SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:
                mosquitto_passwd:mosquitto openssl:openssl espeak-ng:espeak-ng chromium:chromium \
                /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
 
-.PHONY: venv system-deps test run bench bench-agent bench-display chaos lint clean
+.PHONY: venv system-deps test run bench bench-agent bench-display bench-web chaos lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
@@ -52,6 +52,9 @@ bench-agent: venv system-deps
 
 bench-display: venv system-deps
 	$(PY) scripts/bench_display.py
+
+bench-web: venv system-deps
+	$(PY) scripts/bench_web.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

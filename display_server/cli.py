@@ -13,9 +13,6 @@ from pathlib import Path
 from aiohttp import web
 
 from display_server.accounts import hash_password
-from display_server.app import create_app
-from display_server.settings import load_server_settings
-from qms_common.config import load_site_config
 from qms_common.logs import setup_logging
 from qms_common.runner import exit_on_config_error, until_signalled
 from qms_common.tomlconf import ConfigError
@@ -33,6 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def serve(config: Path) -> None:
+    # imported here: `qms-web hash-password` needs none of the server
+    from display_server.app import create_app
+    from display_server.settings import load_server_settings
+    from qms_common.config import load_site_config
+
     site = load_site_config(config)
     settings = load_server_settings(site)
     app = create_app(site, settings)

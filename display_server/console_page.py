@@ -201,9 +201,8 @@ async def command(request: web.Request) -> web.Response:
     follower = request.app[FOLLOWER]
     request_id = f"console/{cid}/{rid}"[:MAX_ID_LEN] if rid else new_request_id()
     log.info("Quầy %s: %s (%s)", cid, action, session.account.username)
-    try:
-        reply = await ask_core(request, follower.topics.cmd_counter(cid),
-                               counter_command(request_id, action, **extra))
-    finally:
-        request.app[RECORDS].invalidate()  # a dossier code or a no-show called back: no event says all
+    reply = await ask_core(request, follower.topics.cmd_counter(cid), counter_command(request_id, action, **extra))
+    ticket = reply.get("ticket")
+    if isinstance(ticket, dict) and isinstance(ticket.get("id"), str):
+        request.app[RECORDS].invalidate(ticket["id"])  # a dossier code: no event says it
     return json_response({"ok": True, "ticket": reply.get("ticket"), "counter": reply.get("counter")})

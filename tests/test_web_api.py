@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from display_server.auth import AUTH
+from display_server.base import RECORDS
 from display_server.records import iter_records
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
@@ -637,3 +638,30 @@ async def test_records_are_read_a_page_at_a_time(rig: Rig) -> None:
     pages = [page async for page in iter_records(rig.web.follower.requester, rig.topics, None, None, page_size=7)]
     assert [len(p) for p in pages] == [7, 7, 2]
     assert [r["number"] for p in pages for r in p] == [str(1001 + i) for i in range(16)]
+
+
+async def test_today_s_records_follow_the_events_a_ticket_at_a_time(rig: Rig) -> None:
+    records = rig.web.app[RECORDS]
+    with records.watch():
+        await wait_until(rig.web, lambda: records.loaded)
+        full = records.full_reads
+
+        def record(number: str) -> dict[str, Any]:
+            return next((r for r in records.records if r["number"] == number), {})
+
+        await rig.take()
+        await rig.take()
+        await wait_until(rig.web, lambda: record("1002").get("status") == "waiting")
+        await rig.act("1", "open", officer="Nguyễn Thị Hoa")
+        await rig.act("1", "call_next")
+        await wait_until(rig.web, lambda: record("1001").get("officer") == "Nguyễn Thị Hoa")
+        async with rig.browser("canbo1") as http:  # a dossier code has no event: the console says which ticket
+            csrf = await csrf_of(http, rig.url + "/counter/1")
+            status, _ = await call(http, rig.url + "/api/counter/1", {"action": "dossier", "dossier": "H-1"}, csrf=csrf)
+            assert status == 200
+        await wait_until(rig.web, lambda: record("1001").get("dossier") == "H-1")
+        assert records.full_reads == full and [r["number"] for r in records.records] == ["1001", "1002"]
+        # the core away and back: events may have been missed, the whole day is read again
+        await rig.probe.publish(rig.topics.status_core, "offline", retain=True)
+        await rig.probe.publish(rig.topics.status_core, "online", retain=True)
+        await wait_until(rig.web, lambda: records.full_reads == full + 1)
