@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 
 from display_server import stats  # noqa: E402
-from qms_common.devbroker import free_port, start_broker, wait_for_port  # noqa: E402
+from qms_common.devbroker import free_port, start_broker  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
-from scripts.bench_display import summary  # noqa: E402
+from scripts.bench_display import site_processes, summary  # noqa: E402
 from tests.support.mqtt import Probe, new_id  # noqa: E402
 from tests.support.site import write_site  # noqa: E402
 from tests.support.web import accounts_extra, login, web_extra  # noqa: E402
@@ -119,21 +118,10 @@ def main() -> int:
     site, site_id = write_site(tmp, broker.url, site_id="bench", extra=web_extra(tmp, port, more=more),
                                fields=FIELDS, counters=COUNTERS)
     print(f"bench-web: broker {broker.url}, web http://127.0.0.1:{port}, a day of {day} tickets", file=sys.stderr)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    core = subprocess.Popen([sys.executable, "-m", "queue_core", "--config", str(site), "--log-level", "WARNING"],
-                            stderr=(tmp / "core.log").open("wb"), env=env)
-    web = subprocess.Popen([sys.executable, "-m", "display_server", "--config", str(site), "--log-level", "WARNING"],
-                           stderr=(tmp / "web.log").open("wb"), env=env)
     try:
-        wait_for_port(port, timeout=20, process=web)
-        out = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", f"qms/{site_id}/status/core", "-C", "1",
-                              "-W", "20"], capture_output=True, text=True)
-        assert out.stdout.strip() == "online", "core did not come online"
-        result = asyncio.run(measure(broker.url, Topics(site_id), f"http://127.0.0.1:{port}", day))
+        with site_processes(tmp, broker, site, site_id, port):
+            result = asyncio.run(measure(broker.url, Topics(site_id), f"http://127.0.0.1:{port}", day))
     finally:
-        for proc in (web, core):
-            proc.terminate()
-            proc.wait(10)
         broker.stop()
     print(json.dumps(result))
     return 0

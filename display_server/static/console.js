@@ -88,7 +88,7 @@
                              config.csrf);
     state.busy = false;
     state.replies.push({ action: action, status: res.status, body: res.body });
-    if (res.status === 401) { say(T.console_login_again, true); location.href = "/login?next=" + encodeURIComponent(location.pathname); return; }
+    if (res.status === 401) { say(T.console_login_again, true); P.toLogin(); return; }
     if (!res.body.ok) {
       say((res.body.error && res.body.error.message) || T.err_network, true);
     } else if (action === "dossier") {
@@ -150,12 +150,7 @@
     onStatus: function (up) {
       state.connected = up;
       draw();
-      if (!up) {
-        // a closed session (logged out elsewhere, expired) or a restarted server: back to the login
-        fetch("/api/me", { credentials: "same-origin" }).then(function (r) {
-          if (r.status === 401) { say(T.console_login_again, true); location.href = "/login?next=" + encodeURIComponent(location.pathname); }
-        }).catch(function () {});
-      }
+      if (!up) P.checkSession(function () { say(T.console_login_again, true); });
     },
   });
 })();

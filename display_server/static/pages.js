@@ -68,6 +68,14 @@ window.QmsPages = (function () {
 
   function config() { return JSON.parse($("page-config").textContent); }
 
+  // a logged-in page whose session ended (logged out elsewhere, expired, the server restarted)
+  function toLogin() { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); }
+  function checkSession(onEnded) {
+    fetch("/api/me", { credentials: "same-origin" }).then(function (r) {
+      if (r.status === 401) { if (onEnded) onEnded(); toLogin(); }
+    }).catch(function () { /* the server is away: the live feed reconnects and we look again */ });
+  }
+
   return { $: $, el: el, fmt: fmt, span: span, waitLines: waitLines, clock: clock, duration: duration,
-           requestId: requestId, post: post, config: config };
+           requestId: requestId, post: post, config: config, toLogin: toLogin, checkSession: checkSession };
 })();

@@ -175,11 +175,7 @@
     onStatus: function (up) {
       state.connected = up;
       draw();
-      if (!up) {
-        fetch("/api/me", { credentials: "same-origin" }).then(function (r) {
-          if (r.status === 401) location.href = "/login?next=" + encodeURIComponent(location.pathname);
-        }).catch(function () {});
-      }
+      if (!up) P.checkSession();
     },
   });
 })();
