@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from display_server.base import FOLLOWER, texts_for
+from display_server.base import FOLLOWER, SETTINGS, texts_for
 from display_server.live import dumps
 from display_server.texts import Texts
 from qms_common.mqtt import NotConnected, RequestTimeout
@@ -77,13 +77,21 @@ def core_message(t: Texts, code: str, message: str) -> str:
     return t.get(f"err_{code}", message)
 
 
-def check_origin(request: web.Request) -> None:
-    """A state-changing request from a page of another site is refused (the browser says where
-    it comes from in Origin; programs that send none are not browsers riding a session)."""
+def same_site(request: web.Request) -> bool:
+    """Did the browser send this from one of our pages? It names the page's site in Origin:
+    this server as the request reached it, or its public address ([web] public_url, behind a
+    reverse proxy). Programs that send no Origin are not browsers riding someone's session."""
     origin = request.headers.get("Origin")
     if origin is None:
-        return
-    if urlsplit(origin).netloc != request.host:
+        return True
+    netloc = urlsplit(origin).netloc
+    public = request.app[SETTINGS].web.public_url
+    return netloc == request.host or (public is not None and netloc == urlsplit(public).netloc)
+
+
+def check_origin(request: web.Request) -> None:
+    """A state-changing request from a page of another site is refused."""
+    if not same_site(request):
         raise ApiError(403, "forbidden", texts_for(request).err_origin)
 
 

@@ -17,12 +17,12 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote
 
 from aiohttp import web
 
 from display_server.accounts import Account, Accounts, Role
-from display_server.api import ApiError, check_origin, json_response, read_body
+from display_server.api import ApiError, check_origin, json_response, read_body, same_site
 from display_server.base import SETTINGS, SITE, error_page, render, texts_for
 from display_server.ratelimit import RateLimiter, seconds_text
 from display_server.settings import SecuritySettings
@@ -157,8 +157,7 @@ def socket_session(request: web.Request, *, role: Role | None = None, counter: s
         raise web.HTTPUnauthorized(text=texts_for(request).err_login_needed)
     if _allowed(request, session, role, counter) is not None:
         raise web.HTTPForbidden(text=texts_for(request).err_forbidden)
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
+    if not same_site(request):
         raise web.HTTPForbidden(text=texts_for(request).err_origin)
     return session
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from escpos import exceptions as escpos_errors
+from escpos import printer
 from escpos.escpos import Escpos
 from PIL import Image
 
@@ -44,8 +45,6 @@ class PrintResult:
 
 def open_printer(s: PrinterSettings) -> Escpos:
     """The python-escpos printer object for the settings (not yet connected)."""
-    from escpos import printer
-
     p: Escpos
     if s.type == "file":
         p = printer.File(devfile=s.device)

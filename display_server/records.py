@@ -128,6 +128,8 @@ class TodayRecords:
 
     async def _listen(self, sub: Any) -> None:
         async for batch in sub.batches():
+            if not self._watchers:
+                continue  # nobody watches: the first page to watch has the day read whole
             for item in batch:
                 ticket_id = _event_ticket(item)
                 if ticket_id is not None:

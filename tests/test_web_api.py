@@ -665,3 +665,16 @@ async def test_today_s_records_follow_the_events_a_ticket_at_a_time(rig: Rig) ->
         await rig.probe.publish(rig.topics.status_core, "offline", retain=True)
         await rig.probe.publish(rig.topics.status_core, "online", retain=True)
         await wait_until(rig.web, lambda: records.full_reads == full + 1)
+
+
+async def test_behind_a_reverse_proxy_the_public_address_is_our_own(broker: Broker, tmp_path: Path) -> None:
+    path, _ = write_site(tmp_path, broker.url, extra=web_extra(
+        tmp_path, free_port(), web='public_url = "https://xephang.hoabinh.gov.vn"'))
+    async with running_core(path), running_web(path) as web, aiohttp.ClientSession() as http:
+        status, body = await call(http, web.url + "/api/tickets", {"field": "dat-dai"},
+                                  headers={"Origin": "https://xephang.hoabinh.gov.vn"})
+        assert status == 200
+        assert body["tracking_url"] == f"https://xephang.hoabinh.gov.vn/t/{body['ticket']['id']}"
+        status, _ = await call(http, web.url + "/api/tickets", {"field": "dat-dai"},
+                               headers={"Origin": "https://hoabinh.gov.vn.evil.example"})
+        assert status == 403

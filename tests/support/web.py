@@ -63,14 +63,16 @@ def accounts_extra() -> str:
     return "\n".join(out)
 
 
-def web_extra(tmp: Path, port: int, *, speech: str | None = None, more: str = "") -> str:
-    """Site-file sections for a web server on `port` with its clip cache under tmp."""
+def web_extra(tmp: Path, port: int, *, speech: str | None = None, more: str = "", web: str = "") -> str:
+    """Site-file sections for a web server on `port` with its clip cache under tmp (`web`: more
+    keys of [web])."""
     speech = FAST_SPEECH if speech is None else speech
     return f"""
 [web]
 host = "127.0.0.1"
 port = {port}
 id = "web-test"
+{web}
 {speech.format(cache=tmp / "speech-cache")}
 {more}
 """
