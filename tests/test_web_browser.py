@@ -167,8 +167,9 @@ async def test_the_console_s_keyboard_shortcuts(chromium: Browser, broker: Broke
         keys = console.page.keyboard
 
         async def press(key: str, until: str) -> None:
+            # a key pressed while the previous command is on its way does nothing: wait for its answer
             await keys.press(key)
-            await console.until(until)
+            await console.until(f"!window.qmsConsole.busy && ({until})")
 
         await press("n", "document.getElementById('number').textContent === '1001'")
         await press("r", "document.getElementById('ticket-info').textContent.startsWith('2 lần gọi')")

@@ -84,7 +84,8 @@
     $("choose").hidden = true;
     $("issued").hidden = false;
     const qr = $("t-qr");
-    qr.onload = function () {
+    qr.onload = qr.onerror = function () {  // print once the QR code is there (or could not be)
+      qr.onload = qr.onerror = null;
       if (r.print.mode === "browser") { state.printed += 1; window.print(); }
     };
     qr.src = "/t/" + encodeURIComponent(t.id) + "/qr.svg";
