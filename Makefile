@@ -7,11 +7,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# command:debian-package pairs that `make test` and `make run` need on the machine
+# command:debian-package pairs that `make test` and `make run` need on the machine (a path instead
+# of a command: a file the package installs)
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:mosquitto-clients \
-               mosquitto_passwd:mosquitto openssl:openssl espeak-ng:espeak-ng chromium:chromium
+               mosquitto_passwd:mosquitto openssl:openssl espeak-ng:espeak-ng chromium:chromium \
+               /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
 
-.PHONY: venv system-deps test run bench bench-agent bench-display chaos lint clean
+.PHONY: venv system-deps test run bench bench-agent bench-display bench-web chaos lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
@@ -27,7 +29,7 @@ venv: $(VENV)/.installed
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_DEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	  case $$cmd in /*) [ -e "$$cmd" ];; *) command -v $$cmd >/dev/null 2>&1;; esac || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	  echo "Cài gói hệ thống (installing Debian packages): $$missing"; \
@@ -50,6 +52,9 @@ bench-agent: venv system-deps
 
 bench-display: venv system-deps
 	$(PY) scripts/bench_display.py
+
+bench-web: venv system-deps
+	$(PY) scripts/bench_web.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

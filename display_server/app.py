@@ -14,13 +14,24 @@ from pathlib import Path
 
 from aiohttp import web
 
-from display_server import display_page, live
+from display_server import (
+    auth,
+    console_page,
+    display_page,
+    kiosk_page,
+    live,
+    rating_page,
+    supervisor_page,
+    track_page,
+)
 from display_server.announcer import Announcer
+from display_server.api import api_errors
 from display_server.base import (
     ANNOUNCER,
     FOLLOWER,
     JINJA,
     LINKS,
+    RECORDS,
     SETTINGS,
     SITE,
     SPEECH,
@@ -29,6 +40,7 @@ from display_server.base import (
     render,
 )
 from display_server.follower import StateFollower
+from display_server.records import TodayRecords
 from display_server.settings import ServerSettings, load_server_settings
 from display_server.speech import Speech
 from qms_common.config import SiteConfig
@@ -38,18 +50,20 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 PageSetup = Callable[[web.Application], None]
-PAGES: tuple[PageSetup, ...] = (display_page.setup,)
+PAGES: tuple[PageSetup, ...] = (auth.setup, display_page.setup, kiosk_page.setup, track_page.setup,
+                                 console_page.setup, rating_page.setup, supervisor_page.setup)
 
 
 def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,
                pages: Iterable[PageSetup] = PAGES, speech: Speech | None = None) -> web.Application:
     settings = settings or load_server_settings(site)
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[api_errors])
     app[SITE] = site
     app[SETTINGS] = settings
     app[FOLLOWER] = follower = StateFollower(site, settings.web.server_id)
     app[SPEECH] = speech = speech or Speech(settings.speech)
     app[ANNOUNCER] = Announcer(site, follower, speech, settings.speech)
+    app[RECORDS] = TodayRecords(follower)
     app[JINJA] = make_templates()
     app[LINKS] = []
     app[TASKS] = []
@@ -63,10 +77,11 @@ def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
-    """The follower, the announcer and the pre-renderer live as long as the app."""
+    """The follower, the announcer, the pre-renderer and today's records live as long as the app."""
     follower, announcer, speech = app[FOLLOWER], app[ANNOUNCER], app[SPEECH]
     # the announcer subscribes first, so it hears everything the follower receives
     tasks = [asyncio.create_task(announcer.run(), name="announcer"),
+             asyncio.create_task(app[RECORDS].run(), name="records"),
              asyncio.create_task(follower.run(), name="follower"),
              asyncio.create_task(speech.run_prerender(), name="prerender")]
     for task in tasks:

@@ -14,14 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from display_server.announcer import CHIME_URL, Announcement
-from display_server.base import FOLLOWER, SETTINGS, SITE, SPEECH, add_link, error_page, render, texts_for
+from display_server.base import FOLLOWER, SETTINGS, SITE, SPEECH, add_link, error_page, render_page, texts_for
 from display_server.chime import chime_wav
 from display_server.display_view import DisplayFilter, FilterError, build_view
-from display_server.follower import LinkChange
-from display_server.hub import Resync
-from display_server.live import dumps, live_socket, run_until_closed
+from display_server.live import KEEPALIVE_S, dumps, live_socket, push_views, run_until_closed
 from display_server.speech import MIME
-from display_server.state import Change
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +49,6 @@ class ViewCache:
 
 
 VIEWS = web.AppKey("tv_views", ViewCache)
-# An idle feed still says something this often, so a page notices a dead link and reconnects.
-KEEPALIVE_S = 15.0
 # The texts the page script needs.
 SCRIPT_TEXTS = ("counter", "to_counter", "waiting", "people", "no_calls", "counter_open", "counter_paused",
                 "counter_closed", "offline", "sound_on", "recall", "weekdays")
@@ -88,8 +83,7 @@ async def display(request: web.Request) -> web.Response:
         "keepalive_s": KEEPALIVE_S,
         "texts": t.pick(*SCRIPT_TEXTS),
     }
-    # "<" escaped: the JSON sits in a <script> element
-    return render(request, "display.html", page_json=dumps(page).replace("<", "\\u003c"), t=t)
+    return render_page(request, "display.html", page, t=t)
 
 
 async def feed(request: web.Request) -> web.StreamResponse:
@@ -112,32 +106,16 @@ async def feed(request: web.Request) -> web.StreamResponse:
 
 async def _write(app: web.Application, ws: web.WebSocketResponse, sub: Any, flt: DisplayFilter) -> None:
     follower, site, views = app[FOLLOWER], app[SITE], app[VIEWS]
-    last = views.message(flt)
-    await ws.send_str(last)
-    while True:
-        try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
-            # meets an arriving item, and the page's handler would outlive its socket
-            async with asyncio.timeout(KEEPALIVE_S):
-                first = await sub.get()
-            batch = [first, *sub.get_batch()]
-        except TimeoutError:
-            await ws.send_str('{"type":"keepalive"}')
-            continue
-        announcements = []
-        for item in batch:
-            if isinstance(item, Announcement):
-                counters = {str(c["id"]): c.get("fields", []) for c in follower.state.counter_list(site)}
-                if flt.shows_call(item.for_call(), counters.get(item.counter, [])):
-                    announcements.append(item)
-            elif not isinstance(item, (Change, LinkChange, Resync)):
-                log.debug("Bỏ qua %r", item)
-        current = views.message(flt)
-        if current != last:
-            last = current
-            await ws.send_str(current)
-        for a in announcements:
-            await ws.send_str(dumps(a.message()))
+
+    def view(batch: list[Any]) -> str:
+        return views.message(flt)  # shared by every TV of the area, serialised once
+
+    def announcements(batch: list[Any]) -> list[dict[str, Any]]:
+        counters = {str(c["id"]): c.get("fields", []) for c in follower.state.counter_list(site)}
+        return [a.message() for a in batch if isinstance(a, Announcement)
+                and flt.shows_call(a.for_call(), counters.get(a.counter, []))]
+
+    await push_views(ws, sub, view, extra=announcements)
 
 
 async def chime(request: web.Request) -> web.Response:

@@ -42,7 +42,8 @@ class StateFollower:
             # unique per process: two servers (or a restart overlapping the old one) never kick each other off
             identifier=f"qms-web-{site.id}-{server_id}-{uuid.uuid4().hex[:6]}",
             name="display_server",
-            subscriptions=[self.topics.state_all, self.topics.event_all, self.topics.status_all],
+            subscriptions=[self.topics.state_all, self.topics.event_all, self.topics.status_all,
+                           self.topics.health_all],
             presence=Presence(self.topics.status_web(server_id)),
             on_message=self._on_message, on_connect=self._on_connect, on_disconnect=self._on_disconnect,
         )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -21,6 +22,17 @@ log = logging.getLogger(__name__)
 
 SOCKETS = web.AppKey("sockets", set)  # set[web.WebSocketResponse]
 HEARTBEAT_S = 10.0
+# An idle feed still says something this often, so a page notices a dead link and reconnects.
+KEEPALIVE_S = 15.0
+
+
+class FeedEnded(Exception):
+    """A page's view may not be sent any more (its session ended): close with this code."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
 
 
 def dumps(obj: Any) -> str:
@@ -58,7 +70,7 @@ async def run_until_closed(ws: web.WebSocketResponse, writer: asyncio.Future[Non
         for task in done:
             if task is writer and not task.cancelled() and task.exception() is not None:
                 exc = task.exception()
-                if not isinstance(exc, (ConnectionResetError, RuntimeError)):
+                if not isinstance(exc, (ConnectionResetError, RuntimeError, FeedEnded)):
                     log.error("Lỗi khi gửi tới trang", exc_info=exc)
     finally:
         for task in (reader, writer):
@@ -66,6 +78,62 @@ async def run_until_closed(ws: web.WebSocketResponse, writer: asyncio.Future[Non
         for task in (reader, writer):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+ViewFn = Callable[[list[Any]], "dict[str, Any] | str | Awaitable[dict[str, Any] | None] | None"]
+
+
+class _Quiet:
+    """The batch of a quiet period: nothing changed, but a view may check its session."""
+
+
+QUIET = _Quiet()
+
+
+async def push_views(ws: web.WebSocketResponse, sub: Any, view: ViewFn, *,
+                     extra: Callable[[list[Any]], Iterable[dict[str, Any]]] | None = None,
+                     keepalive_s: float = KEEPALIVE_S) -> None:
+    """A live page's writer: `{"type": "view", "view": ...}` at once and whenever the view
+    changes, bursts from the hub coalesced into one batch; a keepalive in quiet times.
+
+    view(batch) computes what the page shows after a batch of hub items ([] at first, [QUIET]
+    after a keepalive; it may be a coroutine, and None means unchanged); extra(batch) gives other
+    messages to send after it. FeedEnded from view() ends it (serve_feed closes with its code)."""
+    last: dict[str, Any] | None = None
+    batch: list[Any] = []
+    while True:
+        current = view(batch)
+        if inspect.isawaitable(current):
+            current = await current
+        if current is not None and current != last:
+            last = current
+            # a view may come serialised already (the TV's, shared by every TV of an area)
+            await ws.send_str(current if isinstance(current, str) else dumps({"type": "view", "view": current}))
+        for message in (extra(batch) if extra and batch else ()):
+            await ws.send_str(dumps(message))
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
+            # meets an arriving item, and the page's handler would outlive its socket
+            async with asyncio.timeout(keepalive_s):
+                first = await sub.get()
+            batch = [first, *sub.get_batch()]
+        except TimeoutError:
+            await ws.send_str('{"type":"keepalive"}')
+            batch = [QUIET]
+
+
+async def serve_feed(request: web.Request, hub: Any, view: ViewFn, *,
+                     extra: Callable[[list[Any]], Iterable[dict[str, Any]]] | None = None) -> web.WebSocketResponse:
+    """A live page's WebSocket from start to end: subscribed to the hub before the first view is
+    computed, so nothing falls between the snapshot and the changes."""
+    with hub.subscribe() as sub:
+        async with live_socket(request) as ws:
+            writer = asyncio.create_task(push_views(ws, sub, view, extra=extra))
+            await run_until_closed(ws, writer)
+            end = writer.exception() if writer.done() and not writer.cancelled() else None
+            if isinstance(end, FeedEnded):  # the page's reader has stopped: the close handshake is ours
+                await ws.close(code=end.code, message=end.reason.encode("utf-8")[:120])
+    return ws
 
 
 async def close_all(app: web.Application) -> None:

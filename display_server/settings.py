@@ -12,6 +12,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from display_server.accounts import Accounts, parse_accounts
 from display_server.vietnamese import (
     DEFAULT_SPOKEN_TEMPLATE,
     DEFAULT_TEMPLATE,
@@ -23,7 +24,7 @@ from display_server.vietnamese import (
     TemplateError,
 )
 from qms_common.config import SiteConfig
-from qms_common.tomlconf import SLUG_RE, resolve_path
+from qms_common.tomlconf import SLUG_RE, Table, resolve_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE_DIR = REPO_ROOT / "var" / "speech-cache"
@@ -39,6 +40,9 @@ class WebSettings:
     port: int
     # names this server's presence topic, qms/{site}/status/web/{id}
     server_id: str
+    # where citizens' phones reach the tracking pages (the QR code on a ticket); None: the
+    # address the kiosk itself used
+    public_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,10 +68,71 @@ class DisplaySettings:
 
 
 @dataclass(frozen=True)
+class KioskSettings:
+    # kiosk ids (?id= of /kiosk) allowed to issue; empty: any id
+    ids: tuple[str, ...] = ()
+    # per kiosk id: a stuck button or a script must not exhaust a field's number range
+    tickets_per_minute: int = 10
+    # how long a new ticket stays on the screen
+    show_s: float = 20.0
+    priority: bool = True
+
+
+PRINTER_TYPES = ("none", "file", "serial", "network", "usb")
+PAPER_WIDTH_PX = {80: 576, 58: 384}
+DEFAULT_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+DEFAULT_BOLD_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf")
+
+
+@dataclass(frozen=True)
+class PrinterSettings:
+    type: str = "none"
+    paper_width_mm: int = 80
+    device: str | None = None       # file: /dev/usb/lp0; serial: /dev/ttyUSB0
+    baudrate: int = 9600
+    host: str | None = None
+    port: int = 9100
+    vendor_id: int | None = None
+    product_id: int | None = None
+    timeout_s: float = 5.0
+    check_paper: bool = True
+    cut: bool = True
+    font: Path = DEFAULT_FONT
+    font_bold: Path = DEFAULT_BOLD_FONT
+    # kiosk ids that print here; empty: every kiosk
+    kiosks: tuple[str, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return self.type != "none"
+
+    @property
+    def width_px(self) -> int:
+        return PAPER_WIDTH_PX[self.paper_width_mm]
+
+    def serves(self, kiosk: str) -> bool:
+        return self.enabled and (not self.kiosks or kiosk in self.kiosks)
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    session_hours: float = 12.0
+    # wrong passwords per user name (and per address) within login_window_s before logins are refused
+    login_failures: int = 5
+    login_window_s: float = 300.0
+    # true behind HTTPS: the session cookie is then never sent in clear
+    cookie_secure: bool = False
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     web: WebSettings
     speech: SpeechSettings
     display: DisplaySettings
+    kiosk: KioskSettings = field(default_factory=KioskSettings)
+    printer: PrinterSettings = field(default_factory=PrinterSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    accounts: Accounts = field(default_factory=lambda: Accounts({}))
 
 
 def default_server_id() -> str:
@@ -76,15 +141,23 @@ def default_server_id() -> str:
 
 
 def load_server_settings(site: SiteConfig) -> ServerSettings:
-    return ServerSettings(web=_web(site), speech=_speech(site), display=_display(site))
+    return ServerSettings(web=_web(site), speech=_speech(site), display=_display(site), kiosk=_kiosk(site),
+                          printer=_printer(site), security=_security(site),
+                          accounts=parse_accounts(Table(site.path, "", site.raw), {c.id for c in site.counters}))
 
 
 def _web(site: SiteConfig) -> WebSettings:
     t = site.section("web")
     t.used.update({"host", "port"})  # read by qms_common.config
     server_id = t.slug("id", required=False) or default_server_id()
+    public_url = t.str("public_url")
+    if public_url is not None:
+        public_url = public_url.rstrip("/")
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url):
+            t.fail("public_url", f"địa chỉ {public_url!r} không hợp lệ.",
+                   "Ví dụ \"http://192.168.1.10:8080\" hoặc \"https://xephang.hoabinh.gov.vn\".")
     t.reject_unknown()
-    return WebSettings(host=site.web_host, port=site.web_port, server_id=server_id)
+    return WebSettings(host=site.web_host, port=site.web_port, server_id=server_id, public_url=public_url)
 
 
 def _speech(site: SiteConfig) -> SpeechSettings:
@@ -148,3 +221,69 @@ def _display(site: SiteConfig) -> DisplaySettings:
 
 def is_slug(value: str) -> bool:
     return bool(SLUG_RE.match(value))
+
+
+def _slug_list(t: Table, k: str) -> tuple[str, ...]:
+    values = t.str_list(k, [])
+    for v in values:
+        if not SLUG_RE.match(v):
+            t.fail(k, f"mã {v!r} không hợp lệ.",
+                   "Chỉ dùng chữ thường không dấu, chữ số và dấu gạch ngang, ví dụ \"kiosk-1\".")
+    return tuple(dict.fromkeys(values))
+
+
+def _kiosk(site: SiteConfig) -> KioskSettings:
+    t = site.section("kiosk")
+    s = KioskSettings(
+        ids=_slug_list(t, "ids"),
+        tickets_per_minute=t.int("tickets_per_minute", 10, minimum=1, maximum=600),
+        show_s=t.float("show_s", 20.0, minimum=3.0),
+        priority=t.bool("priority", True),
+    )
+    t.reject_unknown()
+    return s
+
+
+def _printer(site: SiteConfig) -> PrinterSettings:
+    t = site.section("printer")
+    kind = t.choice("type", PRINTER_TYPES, "none")
+    width = t.int("paper_width_mm", 80)
+    if width not in PAPER_WIDTH_PX:
+        t.fail("paper_width_mm", f"khổ giấy {width} mm không hỗ trợ.", "Dùng 80 (576 điểm) hoặc 58 (384 điểm).")
+    device = t.str("device")
+    host = t.str("host")
+    vendor = t.int("vendor_id", minimum=0, maximum=0xFFFF)
+    product = t.int("product_id", minimum=0, maximum=0xFFFF)
+    if kind in ("file", "serial") and not device:
+        example = "/dev/usb/lp0" if kind == "file" else "/dev/ttyUSB0"
+        t.fail("device", f"máy in kiểu {kind!r} cần đường dẫn thiết bị.", f"Ví dụ device = \"{example}\".")
+    if kind == "network" and not host:
+        t.fail("host", "máy in mạng cần địa chỉ.", "Ví dụ host = \"192.168.1.50\" (cổng mặc định 9100).")
+    if kind == "usb" and (vendor is None or product is None):
+        t.fail("vendor_id", "máy in USB cần vendor_id và product_id.",
+               "Xem bằng lệnh lsusb, ví dụ vendor_id = 0x0416, product_id = 0x5011.")
+    font = resolve_path(site.path, t.str("font", str(DEFAULT_FONT)))
+    bold = resolve_path(site.path, t.str("font_bold", str(DEFAULT_BOLD_FONT)))
+    s = PrinterSettings(
+        type=kind, paper_width_mm=width, device=device, baudrate=t.int("baudrate", 9600, minimum=1200),
+        host=host, port=t.int("port", 9100, minimum=1, maximum=65535), vendor_id=vendor, product_id=product,
+        timeout_s=t.float("timeout_s", 5.0, minimum=0.5), check_paper=t.bool("check_paper", True),
+        cut=t.bool("cut", True), font=font, font_bold=bold if bold.exists() else font, kiosks=_slug_list(t, "kiosks"),
+    )
+    t.reject_unknown()
+    if s.enabled and not s.font.exists():
+        t.fail("font", f"không có phông chữ {s.font}.",
+               "Cài gói fonts-dejavu-core (apt-get install fonts-dejavu-core) hoặc chỉ tới một phông TTF có chữ Việt.")
+    return s
+
+
+def _security(site: SiteConfig) -> SecuritySettings:
+    t = site.section("security")
+    s = SecuritySettings(
+        session_hours=t.float("session_hours", 12.0, minimum=0.01),
+        login_failures=t.int("login_failures", 5, minimum=1, maximum=100),
+        login_window_s=t.float("login_window_s", 300.0, minimum=1.0),
+        cookie_secure=t.bool("cookie_secure", False),
+    )
+    t.reject_unknown()
+    return s

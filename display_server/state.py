@@ -46,8 +46,8 @@ class Call:
 
 @dataclass(frozen=True)
 class Change:
-    """What one message changed. kind: site, queue, counter, status, event.
-    key: the field, counter or presence name ("core", "agent/a1", "display/hall"), or the event kind."""
+    """What one message changed. kind: site, queue, counter, status, health, event.
+    key: the field, counter, presence name ("core", "agent/a1", "display/hall"), agent (health), or the event kind."""
 
     kind: str
     key: str
@@ -61,6 +61,11 @@ class SiteState:
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
     counters: dict[str, dict[str, Any]] = field(default_factory=dict)
     presence: dict[str, str] = field(default_factory=dict)
+    # retained health/agent/{agent} (serial ports and devices), for the supervisor
+    health: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # per counter, the ticket it finished last as the events told it (a rating by counter goes
+    # there); unknown for tickets finished before this server started
+    last_served: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: deque[Call] = field(default_factory=lambda: deque(maxlen=CALL_HISTORY))
     _seq: dict[str, int] = field(default_factory=dict)
     _events: OrderedDict[tuple[int, str, str, str], None] = field(default_factory=OrderedDict)
@@ -76,6 +81,8 @@ class SiteState:
         head = parts[0]
         if head == "status" and len(parts) >= 2:
             return self._status("/".join(parts[1:]), payload, retained)
+        if head == "health" and len(parts) == 3 and parts[1] == "agent":
+            return self._health(parts[2], payload, retained)
         if head not in ("state", "event") or len(parts) < 2:
             return None
         obj = _json_object(payload, parts)
@@ -88,6 +95,8 @@ class SiteState:
             return None
         kind = parts[1]
         if kind == "site" and len(parts) == 2:
+            if self.site is not None and self.site.get("day") != obj.get("day"):
+                self.last_served.clear()  # a new business day: nothing of yesterday is rated now
             self.site = obj
             return Change("site", "", obj, retained)
         if kind == "queue" and len(parts) == 3:
@@ -125,6 +134,16 @@ class SiteState:
         self.presence[key] = value
         return Change("status", key, value, retained)
 
+    def _health(self, agent: str, payload: bytes, retained: bool) -> Change | None:
+        if not payload:
+            self.health.pop(agent, None)  # a cleared retained topic: the agent was retired
+            return Change("health", agent, None, retained)
+        obj = _json_object(payload, ("health", "agent", agent))
+        if obj is None:
+            return None
+        self.health[agent] = obj
+        return Change("health", agent, obj, retained)
+
     def _event(self, kind: str, obj: dict[str, Any]) -> Change | None:
         seq = obj.get("seq")
         if isinstance(seq, int) and not isinstance(seq, bool):
@@ -142,7 +161,19 @@ class SiteState:
                 return None
             self.calls.append(call)
             return Change("event", kind, call)
+        self._served(kind, obj)
         return Change("event", kind, obj)
+
+    def _served(self, kind: str, obj: dict[str, Any]) -> None:
+        ticket, counter = obj.get("ticket"), obj.get("counter")
+        if not isinstance(ticket, dict) or not isinstance(counter, str):
+            return
+        if kind == EventKind.FINISHED:
+            self.last_served[counter] = ticket
+        elif kind == EventKind.RATED:
+            held = self.last_served.get(counter)
+            if held is not None and held.get("id") == ticket.get("id"):
+                self.last_served[counter] = ticket
 
     # ------------------------------------------------------------ reading
 

@@ -23,7 +23,16 @@ from paho.mqtt.properties import Properties
 
 from qms_common import paho_speedups
 from qms_common.config import MqttSettings
-from qms_common.protocol import OFFLINE, ONLINE, ErrorCode, ProtocolError, Topics, dumps, loads_object
+from qms_common.protocol import (
+    MAX_REPLY_BYTES,
+    OFFLINE,
+    ONLINE,
+    ErrorCode,
+    ProtocolError,
+    Topics,
+    dumps,
+    loads_object,
+)
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +296,7 @@ class Requester:
         fut = self._waiting.pop(bytes(corr), None) if corr is not None else None
         if fut is not None and not fut.done():
             try:
-                fut.set_result(loads_object(message.payload))  # type: ignore[arg-type]
+                fut.set_result(loads_object(message.payload, max_bytes=MAX_REPLY_BYTES))  # type: ignore[arg-type]
             except ProtocolError as exc:
                 fut.set_exception(exc)
         return True

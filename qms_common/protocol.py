@@ -15,6 +15,9 @@ from typing import Any
 PROTOCOL_VERSION = 1
 # Larger payloads are refused unread: no request of the contract comes near this.
 MAX_PAYLOAD_BYTES = 64 * 1024
+# Replies come from the core and may be larger (a page of ticket records); this is the production
+# broker's max_packet_size (broker_config/production.conf), beyond which no message gets through.
+MAX_REPLY_BYTES = 256 * 1024
 MAX_ID_LEN = 128
 MAX_TEXT_LEN = 64
 
@@ -189,12 +192,12 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def loads_object(payload: bytes | bytearray | str | None) -> dict[str, Any]:
+def loads_object(payload: bytes | bytearray | str | None, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
     """Decode a request payload; ProtocolError(bad_request) for anything that is not a JSON object."""
     if payload is None:
         raise bad_request("nội dung rỗng.")
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise bad_request(f"nội dung quá lớn ({len(payload)} byte, tối đa {MAX_PAYLOAD_BYTES}).")
+    if len(payload) > max_bytes:
+        raise bad_request(f"nội dung quá lớn ({len(payload)} byte, tối đa {max_bytes}).")
     if isinstance(payload, (bytes, bytearray)):
         try:
             payload = bytes(payload).decode("utf-8")

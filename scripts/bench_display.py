@@ -10,12 +10,14 @@ announcement and when its first clip (the chime) starts playing. Prints one JSON
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
-from qms_common.devbroker import free_port, start_broker, wait_for_port  # noqa: E402
+from qms_common.devbroker import Broker, free_port, start_broker, wait_for_port  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
 from tests.support.mqtt import Probe, new_id  # noqa: E402
 from tests.support.site import write_site  # noqa: E402
@@ -80,13 +82,9 @@ async def measure(url: str, topics: Topics, web: str, calls: int) -> dict[str, o
     return {"calls": calls, "latency_ms": {k: summary(v) for k, v in lat.items()}}
 
 
-def main() -> int:
-    calls = int(os.environ.get("BENCH_CALLS", "20"))
-    tmp = Path(tempfile.mkdtemp(prefix="qms-bench-display-"))
-    broker = start_broker(workdir=tmp / "broker")
-    port = free_port()
-    site, site_id = write_site(tmp, broker.url, site_id="bench", extra=web_extra(tmp, port))
-    print(f"bench-display: broker {broker.url}, web http://127.0.0.1:{port}, {calls} calls", file=sys.stderr)
+@contextlib.contextmanager
+def site_processes(tmp: Path, broker: Broker, site: Path, site_id: str, port: int) -> Iterator[None]:
+    """A real core and a real web server for the site, ready (the core online, the web port open)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     core = subprocess.Popen([sys.executable, "-m", "queue_core", "--config", str(site), "--log-level", "WARNING"],
                             stderr=(tmp / "core.log").open("wb"), env=env)
@@ -97,11 +95,24 @@ def main() -> int:
         out = subprocess.run(["mosquitto_sub", "-p", str(broker.port), "-t", f"qms/{site_id}/status/core", "-C", "1",
                               "-W", "20"], capture_output=True, text=True)
         assert out.stdout.strip() == "online", "core did not come online"
-        result = asyncio.run(measure(broker.url, Topics(site_id), f"http://127.0.0.1:{port}", calls))
+        yield
     finally:
         for proc in (web, core):
             proc.terminate()
             proc.wait(10)
+
+
+def main() -> int:
+    calls = int(os.environ.get("BENCH_CALLS", "20"))
+    tmp = Path(tempfile.mkdtemp(prefix="qms-bench-display-"))
+    broker = start_broker(workdir=tmp / "broker")
+    port = free_port()
+    site, site_id = write_site(tmp, broker.url, site_id="bench", extra=web_extra(tmp, port))
+    print(f"bench-display: broker {broker.url}, web http://127.0.0.1:{port}, {calls} calls", file=sys.stderr)
+    try:
+        with site_processes(tmp, broker, site, site_id, port):
+            result = asyncio.run(measure(broker.url, Topics(site_id), f"http://127.0.0.1:{port}", calls))
+    finally:
         broker.stop()
     print(json.dumps(result))
     return 0

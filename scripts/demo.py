@@ -28,6 +28,13 @@ from qms_common.devbroker import free_port, start_broker, wait_for_port  # noqa:
 from qms_common.tomlconf import ConfigError  # noqa: E402
 
 SITE = ROOT / "examples" / "site.toml"
+# The demo accounts of examples/site.toml (DEMO ONLY: their passwords are public).
+# tests/test_web_accounts.py checks that these passwords match the hashes in the file.
+DEMO_LOGINS = (
+    ("canbo1", "canbo1-demo", "cán bộ quầy 1–3 / officer, counters 1-3"),
+    ("canbo2", "canbo2-demo", "cán bộ quầy 4–6 / officer, counters 4-6"),
+    ("giamsat", "giamsat-demo", "giám sát / supervisor"),
+)
 AGENT = ROOT / "examples" / "agent-demo.toml"
 VAR = ROOT / "var"
 LOGS = VAR / "logs"
@@ -112,7 +119,9 @@ def main() -> int:
         web_ok = True
     except (TimeoutError, RuntimeError):
         web_ok = False
-    tv = f"http://127.0.0.1:{web_port}/display"
+    base = f"http://127.0.0.1:{web_port}"
+    tv = f"{base}/display"
+    logins = "\n".join(f"                   {user:8} / {password:13} {who}" for user, password, who in DEMO_LOGINS)
     p, s = broker.port, site.id
     rel_py = os.path.relpath(py, ROOT) if py.startswith(str(ROOT)) else py
     sim = f"{rel_py} -m counter_agent.simulator"
@@ -126,6 +135,13 @@ def main() -> int:
   Tác tử quầy    : {"sẵn sàng" if agent_ok else "CHƯA sẵn sàng, xem " + str(LOGS / "agent.log")} ({agent_conf})
   Màn hình TV    : {tv if web_ok else "CHƯA sẵn sàng, xem " + str(LOGS / "web.log")}
                    (một khu vực / one area: {tv}?fields=dat-dai ; tên TV / TV id: {tv}?id=phong-cho-1)
+  Ki-ốt lấy số   : {base}/kiosk?id=kiosk-1          (in bằng trình duyệt / the browser prints)
+  Quầy (cán bộ)  : {base}/counter/1 … {base}/counter/6
+  Đánh giá       : {base}/rate/1 … {base}/rate/6     (máy tính bảng trước quầy / the citizen's tablet)
+  Giám sát       : {base}/supervisor
+  Theo dõi vé    : {base}/t/<mã vé>                  (mã QR trên phiếu / the ticket's QR code)
+  Tài khoản demo (CHỈ ĐỂ THỬ, mật khẩu công khai / DEMO ONLY, public passwords):
+{logins}
   Cơ sở dữ liệu  : {site.storage_path}
   Nhật ký (logs) : {LOGS}/
   Lĩnh vực       : {fields}

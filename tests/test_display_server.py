@@ -4,10 +4,9 @@ the live feed, announcements and their clips, presence, bad input, shutdown and 
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from qms_common.protocol import Topics
 from tests.support.core import InProcessCore, running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
-from tests.support.web import WebServer, running_web, web_extra
+from tests.support.web import Feed, WebServer, running_web, web_extra
 
 
 @dataclass
@@ -44,35 +43,6 @@ class Rig:
     async def feed(self, query: str = "") -> Feed:
         ws = await self.http.ws_connect(f"{self.web.url}/display/ws{query}")
         return Feed(ws)
-
-
-class Feed:
-    """A TV's live feed, read like the page reads it."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self.messages: list[dict[str, Any]] = []
-
-    async def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
-        for m in self.messages:
-            if predicate(m):
-                self.messages.remove(m)
-                return m
-        async with asyncio.timeout(timeout):
-            while True:
-                raw = await self.ws.receive()
-                assert raw.type == aiohttp.WSMsgType.TEXT, raw
-                m = json.loads(raw.data)
-                if predicate(m):
-                    return m
-                self.messages.append(m)
-
-    async def view(self, predicate: Callable[[dict[str, Any]], bool] = lambda v: True) -> dict[str, Any]:
-        m = await self.wait(lambda m: m["type"] == "view" and predicate(m["view"]))
-        return m["view"]
-
-    async def announcement(self, number: str | None = None) -> dict[str, Any]:
-        return await self.wait(lambda m: m["type"] == "announce" and (number is None or m["number"] == number))
 
 
 @pytest.fixture

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
+import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 
+from display_server.accounts import hash_password
 from display_server.app import create_app
-from display_server.base import FOLLOWER, SPEECH
+from display_server.base import FOLLOWER, RECORDS, SPEECH
 from display_server.follower import StateFollower
 from display_server.speech import Speech
 from qms_common.config import load_site_config
@@ -33,14 +39,40 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 AUTOPLAY = "--autoplay-policy=no-user-gesture-required"
 
 
-def web_extra(tmp: Path, port: int, *, speech: str | None = None, more: str = "") -> str:
-    """Site-file sections for a web server on `port` with its clip cache under tmp."""
+# username: (password, role, counters or None)
+ACCOUNTS = {
+    "canbo1": ("mat-khau-canbo1", "officer", ("1", "2")),
+    "canbo3": ("mat-khau-canbo3", "officer", ("3",)),
+    "giamsat": ("mat-khau-giamsat", "supervisor", None),
+}
+NAMES = {"canbo1": "Nguyễn Thị Hoa", "canbo3": "Phạm Văn Đức", "giamsat": "Lê Quang Hải"}
+
+
+@functools.cache
+def _hash(password: str) -> str:
+    return hash_password(password)
+
+
+def accounts_extra() -> str:
+    """[[accounts]] for the test accounts (hashed once per test session: scrypt is slow on purpose)."""
+    out = []
+    for user, (password, role, counters) in ACCOUNTS.items():
+        out.append(f'[[accounts]]\nusername = "{user}"\nname = "{NAMES[user]}"\nrole = "{role}"\n'
+                   f'password_hash = "{_hash(password)}"\n'
+                   + (f"counters = {list(counters)!r}\n".replace("'", '"') if counters else ""))
+    return "\n".join(out)
+
+
+def web_extra(tmp: Path, port: int, *, speech: str | None = None, more: str = "", web: str = "") -> str:
+    """Site-file sections for a web server on `port` with its clip cache under tmp (`web`: more
+    keys of [web])."""
     speech = FAST_SPEECH if speech is None else speech
     return f"""
 [web]
 host = "127.0.0.1"
 port = {port}
 id = "web-test"
+{web}
 {speech.format(cache=tmp / "speech-cache")}
 {more}
 """
@@ -73,6 +105,7 @@ class WebServer:
 
     async def start(self) -> WebServer:
         app = create_app(load_site_config(self.config))
+        app[RECORDS].min_interval_s = 0.2  # tests wait on the pages; no need to spare the core
         self.runner = web.AppRunner(app, shutdown_timeout=5, access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
@@ -123,3 +156,63 @@ def web_process(config: Path, log_path: Path) -> Iterator[WebProcess]:
         yield p
     finally:
         p.stop()
+
+
+CSRF_INPUT = re.compile(r'name="csrf" value="([^"]+)"')
+PAGE_CONFIG = re.compile(r'<script id="page-config" type="application/json">(.*?)</script>', re.S)
+
+
+def page_config(html: str) -> dict[str, Any]:
+    m = PAGE_CONFIG.search(html)
+    assert m, "no page-config in the page"
+    return json.loads(m.group(1))
+
+
+async def login(http: aiohttp.ClientSession, base: str, user: str, password: str | None = None, *,
+                next_path: str = "") -> aiohttp.ClientResponse:
+    """Log in through the form, as a browser does (the form's CSRF token and cookie included);
+    the response to the POST, not followed."""
+    async with http.get(f"{base}/login") as resp:
+        token = CSRF_INPUT.search(await resp.text())
+    assert token, "no CSRF token in the login form"
+    form = {"username": user, "password": ACCOUNTS[user][0] if password is None else password,
+            "csrf": token.group(1), "next": next_path}
+    async with http.post(f"{base}/login", data=form, allow_redirects=False) as resp:
+        await resp.read()
+        return resp
+
+
+async def csrf_of(http: aiohttp.ClientSession, url: str) -> str:
+    """The CSRF token a logged-in page gives its script."""
+    async with http.get(url) as resp:
+        assert resp.status == 200, (url, resp.status)
+        return page_config(await resp.text())["csrf"]
+
+
+class Feed:
+    """A page's live feed (a TV's, a console's…), read like the page reads it."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.messages: list[dict[str, Any]] = []
+
+    async def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
+        for m in self.messages:
+            if predicate(m):
+                self.messages.remove(m)
+                return m
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.ws.receive()
+                assert raw.type == aiohttp.WSMsgType.TEXT, raw
+                m = json.loads(raw.data)
+                if predicate(m):
+                    return m
+                self.messages.append(m)
+
+    async def view(self, predicate: Callable[[dict[str, Any]], bool] = lambda v: True) -> dict[str, Any]:
+        m = await self.wait(lambda m: m["type"] == "view" and predicate(m["view"]))
+        return m["view"]
+
+    async def announcement(self, number: str | None = None) -> dict[str, Any]:
+        return await self.wait(lambda m: m["type"] == "announce" and (number is None or m["number"] == number))

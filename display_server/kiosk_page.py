@@ -1,0 +1,154 @@
+"""The kiosk: /kiosk (a big button per field, touch screen), /kiosk/ws (queue lengths, live) and
+POST /api/tickets, which issues a ticket through the core and prints it.
+
+A kiosk can only issue tickets. Each kiosk id (`/kiosk?id=kiosk-1`; `[kiosk] ids` may list the
+allowed ones) gets `tickets_per_minute`, so a stuck button or a script cannot exhaust a field's
+number range. The ticket is printed on the `[printer]` when there is one for this kiosk, else by
+the browser; a printer that fails never takes the ticket with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from display_server.api import ApiError, ask_core, bad_request, json_response, read_json
+from display_server.base import FOLLOWER, SETTINGS, SITE, add_link, error_page, render_page, texts_for
+from display_server.live import serve_feed
+from display_server.printer import PrintResult, TicketPrinter, status_of
+from display_server.ratelimit import RateLimiter, seconds_text
+from display_server.settings import is_slug
+from display_server.state import SiteState
+from display_server.texts import Texts
+from display_server.ticket_image import PrintedTicket
+from display_server.track_page import tracking_url
+from qms_common.config import SiteConfig
+from qms_common.mqtt import new_request_id
+from qms_common.protocol import MAX_ID_LEN, ticket_command
+
+log = logging.getLogger(__name__)
+
+DEFAULT_KIOSK = "kiosk"
+KIOSK_LIMITER = web.AppKey("kiosk_limiter", RateLimiter)
+PRINTER = web.AppKey("printer", TicketPrinter)
+SCRIPT_TEXTS = ("kiosk_priority", "kiosk_normal", "waiting", "people", "ticket_label", "ticket_next", "ticket_ahead",
+                "ticket_wait", "minutes", "hours", "hours_minutes", "kiosk_done", "kiosk_printing", "kiosk_take_it",
+                "kiosk_print_browser", "offline", "kiosk_unavailable", "err_network", "ticket_scan", "priority_badge")
+_BODY_KEYS = frozenset({"field", "priority", "kiosk", "request_id"})
+
+
+def setup(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    app[KIOSK_LIMITER] = RateLimiter(settings.kiosk.tickets_per_minute, 60.0)
+    if settings.printer.enabled:
+        app[PRINTER] = TicketPrinter(settings.printer)
+        app.on_cleanup.append(_close_printer)
+    app.router.add_get("/kiosk", kiosk)
+    app.router.add_get("/kiosk/ws", feed)
+    app.router.add_post("/api/tickets", issue)
+    add_link(app, "/kiosk", "kiosk_title")
+
+
+async def _close_printer(app: web.Application) -> None:
+    app[PRINTER].close()
+
+
+def _kiosk_id(request: web.Request, value: Any) -> str:
+    """The kiosk's id (a slug), one the site allows; ApiError otherwise."""
+    t = texts_for(request)
+    if value is None or value == "":
+        value = DEFAULT_KIOSK
+    if not isinstance(value, str) or not is_slug(value):
+        raise ApiError(400, "bad_request", t.err_kiosk_id)
+    allowed = request.app[SETTINGS].kiosk.ids
+    if allowed and value not in allowed:
+        raise ApiError(403, "forbidden", t.err_kiosk_unknown.format(ids=", ".join(allowed)))
+    return value
+
+
+def kiosk_view(state: SiteState, site: SiteConfig, *, link_up: bool) -> dict[str, Any]:
+    fields = []
+    for f in state.field_list(site):
+        q = state.queues.get(str(f["id"]), {})
+        fields.append({"id": f["id"], "name": f.get("name", f["id"]), "waiting": q.get("waiting"),
+                       "est_wait_s": q.get("est_wait_s")})
+    return {"online": link_up and state.core_online, "fields": fields}
+
+
+async def kiosk(request: web.Request) -> web.Response:
+    t = texts_for(request)
+    try:
+        kiosk_id = _kiosk_id(request, request.query.get("id"))
+    except ApiError as exc:
+        return error_page(request, exc.status, exc.message)
+    settings = request.app[SETTINGS]
+    page = {
+        "ws": "/kiosk/ws", "api": "/api/tickets" + (f"?lang={t.lang}" if t.lang != "vi" else ""),
+        "kiosk": kiosk_id, "show_s": settings.kiosk.show_s, "priority": settings.kiosk.priority,
+        "print": "printer" if settings.printer.serves(kiosk_id) else "browser",
+        "texts": t.pick(*SCRIPT_TEXTS), "timezone": request.app[SITE].timezone,
+    }
+    return render_page(request, "kiosk.html", page, kiosk=kiosk_id)
+
+
+async def feed(request: web.Request) -> web.StreamResponse:
+    follower, site = request.app[FOLLOWER], request.app[SITE]
+    return await serve_feed(request, follower.hub,
+                            lambda batch: kiosk_view(follower.state, site, link_up=follower.connected))
+
+
+async def issue(request: web.Request) -> web.Response:
+    t = texts_for(request)
+    body = await read_json(request)
+    unknown = set(body) - _BODY_KEYS
+    if unknown:
+        raise bad_request(request, "err_unknown_keys", keys=", ".join(sorted(unknown)))
+    field = body.get("field")
+    if not isinstance(field, str) or not is_slug(field):
+        raise bad_request(request, "err_field")
+    priority = body.get("priority", False)
+    if not isinstance(priority, bool):
+        raise bad_request(request, "err_priority")
+    rid = body.get("request_id")
+    if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 64):
+        raise bad_request(request, "err_request_id")
+    kiosk_id = _kiosk_id(request, body.get("kiosk"))
+    follower, site, settings = request.app[FOLLOWER], request.app[SITE], request.app[SETTINGS]
+    names = {str(f["id"]): str(f.get("name", f["id"])) for f in follower.state.field_list(site)}
+    if field not in names:
+        raise ApiError(404, "unknown_field", t.err_unknown_field.format(field=field, fields=", ".join(names)))
+    wait = request.app[KIOSK_LIMITER].take(kiosk_id)
+    if wait > 0:
+        log.warning("Ki-ốt %s lấy số quá nhanh: từ chối", kiosk_id)
+        raise ApiError(429, "rate_limited", t.err_kiosk_rate.format(n=settings.kiosk.tickets_per_minute,
+                                                                     s=seconds_text(wait)),
+                       retry_after_s=seconds_text(wait))
+    # a page's own request id (a repeated tap, a retry) issues one ticket; namespaced per kiosk
+    request_id = f"kiosk/{kiosk_id}/{rid}"[:MAX_ID_LEN] if rid else new_request_id()
+    reply = await ask_core(request, follower.topics.cmd_ticket,
+                           ticket_command(request_id, field, priority=priority, source=kiosk_id))
+    ticket = reply.get("ticket") or {}
+    ahead, est = reply.get("ahead"), reply.get("est_wait_s")
+    url = tracking_url(request, str(ticket.get("id", "")))
+    result: PrintResult | None = None
+    mode = "browser"
+    if settings.printer.serves(kiosk_id):
+        mode = "printer"
+        result = await request.app[PRINTER].print(_printed(site, names, ticket, ahead, est, url), Texts("vi"))
+    return json_response({"ok": True, "ticket": ticket, "ahead": ahead, "est_wait_s": est, "tracking_url": url,
+                          "field_name": names.get(str(ticket.get("field")), ""), "print": status_of(result, mode)})
+
+
+def _printed(site: SiteConfig, names: dict[str, str], ticket: dict[str, Any], ahead: Any, est: Any,
+             url: str) -> PrintedTicket:
+    try:
+        issued = datetime.fromisoformat(str(ticket.get("issued_at"))).astimezone(site.tz)
+    except ValueError:
+        issued = datetime.now(site.tz)
+    return PrintedTicket(office=site.name, field_name=names.get(str(ticket.get("field")), ""),
+                         number=str(ticket.get("number", "")), priority=bool(ticket.get("priority")),
+                         issued_at=issued, ahead=ahead if isinstance(ahead, int) else None,
+                         est_wait_s=est if isinstance(est, int) else None, url=url)

@@ -1,0 +1,122 @@
+// The kiosk: a big button per field; a tap issues a ticket (POST /api/tickets), shows it, and prints
+// it (on the office's printer through the server, or with the browser's print).
+"use strict";
+(function () {
+  const P = window.QmsPages, $ = P.$;
+  const config = P.config();
+  const T = config.texts;
+  // what tests and the curious can look at: window.qmsKiosk
+  const state = { view: null, connected: false, busy: false, last: null, printed: 0, priority: false };
+  window.qmsKiosk = state;
+  let backTimer = null;
+
+  function draw() {
+    const view = state.view;
+    if (!view) return;
+    const box = $("fields");
+    box.replaceChildren();
+    const usable = state.connected && view.online && !state.busy;
+    for (const f of view.fields) {
+      const b = P.el("button", "field-button");
+      b.type = "button";
+      b.dataset.field = f.id;
+      b.append(P.el("span", "fb-name", f.name));
+      if (f.waiting !== null && f.waiting !== undefined) {
+        b.append(P.el("span", "fb-waiting", T.waiting + ": " + f.waiting + " " + T.people));
+      }
+      b.disabled = !usable;
+      b.addEventListener("click", function () { take(f.id); });
+      box.append(b);
+    }
+    $("unavailable").hidden = state.connected && view.online;
+  }
+
+  function showError(message) {
+    const e = $("error");
+    e.textContent = message || T.err_network;
+    e.hidden = false;
+    clearTimeout(showError.timer);
+    showError.timer = setTimeout(function () { e.hidden = true; }, 8000);
+  }
+
+  function setPriority(on) {
+    state.priority = on;
+    $("priority").setAttribute("aria-pressed", on ? "true" : "false");
+  }
+
+  async function take(field) {
+    if (state.busy) return;  // one ticket per tap, whatever the finger does
+    state.busy = true;
+    draw();
+    const res = await P.post(config.api, { field: field, priority: state.priority, kiosk: config.kiosk,
+                                           request_id: P.requestId() });
+    state.busy = false;
+    if (!res.body.ok) {
+      draw();
+      showError(res.body.error && res.body.error.message);
+      return;
+    }
+    state.last = res.body;
+    setPriority(false);
+    show(res.body);
+    draw();
+  }
+
+  function show(r) {
+    const t = r.ticket;
+    $("t-field").textContent = r.field_name || t.field;
+    $("t-number").textContent = t.number;
+    $("t-priority").hidden = !t.priority;
+    const issued = new Date(t.issued_at);
+    $("t-time").textContent = P.clock(config.timezone)(issued) + " · " + issued.toLocaleDateString("vi-VN");
+    const lines = P.waitLines(T, r.ahead, r.est_wait_s);
+    $("t-ahead").textContent = lines[0];
+    $("t-wait").textContent = lines[1];
+    const status = $("print-status");
+    status.className = "print-status";
+    if (r.print.mode === "printer") {
+      status.textContent = r.print.ok ? (r.print.message || T.kiosk_take_it) : r.print.message;
+      if (!r.print.ok) status.classList.add("error");
+      else if (r.print.message) status.classList.add("warn");
+    } else {
+      status.textContent = "";
+    }
+    $("choose").hidden = true;
+    $("issued").hidden = false;
+    const qr = $("t-qr");
+    qr.onload = qr.onerror = function () {  // print once the QR code is there (or could not be)
+      qr.onload = qr.onerror = null;
+      if (r.print.mode === "browser") { state.printed += 1; window.print(); }
+    };
+    qr.src = "/t/" + encodeURIComponent(t.id) + "/qr.svg";
+    clearTimeout(backTimer);
+    backTimer = setTimeout(back, config.show_s * 1000);
+  }
+
+  function back() {
+    clearTimeout(backTimer);
+    $("issued").hidden = true;
+    $("choose").hidden = false;
+  }
+
+  $("done").addEventListener("click", back);
+  if (config.priority) {
+    $("priority").hidden = false;
+    $("priority").addEventListener("click", function () { setPriority(!state.priority); });
+  }
+  const time = P.clock(config.timezone);
+  function tick() { $("clock").textContent = time(); }
+  tick();
+  setInterval(tick, 10000);
+
+  QmsLive.connect(config.ws, {
+    onMessage: function (msg) {
+      if (msg.type === "view") { state.view = msg.view; draw(); }
+    },
+    onStatus: function (up) {
+      state.connected = up;
+      $("offline").hidden = up;
+      draw();
+    },
+  });
+})();
