@@ -32,6 +32,7 @@ class ViewCache:
     def __init__(self, app: web.Application) -> None:
         self._app = app
         self._views: dict[tuple[frozenset[str] | None, frozenset[str] | None], tuple[int, str]] = {}
+        self._fields: tuple[int, dict[str, list[str]]] = (-1, {})
 
     def message(self, flt: DisplayFilter) -> str:
         follower = self._app[FOLLOWER]
@@ -46,6 +47,14 @@ class ViewCache:
             self._views.clear()
         self._views[key] = (follower.version, text)
         return text
+
+    def counter_fields(self) -> dict[str, list[str]]:
+        """Each counter's fields (a TV of one area announces only its calls), once per change."""
+        follower = self._app[FOLLOWER]
+        if self._fields[0] != follower.version:
+            self._fields = (follower.version, {str(c["id"]): c.get("fields", [])
+                                               for c in follower.state.counter_list(self._app[SITE])})
+        return self._fields[1]
 
 
 VIEWS = web.AppKey("tv_views", ViewCache)
@@ -105,15 +114,17 @@ async def feed(request: web.Request) -> web.StreamResponse:
 
 
 async def _write(app: web.Application, ws: web.WebSocketResponse, sub: Any, flt: DisplayFilter) -> None:
-    follower, site, views = app[FOLLOWER], app[SITE], app[VIEWS]
+    views = app[VIEWS]
 
     def view(batch: list[Any]) -> str:
         return views.message(flt)  # shared by every TV of the area, serialised once
 
     def announcements(batch: list[Any]) -> list[dict[str, Any]]:
-        counters = {str(c["id"]): c.get("fields", []) for c in follower.state.counter_list(site)}
-        return [a.message() for a in batch if isinstance(a, Announcement)
-                and flt.shows_call(a.for_call(), counters.get(a.counter, []))]
+        calls = [a for a in batch if isinstance(a, Announcement)]
+        if not calls:  # most batches: a queue or a counter changed
+            return []
+        counters = views.counter_fields()
+        return [a.message() for a in calls if flt.shows_call(a.for_call(), counters.get(a.counter, []))]
 
     await push_views(ws, sub, view, extra=announcements)
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from display_server.espeak_lib import EspeakLibrary, find_library
 from display_server.settings import SpeechSettings
 from display_server.vietnamese import nfc
 
@@ -153,7 +154,8 @@ class GttsRenderer:
 
 
 class EspeakRenderer:
-    """espeak-ng (Debian package): robotic but offline, and fast."""
+    """espeak-ng (Debian package): robotic but offline, and fast. Through its library when it
+    loads (a few ms a phrase), else through the espeak-ng program."""
 
     name = "espeak"
     ext = ".wav"
@@ -168,6 +170,16 @@ class EspeakRenderer:
         # in milliseconds: it runs at low CPU priority.
         self._nice = [nice, "-n", "10"] if (nice := shutil.which("nice")) else []
         self._warned = False
+        self._library: EspeakLibrary | None = None
+        if (path := find_library()) is not None:
+            try:
+                self._library = EspeakLibrary(path)
+            except OSError as exc:
+                log.info("Không nạp được thư viện espeak-ng (%s): dùng chương trình espeak-ng", exc)
+
+    @property
+    def engine(self) -> str:
+        return "library" if self._library is not None else "program"
 
     def usable(self) -> bool:
         if self.binary is None and not self._warned:
@@ -176,6 +188,12 @@ class EspeakRenderer:
         return self.binary is not None
 
     async def render(self, text: str) -> bytes:
+        if self._library is not None:
+            try:
+                return await self._library.synth(text, self.espeak_voice, self.speed)
+            except OSError as exc:
+                log.warning("Thư viện espeak-ng lỗi (%s): dùng chương trình espeak-ng từ nay", exc)
+                self._library = None
         assert self.binary is not None
         with tempfile.TemporaryDirectory(prefix="qms-espeak-") as tmp:
             text_file, out = Path(tmp) / "text.txt", Path(tmp) / "clip.wav"

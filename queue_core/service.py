@@ -19,6 +19,7 @@ from typing import Any
 from qms_common.config import SiteConfig
 from qms_common.protocol import (
     CALLABLE_STATUSES,
+    MAX_REPLY_BYTES,
     PROTOCOL_VERSION,
     CounterRequest,
     ErrorCode,
@@ -50,6 +51,8 @@ _NOT_STORED = frozenset({ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_FIELD, ErrorCo
                          ErrorCode.INTERNAL})
 KEEP_REQUESTS = timedelta(days=3)
 SEQ_BLOCK = 10_000
+# Records of a page stop here, well inside MAX_REPLY_BYTES (the production broker's packet limit).
+_QUERY_REPLY_BUDGET = MAX_REPLY_BYTES - 32 * 1024
 # Commands decided while earlier ones are still being written: the next is decided while the
 # disk syncs the last. At most this many transactions wait for the disk.
 MAX_IN_FLIGHT = 64
@@ -177,7 +180,9 @@ class QueueService:
         try:
             change, kind = self._decide(parts, obj)
         except ProtocolError as exc:
-            log.warning("Từ chối yêu cầu %s trên %s: %s (%s)", rid, topic, exc.message, exc.code)
+            # bad input is worth a warning; "nobody waiting" is an ordinary answer
+            level = logging.WARNING if exc.code in _NOT_STORED else logging.INFO
+            log.log(level, "Từ chối yêu cầu %s trên %s: %s (%s)", rid, topic, exc.message, exc.code)
             result.reply = error_reply(rid, exc.code, exc.message)
             if rid is not None and exc.code not in _NOT_STORED:
                 return self._queue_commit(result, Change(), rid, "refusal", set())
@@ -286,8 +291,16 @@ class QueueService:
                 after = int(q.after)
             tickets = await self.store.tickets(day_from=q.day_from, day_to=q.day_to, after_order=after,
                                                limit=q.limit)
-            nxt = str(tickets[-1].order) if len(tickets) == q.limit else None
-            return ok_reply(q.request_id, tickets=[t.record(self.tz) for t in tickets], next=nxt)
+            records, size = [], 0
+            for t in tickets:
+                record = t.record(self.tz)
+                size += len(dumps(record))
+                if records and size > _QUERY_REPLY_BUDGET:
+                    break  # a shorter page: a reply larger than a broker's packet limit is never delivered
+                records.append(record)
+            full = len(records) < len(tickets) or len(tickets) == q.limit
+            nxt = str(tickets[len(records) - 1].order) if full and records else None
+            return ok_reply(q.request_id, tickets=records, next=nxt)
         except ProtocolError as exc:
             return error_reply(request_id_of(obj), exc.code, exc.message)
 

@@ -334,3 +334,29 @@ async def test_query_ticket_records_page_by_page(site: Site) -> None:
                 {"query": "ticket"}, {"query": "tickets", "after": "abc"}):
         reply = await site.probe.request(t.cmd_query, {"request_id": new_id(), **bad})
         assert reply["ok"] is False and reply["error"]["code"] == "bad_request", bad
+
+
+async def test_a_page_of_records_never_outgrows_a_broker_packet(site: Site) -> None:
+    """1000 records would be ~500 KiB; the production broker refuses packets over 256 KiB, and a
+    refused reply would cost the core its connection. The page comes shorter instead."""
+    from qms_common.protocol import MAX_REPLY_BYTES
+
+    t = site.topics
+    for field in ("dat-dai", "ho-tich"):
+        for _ in range(8):
+            await asyncio.gather(*(site.ticket(field, source="kiosk-sảnh-chính-tầng-một") for _ in range(50)))
+    seen: list[str] = []
+    after = None
+    while True:
+        body = {"request_id": new_id(), "query": "tickets", "limit": 1000}
+        if after:
+            body["after"] = after
+        mark = site.probe.mark()
+        reply = await site.probe.request(t.cmd_query, body)
+        raw = next(m for m in site.probe.received[mark:] if m.topic == site.probe.reply_topic)
+        assert len(raw.payload) < MAX_REPLY_BYTES
+        seen += [r["number"] for r in reply["tickets"]]
+        after = reply["next"]
+        if after is None:
+            break
+    assert len(seen) == 800 == len(set(seen))

@@ -151,16 +151,40 @@ async def test_gtts_is_tried_again_after_the_retry_time(tmp_path: Path, google: 
     assert "trở lại" in caplog.text
 
 
-async def test_espeak_voices_render_real_wav(tmp_path: Path) -> None:
+def _library_off(renderer: EspeakRenderer) -> EspeakRenderer:
+    renderer._library = None
+    return renderer
+
+
+@pytest.mark.parametrize("path", ["library", "program"])
+async def test_espeak_voices_render_real_wav(tmp_path: Path, path: str) -> None:
+    lengths = {}
     for voice in ("vi", "vi-vn-x-central", "vi-vn-x-south"):
-        audio = await EspeakRenderer(voice, 175).render("Mời công dân có số thứ tự hai mươi mốt")
+        renderer = EspeakRenderer(voice, 175)
+        if path == "program":
+            _library_off(renderer)
+        assert renderer.engine == path  # the library ships with Debian's espeak-ng
+        audio = await renderer.render("Mời công dân có số thứ tự hai mươi mốt")
         with wave.open(io.BytesIO(audio)) as w:
-            assert w.getnchannels() == 1 and w.getnframes() > w.getframerate() // 2
+            assert w.getnchannels() == 1 and w.getsampwidth() == 2 and w.getframerate() == 22050
+            assert w.getnframes() > w.getframerate() // 2
+            lengths[voice] = w.getnframes()
+    assert len(set(lengths.values())) > 1  # the voices differ
+
+
+async def test_library_and_program_say_the_same() -> None:
+    phrase = "Mời công dân có số thứ tự một nghìn không trăm linh năm đến quầy số ba"
+    lib = await EspeakRenderer().render(phrase)
+    prog = await _library_off(EspeakRenderer()).render(phrase)
+    with wave.open(io.BytesIO(lib)) as a, wave.open(io.BytesIO(prog)) as b:
+        assert a.getparams()[:3] == b.getparams()[:3]
+        assert abs(a.getnframes() - b.getnframes()) < a.getframerate() // 10  # within 0.1 s
 
 
 async def test_text_starting_with_a_dash_is_not_an_option(tmp_path: Path) -> None:
-    audio = await EspeakRenderer().render("-v en --help")
-    assert audio[:4] == b"RIFF"
+    for renderer in (EspeakRenderer(), _library_off(EspeakRenderer())):
+        audio = await renderer.render("-v en --help")
+        assert audio[:4] == b"RIFF"
 
 
 async def test_no_engine_means_no_clip(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
