@@ -7,8 +7,10 @@ phrases rendered ahead; counter phrases are rendered at start and when the site 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
 
 from display_server.follower import StateFollower
@@ -44,6 +46,11 @@ class Announcement:
 
     def message(self) -> dict[str, Any]:
         return {"type": "announce", **asdict(self)}
+
+    @cached_property
+    def serialized(self) -> str:
+        """The message serialised once, for every TV that announces it."""
+        return json.dumps(self.message(), ensure_ascii=False, separators=(",", ":"))
 
     def for_call(self) -> Call:  # what a page filter needs to decide whether it shows this call
         return Call(self.seq, {"number": self.number, "field": self.field}, self.counter, self.recall, None)

@@ -13,20 +13,9 @@ from pathlib import Path
 from aiohttp import web
 
 from display_server.accounts import hash_password
-from qms_common.logs import setup_logging
-from qms_common.runner import exit_on_config_error, until_signalled
-from qms_common.tomlconf import ConfigError
+from qms_common.runner import service_main, settle_memory, until_signalled
 
 log = logging.getLogger("display_server")
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="qms-web",
-                                description="Máy chủ web: TV phòng chờ, ki-ốt, bàn điều khiển quầy, đánh giá, "
-                                            "giám sát. `qms-web hash-password` tạo mã băm mật khẩu cho [[accounts]].")
-    p.add_argument("--config", required=True, type=Path, help="tệp cấu hình điểm (site.toml)")
-    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (mặc định INFO)")
-    return p.parse_args(argv)
 
 
 async def serve(config: Path) -> None:
@@ -40,6 +29,7 @@ async def serve(config: Path) -> None:
     app = create_app(site, settings)
     runner = web.AppRunner(app, shutdown_timeout=5, access_log=None)
     await runner.setup()
+    settle_memory()
     try:
         try:
             await web.TCPSite(runner, settings.web.host, settings.web.port).start()
@@ -86,10 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["hash-password"]:
         return hash_password_command(argv[1:])
-    args = parse_args(argv)
-    setup_logging(args.log_level, "web")
-    try:
-        asyncio.run(serve(args.config))
-    except ConfigError as exc:
-        return exit_on_config_error(exc)
-    return 0
+    return service_main("qms-web", "Máy chủ web: TV phòng chờ, ki-ốt, bàn điều khiển quầy, đánh giá, giám sát. "
+                        "`qms-web hash-password` tạo mã băm mật khẩu cho [[accounts]].",
+                        "tệp cấu hình điểm (site.toml)", "web", serve, argv)

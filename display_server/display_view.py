@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from display_server.settings import DisplaySettings, is_slug
-from display_server.state import Call, SiteState
+from display_server.state import Call, Change, SiteState
 from display_server.texts import Texts
 from display_server.vietnamese import nfc
 from qms_common.config import SiteConfig
@@ -85,17 +85,58 @@ def call_view(call: Call, names: dict[str, str]) -> dict[str, Any]:
             "ticket_id": call.ticket.get("id")}
 
 
-def build_view(state: SiteState, site: SiteConfig, settings: DisplaySettings, flt: DisplayFilter,
-               *, link_up: bool) -> dict[str, Any]:
+def shown_on_tv(item: Any) -> bool:
+    """Whether a hub item can change a TV's view or announcements (build_view reads counters,
+    queues, calls, the site and the core's presence; the link's state comes as LinkChange)."""
+    if isinstance(item, Change):
+        if item.kind in ("counter", "queue", "site"):
+            return True
+        if item.kind == "event":
+            return item.key == "called"
+        return item.kind == "status" and item.key == "core"
+    return True  # announcements, the link, resynchronisation
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What the views take from the site's description: it changes only with state/site, so it
+    is worked out once, not at every change of a counter (with 200 counters it was most of a
+    view's cost)."""
+
+    counters: tuple[tuple[str, str, tuple[str, ...]], ...]  # id, NFC name, fields; in the site's order
+    names: dict[str, str]
+    fields_by_counter: dict[str, list[str]]
+    fields: tuple[tuple[str, str], ...]  # id, NFC name
+
+
+_layouts: dict[int, tuple[Any, SiteConfig, Layout]] = {}
+
+
+def layout(state: SiteState, site: SiteConfig) -> Layout:
+    key = id(state.site)
+    hit = _layouts.get(key)
+    if hit is not None and hit[0] is state.site and hit[1] is site:
+        return hit[2]
     counters = state.counter_list(site)
     # NFC: a site file saved in decomposed form must not reach a TV that draws tone marks apart
-    names = {str(c["id"]): nfc(str(c.get("name", c["id"]))) for c in counters}
-    fields_by_counter = {str(c["id"]): list(c.get("fields", [])) for c in counters}
+    entries = tuple((str(c["id"]), nfc(str(c.get("name", c["id"]))), tuple(c.get("fields", []))) for c in counters)
+    made = Layout(counters=entries, names={cid: name for cid, name, _ in entries},
+                  fields_by_counter={cid: list(fields) for cid, _, fields in entries},
+                  fields=tuple((str(f["id"]), nfc(str(f.get("name", f["id"])))) for f in state.field_list(site)))
+    if len(_layouts) > 16:
+        _layouts.clear()
+    _layouts[key] = (state.site, site, made)
+    return made
+
+
+def build_view(state: SiteState, site: SiteConfig, settings: DisplaySettings, flt: DisplayFilter,
+               *, link_up: bool) -> dict[str, Any]:
+    lay = layout(state, site)
+    names, fields_by_counter = lay.names, lay.fields_by_counter
 
     shown_counters = []
-    for c in counters:
-        cid = str(c["id"])
-        if not flt.shows_counter(cid, fields_by_counter[cid]):
+    for cid, name, fields in lay.counters:
+        if not flt.shows_counter(cid, list(fields)):
             continue
         live = state.counters.get(cid, {})
         status = live.get("status", CounterStatus.CLOSED)
@@ -103,7 +144,7 @@ def build_view(state: SiteState, site: SiteConfig, settings: DisplaySettings, fl
             continue
         ticket = live.get("ticket") if isinstance(live.get("ticket"), dict) else None
         shown_counters.append({
-            "id": cid, "name": names[cid], "status": status,
+            "id": cid, "name": name, "status": status,
             "number": ticket.get("number") if ticket and status in (CounterStatus.SERVING, CounterStatus.PAUSED)
             else None,
         })
@@ -114,28 +155,35 @@ def build_view(state: SiteState, site: SiteConfig, settings: DisplaySettings, fl
     elif flt.counters is not None:
         area_fields = {f for cid in flt.counters for f in fields_by_counter.get(cid, [])}
     queues = []
-    for f in state.field_list(site):
-        fid = str(f["id"])
+    for fid, fname in lay.fields:
         if area_fields is not None and fid not in area_fields:
             continue
         q = state.queues.get(fid, {})
-        queues.append({"field": fid, "name": nfc(str(f.get("name", fid))), "waiting": _count(q.get("waiting"))})
+        queues.append({"field": fid, "name": fname, "waiting": _count(q.get("waiting"))})
 
-    calls = [call_view(c, names) for c in state.recent_calls()
-             if flt.shows_call(c, fields_by_counter.get(c.counter, []))]
-    latest = calls[0] if calls else None
+    latest = None
     # the latest of all calls (not of the recent list, which keeps one line per ticket)
     for call in reversed(state.calls):
         if flt.shows_call(call, fields_by_counter.get(call.counter, [])):
             latest = call_view(call, names)
             break
-    recent = [c for c in calls if latest is None or c["ticket_id"] != latest["ticket_id"]]
+    recent: list[dict[str, Any]] = []
+    for c in state.recent_calls():  # newest first; only as many views as the TV shows
+        if latest is not None and len(recent) >= settings.recent_calls:
+            break
+        if not flt.shows_call(c, fields_by_counter.get(c.counter, [])):
+            continue
+        view = call_view(c, names)
+        if latest is None:
+            latest = view
+        if view["ticket_id"] != latest["ticket_id"] and len(recent) < settings.recent_calls:
+            recent.append(view)
     return {
         "office": nfc(str((state.site or {}).get("name") or site.name)),
         "counters": shown_counters,
         "closed": settings.closed_counters,
         "latest": latest,
-        "recent": recent[: settings.recent_calls],
+        "recent": recent,
         "queues": queues,
         "online": link_up and state.core_online,
     }

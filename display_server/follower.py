@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 
+from display_server.display_view import shown_on_tv
 from display_server.hub import Hub
 from display_server.state import Change, SiteState
 from qms_common.config import SiteConfig
@@ -51,6 +52,8 @@ class StateFollower:
         self.requester = Requester(self.session, self.topics, f"web/{server_id}")
         # bumped at every change of what pages can show: views are cached per version
         self.version = 0
+        # bumped only at changes a TV shows (display_view.shown_on_tv): its views are the costly ones
+        self.tv_version = 0
         self._displays: Counter[str] = Counter()
 
     @property
@@ -93,10 +96,12 @@ class StateFollower:
         for display in self._displays:
             self.session.publish_soon(self.topics.status_display(display), ONLINE, retain=True)
         self.version += 1
+        self.tv_version += 1
         self.hub.publish(LinkChange(True))
 
     async def _on_disconnect(self) -> None:
         self.version += 1
+        self.tv_version += 1
         self.hub.publish(LinkChange(False))
 
     async def _on_message(self, message: aiomqtt.Message) -> None:
@@ -107,6 +112,8 @@ class StateFollower:
             return
         self._sweep_display(change)
         self.version += 1
+        if shown_on_tv(change):
+            self.tv_version += 1
         self.hub.publish(change)
 
     def _sweep_display(self, change: Change) -> None:

@@ -8,7 +8,7 @@ and its page is sent the present again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 
@@ -20,9 +20,10 @@ RESYNC = Resync()
 
 
 class Subscription:
-    def __init__(self, hub: Hub, maxsize: int) -> None:
+    def __init__(self, hub: Hub, maxsize: int, wants: Callable[[Any], bool] | None = None) -> None:
         self._hub = hub
         self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self.wants = wants
         self.dropped = 0
 
     def put(self, item: Any) -> None:
@@ -63,14 +64,17 @@ class Hub:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
 
-    def subscribe(self, maxsize: int = 256) -> Subscription:
-        sub = Subscription(self, maxsize)
+    def subscribe(self, maxsize: int = 256, wants: Callable[[Any], bool] | None = None) -> Subscription:
+        """`wants` filters what reaches the subscriber: fifty TVs need not wake for an agent's
+        health report."""
+        sub = Subscription(self, maxsize, wants)
         self._subs.add(sub)
         return sub
 
     def publish(self, item: Any) -> None:
         for sub in list(self._subs):
-            sub.put(item)
+            if sub.wants is None or sub.wants(item):
+                sub.put(item)
 
     def __len__(self) -> int:
         return len(self._subs)

@@ -91,14 +91,17 @@ QUIET = _Quiet()
 
 
 async def push_views(ws: web.WebSocketResponse, sub: Any, view: ViewFn, *,
-                     extra: Callable[[list[Any]], Iterable[dict[str, Any]]] | None = None,
-                     keepalive_s: float = KEEPALIVE_S) -> None:
+                     extra: Callable[[list[Any]], Iterable[dict[str, Any] | str]] | None = None,
+                     keepalive_s: float = KEEPALIVE_S,
+                     hold: Callable[[list[Any]], float] | None = None) -> None:
     """A live page's writer: `{"type": "view", "view": ...}` at once and whenever the view
     changes, bursts from the hub coalesced into one batch; a keepalive in quiet times.
 
     view(batch) computes what the page shows after a batch of hub items ([] at first, [QUIET]
     after a keepalive; it may be a coroutine, and None means unchanged); extra(batch) gives other
-    messages to send after it. FeedEnded from view() ends it (serve_feed closes with its code)."""
+    messages to send after it. FeedEnded from view() ends it (serve_feed closes with its code).
+    hold(batch), when given, says how long a batch may wait for more before it is shown (0: at
+    once): a page need not redraw for each of a burst of changes nobody reads that fast."""
     last: dict[str, Any] | None = None
     batch: list[Any] = []
     while True:
@@ -110,16 +113,32 @@ async def push_views(ws: web.WebSocketResponse, sub: Any, view: ViewFn, *,
             # a view may come serialised already (the TV's, shared by every TV of an area)
             await ws.send_str(current if isinstance(current, str) else dumps({"type": "view", "view": current}))
         for message in (extra(batch) if extra and batch else ()):
-            await ws.send_str(dumps(message))
+            await ws.send_str(message if isinstance(message, str) else dumps(message))
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that
             # meets an arriving item, and the page's handler would outlive its socket
             async with asyncio.timeout(keepalive_s):
                 first = await sub.get()
             batch = [first, *sub.get_batch()]
+            if hold is not None:
+                await _gather(sub, batch, hold)
         except TimeoutError:
             await ws.send_str('{"type":"keepalive"}')
             batch = [QUIET]
+
+
+async def _gather(sub: Any, batch: list[Any], hold: Callable[[list[Any]], float]) -> None:
+    """Add to the batch what comes within hold(batch) seconds, or until it holds something that
+    must not wait."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + hold(batch)
+    while hold(batch) > 0 and (left := deadline - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(left):
+                item = await sub.get()
+        except TimeoutError:
+            return
+        batch += [item, *sub.get_batch()]
 
 
 async def serve_feed(request: web.Request, hub: Any, view: ViewFn, *,

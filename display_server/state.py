@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,16 +190,17 @@ class SiteState:
             return [f for f in self.site["fields"] if isinstance(f, dict) and "id" in f]
         return [{"id": f.id, "name": f.name, "prefix": f.prefix or None} for f in site.fields]
 
-    def recent_calls(self) -> list[Call]:
+    def recent_calls(self) -> Iterator[Call]:
         """The calls newest first, one per ticket (a recall moves it up), and the tickets being
-        served that no remembered event covers (after a restart of this server) by call time."""
-        out: list[Call] = []
+        served that no remembered event covers (after a restart of this server) by call time.
+        Lazily: a TV showing five calls never looks at every counter."""
         seen: set[str] = set()
         for call in reversed(self.calls):
             tid = str(call.ticket.get("id") or call.number)
             if tid not in seen:
                 seen.add(tid)
-                out.append(call)
+                yield call
+        # everything from events is newer than what the counters say without one
         serving = []
         for cid, c in self.counters.items():
             t = c.get("ticket")
@@ -207,10 +209,7 @@ class SiteState:
                 if tid not in seen:
                     serving.append(Call(seq=-1, ticket=t, counter=cid, recall=False, at=t.get("called_at")))
         serving.sort(key=lambda c: c.at or "", reverse=True)
-        if not out:
-            return serving
-        # everything from events is newer than what the counters say without one
-        return out + serving
+        yield from serving
 
 
 def call_of(obj: dict[str, Any]) -> Call | None:

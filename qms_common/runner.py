@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import errno
+import gc
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+from qms_common.logs import setup_logging
 from qms_common.tomlconf import ConfigError
 
 log = logging.getLogger(__name__)
@@ -54,3 +58,27 @@ async def until_signalled(main: Awaitable[None], on_stop: Callable[[], Awaitable
 def exit_on_config_error(error: ConfigError) -> int:
     print(str(error), file=sys.stderr)
     return 2
+
+
+def settle_memory() -> None:
+    """After start-up: what is loaded lives as long as the process, and every message allocates a
+    few hundred short-lived objects with no cycles. Keep the cyclic collector from rescanning the
+    long-lived ones under load (its pauses showed in the latency of key presses)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+def service_main(prog: str, description: str, config_help: str, log_name: str,
+                 serve: Callable[[Path], Awaitable[None]], argv: list[str] | None = None) -> int:
+    """The command line of each long-running part: --config FILE [--log-level], one clear line
+    for a configuration mistake (exit 2), no stack trace."""
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--config", required=True, type=Path, help=config_help)
+    p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (mặc định INFO)")
+    args = p.parse_args(argv)
+    setup_logging(args.log_level, log_name)
+    try:
+        asyncio.run(serve(args.config))
+    except ConfigError as exc:
+        return exit_on_config_error(exc)
+    return 0

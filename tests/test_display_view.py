@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from display_server.display_page import apply_patch, view_patch
 from display_server.display_view import DisplayFilter, FilterError, build_view
 from display_server.hub import RESYNC, Hub
 from display_server.settings import DisplaySettings, load_server_settings
@@ -305,3 +306,29 @@ def test_names_reach_the_tv_composed(site: SiteConfig) -> None:
     v = build_view(s, site, DisplaySettings(), DisplayFilter(), link_up=True)
     assert v["office"] == "Xã Hòa Bình" and v["counters"][0]["name"] == "Quầy Hộ tịch"
     assert v["queues"] == [{"field": "ho-tich", "name": "Hộ tịch", "waiting": 0}]
+
+
+def _tv_view(counters: list[tuple[str, str, str | None]], latest: str | None = None,
+             waiting: int = 0) -> dict[str, Any]:
+    return {"office": "Xã X", "closed": "dim", "online": True,
+            "counters": [{"id": i, "name": f"Quầy {i}", "status": s, "number": n} for i, s, n in counters],
+            "latest": {"seq": 7, "number": latest, "counter": "1"} if latest else None,
+            "recent": [], "queues": [{"field": "dat-dai", "name": "Đất đai", "waiting": waiting}]}
+
+
+@pytest.mark.parametrize(("old", "new", "keys"), [
+    # a call: one counter, the latest call and the queue change; the rest of the office does not
+    (_tv_view([("1", "open", None), ("2", "open", None)], waiting=2),
+     _tv_view([("1", "serving", "1001"), ("2", "open", None)], latest="1001", waiting=1),
+     {"counters_changed", "latest", "queues"}),
+    # a counter hidden (closed counters hidden): the list itself changes
+    (_tv_view([("1", "open", None), ("2", "open", None)]), _tv_view([("1", "open", None)]), {"counters"}),
+    (_tv_view([("1", "open", None)]), _tv_view([("1", "open", None)]), set()),
+])
+def test_a_patch_rebuilds_the_next_view_exactly(old: dict[str, Any], new: dict[str, Any], keys: set[str]) -> None:
+    patch = view_patch(old, new)
+    assert set(patch) == keys
+    message = {"type": "patch", "from": 1, "v": 2, **patch}
+    assert apply_patch(old, message) == new
+    if "counters_changed" in patch:
+        assert [c["id"] for c in patch["counters_changed"]] == ["1"]

@@ -182,10 +182,26 @@
       state.connected = connected;
       showOnline();
     },
-    onMessage: function (msg) {
+    onMessage: function (msg, feed) {
       if (msg.type === "view") {
         state.view = msg.view;
+        state.v = msg.v;
         draw(msg.view);
+      } else if (msg.type === "patch") {
+        // only what changed since the version this page shows
+        if (!state.view || msg.from !== state.v) { feed.restart(); return; }  // out of step: start over
+        const view = Object.assign({}, state.view);
+        for (const key of Object.keys(msg)) {
+          if (key !== "type" && key !== "from" && key !== "v" && key !== "counters_changed") view[key] = msg[key];
+        }
+        if (msg.counters_changed) {
+          const byId = {};
+          for (const c of msg.counters_changed) byId[c.id] = c;
+          view.counters = view.counters.map(function (c) { return byId[c.id] || c; });
+        }
+        state.view = view;
+        state.v = msg.v;
+        draw(view);
       } else if (msg.type === "announce") {
         announce(msg);
       }

@@ -1,5 +1,6 @@
 // A live feed from the server over a WebSocket that reconnects by itself, with backoff.
-// Every live page uses it: QmsLive.connect(path, {onMessage(msg), onStatus(connected)}).
+// Every live page uses it: QmsLive.connect(path, {onMessage(msg, feed), onStatus(connected)});
+// feed.restart() drops the connection and opens a new one (a page that lost its place).
 // The server speaks at least every keepalive period; silence longer than that means a dead link.
 "use strict";
 window.QmsLive = (function () {
@@ -8,6 +9,7 @@ window.QmsLive = (function () {
     let delay = opts.minDelay;
     let ws = null;
     let watchdog = null;
+    const feed = { restart: function () { if (ws) ws.close(); } };
 
     function url() {
       return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
@@ -27,7 +29,7 @@ window.QmsLive = (function () {
         arm();
         let msg;
         try { msg = JSON.parse(event.data); } catch (e) { return; }
-        handlers.onMessage(msg);
+        handlers.onMessage(msg, feed);
       };
       ws.onclose = function () {
         clearTimeout(watchdog);
@@ -40,6 +42,7 @@ window.QmsLive = (function () {
       ws.onerror = function () { /* onclose follows and reconnects */ };
     }
     open();
+    return feed;
   }
   return { connect: connect };
 })();

@@ -20,6 +20,7 @@ from aiohttp import web
 from display_server.accounts import hash_password
 from display_server.app import create_app
 from display_server.base import FOLLOWER, RECORDS, SPEECH
+from display_server.display_page import apply_patch
 from display_server.follower import StateFollower
 from display_server.speech import Speech
 from qms_common.config import load_site_config
@@ -195,6 +196,18 @@ class Feed:
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self.ws = ws
         self.messages: list[dict[str, Any]] = []
+        self.current: dict[str, Any] | None = None  # the view as the page has it, patches applied
+        self.version: int | None = None
+
+    def _follow(self, m: dict[str, Any]) -> dict[str, Any]:
+        """A TV's patch becomes the whole view it leads to, so tests see what the page draws."""
+        if m["type"] == "view":
+            self.current, self.version = m["view"], m.get("v")
+        elif m["type"] == "patch":
+            assert self.current is not None and m["from"] == self.version, f"a patch out of step {m} {self.version}"
+            self.current, self.version = apply_patch(self.current, m), m["v"]
+            return {"type": "view", "v": m["v"], "view": self.current, "patched": True}
+        return m
 
     async def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10) -> dict[str, Any]:
         for m in self.messages:
@@ -205,7 +218,7 @@ class Feed:
             while True:
                 raw = await self.ws.receive()
                 assert raw.type == aiohttp.WSMsgType.TEXT, raw
-                m = json.loads(raw.data)
+                m = self._follow(json.loads(raw.data))
                 if predicate(m):
                     return m
                 self.messages.append(m)
