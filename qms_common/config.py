@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from datetime import time
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -149,11 +150,12 @@ class SiteConfig:
     def counter(self, counter_id: str) -> CounterConfig | None:
         return self.counters_by_id.get(counter_id)
 
-    @property
+    # cached: looked up several times per command, and a large office has hundreds of counters
+    @cached_property
     def fields_by_id(self) -> dict[str, FieldConfig]:
         return {f.id: f for f in self.fields}
 
-    @property
+    @cached_property
     def counters_by_id(self) -> dict[str, CounterConfig]:
         return {c.id: c for c in self.counters}
 

@@ -77,6 +77,9 @@ class Book:
         counters = counters or {}
         self.counters: dict[str, Counter] = {c.id: counters.get(c.id, Counter(c.id))
                                              for c in site.counters}
+        self._active: dict[str, int] = {}  # field -> counters open or serving for it
+        for c in self.counters.values():
+            self._count_active(c, +1)
         self.tickets: dict[str, Ticket] = {}
         self._waiting: dict[str, list[tuple[tuple[Any, ...], str]]] = {f.id: [] for f in site.fields}
         self._targeted: dict[str, set[str]] = {c.id: set() for c in site.counters}
@@ -90,7 +93,9 @@ class Book:
         for t in change.tickets:
             self._put(t)
         for c in change.counters:
+            self._count_active(self.counters[c.id], -1)
             self.counters[c.id] = c
+            self._count_active(c, +1)
         self.last_number.update(change.numbers)
         if change.next_order is not None:
             self.next_order = change.next_order
@@ -160,8 +165,13 @@ class Book:
         return bisect_left(self._waiting.get(t.field, []), (t.sort_key, t.id))
 
     def active_counters(self, field_id: str) -> int:
-        return sum(1 for cc in self.site.counters
-                   if field_id in cc.fields and self.counters[cc.id].status in ACTIVE_STATUSES)
+        return self._active.get(field_id, 0)
+
+    def _count_active(self, c: Counter, sign: int) -> None:
+        cc = self.site.counter(c.id)
+        if cc is not None and c.status in ACTIVE_STATUSES:
+            for fid in cc.fields:
+                self._active[fid] = self._active.get(fid, 0) + sign
 
     def avg_service_s(self, field_id: str) -> float:
         s = self._stats.get(field_id)
