@@ -46,6 +46,9 @@ class Device:
     driver: Driver
     desired: Display = field(default_factory=lambda: Display(""))
     painted: Display | None = None  # what the device acknowledged; None: not known
+    # the blink the device last acknowledged: kept when its display is forgotten, so a call made
+    # while it was away still blinks when it is painted again
+    blinked: int = 0
     epoch: int = 0  # bumped when the device may have lost its display, so a paint in flight does not count
     status: str = UNKNOWN
     last_heard: float = float("-inf")
@@ -205,6 +208,12 @@ class Bus:
                 self._past_drops[WRONG_ADDRESS] += 1
                 continue
             device.last_heard = loop.time()
+            if device.status == OFFLINE:
+                # it speaks, so it is there: paint it now rather than at the next ping, or the
+                # answer to the key it just pressed would wait for that ping
+                self._answered(device)
+                self._idle.clear()
+                self._wake.set()
             if isinstance(ev, KeyPress):
                 device.keys += 1
                 self.on_key(device, ev.key)
@@ -237,12 +246,14 @@ class Bus:
             device = next((d for d in self.devices if d.needs_paint()), None)
             if device is not None:
                 want = device.desired
-                flash = device.painted is not None and want.flash != device.painted.flash
+                flash = want.flash != device.blinked
                 req = self.driver.show(device.address, want.text, flash=flash, digits=device.config.digits)
                 epoch = device.epoch
-                if await self._transact(link, device, req, 1 + retries) and device.epoch == epoch:
-                    device.painted = want
-                    self.on_change()
+                if await self._transact(link, device, req, 1 + retries):
+                    device.blinked = want.flash  # it blinked, even if it restarted right after
+                    if device.epoch == epoch:
+                        device.painted = want
+                        self.on_change()
                 continue
             self._idle.set()
             now = loop.time()
@@ -255,6 +266,12 @@ class Bus:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
+
+    def _answered(self, device: Device) -> None:
+        if device.status == OFFLINE:
+            log.info("%s trả lời trở lại", device.config.label)
+            device.forget_display()  # it may have lost its display: paint it again
+        device.status = ONLINE
 
     def _next_ping(self, now: float) -> tuple[Device | None, float]:
         """The device to ping now, or how long until one is due."""
@@ -286,10 +303,7 @@ class Bus:
             finally:
                 self._pending = None
             if device.status != ONLINE:
-                if device.status == OFFLINE:
-                    log.info("%s trả lời trở lại", device.config.label)
-                    device.forget_display()  # it may have lost its display: paint it again
-                device.status = ONLINE
+                self._answered(device)
                 self.on_change()
             return True
         if device.status != OFFLINE:

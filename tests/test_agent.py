@@ -320,13 +320,29 @@ async def test_unresponsive_device_is_retried_then_offline(rig: Rig) -> None:
     m1 = bus.mark()
     await rig.counter("1", "call_next")
     await bus.wait_shown(1, "1001", flash=True, start=m1)
-    # a call for the silent device's counter, then it answers again: it is painted at once
+    # a call for the silent device's counter, then it answers again: it is painted at once, and
+    # the call made while it was away still blinks
     await rig.ticket("dat-dai")
     await rig.counter("2", "call_next")
     m2 = bus.mark()
     bus.mute(2, False)
-    await bus.wait_shown(2, "1002", start=m2)
+    await bus.wait_shown(2, "1002", flash=True, start=m2)
     await rig.health(lambda h: device_health(h, "2", "bus-a")["device"] == "online")
+
+
+async def test_a_key_from_a_device_thought_offline_is_answered_at_once(broker: Broker, tmp_path: Path) -> None:
+    # Pings far apart: only the key itself can tell the agent the device is back.
+    async for rig in start_rig(broker.url, tmp_path, serial={"ping_s": 60.0}):
+        bus = rig.bus_a
+        bus.mute(2)
+        await rig.ticket("dat-dai")
+        await rig.counter("2", "open", officer="cb02")  # a paint the silent device never acknowledges
+        await rig.health(lambda h: device_health(h, "2", "bus-a")["device"] == "offline")
+        bus.mute(2, False)
+        mark = bus.mark()
+        bus.press(2, "N")
+        await bus.wait_shown(2, "1001", flash=True, start=mark, timeout=5.0)
+        await rig.health(lambda h: device_health(h, "2", "bus-a")["device"] == "online")
 
 
 async def test_modbus_panel_frames(rig: Rig) -> None:
