@@ -9,9 +9,11 @@ The library is not thread-safe: every call goes through one worker thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import io
+import os
 import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +58,10 @@ class EspeakLibrary:
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
                                      ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+        # Clips are rendered ahead of need; calls, panels and TVs must never wait behind them.
+        # Linux keeps a nice value per thread, so only this worker is lowered.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, None, 0)
         if rate <= 0:
             raise OSError("espeak_Initialize failed")
