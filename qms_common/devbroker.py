@@ -6,10 +6,15 @@ we choose, and wait until it accepts connections.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +95,25 @@ class Broker:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A working directory for one run of a script (logs, databases, speech clips: hundreds of
+    megabytes after a benchmark), removed afterwards. It stays when the run fails, or always with
+    QMS_KEEP=1, and its path is printed then."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    keep = bool(os.environ.get("QMS_KEEP"))
+    try:
+        yield path
+    except BaseException:
+        keep = True
+        raise
+    finally:
+        if keep:
+            print(f"(logs and data kept in {path})", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def start_broker(*, port: int | None = None, base_conf: Path | None = None,

@@ -11,6 +11,7 @@ Flat phase (BENCH_FLAT commands, default 30000): agents, web server and TVs stop
 alone takes tickets and call_next from Mosquitto's own C clients (mosquitto_pub -l, MQTT 5
 Response Topic) as fast as it answers; every command is a durable transaction.
   core_commands_per_s: answered commands per second over the flat phase.
+QMS_KEEP=1 keeps the processes' logs and the database.
 Every process: CPU seconds in each phase and peak resident memory (VmHWM).
 """
 
@@ -24,7 +25,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import defaultdict
@@ -41,7 +41,7 @@ import psutil  # noqa: E402
 from counter_agent.simulator.bus import SimulatedBus  # noqa: E402
 from counter_agent.simulator.devices import Panel, Shown  # noqa: E402
 from qms_common.config import MqttSettings  # noqa: E402
-from qms_common.devbroker import free_port, start_broker, wait_for_port  # noqa: E402
+from qms_common.devbroker import free_port, scratch_dir, start_broker, wait_for_port  # noqa: E402
 from qms_common.mqtt import MqttSession, Requester  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
 
@@ -358,7 +358,7 @@ async def steady_phase(url: str, web: str, devices: list[Device], steady: Steady
         pass
     tvs.send_signal(signal.SIGTERM)
     out, _ = await tvs.communicate()
-    steady.match_tv_arrivals(json.loads(out))
+    await asyncio.to_thread(lambda: steady.match_tv_arrivals(json.loads(out)))
     task.cancel()
     return {"seconds": round(elapsed, 1), "presses": steady.presses, "calls": steady.calls,
             "refused_presses": steady.refused, "tickets": steady.tickets, "tvs": N_TVS}
@@ -452,7 +452,8 @@ async def run(tmp: Path) -> dict[str, Any]:
         procs["broker"] = Proc("broker", broker.process)  # type: ignore[arg-type]
         await wait_online(url, [f"qms/{SITE_ID}/status/core"]
                           + [f"qms/{SITE_ID}/status/agent/agent-{i}" for i in range(1, N_AGENTS + 1)])
-        wait_for_port(web_port, timeout=120, process=procs["web"].popen)
+        # in a thread: the simulated devices live on this loop and must keep answering the agents
+        await asyncio.to_thread(wait_for_port, web_port, timeout=120, process=procs["web"].popen)
         web = f"http://127.0.0.1:{web_port}"
         cpu0 = {n: p.cpu_now() for n, p in procs.items()}
         bench_cpu0 = sum(bench.cpu_times()[:2])
@@ -504,8 +505,8 @@ def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "--tv-feeds":
         asyncio.run(tv_feeds(sys.argv[2], int(sys.argv[3])))
         return 0
-    tmp = Path(tempfile.mkdtemp(prefix="qms-bench-"))
-    result = asyncio.run(run(tmp))
+    with scratch_dir("qms-bench-") as tmp:
+        result = asyncio.run(run(tmp))
     print(json.dumps(result, ensure_ascii=False))
     return 0
 

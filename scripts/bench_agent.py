@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,14 +25,10 @@ import psutil  # noqa: E402
 from counter_agent.simulator.bus import SimulatedBus  # noqa: E402
 from counter_agent.simulator.devices import Panel  # noqa: E402
 from qms_common.config import MqttSettings  # noqa: E402
-from qms_common.devbroker import start_broker  # noqa: E402
+from qms_common.devbroker import scratch_dir, start_broker  # noqa: E402
 from qms_common.mqtt import MqttSession, Requester  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
-from scripts.bench import pct  # noqa: E402
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"p50": pct(values, 50), "p95": pct(values, 95), "max": round(max(values), 3) if values else 0}
+from scripts.bench import summary  # noqa: E402
 
 
 async def measure(url: str, tmp: Path, presses: int, agent_pid: int) -> dict[str, object]:
@@ -74,9 +69,8 @@ async def measure(url: str, tmp: Path, presses: int, agent_pid: int) -> dict[str
         task.cancel()
 
 
-def main() -> int:
+def run_in(tmp: Path) -> int:
     presses = int(os.environ.get("BENCH_PRESSES", "200"))
-    tmp = Path(tempfile.mkdtemp(prefix="qms-bench-agent-"))
     broker = start_broker(workdir=tmp / "broker")
     site = tmp / "site.toml"
     site.write_text(f"""
@@ -125,6 +119,11 @@ address = 1
         broker.stop()
     print(json.dumps(result))
     return 0
+
+
+def main() -> int:
+    with scratch_dir("qms-bench-agent-") as tmp:
+        return run_in(tmp)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,20 +25,13 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
-from qms_common.devbroker import Broker, free_port, start_broker, wait_for_port  # noqa: E402
+from display_server.display_page import apply_patch  # noqa: E402
+from qms_common.devbroker import Broker, free_port, scratch_dir, start_broker, wait_for_port  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
+from scripts.bench import summary  # noqa: E402
 from tests.support.mqtt import Probe, new_id  # noqa: E402
 from tests.support.site import write_site  # noqa: E402
 from tests.support.web import AUTOPLAY, CHROMIUM_ARGS, web_extra  # noqa: E402
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return round(values[min(len(values) - 1, max(0, round(p / 100 * (len(values) - 1))))], 1)
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {"p50": pct(values, 50), "p95": pct(values, 95), "max": round(max(values), 1)}
 
 
 async def measure(url: str, topics: Topics, web: str, calls: int) -> dict[str, object]:
@@ -52,7 +44,7 @@ async def measure(url: str, topics: Topics, web: str, calls: int) -> dict[str, o
         await page.wait_for_function("window.qmsDisplay && window.qmsDisplay.view && window.qmsDisplay.view.online",
                                      timeout=30_000)
         ws = await http.ws_connect(f"{web}/display/ws")
-        await ws.receive()
+        view = json.loads((await ws.receive()).data)["view"]  # the whole view once, then patches
         # tickets first, as in an office: their phrases are rendered long before their calls
         for _ in range(calls):
             await probe.request(topics.cmd_ticket, {"request_id": new_id(), "field": "dat-dai"})
@@ -65,7 +57,13 @@ async def measure(url: str, topics: Topics, web: str, calls: int) -> dict[str, o
             assert event.json["ticket"]["number"] == number
             while True:
                 msg = json.loads((await ws.receive()).data)
-                if msg["type"] == "view" and (msg["view"]["latest"] or {}).get("number") == number:
+                if msg["type"] == "view":
+                    view = msg["view"]
+                elif msg["type"] == "patch":
+                    view = apply_patch(view, msg)
+                else:
+                    continue
+                if (view["latest"] or {}).get("number") == number:
                     lat["ws_view"].append(time.time() * 1000 - t_event)
                     break
             await page.wait_for_function(
@@ -102,9 +100,8 @@ def site_processes(tmp: Path, broker: Broker, site: Path, site_id: str, port: in
             proc.wait(10)
 
 
-def main() -> int:
+def run_in(tmp: Path) -> int:
     calls = int(os.environ.get("BENCH_CALLS", "20"))
-    tmp = Path(tempfile.mkdtemp(prefix="qms-bench-display-"))
     broker = start_broker(workdir=tmp / "broker")
     port = free_port()
     site, site_id = write_site(tmp, broker.url, site_id="bench", extra=web_extra(tmp, port))
@@ -116,6 +113,11 @@ def main() -> int:
         broker.stop()
     print(json.dumps(result))
     return 0
+
+
+def main() -> int:
+    with scratch_dir("qms-bench-display-") as tmp:
+        return run_in(tmp)
 
 
 if __name__ == "__main__":

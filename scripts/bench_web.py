@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,9 +23,10 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 
 from display_server import stats  # noqa: E402
-from qms_common.devbroker import free_port, start_broker  # noqa: E402
+from qms_common.devbroker import free_port, scratch_dir, start_broker  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
-from scripts.bench_display import site_processes, summary  # noqa: E402
+from scripts.bench import summary  # noqa: E402
+from scripts.bench_display import site_processes  # noqa: E402
 from tests.support.mqtt import Probe, new_id  # noqa: E402
 from tests.support.site import write_site  # noqa: E402
 from tests.support.web import accounts_extra, login, web_extra  # noqa: E402
@@ -108,9 +108,8 @@ async def measure(url: str, topics: Topics, web: str, day: int) -> dict[str, obj
     return result
 
 
-def main() -> int:
+def run_in(tmp: Path) -> int:
     day = int(os.environ.get("BENCH_DAY", "2000"))
-    tmp = Path(tempfile.mkdtemp(prefix="qms-bench-web-"))
     broker = start_broker(workdir=tmp / "broker")
     port = free_port()
     more = (f'[kiosk]\ntickets_per_minute = 600\n[printer]\ntype = "file"\ndevice = "{tmp / "printer.bin"}"\n'
@@ -125,6 +124,11 @@ def main() -> int:
         broker.stop()
     print(json.dumps(result))
     return 0
+
+
+def main() -> int:
+    with scratch_dir("qms-bench-web-") as tmp:
+        return run_in(tmp)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ import aiohttp  # noqa: E402
 from counter_agent.simulator.bus import SimulatedBus  # noqa: E402
 from counter_agent.simulator.devices import Panel  # noqa: E402
 from qms_common.config import MqttSettings  # noqa: E402
-from qms_common.devbroker import free_port, start_broker, wait_for_port  # noqa: E402
+from qms_common.devbroker import free_port, scratch_dir, start_broker, wait_for_port  # noqa: E402
 from qms_common.mqtt import MqttSession, NotConnected, Requester, RequestTimeout, new_request_id  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
 
@@ -301,9 +300,8 @@ async def check_devices(bus: SimulatedBus, web: str, db: Path) -> list[str]:
     return problems
 
 
-async def run(rounds: int, seed: int, clients: int) -> dict[str, Any]:
+async def run(tmp: Path, rounds: int, seed: int, clients: int) -> dict[str, Any]:
     rng = random.Random(seed)
-    tmp = Path(tempfile.mkdtemp(prefix="qms-chaos-"))
     broker = start_broker(workdir=tmp / "broker")
     db = tmp / "chaos.sqlite3"
     config = tmp / "site.toml"
@@ -365,9 +363,12 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=random.randrange(1 << 30))
     p.add_argument("--clients", type=int, default=8)
     args = p.parse_args()
-    result = asyncio.run(run(args.rounds, args.seed, args.clients))
-    print(json.dumps(result, ensure_ascii=False))
-    return 1 if result["problems"] else 0
+    with scratch_dir("qms-chaos-") as tmp:
+        result = asyncio.run(run(tmp, args.rounds, args.seed, args.clients))
+        print(json.dumps(result, ensure_ascii=False))
+        if result["problems"]:
+            raise SystemExit(1)  # the directory stays, with every process's log
+    return 0
 
 
 if __name__ == "__main__":

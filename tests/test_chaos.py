@@ -17,10 +17,10 @@ sys.modules["chaos"] = chaos
 _spec.loader.exec_module(chaos)
 
 
-async def test_kill_9_twenty_times_under_load() -> None:
+async def test_kill_9_twenty_times_under_load(tmp_path: Path) -> None:
     seed = random.randrange(1 << 30)
     print(f"chaos seed {seed}")
-    result = await chaos.run(rounds=20, seed=seed, clients=6)
+    result = await chaos.run(tmp_path, rounds=20, seed=seed, clients=6)
     assert result["problems"] == [], result
     assert result["ok_replies"] > 200, result  # there was real load between the kills
 
