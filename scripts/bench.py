@@ -42,7 +42,7 @@ import psutil  # noqa: E402
 from counter_agent.simulator.bus import SimulatedBus  # noqa: E402
 from counter_agent.simulator.devices import Panel, Shown  # noqa: E402
 from qms_common.config import MqttSettings  # noqa: E402
-from qms_common.devbroker import free_port, scratch_dir, start_broker, wait_for_port  # noqa: E402
+from qms_common.devbroker import free_port, scratch_dir, start_broker, stop_process, wait_for_port  # noqa: E402
 from qms_common.mqtt import MqttSession, Requester  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
 
@@ -172,12 +172,7 @@ class Proc:
         return peak_mb(self.popen.pid)
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
+        stop_process(self.popen)
 
 
 def start(name: str, argv: list[str], tmp: Path, env: dict[str, str]) -> Proc:

@@ -25,7 +25,7 @@ import psutil  # noqa: E402
 from counter_agent.simulator.bus import SimulatedBus  # noqa: E402
 from counter_agent.simulator.devices import Panel  # noqa: E402
 from qms_common.config import MqttSettings  # noqa: E402
-from qms_common.devbroker import scratch_dir, start_broker  # noqa: E402
+from qms_common.devbroker import scratch_dir, start_broker, stop_process  # noqa: E402
 from qms_common.mqtt import MqttSession, Requester  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
 from scripts.bench import summary  # noqa: E402
@@ -69,61 +69,56 @@ async def measure(url: str, tmp: Path, presses: int, agent_pid: int) -> dict[str
         task.cancel()
 
 
-def run_in(tmp: Path) -> int:
-    presses = int(os.environ.get("BENCH_PRESSES", "200"))
-    broker = start_broker(workdir=tmp / "broker")
-    site = tmp / "site.toml"
-    site.write_text(f"""
-[site]
-id = "bench"
-name = "Benchmark"
-[mqtt]
-url = "{broker.url}"
-[storage]
-path = "{tmp / 'bench.sqlite3'}"
-[[fields]]
-id = "f"
-name = "Lĩnh vực"
-first = 1
-last = 99999
-[[counters]]
-id = "1"
-name = "Quầy 1"
-fields = ["f"]
-""", encoding="utf-8")
-    agent_conf = tmp / "agent.toml"
-    agent_conf.write_text(f"""
-[agent]
-id = "bench"
-[mqtt]
-url = "{broker.url}"
-site = "bench"
-[[counters]]
-id = "1"
-port = "bus"
-driver = "qms-serial"
-address = 1
-""", encoding="utf-8")
-    print(f"bench-agent: broker {broker.url}, {presses} key presses and {presses} calls", file=sys.stderr)
-    log = (tmp / "processes.log").open("wb")
-    core = subprocess.Popen([sys.executable, "-m", "queue_core", "--config", str(site), "--log-level", "WARNING"],
-                            stderr=log)
-    agent = subprocess.Popen([sys.executable, "-m", "counter_agent", "--config", str(agent_conf),
-                              "--log-level", "WARNING"], stderr=log)
-    try:
-        result = asyncio.run(measure(broker.url, tmp, presses, agent.pid))
-    finally:
-        for p in (agent, core):
-            p.terminate()
-            p.wait(10)
-        broker.stop()
-    print(json.dumps(result))
-    return 0
-
-
 def main() -> int:
     with scratch_dir("qms-bench-agent-") as tmp:
-        return run_in(tmp)
+        presses = int(os.environ.get("BENCH_PRESSES", "200"))
+        broker = start_broker(workdir=tmp / "broker")
+        site = tmp / "site.toml"
+        site.write_text(f"""
+    [site]
+    id = "bench"
+    name = "Benchmark"
+    [mqtt]
+    url = "{broker.url}"
+    [storage]
+    path = "{tmp / 'bench.sqlite3'}"
+    [[fields]]
+    id = "f"
+    name = "Lĩnh vực"
+    first = 1
+    last = 99999
+    [[counters]]
+    id = "1"
+    name = "Quầy 1"
+    fields = ["f"]
+    """, encoding="utf-8")
+        agent_conf = tmp / "agent.toml"
+        agent_conf.write_text(f"""
+    [agent]
+    id = "bench"
+    [mqtt]
+    url = "{broker.url}"
+    site = "bench"
+    [[counters]]
+    id = "1"
+    port = "bus"
+    driver = "qms-serial"
+    address = 1
+    """, encoding="utf-8")
+        print(f"bench-agent: broker {broker.url}, {presses} key presses and {presses} calls", file=sys.stderr)
+        log = (tmp / "processes.log").open("wb")
+        core = subprocess.Popen([sys.executable, "-m", "queue_core", "--config", str(site), "--log-level", "WARNING"],
+                                stderr=log)
+        agent = subprocess.Popen([sys.executable, "-m", "counter_agent", "--config", str(agent_conf),
+                                  "--log-level", "WARNING"], stderr=log)
+        try:
+            result = asyncio.run(measure(broker.url, tmp, presses, agent.pid))
+        finally:
+            for p in (agent, core):
+                stop_process(p)
+            broker.stop()
+        print(json.dumps(result))
+        return 0
 
 
 if __name__ == "__main__":

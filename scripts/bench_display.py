@@ -26,7 +26,7 @@ import aiohttp  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
 from display_server.display_page import apply_patch  # noqa: E402
-from qms_common.devbroker import Broker, free_port, scratch_dir, start_broker, wait_for_port  # noqa: E402
+from qms_common.devbroker import Broker, free_port, scratch_dir, start_broker, stop_process, wait_for_port  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
 from scripts.bench import summary  # noqa: E402
 from tests.support.mqtt import Probe, new_id  # noqa: E402
@@ -96,28 +96,23 @@ def site_processes(tmp: Path, broker: Broker, site: Path, site_id: str, port: in
         yield
     finally:
         for proc in (web, core):
-            proc.terminate()
-            proc.wait(10)
-
-
-def run_in(tmp: Path) -> int:
-    calls = int(os.environ.get("BENCH_CALLS", "20"))
-    broker = start_broker(workdir=tmp / "broker")
-    port = free_port()
-    site, site_id = write_site(tmp, broker.url, site_id="bench", extra=web_extra(tmp, port))
-    print(f"bench-display: broker {broker.url}, web http://127.0.0.1:{port}, {calls} calls", file=sys.stderr)
-    try:
-        with site_processes(tmp, broker, site, site_id, port):
-            result = asyncio.run(measure(broker.url, Topics(site_id), f"http://127.0.0.1:{port}", calls))
-    finally:
-        broker.stop()
-    print(json.dumps(result))
-    return 0
+            stop_process(proc)
 
 
 def main() -> int:
     with scratch_dir("qms-bench-display-") as tmp:
-        return run_in(tmp)
+        calls = int(os.environ.get("BENCH_CALLS", "20"))
+        broker = start_broker(workdir=tmp / "broker")
+        port = free_port()
+        site, site_id = write_site(tmp, broker.url, site_id="bench", extra=web_extra(tmp, port))
+        print(f"bench-display: broker {broker.url}, web http://127.0.0.1:{port}, {calls} calls", file=sys.stderr)
+        try:
+            with site_processes(tmp, broker, site, site_id, port):
+                result = asyncio.run(measure(broker.url, Topics(site_id), f"http://127.0.0.1:{port}", calls))
+        finally:
+            broker.stop()
+        print(json.dumps(result))
+        return 0
 
 
 if __name__ == "__main__":

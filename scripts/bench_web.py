@@ -108,27 +108,23 @@ async def measure(url: str, topics: Topics, web: str, day: int) -> dict[str, obj
     return result
 
 
-def run_in(tmp: Path) -> int:
-    day = int(os.environ.get("BENCH_DAY", "2000"))
-    broker = start_broker(workdir=tmp / "broker")
-    port = free_port()
-    more = (f'[kiosk]\ntickets_per_minute = 600\n[printer]\ntype = "file"\ndevice = "{tmp / "printer.bin"}"\n'
-            f'kiosks = ["kiosk-1"]\n' + accounts_extra())
-    site, site_id = write_site(tmp, broker.url, site_id="bench", extra=web_extra(tmp, port, more=more),
-                               fields=FIELDS, counters=COUNTERS)
-    print(f"bench-web: broker {broker.url}, web http://127.0.0.1:{port}, a day of {day} tickets", file=sys.stderr)
-    try:
-        with site_processes(tmp, broker, site, site_id, port):
-            result = asyncio.run(measure(broker.url, Topics(site_id), f"http://127.0.0.1:{port}", day))
-    finally:
-        broker.stop()
-    print(json.dumps(result))
-    return 0
-
-
 def main() -> int:
     with scratch_dir("qms-bench-web-") as tmp:
-        return run_in(tmp)
+        day = int(os.environ.get("BENCH_DAY", "2000"))
+        broker = start_broker(workdir=tmp / "broker")
+        port = free_port()
+        more = (f'[kiosk]\ntickets_per_minute = 600\n[printer]\ntype = "file"\ndevice = "{tmp / "printer.bin"}"\n'
+                f'kiosks = ["kiosk-1"]\n' + accounts_extra())
+        site, site_id = write_site(tmp, broker.url, site_id="bench", extra=web_extra(tmp, port, more=more),
+                                   fields=FIELDS, counters=COUNTERS)
+        print(f"bench-web: broker {broker.url}, web http://127.0.0.1:{port}, a day of {day} tickets", file=sys.stderr)
+        try:
+            with site_processes(tmp, broker, site, site_id, port):
+                result = asyncio.run(measure(broker.url, Topics(site_id), f"http://127.0.0.1:{port}", day))
+        finally:
+            broker.stop()
+        print(json.dumps(result))
+        return 0
 
 
 if __name__ == "__main__":

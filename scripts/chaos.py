@@ -40,7 +40,7 @@ import aiohttp  # noqa: E402
 from counter_agent.simulator.bus import SimulatedBus  # noqa: E402
 from counter_agent.simulator.devices import Panel  # noqa: E402
 from qms_common.config import MqttSettings  # noqa: E402
-from qms_common.devbroker import free_port, scratch_dir, start_broker, wait_for_port  # noqa: E402
+from qms_common.devbroker import free_port, scratch_dir, start_broker, stop_process, wait_for_port  # noqa: E402
 from qms_common.mqtt import MqttSession, NotConnected, Requester, RequestTimeout, new_request_id  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
 
@@ -142,9 +142,7 @@ class Core:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        stop_process(self.proc)
 
 
 async def client(req: Requester, topics: Topics, rng: random.Random, ledger: Ledger, stop: asyncio.Event) -> None:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from counter_agent.config import load_agent_config  # noqa: E402
 from qms_common.config import load_site_config  # noqa: E402
-from qms_common.devbroker import free_port, start_broker, wait_for_port  # noqa: E402
+from qms_common.devbroker import free_port, start_broker, stop_process, wait_for_port  # noqa: E402
 from qms_common.tomlconf import ConfigError  # noqa: E402
 
 SITE = ROOT / "examples" / "site.toml"
@@ -57,12 +57,7 @@ class Child:
         self.started = time.monotonic()
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc, timeout=5)
 
 
 def tail(path: Path, n: int = 5) -> str:

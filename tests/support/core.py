@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qms_common.config import load_site_config
+from qms_common.devbroker import stop_process
 from queue_core.clock import Clock, SystemClock
 from queue_core.link import CoreLink
 from queue_core.service import QueueService
@@ -70,13 +71,7 @@ class CoreProcess:
     def stop(self) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         return self.proc.returncode
 
     def log(self) -> str:
