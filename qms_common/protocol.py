@@ -289,9 +289,9 @@ def _require_request_id(obj: dict[str, Any]) -> str:
 # CLOCK_TOLERANCE_S (NTP, docs/protocol.md).
 DEADLINE_KEY = "deadline"
 CLOCK_TOLERANCE_S = 0.5
-# A sender waits this much longer than the deadline it writes: the clocks' disagreement, then the
-# commit and the reply's way back.
-REPLY_MARGIN_S = 1.0
+# A sender waits this much longer than the deadline it writes: the clocks' disagreement, then half
+# a second for the commit and the reply's way back.
+REPLY_MARGIN_S = CLOCK_TOLERANCE_S + 0.5
 
 
 def command_deadline(sent: float, timeout: float) -> float:
