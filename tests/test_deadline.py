@@ -343,3 +343,43 @@ async def test_the_kiosk_says_not_issued_when_the_core_answers_too_late(
                 assert await issued_numbers(probe, topics) == []
                 assert not kiosk.errors
                 await context.close()
+
+
+async def test_the_kiosk_says_not_issued_when_no_answer_comes_at_all(
+        chromium: Browser, broker: Broker, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
+    """The server cannot be reached for the kiosk's whole retry time (its clock runs fast here)."""
+    path, topics = site_with_web(tmp_path, broker)
+    async with Probe(broker.url) as probe:
+        await probe.subscribe(topics.status_core)
+        with core_process(path, tmp_path):
+            await core_online(probe, topics)
+            async with running_web(path) as web:
+                context = await chromium.new_context(viewport={"width": 1080, "height": 1920}, has_touch=True)
+                page = await context.new_page()
+                await page.clock.install()
+                kiosk = Tab(page)
+                await page.goto(web.url + "/kiosk?id=kiosk-1")
+                await kiosk.until(KIOSK_READY)
+                attempts: list[float] = []
+
+                async def unreachable(route: Route) -> None:
+                    attempts.append(await page.evaluate("Date.now()"))
+                    await route.abort("internetdisconnected")
+
+                await page.route("**/api/tickets*", unreachable)
+                started = await page.evaluate("Date.now()")
+                await page.tap(".field-button[data-field='dat-dai']")
+                not_issued = Texts("vi").kiosk_not_issued
+                for _ in range(200):  # fake time: each step moves the page's clock, no one waits
+                    if await page.evaluate("document.getElementById('error').textContent") == not_issued:
+                        break
+                    await page.clock.run_for(500)
+                shown = await page.evaluate("Date.now()")
+                assert await page.evaluate("document.getElementById('error').textContent") == not_issued
+                assert len(attempts) >= 4 and await page.evaluate("window.qmsKiosk.attempts") == len(attempts)
+                assert shown - started >= 20_000  # it kept asking for its whole retry time...
+                assert shown - attempts[-1] >= 5_000  # ...and said so once its last attempt's deadline had passed
+                assert await page.is_hidden("#issued")
+                assert not await page.is_disabled(".field-button[data-field='dat-dai']")
+                assert not kiosk.errors
+                await context.close()
