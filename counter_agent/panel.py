@@ -26,7 +26,7 @@ E_UNKNOWN_COUNTER = "E-04"  # the core has no counter with this id: the agent's 
 E_BAD_REQUEST = "E-05"      # refused as malformed (a rating above the site's levels, say)
 E_UNKNOWN_TICKET = "E-06"
 E_RANGE_EXHAUSTED = "E-07"  # the field issued every number of its range today
-E_TIMEOUT = "E-08"          # the core did not answer in time (nothing is sent again)
+E_TIMEOUT = "E-08"          # the core did not answer in time, or refused the key as late: it never takes effect
 E_INTERNAL = "E-09"         # the core could not save; nothing changed, try again
 
 ERROR_TEXT: dict[str, str] = {
@@ -38,6 +38,7 @@ ERROR_TEXT: dict[str, str] = {
     ErrorCode.UNKNOWN_TICKET: E_UNKNOWN_TICKET,
     ErrorCode.RANGE_EXHAUSTED: E_RANGE_EXHAUSTED,
     ErrorCode.QUEUE_EMPTY: EMPTY,
+    ErrorCode.EXPIRED: E_TIMEOUT,
     ErrorCode.INTERNAL: E_INTERNAL,
 }
 

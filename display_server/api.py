@@ -36,8 +36,12 @@ HTTP_STATUS = {
     ErrorCode.INVALID_STATE: 409,
     ErrorCode.RANGE_EXHAUSTED: 409,
     ErrorCode.COUNTER_CLOSED: 409,
+    ErrorCode.EXPIRED: 409,
     ErrorCode.INTERNAL: 503,
 }
+# How long a page's command waits for the core. When it runs out (503 `unavailable`) the command's
+# deadline has passed too: it will never take effect (docs/protocol.md, deadlines).
+CORE_TIMEOUT_S = 5.0
 
 
 class ApiError(Exception):
@@ -124,7 +128,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 
 
 async def ask_core(request: web.Request, topic: str, payload: dict[str, Any], *,
-                   timeout: float = 5.0) -> dict[str, Any]:
+                   timeout: float = CORE_TIMEOUT_S) -> dict[str, Any]:
     """Send one command to the core; its ok reply, or ApiError with the core's own reason."""
     t = texts_for(request)
     try:

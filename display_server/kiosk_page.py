@@ -10,12 +10,13 @@ the browser; a printer that fails never takes the ticket with it.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
-from display_server.api import ApiError, ask_core, bad_request, json_response, read_json
+from display_server.api import CORE_TIMEOUT_S, ApiError, ask_core, bad_request, json_response, read_json
 from display_server.base import FOLLOWER, SETTINGS, SITE, add_link, error_page, render_page, texts_for
 from display_server.live import serve_feed
 from display_server.printer import PrintResult, TicketPrinter, status_of
@@ -36,13 +37,39 @@ KIOSK_LIMITER = web.AppKey("kiosk_limiter", RateLimiter)
 PRINTER = web.AppKey("printer", TicketPrinter)
 SCRIPT_TEXTS = ("kiosk_priority", "kiosk_normal", "waiting", "people", "ticket_label", "ticket_next", "ticket_ahead",
                 "ticket_wait", "minutes", "hours", "hours_minutes", "kiosk_done", "kiosk_printing", "kiosk_take_it",
-                "kiosk_print_browser", "offline", "kiosk_unavailable", "err_network", "ticket_scan", "priority_badge")
+                "kiosk_print_browser", "offline", "kiosk_unavailable", "err_network", "ticket_scan", "priority_badge",
+                "kiosk_waiting", "kiosk_not_issued")
 _BODY_KEYS = frozenset({"field", "priority", "kiosk", "request_id"})
+# A tap whose answer did not come back is asked again with its request id for this long; then the
+# kiosk says no ticket was issued (every attempt's deadline has passed by then).
+RETRY_S = 20.0
+
+
+class ChargedTaps:
+    """The request ids a kiosk was charged a ticket for: the retries that learn what became of
+    one tap must not count again, or the rate limit would leave its outcome unknown."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, request_id: object) -> bool:
+        return request_id in self._ids
+
+    def add(self, request_id: str) -> None:
+        self._ids[request_id] = None
+        self._ids.move_to_end(request_id)
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+
+
+KIOSK_CHARGED = web.AppKey("kiosk_charged", ChargedTaps)
 
 
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
     app[KIOSK_LIMITER] = RateLimiter(settings.kiosk.tickets_per_minute, 60.0)
+    app[KIOSK_CHARGED] = ChargedTaps()
     if settings.printer.enabled:
         app[PRINTER] = TicketPrinter(settings.printer)
         app.on_cleanup.append(_close_printer)
@@ -90,6 +117,7 @@ async def kiosk(request: web.Request) -> web.Response:
         "kiosk": kiosk_id, "show_s": settings.kiosk.show_s, "priority": settings.kiosk.priority,
         "print": "printer" if settings.printer.serves(kiosk_id) else "browser",
         "texts": t.pick(*SCRIPT_TEXTS), "timezone": request.app[SITE].timezone,
+        "retry_s": RETRY_S, "command_s": CORE_TIMEOUT_S,
     }
     return render_page(request, "kiosk.html", page, kiosk=kiosk_id)
 
@@ -120,14 +148,17 @@ async def issue(request: web.Request) -> web.Response:
     names = {str(f["id"]): str(f.get("name", f["id"])) for f in follower.state.field_list(site)}
     if field not in names:
         raise ApiError(404, "unknown_field", t.err_unknown_field.format(field=field, fields=", ".join(names)))
-    wait = request.app[KIOSK_LIMITER].take(kiosk_id)
-    if wait > 0:
-        log.warning("Ki-ốt %s lấy số quá nhanh: từ chối", kiosk_id)
-        raise ApiError(429, "rate_limited", t.err_kiosk_rate.format(n=settings.kiosk.tickets_per_minute,
-                                                                     s=seconds_text(wait)),
-                       retry_after_s=seconds_text(wait))
     # a page's own request id (a repeated tap, a retry) issues one ticket; namespaced per kiosk
     request_id = f"kiosk/{kiosk_id}/{rid}"[:MAX_ID_LEN] if rid else new_request_id()
+    charged = request.app[KIOSK_CHARGED]
+    if request_id not in charged:
+        wait = request.app[KIOSK_LIMITER].take(kiosk_id)
+        if wait > 0:
+            log.warning("Ki-ốt %s lấy số quá nhanh: từ chối", kiosk_id)
+            raise ApiError(429, "rate_limited", t.err_kiosk_rate.format(n=settings.kiosk.tickets_per_minute,
+                                                                         s=seconds_text(wait)),
+                           retry_after_s=seconds_text(wait))
+        charged.add(request_id)
     reply = await ask_core(request, follower.topics.cmd_ticket,
                            ticket_command(request_id, field, priority=priority, source=kiosk_id))
     ticket = reply.get("ticket") or {}

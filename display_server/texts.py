@@ -61,6 +61,8 @@ VI: dict[str, str] = {
     "kiosk_take_it": "Mời nhận phiếu.",
     "kiosk_print_browser": "In phiếu",
     "kiosk_unavailable": "Hệ thống lấy số tạm thời gián đoạn. Xin vui lòng chờ trong giây lát.",
+    "kiosk_waiting": "Đang lấy số, xin ông/bà chờ trong giây lát…",
+    "kiosk_not_issued": "Chưa lấy được số, mời ông/bà thử lại.",
     "print_no_paper": "Máy in đã hết giấy. Xin ghi lại số thứ tự trên màn hình, hoặc quét mã QR; cán bộ sẽ thay giấy.",
     "print_low_paper": "Máy in sắp hết giấy.",
     "print_unreachable": "Không kết nối được máy in. Xin ghi lại số thứ tự trên màn hình, hoặc quét mã QR.",
@@ -200,6 +202,7 @@ VI: dict[str, str] = {
     "err_invalid_state": "Thao tác không phù hợp với trạng thái của quầy lúc này.",
     "err_range_exhausted": "Lĩnh vực này đã phát hết số của ngày hôm nay.",
     "err_counter_closed": "Quầy đang đóng. Hãy mở quầy trước.",
+    "err_expired": "Lệnh đến máy chủ hàng đợi quá muộn nên không được thực hiện. Vui lòng thử lại.",
 }
 
 EN: dict[str, str] = {
@@ -250,6 +253,8 @@ EN: dict[str, str] = {
     "kiosk_take_it": "Please take your ticket.",
     "kiosk_print_browser": "Print",
     "kiosk_unavailable": "Ticketing is briefly unavailable. Please wait a moment.",
+    "kiosk_waiting": "Taking your number, please wait a moment…",
+    "kiosk_not_issued": "No number was issued. Please try again.",
     "print_no_paper": "The printer is out of paper. Please note your number on the screen, or scan the QR code.",
     "print_low_paper": "The printer is running out of paper.",
     "print_unreachable": "The printer cannot be reached. Please note your number on the screen, or scan the QR code.",
@@ -382,6 +387,7 @@ EN: dict[str, str] = {
     "err_invalid_state": "This action does not fit the counter's state now.",
     "err_range_exhausted": "This field has issued all its numbers today.",
     "err_counter_closed": "The counter is closed; open it first.",
+    "err_expired": "The command reached the queue server too late and was not carried out. Please try again.",
 }
 
 LANGUAGES: dict[str, dict[str, str]] = {"vi": VI, "en": EN}

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import socket
 import ssl
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -24,12 +26,14 @@ from paho.mqtt.properties import Properties
 from qms_common import paho_speedups
 from qms_common.config import MqttSettings
 from qms_common.protocol import (
+    DEADLINE_KEY,
     MAX_REPLY_BYTES,
     OFFLINE,
     ONLINE,
     ErrorCode,
     ProtocolError,
     Topics,
+    command_deadline,
     dumps,
     loads_object,
 )
@@ -260,10 +264,12 @@ def response_properties(correlation: bytes | None) -> Properties | None:
     return props
 
 
-def request_properties(response_topic: str, correlation: bytes) -> Properties:
+def request_properties(response_topic: str, correlation: bytes, expiry_s: int | None = None) -> Properties:
     props = paho_speedups.FastProperties(PacketTypes.PUBLISH)
     props.ResponseTopic = response_topic
     props.CorrelationData = correlation
+    if expiry_s is not None:
+        props.MessageExpiryInterval = expiry_s
     return props
 
 
@@ -303,9 +309,18 @@ class Requester:
 
     async def request(self, topic: str, payload: dict[str, Any], *, timeout: float = 5.0) -> dict[str, Any]:
         """Send one request and return the reply. Raises NotConnected at once when the broker is
-        away (a key press must never be queued to fire later), RequestTimeout when no reply."""
+        away (a key press must never be queued to fire later), RequestTimeout when no reply.
+
+        The request carries its deadline (in the payload, checked by the core, and as the MQTT
+        Message Expiry Interval, so the broker drops it unsent): after RequestTimeout it never
+        takes effect. Only a reply lost on its way back leaves the outcome unknown; resend the
+        same request_id to learn it."""
         if "request_id" not in payload:
             payload = {**payload, "request_id": new_request_id()}
+        sent = time.time()
+        deadline = command_deadline(sent, timeout)
+        payload = {**payload, DEADLINE_KEY: round(deadline, 3)}
+        expiry_s = max(1, math.ceil(deadline - sent))
         corr = uuid.uuid4().bytes
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[corr] = fut
@@ -314,7 +329,7 @@ class Requester:
             # and a PUBACK that never comes (the broker just died) would hold a key press for
             # the client's 10 s timeout instead of refusing it at once.
             if not self.session.publish_soon(topic, dumps(payload),
-                                             properties=request_properties(self.reply_topic, corr)):
+                                             properties=request_properties(self.reply_topic, corr, expiry_s)):
                 raise NotConnected()
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:

@@ -7,6 +7,7 @@ thing for people; change both in the same commit.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -76,6 +77,7 @@ class ErrorCode(StrEnum):
     INVALID_STATE = "invalid_state"
     RANGE_EXHAUSTED = "range_exhausted"
     COUNTER_CLOSED = "counter_closed"
+    EXPIRED = "expired"
     INTERNAL = "internal"
 
 
@@ -277,6 +279,36 @@ def _require_request_id(obj: dict[str, Any]) -> str:
     if rid is None:
         raise bad_request(f"thiếu “request_id” (chuỗi 1–{MAX_ID_LEN} ký tự).")
     return rid
+
+
+# ---------------------------------------------------------------- deadlines
+
+# A command carries the moment its sender stops waiting for it: `deadline`, Unix time in seconds.
+# The core refuses it after that moment, on its own clock, so that a command its sender has given
+# up on never takes effect later. The clocks of the core and of every client must agree within
+# CLOCK_TOLERANCE_S (NTP, docs/protocol.md).
+DEADLINE_KEY = "deadline"
+CLOCK_TOLERANCE_S = 0.5
+# A sender waits this much longer than the deadline it writes: the clocks' disagreement, then half
+# a second for the commit and the reply's way back.
+REPLY_MARGIN_S = CLOCK_TOLERANCE_S + 0.5
+
+
+def command_deadline(sent: float, timeout: float) -> float:
+    """The deadline of a command sent at `sent` (Unix time) by a sender that waits `timeout`
+    seconds for the reply: early enough that a command the core takes at its deadline is answered
+    before the sender gives up."""
+    return sent + timeout - min(REPLY_MARGIN_S, timeout / 2)
+
+
+def deadline_of(obj: dict[str, Any]) -> float | None:
+    """The command's deadline; None for a sender that gives none (no check then)."""
+    value = obj.get(DEADLINE_KEY)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise bad_request(f"“{DEADLINE_KEY}” phải là một thời điểm Unix (số giây).")
+    return float(value)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from qms_common.protocol import (
     TicketRequest,
     Topics,
     bad_request,
+    deadline_of,
     dumps,
     error_reply,
     loads_object,
@@ -46,7 +47,8 @@ from queue_core.store import Store
 log = logging.getLogger(__name__)
 
 # Replies to these are not stored: they depend only on the request and the configuration,
-# and storing them would let garbage grow the database.
+# and storing them would let garbage grow the database. (`expired` is stored: a retry of a request
+# refused as late must be refused again, not done with its fresh deadline.)
 _NOT_STORED = frozenset({ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_FIELD, ErrorCode.UNKNOWN_COUNTER,
                          ErrorCode.INTERNAL})
 KEEP_REQUESTS = timedelta(days=3)
@@ -178,6 +180,8 @@ class QueueService:
                 result.reply = previous
                 return Pending(result)
         try:
+            # after the replay above: a late copy of a request already answered changes nothing
+            rules.check_deadline(deadline_of(obj), self._now())
             change, kind = self._decide(parts, obj)
         except ProtocolError as exc:
             # bad input is worth a warning; "nobody waiting" is an ordinary answer

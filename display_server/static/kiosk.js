@@ -6,7 +6,7 @@
   const config = P.config();
   const T = config.texts;
   // what tests and the curious can look at: window.qmsKiosk
-  const state = { view: null, connected: false, busy: false, last: null, printed: 0, priority: false };
+  const state = { view: null, connected: false, busy: false, last: null, printed: 0, priority: false, attempts: 0 };
   window.qmsKiosk = state;
   let backTimer = null;
 
@@ -44,18 +44,50 @@
     $("priority").setAttribute("aria-pressed", on ? "true" : "false");
   }
 
+  function delay(ms) { return new Promise(function (resolve) { setTimeout(resolve, Math.max(0, ms)); }); }
+
+  // The answer was lost on the way (the server or the core did not answer): the ticket may or may
+  // not have been issued, and asking again with the same request id tells which.
+  function uncertain(res) {
+    const code = res.body.error && res.body.error.code;
+    return res.status === 0 || code === "unavailable" || code === "http";
+  }
+
+  // One tap ends with the ticket that was issued or a clear "not issued", never with a ticket
+  // issued after the kiosk gave up: every attempt carries a deadline the core checks.
+  async function ask(body) {
+    const until = Date.now() + config.retry_s * 1000;
+    let pause = 500;
+    for (;;) {
+      const started = Date.now();
+      state.attempts += 1;
+      const res = await P.post(config.api, body);
+      if (!uncertain(res)) return res;
+      if (Date.now() + pause > until) {
+        // what this attempt sent may still be on its way: its deadline passes within command_s
+        await delay(started + config.command_s * 1000 - Date.now());
+        return { status: 0, body: { ok: false, error: { code: "expired", message: null } } };
+      }
+      showError(T.kiosk_waiting);
+      await delay(pause);
+      pause = Math.min(pause * 2, 4000);
+    }
+  }
+
   async function take(field) {
     if (state.busy) return;  // one ticket per tap, whatever the finger does
     state.busy = true;
     draw();
-    const res = await P.post(config.api, { field: field, priority: state.priority, kiosk: config.kiosk,
-                                           request_id: P.requestId() });
+    const res = await ask({ field: field, priority: state.priority, kiosk: config.kiosk,
+                            request_id: P.requestId() });
     state.busy = false;
     if (!res.body.ok) {
       draw();
-      showError(res.body.error && res.body.error.message);
+      const error = res.body.error || {};
+      showError(error.code === "expired" ? T.kiosk_not_issued : error.message);
       return;
     }
+    $("error").hidden = true;
     state.last = res.body;
     setPriority(false);
     show(res.body);
