@@ -17,6 +17,7 @@ VI: dict[str, str] = {
     "recent_calls": "Số vừa gọi",
     "waiting": "Đang chờ",
     "people": "người",
+    "people_one": "người",
     "no_calls": "Chưa gọi số nào",
     "counter_open": "Sẵn sàng",
     "counter_paused": "Tạm dừng",
@@ -47,10 +48,11 @@ VI: dict[str, str] = {
     "counter_serving": "Đang phục vụ",
     # the ticket (printed, on screen)
     "ticket_label": "SỐ THỨ TỰ",
-    "ticket_next": "Bạn là người tiếp theo",
-    "ticket_ahead": "Có {n} người đang chờ trước bạn",
+    "ticket_next": "Ông/bà là người tiếp theo",
+    "ticket_ahead": "Có {n} người đang chờ trước ông/bà",
+    "ticket_ahead_one": "Có 1 người đang chờ trước ông/bà",
     "ticket_wait": "Thời gian chờ dự kiến: khoảng {span}",
-    "ticket_scan": "Quét mã QR để theo dõi lượt của bạn",
+    "ticket_scan": "Quét mã QR để theo dõi lượt của ông/bà",
     # the kiosk
     "kiosk_title": "Ki-ốt lấy số",
     "kiosk_heading": "Mời chọn lĩnh vực để lấy số thứ tự",
@@ -68,13 +70,14 @@ VI: dict[str, str] = {
     # the tracking page
     "track_title": "Theo dõi số thứ tự",
     "track_waiting": "Đang chờ",
-    "track_serving": "Mời bạn đến quầy",
-    "track_done": "Đã phục vụ xong. Cảm ơn bạn!",
-    "track_no_show": "Đã gọi nhưng bạn vắng mặt. Xin liên hệ cán bộ tại quầy.",
+    "track_serving": "Mời ông/bà đến",
+    "track_done": "Đã phục vụ xong.",
+    "track_thanks": "Cảm ơn ông/bà!",
+    "track_no_show": "Đã gọi nhưng ông/bà vắng mặt. Xin liên hệ cán bộ tại quầy.",
     "track_transferred": "Đã chuyển, đang chờ",
     "track_expired": "Phiếu đã hết hạn (hết ngày làm việc).",
     "track_not_found": "Không tìm thấy phiếu này. Xin kiểm tra lại mã trên phiếu.",
-    "track_rated": "Cảm ơn bạn đã đánh giá.",
+    "track_rated": "Cảm ơn ông/bà đã đánh giá!",
     # the console
     "console_title": "Bàn điều khiển quầy",
     "console_choose": "Chọn quầy",
@@ -172,7 +175,7 @@ VI: dict[str, str] = {
     "err_forbidden": "Không được phép.",
     "err_csrf": "Mã bảo vệ biểu mẫu (CSRF) thiếu hoặc sai. Hãy tải lại trang.",
     "err_supervisor_only": "Trang này dành cho tài khoản giám sát.",
-    "err_not_your_counter": "Tài khoản của bạn không được dùng quầy này.",
+    "err_not_your_counter": "Tài khoản này không được dùng quầy này.",
     "err_login_form_expired": "Biểu mẫu đăng nhập đã hết hạn. Vui lòng đăng nhập lại.",
     "err_login_limited": "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau {s} giây.",
     "err_login_empty": "Hãy nhập tên đăng nhập và mật khẩu.",
@@ -210,6 +213,7 @@ EN: dict[str, str] = {
     "recent_calls": "Recent calls",
     "waiting": "Waiting",
     "people": "people",
+    "people_one": "person",
     "no_calls": "No calls yet",
     "counter_open": "Ready",
     "counter_paused": "Paused",
@@ -239,6 +243,7 @@ EN: dict[str, str] = {
     "ticket_label": "YOUR NUMBER",
     "ticket_next": "You are next",
     "ticket_ahead": "{n} people ahead of you",
+    "ticket_ahead_one": "1 person ahead of you",
     "ticket_wait": "Estimated wait: about {span}",
     "ticket_scan": "Scan the QR code to follow your turn",
     "kiosk_title": "Ticket kiosk",
@@ -257,12 +262,13 @@ EN: dict[str, str] = {
     "track_title": "Your place in the queue",
     "track_waiting": "Waiting",
     "track_serving": "Please go to",
-    "track_done": "Served. Thank you!",
+    "track_done": "Served.",
+    "track_thanks": "Thank you!",
     "track_no_show": "You were called but absent. Please ask at the counter.",
     "track_transferred": "Transferred, waiting",
     "track_expired": "This ticket expired (the day is over).",
     "track_not_found": "No such ticket. Please check the code on your ticket.",
-    "track_rated": "Thank you for your rating.",
+    "track_rated": "Thank you for your rating!",
     "console_title": "Counter console",
     "console_choose": "Choose a counter",
     "console_officer": "Officer",
@@ -411,6 +417,10 @@ class Texts(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(VI)
+
+    def plural(self, key: str, n: int) -> str:
+        """The text for n of something: `key_one` for exactly one (English has "1 person")."""
+        return self[key + "_one"] if n == 1 else self[key]
 
     def pick(self, *keys: str) -> dict[str, str]:
         """The texts a script needs, for a JSON blob in the page."""
