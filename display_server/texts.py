@@ -162,6 +162,7 @@ VI: dict[str, str] = {
     "login_password": "Mật khẩu",
     "login_submit": "Đăng nhập",
     "logout": "Đăng xuất",
+    "err_back": "Về trang làm việc của tôi",
     "login_no_accounts": "Chưa có tài khoản nào: thêm mục [[accounts]] vào tệp cấu hình (xem docs/web.md).",
     # errors of the pages and their APIs
     "err_origin": "Yêu cầu đến từ một trang khác, bị từ chối.",
@@ -349,6 +350,7 @@ EN: dict[str, str] = {
     "login_password": "Password",
     "login_submit": "Log in",
     "logout": "Log out",
+    "err_back": "Back to my page",
     "login_no_accounts": "No accounts yet: add [[accounts]] to the site file (see docs/web.md).",
     "err_origin": "The request came from another site and was refused.",
     "err_too_large": "The request is too large (at most {max} bytes).",

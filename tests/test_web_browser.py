@@ -199,7 +199,7 @@ async def test_the_login_form_and_the_language_switch(chromium: Browser, site: t
     path, _ = site
     async with running_core(path), running_web(path) as web:
         context = await chromium.new_context()
-        tab = await Tab.open(context, web.url + "/supervisor")
+        tab = await Tab.open(context, web.url + "/counter/3")
         await tab.page.fill("#username", "giamsat")
         await tab.page.fill("#password", "sai-mat-khau")
         await tab.page.click("#login")

@@ -17,7 +17,7 @@ from qms_common.devbroker import Broker, free_port
 from tests.support.core import running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
-from tests.support.web import CHROMIUM_ARGS, accounts_extra, running_web, web_extra
+from tests.support.web import ACCOUNTS, CHROMIUM_ARGS, accounts_extra, running_web, web_extra
 from tests.test_web_browser import WAIT_MS, Tab, log_in
 
 PORTRAIT = {"width": 1080, "height": 1920}
@@ -136,3 +136,50 @@ async def test_the_kiosk_shows_the_site_s_time_and_english_plurals(chromium: Bro
         await kiosk.until("!document.getElementById('issued').hidden && window.qmsKiosk.last.ticket.number === '1002'")
         assert await kiosk.text("#t-ahead") == "1 person ahead of you"
         assert not kiosk.errors
+
+
+# ---------------------------------------------------------------- the login form and the 403 page
+
+
+async def test_a_failed_login_keeps_next_and_lang(chromium: Browser, broker: Broker, tmp_path: Path) -> None:
+    path = site_file(tmp_path, broker)
+    async with running_core(path), running_web(path) as web:
+        context = await chromium.new_context()
+        tab = await Tab.open(context, web.url + "/counter/1")
+        await tab.page.click("text=English")
+        await tab.page.wait_for_selector("text=User name", timeout=WAIT_MS)
+        await tab.page.fill("#username", "canbo1")
+        await tab.page.fill("#password", "sai-mat-khau")
+        await tab.page.click("#login")
+        await tab.page.wait_for_selector("#login-error", timeout=WAIT_MS)
+        assert await tab.text("#login-error") == "Wrong user name or password."  # still English
+        assert await tab.page.input_value("input[name='next']") == "/counter/1"
+        assert "next=%2Fcounter%2F1" in tab.page.url and "lang=en" in tab.page.url
+        # switching language after the failure keeps where the officer was going, too
+        await tab.page.click("text=Tiếng Việt")
+        await tab.page.wait_for_selector("text=Tên đăng nhập", timeout=WAIT_MS)
+        assert await tab.page.input_value("input[name='next']") == "/counter/1"
+        await tab.page.fill("#username", "canbo1")
+        await tab.page.fill("#password", ACCOUNTS["canbo1"][0])
+        await tab.page.click("#login")
+        await tab.page.wait_for_url(web.url + "/counter/1", timeout=WAIT_MS)  # not the list of counters
+        assert not tab.errors
+
+
+async def test_the_403_page_offers_a_way_back_and_out(chromium: Browser, broker: Broker, tmp_path: Path) -> None:
+    path = site_file(tmp_path, broker)
+    async with running_core(path), running_web(path) as web:
+        context = await chromium.new_context()
+        tab = await log_in(context, web.url, "canbo1", "/counter/1")
+        response = await tab.page.goto(web.url + "/counter/3")
+        assert response is not None and response.status == 403
+        assert "Tài khoản này không được dùng quầy này" in await tab.text("main")
+        await tab.page.click("#back")
+        await tab.page.wait_for_url(web.url + "/counter", timeout=WAIT_MS)  # canbo1's own counters
+        await tab.page.goto(web.url + "/supervisor")
+        assert "Nguyễn Thị Hoa" in await tab.text("#logout")
+        await tab.page.click("#logout")
+        await tab.page.wait_for_url(web.url + "/login", timeout=WAIT_MS)
+        me = await tab.page.evaluate("fetch('/api/me').then(r => r.status)")
+        assert me == 401  # logged out: another officer can log in here
+        assert not tab.errors
