@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 MAX_EXPORT_DAYS = 366
 SCRIPT_TEXTS = (
     "counter_closed", "counter_open", "counter_paused", "counter_serving", "online", "offline_word", "offline",
-    "sup_no_agent", "sup_console_open", "sup_unknown_officer", "sup_issued", "sup_served", "sup_avg_wait",
+    "sup_no_agent", "sup_console_open", "sup_counter_officer", "sup_issued", "sup_served", "sup_avg_wait",
     "sup_hour", "sup_ports", "sup_devices", "sup_errors", "sup_no_data", "minutes_short", "sup_rated", "sup_waiting",
     "sup_no_show", "sup_avg_service", "sup_core",
 )

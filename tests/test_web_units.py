@@ -250,6 +250,8 @@ def test_statistics_of_a_day() -> None:
     assert s["fields"]["ho-tich"]["served"] == 1
     officers = {o["officer"]: o for o in s["officers"]}
     assert list(officers) == ["Hoa", "", "Minh"]  # most served first; "" is a call without a name
+    unnamed = officers[""]  # shown as its counter's officer ("Cán bộ tại Quầy 2"), never "(không rõ tên)"
+    assert unnamed["counter"] is not None and officers["Hoa"]["counter"] is None
     hoa = officers["Hoa"]
     assert (hoa["called"], hoa["served"], hoa["no_show"], hoa["ratings"]) == (3, 2, 1, [1, 0, 1])
     assert hoa["avg_service_s"] == 30 * 60

@@ -130,8 +130,12 @@
 
     const officers = $("officers");
     officers.replaceChildren();
+    const counterNames = {};
+    for (const c of v.counters) counterNames[c.id] = c.name;
     for (const o of (v.stats ? v.stats.officers : [])) {
-      const tr = row([td(o.officer || T.sup_unknown_officer), td(o.served, "num served"), td(minutes(o.avg_wait_s), "num"),
+      // a call that named nobody (a keypad, no officer configured) is its counter's officer's
+      const who = o.officer || P.fmt(T.sup_counter_officer, { counter: counterNames[o.counter] || o.counter || "?" });
+      const tr = row([td(who), td(o.served, "num served"), td(minutes(o.avg_wait_s), "num"),
                       td(minutes(o.avg_service_s), "num"), ratings(v.levels, o.ratings)]);
       tr.dataset.officer = o.officer;
       officers.append(tr);
