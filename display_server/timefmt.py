@@ -35,6 +35,18 @@ def day_text(value: Any) -> str:
         return ""
 
 
+def parse_day(text: str) -> date | None:
+    """A day as people type it (dd/mm/yyyy) or as machines do (YYYY-MM-DD); None otherwise."""
+    try:
+        return datetime.strptime(text.strip(), "%d/%m/%Y").date()
+    except ValueError:
+        pass
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        return None
+
+
 def stamp_text(value: Any, tz: tzinfo) -> str:
     """When something happened, as the ticket prints it: HH:MM · dd/mm/yyyy; '' if unknown."""
     moment = local(value, tz)

@@ -4,20 +4,24 @@ skip, and the supervisor's units, dates and tables."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from display_server.timefmt import stamp_text
+from display_server.timefmt import day_text, stamp_text
 from qms_common.config import load_site_config
 from qms_common.devbroker import Broker, free_port
+from qms_common.protocol import Topics
 from tests.support.core import running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
-from tests.support.web import ACCOUNTS, CHROMIUM_ARGS, accounts_extra, running_web, web_extra
+from tests.support.web import ACCOUNTS, CHROMIUM_ARGS, accounts_extra, login, running_web, web_extra
 from tests.test_web_browser import WAIT_MS, Tab, log_in
 
 PORTRAIT = {"width": 1080, "height": 1920}
@@ -183,3 +187,108 @@ async def test_the_403_page_offers_a_way_back_and_out(chromium: Browser, broker:
         me = await tab.page.evaluate("fetch('/api/me').then(r => r.status)")
         assert me == 401  # logged out: another officer can log in here
         assert not tab.errors
+
+
+# ---------------------------------------------------------------- the console
+
+
+async def test_the_console_says_what_a_skip_did(chromium: Browser, broker: Broker, tmp_path: Path) -> None:
+    path = site_file(tmp_path, broker)
+    topics = Topics(load_site_config(path).id)
+    async with Probe(broker.url) as probe, running_core(path), running_web(path) as web:
+        assert (await probe.request(topics.cmd_ticket, {"request_id": new_id(), "field": "dat-dai"}))["ok"]
+        console = await log_in(await chromium.new_context(), web.url, "canbo1", "/counter/1")
+        await console.until("window.qmsConsole.view && window.qmsConsole.view.online && !window.qmsConsole.busy")
+        await console.page.click("#a-call_next")
+        await console.until("document.getElementById('number').textContent === '1001'")
+        await console.page.click("#a-skip")
+        await console.until("!window.qmsConsole.busy && document.getElementById('number').textContent === '—'")
+        assert await console.text("#ticket-info") == "Đã bỏ qua số 1001 (vắng mặt)"  # not "Chưa gọi số nào"
+        assert await console.text("#message") == "Đã bỏ qua số 1001 (vắng mặt)."
+        assert not console.errors
+
+
+# ---------------------------------------------------------------- the supervisor
+
+# a cell's text on more than one line: a wrapped "Quầy 1", a split header
+WRAPPED_CELLS = """() => {
+  const wrapped = [];
+  for (const cell of document.querySelectorAll("table.grid th, table.grid td:not(.muted)")) {
+    const rects = [];
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      if (!n.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(n);
+      for (const r of range.getClientRects()) if (r.width > 0) rects.push(r);
+    }
+    rects.sort((a, b) => a.top - b.top);
+    let lines = 0, bottom = -Infinity;
+    for (const r of rects) {
+      if (r.top >= bottom - 2) { lines += 1; bottom = r.bottom; } else { bottom = Math.max(bottom, r.bottom); }
+    }
+    if (lines > 1) wrapped.push(cell.textContent.trim());
+  }
+  return wrapped;
+}"""
+DURATION = r"^(\d+ giờ( \d+ phút)?|(\d+ phút )?\d+ giây)$"
+
+
+async def test_the_supervisor_s_units_dates_and_tables(chromium: Browser, broker: Broker, tmp_path: Path) -> None:
+    path = site_file(tmp_path, broker)
+    topics = Topics(load_site_config(path).id)
+    async with Probe(broker.url) as probe, running_core(path), running_web(path) as web:
+        async def ask(topic: str, payload: dict[str, Any]) -> dict[str, Any]:
+            return await probe.request(topic, {"request_id": new_id(), **payload})
+
+        for field in ("dat-dai", "dat-dai", "dat-dai", "ho-tich", "ho-tich"):
+            assert (await ask(topics.cmd_ticket, {"field": field}))["ok"]
+        assert (await ask(topics.cmd_counter("1"), {"action": "open", "officer": "Nguyễn Thị Hoa"}))["ok"]
+        assert (await ask(topics.cmd_counter("1"), {"action": "call_next"}))["ok"]
+        assert (await ask(topics.cmd_counter("1"), {"action": "finish"}))["ok"]
+        # a keypad's N on a closed counter nobody ever opened by name
+        assert (await ask(topics.cmd_counter("3"), {"action": "call_next"}))["ok"]
+        assert (await ask(topics.cmd_counter("3"), {"action": "finish"}))["ok"]
+        for width, height in ((1366, 768), (1920, 1080)):
+            context = await chromium.new_context(viewport={"width": width, "height": height},
+                                                 timezone_id="Pacific/Pago_Pago")
+            dash = await log_in(context, web.url, "giamsat", "/supervisor")
+            await dash.until("window.qmsSupervisor.view && window.qmsSupervisor.view.stats "
+                             "&& window.qmsSupervisor.view.stats.total.served === 2")
+            await dash.page.screenshot(path=str(tmp_path / f"supervisor-{width}.png"), full_page=True)
+            view = await dash.page.evaluate("window.qmsSupervisor.view")
+            assert await dash.text("#day") == day_text(view["day"])  # dd/mm/yyyy
+            assert await dash.page.input_value("#export-from") == day_text(view["day"])
+            for key in ("avg_wait", "avg_service"):
+                assert re.match(DURATION, await dash.text(f"[data-total='{key}'] .value")), key
+            await dash.until("/giây|phút/.test(document.querySelector(\"#fields tr[data-field='dat-dai'] .longest\")"
+                             ".textContent)")
+            assert re.match(DURATION, await dash.text("#fields tr[data-field='dat-dai'] .longest"))
+            labels = await dash.page.locator("#chart svg text").all_text_contents()
+            assert labels[1:] and all(re.match(r"^\d{1,2} giờ$", label) for label in labels[1:]), labels
+            officers = await dash.page.locator("#officers tr td:first-child").all_text_contents()
+            assert sorted(officers) == ["Cán bộ tại Quầy 3", "Nguyễn Thị Hoa"]
+            assert "không rõ" not in await dash.text("main")
+            assert await dash.page.evaluate(WRAPPED_CELLS) == []
+            clipped = await dash.page.evaluate("Array.from(document.querySelectorAll('.dashboard .panel'))"
+                                               ".filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.id || "
+                                               "p.querySelector('h2').textContent)")
+            assert clipped == []  # and nothing hides in a scrolled panel instead
+            assert not dash.errors
+            await context.close()
+
+
+async def test_exports_take_the_dates_as_the_dashboard_shows_them(broker: Broker, tmp_path: Path) -> None:
+    path = site_file(tmp_path, broker)
+    jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1
+    async with running_core(path), running_web(path) as web, aiohttp.ClientSession(cookie_jar=jar) as http:
+        resp = await login(http, web.url, "giamsat")
+        assert resp.status == 303
+        today = datetime.now(load_site_config(path).tz).date()
+        for value in (today.strftime("%d/%m/%Y"), today.isoformat()):
+            async with http.get(f"{web.url}/supervisor/export/tickets.csv?from={value}&to={value}") as r:
+                assert r.status == 200, value
+                assert (await r.text()).lstrip("\ufeff").startswith("ticket_id")
+        async with http.get(f"{web.url}/supervisor/export/tickets.csv?from=31/02/2026") as r:
+            assert r.status == 400
+            assert "dd/mm/yyyy" in (await r.json())["error"]["message"]

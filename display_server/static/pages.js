@@ -38,11 +38,12 @@ window.QmsPages = (function () {
     return function (date) { return f.format(date || new Date()); };
   }
 
-  function duration(seconds) {
+  // with its units, as people say it: "4 phút 12 giây", "1 giờ 5 phút", "40 giây"
+  function duration(T, seconds) {
     seconds = Math.max(0, Math.round(seconds));
     const h = Math.floor(seconds / 3600), m = Math.floor(seconds % 3600 / 60), s = seconds % 60;
-    const mm = (h ? String(m).padStart(2, "0") : String(m)) + ":" + String(s).padStart(2, "0");
-    return h ? h + ":" + mm : mm;
+    if (h) return fmt(T.dur_h, { n: h }) + (m ? " " + fmt(T.dur_m, { n: m }) : "");
+    return (m ? fmt(T.dur_m, { n: m }) + " " : "") + fmt(T.dur_s, { n: s });
   }
 
   function requestId() {
