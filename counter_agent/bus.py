@@ -246,7 +246,7 @@ class Bus:
             device = next((d for d in self.devices if d.needs_paint()), None)
             if device is not None:
                 want = device.desired
-                flash = want.flash != device.blinked
+                flash = want.flash != device.blinked and want.blinks
                 req = self.driver.show(device.address, want.text, flash=flash, digits=device.config.digits)
                 epoch = device.epoch
                 if await self._transact(link, device, req, 1 + retries):

@@ -10,6 +10,13 @@ from qms_common.protocol import Action, CounterStatus, Topics, counter_command, 
 
 SIMPLE_KEYS = {"N": Action.CALL_NEXT, "R": Action.RECALL, "S": Action.SKIP, "F": Action.FINISH}
 RATING_KEYS = {str(score): score for score in range(1, 6)}
+KEY_LIST = "N R S F P T1…T9 1…5"  # docs/hardware.md, "Keys"
+
+
+def is_key(key: str) -> bool:
+    """A key the keypad has: a firmware or a simulator never sends any other."""
+    return (key in SIMPLE_KEYS or key == "P" or key in RATING_KEYS
+            or (len(key) == 2 and key[0] == "T" and key[1] in "123456789"))
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,13 @@
 """What a counter's LED panel shows. Pure: the agent feeds it state, replies and the time.
 
 Everything fits a 4-digit 7-segment panel (docs/hardware.md has the table for officers):
-the ticket number, `----` (no ticket: nobody waiting, or served and not yet called the next),
-blank (counter closed), `PAUS` (paused), `OFF` (broker or core unreachable), `r-3` (rating 3
-taken) and error codes `E-01`...`E-09` when a key is refused.
+the ticket number, `----` (the counter is open with no ticket; blinking only right after `N`:
+nobody is waiting), blank (counter closed), `PAUS` (paused), `OFF` (broker or core unreachable),
+`r-3` (rating 3 taken) and error codes `E-01`...`E-09` when a key is refused.
+
+A blink belongs to the text it was for: a call's blink that has not reached the panel before the
+counter moved on (a call finished at once, a panel that was away) is dropped, never shown on the
+next text, where a blinking `----` would tell the officer that nobody is waiting.
 """
 
 from __future__ import annotations
@@ -81,10 +85,12 @@ def call_identity(ticket: Any) -> tuple[str, int] | None:
 
 @dataclass(frozen=True)
 class Display:
-    """The text a panel should show; a new flash number asks for a blink."""
+    """The text a panel should show; a new flash number asks for a blink, if `blinks` (the flash
+    was for this text)."""
 
     text: str
     flash: int = 0
+    blinks: bool = True
 
 
 @dataclass
@@ -103,6 +109,11 @@ class CounterView:
     notice: str | None = None
     notice_until: float = 0.0
     seen_state: bool = False
+    flash_text: str | None = None  # what the latest flash was for
+
+    def _flash(self, text: str) -> None:
+        self.flash += 1
+        self.flash_text = text
 
     def apply_state(self, state: dict[str, Any], *, retained: bool) -> bool:
         """A state/counter message. Live ones older than what we hold are dropped (QoS 1 may
@@ -118,7 +129,7 @@ class CounterView:
         ident = call_identity(state.get("ticket"))
         if ident is not None and ident != self.flashed:
             if self.seen_state:
-                self.flash += 1  # a call made anywhere (keypad, web console) blinks
+                self._flash(self._steady())  # a call made anywhere (keypad, web console) blinks
             self.flashed = ident
         self.seen_state = True
         if self._steady() != before:
@@ -136,27 +147,29 @@ class CounterView:
         if ident is None or ident == self.flashed:
             return
         self.flashed = ident
-        self.flash += 1
         self.provisional = ticket
         self.provisional_after = self.seq
         self.notice = None
+        self._flash(self._steady())
 
     def show_notice(self, text: str, until: float) -> None:
         self.notice, self.notice_until = text, until
-        self.flash += 1
+        self._flash(text)
 
     def refuse(self) -> None:
         """A key pressed while the core is unreachable: blink OFF, send nothing."""
         self.notice = None
-        self.flash += 1
+        self._flash(OFF)
 
     def display(self, *, online: bool, now: float) -> Display:
         if not online:
-            return Display(OFF, self.flash)
-        if self.notice is not None and now < self.notice_until:
-            return Display(self.notice, self.flash)
-        self.notice = None
-        return Display(self._steady(), self.flash)
+            text = OFF
+        elif self.notice is not None and now < self.notice_until:
+            text = self.notice
+        else:
+            self.notice = None
+            text = self._steady()
+        return Display(text, self.flash, blinks=text == self.flash_text)
 
     def _steady(self) -> str:
         if self.unknown:

@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 from aiohttp import web
 
@@ -26,6 +26,7 @@ from display_server.api import ApiError, check_origin, json_response, read_body,
 from display_server.base import SETTINGS, SITE, error_page, render, texts_for
 from display_server.ratelimit import RateLimiter, seconds_text
 from display_server.settings import SecuritySettings
+from display_server.texts import DEFAULT_LANGUAGE
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,10 @@ def page_session(request: web.Request, *, role: Role | None = None, counter: str
         raise web.HTTPFound(login_url(request))
     refused = _allowed(request, session, role, counter)
     if refused is not None:
-        raise web.HTTPForbidden(text=error_page(request, 403, refused).text, content_type="text/html")
+        # a way back to the account's own page, and out (to log in as someone else)
+        page = render(request, "error.html", status=403, message=refused, session=session,
+                      back=landing(session.account))
+        raise web.HTTPForbidden(text=page.text, content_type="text/html")
     return session
 
 
@@ -185,10 +189,17 @@ def landing(account: Account) -> str:
 
 
 async def login_form(request: web.Request, *, status: int = 200, message: str | None = None,
-                     username: str = "") -> web.Response:
+                     username: str = "", nxt: str | None = None) -> web.Response:
+    """The form; after a failed login, with the page it was for (`nxt`) and its language kept."""
+    t = texts_for(request)
     token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
-    nxt = _safe_next(request.query.get("next")) or ""
-    resp = render(request, "login.html", status=status, csrf=token, next=nxt, message=message,
+    nxt = _safe_next(request.query.get("next") if nxt is None else nxt) or ""
+    # next and lang in the form's address too: the page after a failure switches language and keeps both
+    query = {"next": nxt} if nxt else {}
+    if t.lang != DEFAULT_LANGUAGE:
+        query["lang"] = t.lang
+    action = "/login" + ("?" + urlencode(query) if query else "")
+    resp = render(request, "login.html", status=status, csrf=token, next=nxt, message=message, action=action,
                   username=username, accounts=len(request.app[AUTH].accounts) > 0)
     resp.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="Strict", path="/login",
                     secure=request.app[SETTINGS].security.cookie_secure)
@@ -215,28 +226,29 @@ async def login(request: web.Request) -> web.Response:
         form = await _form(request)
     except ApiError as exc:
         return await login_form(request, status=exc.status, message=exc.message)
+    nxt = form.get("next") or request.query.get("next") or ""
     username = form.get("username", "")[:64]
     password = form.get("password", "")[:256]
     sent = form.get("csrf", "")
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
-        return await login_form(request, status=403, message=t.err_login_form_expired, username=username)
+        return await login_form(request, status=403, message=t.err_login_form_expired, username=username, nxt=nxt)
     address = request.remote or "?"
     wait = auth.refused_for(username, address)
     if wait > 0:
         log.warning("Từ chối đăng nhập %r từ %s: sai mật khẩu quá nhiều lần", username, address)
-        return await login_form(request, status=429, username=username,
+        return await login_form(request, status=429, username=username, nxt=nxt,
                                 message=t.err_login_limited.format(s=seconds_text(wait)))
     if not username or not password:
-        return await login_form(request, status=400, message=t.err_login_empty, username=username)
+        return await login_form(request, status=400, message=t.err_login_empty, username=username, nxt=nxt)
     account = await asyncio.to_thread(auth.accounts.check, username, password)
     if account is None:
         auth.failed(username, address)
         log.warning("Đăng nhập sai: %r từ %s", username, address)
-        return await login_form(request, status=401, message=t.err_login_wrong, username=username)
+        return await login_form(request, status=401, message=t.err_login_wrong, username=username, nxt=nxt)
     session = auth.create(account)
     log.info("Đăng nhập: %s (%s) từ %s", account.username, account.role, address)
-    target = _safe_next(form.get("next")) or landing(account)
+    target = _safe_next(nxt) or landing(account)
     resp = web.HTTPSeeOther(target)
     resp.set_cookie(SESSION_COOKIE, session.token, httponly=True, samesite="Strict", path="/",
                     secure=request.app[SETTINGS].security.cookie_secure,

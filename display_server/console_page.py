@@ -31,8 +31,9 @@ log = logging.getLogger(__name__)
 CONSOLES = web.AppKey("consoles", Counter)  # Counter[str]: open console pages per counter
 SCRIPT_TEXTS = (
     "counter_closed", "counter_open", "counter_paused", "counter_serving", "console_none", "console_serving",
-    "waiting", "people", "offline", "err_network", "console_no_shows_none", "console_done", "priority_badge",
-    "console_since", "console_calls", "console_dossier_saved", "console_login_again",
+    "waiting", "people", "offline", "err_network", "console_no_shows_none", "priority_badge",
+    "console_since", "console_calls", "console_dossier_saved", "console_login_again", "console_last_no_show",
+    "console_last_done", "console_last_transferred",
 )
 _KEYS = {
     Action.CALL: {"ticket"},

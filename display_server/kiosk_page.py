@@ -17,14 +17,24 @@ from typing import Any
 from aiohttp import web
 
 from display_server.api import CORE_TIMEOUT_S, ApiError, ask_core, bad_request, json_response, read_json
-from display_server.base import FOLLOWER, SETTINGS, SITE, add_link, error_page, render_page, texts_for
+from display_server.base import (
+    FOLLOWER,
+    SETTINGS,
+    SITE,
+    add_link,
+    error_page,
+    lang_switch_url,
+    render_page,
+    texts_for,
+)
 from display_server.live import serve_feed
 from display_server.printer import PrintResult, TicketPrinter, status_of
 from display_server.ratelimit import RateLimiter, seconds_text
 from display_server.settings import is_slug
 from display_server.state import SiteState
-from display_server.texts import Texts
+from display_server.texts import DEFAULT_LANGUAGE, Texts
 from display_server.ticket_image import PrintedTicket
+from display_server.timefmt import stamp_text
 from display_server.track_page import tracking_url
 from qms_common.config import SiteConfig
 from qms_common.mqtt import new_request_id
@@ -35,7 +45,8 @@ log = logging.getLogger(__name__)
 DEFAULT_KIOSK = "kiosk"
 KIOSK_LIMITER = web.AppKey("kiosk_limiter", RateLimiter)
 PRINTER = web.AppKey("printer", TicketPrinter)
-SCRIPT_TEXTS = ("kiosk_priority", "kiosk_normal", "waiting", "people", "ticket_label", "ticket_next", "ticket_ahead",
+SCRIPT_TEXTS = ("kiosk_priority", "kiosk_normal", "waiting", "people", "people_one", "ticket_label", "ticket_next",
+                "ticket_ahead", "ticket_ahead_one",
                 "ticket_wait", "minutes", "hours", "hours_minutes", "kiosk_done", "kiosk_printing", "kiosk_take_it",
                 "kiosk_print_browser", "offline", "kiosk_unavailable", "err_network", "ticket_scan", "priority_badge",
                 "kiosk_waiting", "kiosk_not_issued")
@@ -118,6 +129,9 @@ async def kiosk(request: web.Request) -> web.Response:
         "print": "printer" if settings.printer.serves(kiosk_id) else "browser",
         "texts": t.pick(*SCRIPT_TEXTS), "timezone": request.app[SITE].timezone,
         "retry_s": RETRY_S, "command_s": CORE_TIMEOUT_S,
+        # another language is one citizen's choice: after their ticket, or idle, back to Vietnamese
+        "home": lang_switch_url(request, t) if t.lang != DEFAULT_LANGUAGE else None,
+        "idle_s": settings.kiosk.idle_s,
     }
     return render_page(request, "kiosk.html", page, kiosk=kiosk_id)
 
@@ -164,22 +178,22 @@ async def issue(request: web.Request) -> web.Response:
     ticket = reply.get("ticket") or {}
     ahead, est = reply.get("ahead"), reply.get("est_wait_s")
     url = tracking_url(request, str(ticket.get("id", "")))
+    # the time as the site reads it: the kiosk's browser may run in any zone
+    issued = stamp_text(ticket.get("issued_at"), site.tz) or stamp_text(datetime.now(site.tz), site.tz)
     result: PrintResult | None = None
     mode = "browser"
     if settings.printer.serves(kiosk_id):
         mode = "printer"
-        result = await request.app[PRINTER].print(_printed(site, names, ticket, ahead, est, url), Texts("vi"))
+        printed = _printed(site, names, ticket, ahead, est, url, issued)
+        result = await request.app[PRINTER].print(printed, Texts("vi"))
     return json_response({"ok": True, "ticket": ticket, "ahead": ahead, "est_wait_s": est, "tracking_url": url,
-                          "field_name": names.get(str(ticket.get("field")), ""), "print": status_of(result, mode)})
+                          "field_name": names.get(str(ticket.get("field")), ""), "issued_text": issued,
+                          "print": status_of(result, mode)})
 
 
 def _printed(site: SiteConfig, names: dict[str, str], ticket: dict[str, Any], ahead: Any, est: Any,
-             url: str) -> PrintedTicket:
-    try:
-        issued = datetime.fromisoformat(str(ticket.get("issued_at"))).astimezone(site.tz)
-    except ValueError:
-        issued = datetime.now(site.tz)
+             url: str, issued: str) -> PrintedTicket:
     return PrintedTicket(office=site.name, field_name=names.get(str(ticket.get("field")), ""),
                          number=str(ticket.get("number", "")), priority=bool(ticket.get("priority")),
-                         issued_at=issued, ahead=ahead if isinstance(ahead, int) else None,
+                         issued=issued, ahead=ahead if isinstance(ahead, int) else None,
                          est_wait_s=est if isinstance(est, int) else None, url=url)

@@ -76,6 +76,8 @@ class KioskSettings:
     # how long a new ticket stays on the screen
     show_s: float = 20.0
     priority: bool = True
+    # untouched this long in another language, the kiosk speaks Vietnamese again
+    idle_s: float = 60.0
 
 
 PRINTER_TYPES = ("none", "file", "serial", "network", "usb")
@@ -239,6 +241,7 @@ def _kiosk(site: SiteConfig) -> KioskSettings:
         tickets_per_minute=t.int("tickets_per_minute", 10, minimum=1, maximum=600),
         show_s=t.float("show_s", 20.0, minimum=3.0),
         priority=t.bool("priority", True),
+        idle_s=t.float("idle_s", 60.0, minimum=5.0),
     )
     t.reject_unknown()
     return s

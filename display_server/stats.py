@@ -14,7 +14,7 @@ from typing import Any
 
 from qms_common.protocol import CALLABLE_STATUSES, TicketStatus
 
-UNKNOWN_OFFICER = ""
+UNKNOWN_OFFICER = ""  # a call that named nobody: counted per counter, shown as its counter's officer
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -113,7 +113,7 @@ def compute(records: Iterable[dict[str, Any]], *, levels: int, tz: tzinfo) -> di
     """The statistics of these records; `levels` is the number of rating levels of the site."""
     total = _Tally(levels)
     fields: dict[str, _Tally] = defaultdict(lambda: _Tally(levels))
-    officers: dict[str, _Tally] = defaultdict(lambda: _Tally(levels))
+    officers: dict[tuple[str, str], _Tally] = defaultdict(lambda: _Tally(levels))  # (officer, counter if unnamed)
     counters: dict[str, _Tally] = defaultdict(lambda: _Tally(levels))
     hours: dict[int, _Tally] = defaultdict(lambda: _Tally(levels))
     for r in records:
@@ -126,7 +126,8 @@ def compute(records: Iterable[dict[str, Any]], *, levels: int, tz: tzinfo) -> di
         called = parse_time(r.get("called_at"))
         if called is not None:
             officer = r.get("officer") if isinstance(r.get("officer"), str) else UNKNOWN_OFFICER
-            groups.append(officers[officer])
+            where = str(r.get("counter") or "") if officer == UNKNOWN_OFFICER else ""
+            groups.append(officers[(officer, where)])
             if isinstance(r.get("counter"), str):
                 groups.append(counters[r["counter"]])
         for g in groups:
@@ -150,8 +151,8 @@ def compute(records: Iterable[dict[str, Any]], *, levels: int, tz: tzinfo) -> di
     return {
         "total": total.view(),
         "fields": {k: v.view() for k, v in sorted(fields.items())},
-        "officers": [{"officer": k, **v.view()} for k, v in sorted(officers.items(), key=lambda kv: (-kv[1].served,
-                                                                                                      kv[0]))],
+        "officers": [{"officer": k[0], "counter": k[1] or None, **v.view()}
+                     for k, v in sorted(officers.items(), key=lambda kv: (-kv[1].served, kv[0]))],
         "counters": {k: v.view() for k, v in sorted(counters.items())},
         "by_hour": by_hour,
     }

@@ -27,6 +27,7 @@ from display_server.live import FeedEnded, serve_feed
 from display_server.rating_page import levels_of
 from display_server.records import TodayRecords, iter_records
 from display_server.state import SiteState
+from display_server.timefmt import day_text, parse_day
 from qms_common.config import SiteConfig
 from qms_common.protocol import ProtocolError
 
@@ -35,8 +36,9 @@ log = logging.getLogger(__name__)
 MAX_EXPORT_DAYS = 366
 SCRIPT_TEXTS = (
     "counter_closed", "counter_open", "counter_paused", "counter_serving", "online", "offline_word", "offline",
-    "sup_no_agent", "sup_console_open", "sup_unknown_officer", "sup_issued", "sup_served", "sup_avg_wait",
-    "sup_hour", "sup_ports", "sup_devices", "sup_errors", "sup_no_data", "minutes_short", "sup_rated", "sup_waiting",
+    "sup_no_agent", "sup_console_open", "sup_counter_officer", "sup_issued", "sup_served", "sup_avg_wait",
+    "sup_hour_label", "sup_ports", "sup_devices", "sup_errors", "sup_no_data", "dur_h", "dur_m", "dur_s", "sup_rated",
+    "sup_waiting",
     "sup_no_show", "sup_avg_service", "sup_core",
 )
 
@@ -105,6 +107,7 @@ def supervisor_view(state: SiteState, site: SiteConfig, records: TodayRecords, d
         "link": link_up,
         "core": state.presence.get("core", "unknown"),
         "day": (state.site or {}).get("day"),
+        "day_text": day_text((state.site or {}).get("day")),
         "levels": levels_of(state, site),
         "fields": fields,
         "counters": counters,
@@ -139,7 +142,7 @@ async def dashboard(request: web.Request) -> web.Response:
     today = _today(request)
     page = {"ws": "/supervisor/ws", "csrf": session.csrf, "texts": t.pick(*SCRIPT_TEXTS),
             "timezone": request.app[SITE].timezone}
-    return render_page(request, "supervisor.html", page, session=session, today=today)
+    return render_page(request, "supervisor.html", page, session=session, today=day_text(today))
 
 
 async def feed(request: web.Request) -> web.StreamResponse:
@@ -158,11 +161,10 @@ async def feed(request: web.Request) -> web.StreamResponse:
 
 
 def _day(request: web.Request, key: str, default: str) -> date:
-    value = request.query.get(key) or default
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, "bad_request", texts_for(request).err_day.format(key=key)) from None
+    day = parse_day(request.query.get(key) or default)
+    if day is None:
+        raise ApiError(400, "bad_request", texts_for(request).err_day.format(key=key))
+    return day
 
 
 async def export(request: web.Request) -> web.StreamResponse:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,7 +26,7 @@ class PrintedTicket:
     field_name: str
     number: str
     priority: bool
-    issued_at: datetime  # in the site's time zone
+    issued: str  # when, in the site's time zone (timefmt.stamp_text)
     ahead: int | None
     est_wait_s: int | None
     url: str  # the tracking page, for the QR code
@@ -48,7 +47,7 @@ def wait_text(t: Texts, ahead: int | None, est_wait_s: int | None) -> tuple[str,
     """The two lines about the wait: people ahead, and the estimated wait."""
     if ahead is None:
         return "", ""
-    people = t.ticket_next if ahead == 0 else t.ticket_ahead.format(n=ahead)
+    people = t.ticket_next if ahead == 0 else t.plural("ticket_ahead", ahead).format(n=ahead)
     if not est_wait_s or ahead == 0:
         return people, ""
     minutes = max(1, math.ceil(est_wait_s / 60))
@@ -146,7 +145,7 @@ def render(ticket: PrintedTicket, *, width: int, fonts: Fonts, t: Texts | None =
     c.text(ticket.number, fonts.bold, 170, gap=14, fit=True)
     if ticket.priority:
         c.badge(t.priority_badge, fonts.bold, 28)
-    c.text(ticket.issued_at.strftime("%H:%M · %d/%m/%Y"), fonts.regular, 26, gap=12)
+    c.text(ticket.issued, fonts.regular, 26, gap=12)
     people, wait = wait_text(t, ticket.ahead, ticket.est_wait_s)
     if people:
         c.text(people, fonts.regular, 26)

@@ -26,9 +26,9 @@ from qms_common.protocol import CALLABLE_STATUSES, ErrorCode, ProtocolError, Que
 
 # day, field, number: 20261121-dat-dai-1001 (a field's prefix may be Đ: 20261121-ho-tich-đ005)
 TICKET_ID_RE = re.compile(r"^\d{8}-[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?-[a-z0-9đ]{1,12}$")
-SCRIPT_TEXTS = ("track_waiting", "track_serving", "track_done", "track_no_show", "track_transferred",
+SCRIPT_TEXTS = ("track_waiting", "track_serving", "track_done", "track_thanks", "track_no_show", "track_transferred",
                 "track_expired", "ticket_next", "ticket_ahead", "ticket_wait", "minutes", "hours", "hours_minutes",
-                "to_counter", "offline", "track_not_found", "priority_badge", "track_rated")
+                "to_counter", "offline", "track_not_found", "priority_badge", "track_rated", "ticket_ahead_one")
 
 
 def setup(app: web.Application) -> None:

@@ -105,6 +105,7 @@ class CounterConfig:
     name: str
     fields: tuple[str, ...]
     spoken: str | None = None  # how the announcement says it, e.g. "quầy tiếp nhận số ba"
+    officer: str | None = None  # who a keypad's call names when nobody opened the counter by name
 
 
 @dataclass(frozen=True)
@@ -274,9 +275,10 @@ def _parse_counters(root: Table, field_ids: set[str]) -> tuple[CounterConfig, ..
                 t.fail("fields", f"lĩnh vực {fid!r} không có trong [[fields]].",
                        f"Dùng một trong: {', '.join(sorted(field_ids))}, hoặc thêm lĩnh vực đó.")
         spoken = t.str("spoken")
+        officer = t.str("officer")
         t.reject_unknown()
         counters.append(CounterConfig(id=cid, name=name, fields=tuple(dict.fromkeys(cfields)),
-                                      spoken=spoken))
+                                      spoken=spoken, officer=officer.strip()[:64] if officer else None))
     return tuple(counters)
 
 

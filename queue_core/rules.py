@@ -119,10 +119,22 @@ def _finish_current(book: Book, c: Counter, now: datetime, change: Change) -> Co
     return replace(c, ticket=None, last_served=done.id)
 
 
+def _officer(book: Book, c: Counter) -> str | None:
+    """Who a call at this counter names. A counter keeps the last officer who opened it by name,
+    also when closed; a keypad's N on a closed counter names the counter's configured officer,
+    else that last one, so the statistics always know who served."""
+    cc = book.site.counter(c.id)
+    default = cc.officer if cc else None
+    if c.status is CounterStatus.CLOSED:
+        return default or c.officer
+    return c.officer or default
+
+
 def _serve(book: Book, c: Counter, t: Ticket, now: datetime, change: Change) -> Change:
+    officer = _officer(book, c)
     served = replace(t, status=TicketStatus.SERVING, called_at=now, counter=c.id,
-                     officer=c.officer, calls=t.calls + 1, finished_at=None)
-    c = _with_status(c, CounterStatus.SERVING, now, ticket=served.id)
+                     officer=officer, calls=t.calls + 1, finished_at=None)
+    c = _with_status(c, CounterStatus.SERVING, now, ticket=served.id, officer=officer)
     change.tickets.append(served)
     change.counters.append(c)
     change.events.append(Event(EventKind.CALLED, served, c.id))
@@ -231,7 +243,7 @@ def _resume(book: Book, c: Counter, req: CounterRequest, now: datetime) -> Chang
 
 def _open(book: Book, c: Counter, req: CounterRequest, now: datetime) -> Change:
     status = CounterStatus.OPEN if c.status is CounterStatus.CLOSED else c.status
-    after = _with_status(c, status, now, officer=req.officer if req.officer else c.officer)
+    after = _with_status(c, status, now, officer=req.officer if req.officer else _officer(book, c))
     if after == c:
         return Change(counter=c)
     return Change(counters=[after], counter=after)
@@ -242,7 +254,7 @@ def _close(book: Book, c: Counter, req: CounterRequest, now: datetime) -> Change
         return Change(counter=c)
     change = Change()
     after = _finish_current(book, c, now, change)
-    after = _with_status(after, CounterStatus.CLOSED, now, officer=None)
+    after = _with_status(after, CounterStatus.CLOSED, now)  # the officer stays: see _officer
     change.counters.append(after)
     change.counter = after
     return change
@@ -322,5 +334,5 @@ def rollover(book: Book, new_day: str, now: datetime) -> Change:
         elif t.status is TicketStatus.SERVING:
             change.tickets.append(replace(t, status=TicketStatus.DONE, finished_at=now))
     for c in book.counters.values():
-        change.counters.append(Counter(c.id, CounterStatus.CLOSED, since=now))
+        change.counters.append(Counter(c.id, CounterStatus.CLOSED, officer=c.officer, since=now))
     return change

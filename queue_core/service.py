@@ -22,6 +22,7 @@ from qms_common.protocol import (
     MAX_REPLY_BYTES,
     PROTOCOL_VERSION,
     CounterRequest,
+    CounterStatus,
     ErrorCode,
     ProtocolError,
     QueryKind,
@@ -436,7 +437,9 @@ class QueueService:
         cc = self.site.counter(c.id)
         t = self.book.tickets.get(c.ticket) if c.ticket else None
         return {"counter": c.id, "name": cc.name if cc else c.id, "status": str(c.status),
-                "ticket": self._public(t) if t else None, "officer": c.officer,
+                "ticket": self._public(t) if t else None,
+                # a closed counter remembers its last officer (rules._officer); nobody is there now
+                "officer": c.officer if c.status is not CounterStatus.CLOSED else None,
                 "fields": list(cc.fields) if cc else [], "since": iso(c.since, self.tz)}
 
     def site_view(self) -> dict[str, Any]:

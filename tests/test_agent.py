@@ -330,6 +330,24 @@ async def test_unresponsive_device_is_retried_then_offline(rig: Rig) -> None:
     await rig.health(lambda h: device_health(h, "2", "bus-a")["device"] == "online")
 
 
+async def test_a_call_over_before_its_panel_showed_it_does_not_blink(rig: Rig) -> None:
+    """docs/hardware.md: a blinking `----` says nobody is waiting. A call that was made and
+    finished while the panel was away must not make the `----` after it blink."""
+    bus = rig.bus_a
+    bus.mute(2)
+    await rig.health(lambda h: device_health(h, "2", "bus-a")["device"] == "offline")
+    await rig.ticket("dat-dai")
+    await rig.ticket("dat-dai")
+    assert (await rig.counter("2", "call_next"))["ok"]
+    assert (await rig.counter("2", "finish"))["ok"]
+    await rig.probe.wait_topic(rig.topics.state_counter("2"), lambda s: s["status"] == "open")
+    mark = bus.mark()
+    bus.mute(2, False)
+    shown = await bus.wait_shown(2, "----", start=mark)
+    assert not shown.flash  # one citizen is still waiting
+    await rig.health(lambda h: device_health(h, "2", "bus-a")["device"] == "online")
+
+
 async def test_a_key_from_a_device_thought_offline_is_answered_at_once(broker: Broker, tmp_path: Path) -> None:
     # Pings far apart: only the key itself can tell the agent the device is back.
     async for rig in start_rig(broker.url, tmp_path, serial={"ping_s": 60.0}):

@@ -104,6 +104,11 @@ async def test_simulator_agent_and_press_as_processes(broker: Broker, tmp_path: 
             code, out = await run("-m", "counter_agent.simulator", "press", "--config", str(config),
                                   "--counter", "7", "N")
             assert code == 1 and "không có bàn phím" in out
+            # a key the keypad does not have is an error, not an "ok" the agent then silently drops
+            for key in ("X", "n", "T0", "9"):
+                code, out = await run("-m", "counter_agent.simulator", "press", "--config", str(config),
+                                      "--counter", "2", key)
+                assert code == 1 and f"bàn phím không có phím {key!r}" in out and "N R S F P" in out, (key, out)
 
             assert await agent.stop() == 0
             await probe.wait_for(lambda m: m.topic == t.status_agent("agent-1") and m.text == "offline")

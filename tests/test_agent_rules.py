@@ -81,7 +81,7 @@ def test_error_texts() -> None:
 def test_view_blinks_once_per_call_wherever_it_comes_from() -> None:
     v = CounterView("1")
     v.apply_state(state("serving", ticket("1001"), seq=5), retained=True)
-    assert v.display(online=True, now=0) == Display("1001", 0)  # what was there at start: no blink
+    assert v.display(online=True, now=0) == Display("1001", 0, blinks=False)  # what was there at start: no blink
     v.apply_state(state("serving", ticket("1002"), seq=6), retained=False)
     assert v.display(online=True, now=0) == Display("1002", 1)  # a call from the web console
     v.apply_state(state("serving", ticket("1002"), seq=7), retained=False)
@@ -119,16 +119,35 @@ def test_view_provisional_call_gives_way_to_newer_state() -> None:
     assert v.display(online=True, now=0).text == "PAUS"
 
 
+def test_a_blink_belongs_to_its_text() -> None:
+    """docs/hardware.md: `----` is an open counter with no ticket, and blinks only right after N
+    when nobody is waiting. A call's blink that never reached the panel must not make it blink."""
+    v = CounterView("1")
+    v.apply_state(state("open", seq=1), retained=True)
+    v.apply_state(state("serving", ticket("1001"), seq=2), retained=False)   # a call: it blinks
+    assert v.display(online=True, now=0) == Display("1001", 1, blinks=True)
+    # finished before the panel showed the call (a quick finish, a panel that was away)
+    v.apply_state(state("open", seq=3), retained=False)
+    assert v.display(online=True, now=0) == Display("----", 1, blinks=False)
+    v.show_notice(error_text("queue_empty"), until=5.0)                      # N, and nobody waiting
+    assert v.display(online=True, now=1.0) == Display("----", 2, blinks=True)
+    # a key refused while offline blinks OFF; back online, the number does not blink for it
+    v.apply_state(state("serving", ticket("1002"), seq=4), retained=False)
+    v.refuse()
+    assert v.display(online=False, now=6.0) == Display("OFF", 4, blinks=True)
+    assert v.display(online=True, now=6.0) == Display("1002", 4, blinks=False)
+
+
 def test_view_notice_and_offline() -> None:
     v = CounterView("1")
     v.apply_state(state("serving", ticket("1001"), seq=1), retained=True)
     v.show_notice("E-01", until=10.0)
     assert v.display(online=True, now=5.0) == Display("E-01", 1)
-    assert v.display(online=True, now=10.0) == Display("1001", 1)  # over: the state again
+    assert v.display(online=True, now=10.0) == Display("1001", 1, blinks=False)  # over: the state again
     v.show_notice("E-01", until=20.0)
     v.apply_state(state("open", seq=2), retained=False)            # the counter moved on
-    assert v.display(online=True, now=11.0) == Display("----", 2)
-    assert v.display(online=False, now=11.0) == Display("OFF", 2)
+    assert v.display(online=True, now=11.0) == Display("----", 2, blinks=False)  # E-01's blink is not its
+    assert v.display(online=False, now=11.0) == Display("OFF", 2, blinks=False)
     v.refuse()
     assert v.display(online=False, now=11.0) == Display("OFF", 3)  # a refused key blinks OFF
     v.unknown = True

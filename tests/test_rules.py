@@ -302,9 +302,34 @@ def test_pause_resume_open_close(office: Office) -> None:
     refused(ErrorCode.INVALID_STATE, office.act, "1", "recall")
     assert office.act("1", "resume").counter.status is CounterStatus.SERVING
     ch = office.act("1", "close")
-    assert ch.counter.status is CounterStatus.CLOSED and ch.counter.officer is None
+    assert ch.counter.status is CounterStatus.CLOSED and ch.counter.officer == "Lê Minh"  # remembered
     assert office.ticket("1001").status is TicketStatus.DONE
     assert office.act("1", "close").empty  # closing twice changes nothing
+
+
+def test_a_keypad_call_on_a_closed_counter_names_an_officer(office: Office, tmp_path: Path) -> None:
+    for _ in range(3):
+        office.issue("dat-dai")
+    office.call_next("1")  # nobody ever signed in here, nothing configured: no name to give
+    assert office.ticket("1001").officer is None
+    office.act("1", "open", officer="Lê Minh")
+    office.act("1", "close")
+    assert office.call_next("1") == "1002"  # the keypad's N names nobody: the last one signed in here
+    assert office.ticket("1002").officer == office.counter("1").officer == "Lê Minh"
+    office.apply(rules.rollover(office.book, "2026-11-22", office.tick()))
+    assert office.counter("1").officer == "Lê Minh"  # tomorrow's first N too
+
+    counters = '[[counters]]\nid = "1"\nname = "Quầy 1"\nfields = ["dat-dai"]\nofficer = "Trần Văn Bình"\n'
+    path, _ = write_site(tmp_path, "mqtt://127.0.0.1:1", counters=counters)
+    other = Office(load_site_config(path))
+    for _ in range(3):
+        other.issue("dat-dai")
+    other.act("1", "open", officer="Lê Minh")
+    other.act("1", "close")
+    assert other.call_next("1") == "1001"  # the counter's configured officer
+    assert other.ticket("1001").officer == "Trần Văn Bình"
+    other.act("1", "open", officer="Lê Minh")  # who opens it by name serves from then on
+    assert other.call_next("1") == "1002" and other.ticket("1002").officer == "Lê Minh"
 
 
 def test_dossier_code_is_kept_with_the_ticket(office: Office) -> None:

@@ -343,9 +343,9 @@ async def test_an_officer_uses_only_their_counters(rig: Rig) -> None:
         for path in ("/counter/3", "/supervisor"):
             async with http.get(rig.url + path) as resp:
                 assert resp.status == 403 and resp.charset == "utf-8"
-                assert "Tài khoản của bạn không được dùng quầy này" in await resp.text() or path == "/supervisor"
+                assert "Tài khoản này không được dùng quầy này" in await resp.text() or path == "/supervisor"
         status, body = await call(http, rig.url + "/api/counter/3", {"action": "open"}, csrf=csrf)
-        assert status == 403 and body["error"]["message"] == "Tài khoản của bạn không được dùng quầy này."
+        assert status == 403 and body["error"]["message"] == "Tài khoản này không được dùng quầy này."
         with pytest.raises(aiohttp.WSServerHandshakeError) as err:
             await http.ws_connect(rig.url + "/counter/3/ws")
         assert err.value.status == 403

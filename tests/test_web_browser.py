@@ -86,7 +86,7 @@ async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broke
         await kiosk.until("!document.getElementById('issued').hidden")
         assert await kiosk.text("#t-number") == "1001"
         assert await kiosk.text("#t-field") == "Đất đai"
-        assert await kiosk.text("#t-ahead") == "Bạn là người tiếp theo"
+        assert await kiosk.text("#t-ahead") == "Ông/bà là người tiếp theo"
         # no printer configured: the browser prints it, once the QR code is there
         await kiosk.until("window.__printed === 1")
         assert await kiosk.page.evaluate("document.getElementById('t-qr').naturalWidth") > 0
@@ -109,7 +109,7 @@ async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broke
         await console.page.click("#a-call_next")
         await console.until("document.getElementById('number').textContent === '1001'")
         await phone.until("document.getElementById('status').textContent.includes('Quầy 1')")
-        assert "Mời bạn đến quầy" in await phone.text("#status")
+        assert await phone.text("#status") == "Mời ông/bà đến Quầy 1"  # "quầy" once
         # the officer attaches the dossier code, then finishes
         await console.page.fill("#dossier", "H12.34-261121-0007")
         await console.page.click("#a-dossier")
@@ -128,6 +128,8 @@ async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broke
         await tablet.page.tap(".rate-button[data-score='3']")
         await tablet.until("!document.getElementById('thanks').hidden")
         assert await tablet.text("#thanks") == "Cảm ơn ông/bà đã đánh giá!"
+        await phone.until("document.getElementById('status').textContent.includes('đánh giá')")
+        assert await phone.text("#status") == "Đã phục vụ xong. Cảm ơn ông/bà đã đánh giá!"  # thanked once
         await tablet.page.screenshot(path=str(tmp_path / "rate.png"))
 
         # the supervisor sees it counted
@@ -197,7 +199,7 @@ async def test_the_login_form_and_the_language_switch(chromium: Browser, site: t
     path, _ = site
     async with running_core(path), running_web(path) as web:
         context = await chromium.new_context()
-        tab = await Tab.open(context, web.url + "/supervisor")
+        tab = await Tab.open(context, web.url + "/counter/3")
         await tab.page.fill("#username", "giamsat")
         await tab.page.fill("#password", "sai-mat-khau")
         await tab.page.click("#login")

@@ -21,6 +21,7 @@ from display_server.printer import PrintResult, TicketPrinter
 from display_server.settings import DEFAULT_BOLD_FONT, DEFAULT_FONT, PrinterSettings
 from display_server.texts import Texts
 from display_server.ticket_image import Fonts, PrintedTicket, render
+from display_server.timefmt import stamp_text
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import running_core
@@ -37,7 +38,8 @@ CUT = ESC + b"d\x06" + GS + b"V\x00"  # feed six lines, full cut
 PAPER_OK, PAPER_LOW, PAPER_OUT = 0x12, 0x1E, 0x72
 
 TICKET = PrintedTicket(office="Bộ phận Một cửa UBND xã Hòa Bình", field_name="Hộ tịch", number="2005",
-                       priority=False, issued_at=datetime(2026, 11, 21, 9, 30, tzinfo=TZ), ahead=4, est_wait_s=1200,
+                       priority=False, issued=stamp_text(datetime(2026, 11, 21, 9, 30, tzinfo=TZ), TZ),
+                       ahead=4, est_wait_s=1200,
                        url="http://192.168.1.10:8080/t/20261121-ho-tich-2005")
 
 

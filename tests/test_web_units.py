@@ -32,6 +32,7 @@ from display_server.settings import DEFAULT_FONT, load_server_settings
 from display_server.state import SiteState
 from display_server.texts import EN, VI, Texts
 from display_server.ticket_image import Fonts, PrintedTicket, render, wait_text
+from display_server.timefmt import stamp_text
 from qms_common.config import load_site_config
 from qms_common.tomlconf import ConfigError
 from tests.support.site import write_site
@@ -249,6 +250,8 @@ def test_statistics_of_a_day() -> None:
     assert s["fields"]["ho-tich"]["served"] == 1
     officers = {o["officer"]: o for o in s["officers"]}
     assert list(officers) == ["Hoa", "", "Minh"]  # most served first; "" is a call without a name
+    unnamed = officers[""]  # shown as its counter's officer ("Cán bộ tại Quầy 2"), never "(không rõ tên)"
+    assert unnamed["counter"] is not None and officers["Hoa"]["counter"] is None
     hoa = officers["Hoa"]
     assert (hoa["called"], hoa["served"], hoa["no_show"], hoa["ratings"]) == (3, 2, 1, [1, 0, 1])
     assert hoa["avg_service_s"] == 30 * 60
@@ -317,7 +320,8 @@ def test_a_cell_excel_would_run_as_a_formula_is_defused() -> None:
 
 FONTS = Fonts(DEFAULT_FONT, DEFAULT_FONT.with_name("DejaVuSans-Bold.ttf"))
 TICKET = PrintedTicket(office="Bộ phận Một cửa UBND xã Hòa Bình", field_name="Đăng ký kinh doanh", number="3005",
-                       priority=True, issued_at=datetime(2026, 11, 21, 8, 3, tzinfo=TZ), ahead=12, est_wait_s=3700,
+                       priority=True, issued=stamp_text(datetime(2026, 11, 21, 8, 3, tzinfo=TZ), TZ),
+                       ahead=12, est_wait_s=3700,
                        url="http://192.168.1.10:8080/t/20261121-dang-ky-kinh-doanh-3005")
 
 
@@ -358,8 +362,10 @@ def test_the_ticket_shows_the_qr_code_of_its_page() -> None:
 
 def test_wait_lines() -> None:
     t = Texts("vi")
-    assert wait_text(t, 0, 0) == ("Bạn là người tiếp theo", "")
-    assert wait_text(t, 3, 61) == ("Có 3 người đang chờ trước bạn", "Thời gian chờ dự kiến: khoảng 2 phút")
+    assert wait_text(t, 0, 0) == ("Ông/bà là người tiếp theo", "")
+    assert wait_text(t, 3, 61) == ("Có 3 người đang chờ trước ông/bà", "Thời gian chờ dự kiến: khoảng 2 phút")
+    assert wait_text(Texts("en"), 1, 0) == ("1 person ahead of you", "")
+    assert wait_text(Texts("en"), 2, 0) == ("2 people ahead of you", "")
     assert wait_text(t, 12, 3700)[1] == "Thời gian chờ dự kiến: khoảng 1 giờ 2 phút"
     assert wait_text(t, 12, 7200)[1] == "Thời gian chờ dự kiến: khoảng 2 giờ"
     assert wait_text(t, None, None) == ("", "")

@@ -14,6 +14,7 @@ import tty
 from collections.abc import Callable
 from pathlib import Path
 
+from counter_agent.keys import KEY_LIST, is_key
 from counter_agent.simulator.devices import Panel, Shown, SimProtocol, make_devices
 
 
@@ -119,8 +120,12 @@ class SimulatedBus:
                     loop.remove_writer(self._master)
 
     def press(self, address: int, key: str) -> None:
+        """A key of the keypad; one it does not have is an error here, not a frame the agent
+        quietly drops (garbage on the line is `send`)."""
         if address not in self.panels:
             raise KeyError(f"no device at address {address}")
+        if not is_key(key):
+            raise ValueError(f"bàn phím không có phím {key!r}; các phím: {KEY_LIST}")
         self.send(self.devices.key(address, key))
 
     def mute(self, address: int, muted: bool = True) -> None:

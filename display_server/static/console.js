@@ -5,8 +5,10 @@
   const P = window.QmsPages, $ = P.$;
   const config = P.config();
   const T = config.texts;
-  const state = { view: null, connected: false, busy: false, replies: [] };
+  // last: what this console did with the ticket it no longer holds ("Đã bỏ qua số 1003")
+  const state = { view: null, connected: false, busy: false, replies: [], last: null };
   window.qmsConsole = state;
+  const LAST = { skip: "console_last_no_show", finish: "console_last_done", transfer: "console_last_transferred" };
   const STATUS = { closed: T.counter_closed, open: T.counter_open, paused: T.counter_paused, serving: T.counter_serving };
 
   function say(text, isError) {
@@ -28,7 +30,8 @@
     const t = c.ticket;
     $("number").textContent = t ? t.number : "—";
     $("number").classList.toggle("empty", !t);
-    $("ticket-info").textContent = t ? (t.calls + " " + T.console_calls + (t.priority ? " · " + T.priority_badge : "")) : T.console_none;
+    $("ticket-info").textContent = t ? (t.calls + " " + T.console_calls + (t.priority ? " · " + T.priority_badge : ""))
+      : state.last || T.console_none;
     $("officer").textContent = c.officer || "—";
     const usable = state.connected && v.online && !state.busy;
     const closed = c.status === "closed", paused = c.status === "paused", serving = !!t;
@@ -99,8 +102,11 @@
       $("call-number").value = "";
       $("call-number").blur();
       say("");
+    } else if (LAST[action] && res.body.ticket) {
+      state.last = P.fmt(T[LAST[action]], { number: res.body.ticket.number });
+      say(state.last + ".");
     } else {
-      say(action === "finish" ? T.console_done : "");
+      say("");
     }
     draw();
   }

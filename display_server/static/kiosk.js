@@ -22,7 +22,7 @@
       b.dataset.field = f.id;
       b.append(P.el("span", "fb-name", f.name));
       if (f.waiting !== null && f.waiting !== undefined) {
-        b.append(P.el("span", "fb-waiting", T.waiting + ": " + f.waiting + " " + T.people));
+        b.append(P.el("span", "fb-waiting", T.waiting + ": " + f.waiting + " " + P.plural(T, "people", f.waiting)));
       }
       b.disabled = !usable;
       b.addEventListener("click", function () { take(f.id); });
@@ -99,8 +99,7 @@
     $("t-field").textContent = r.field_name || t.field;
     $("t-number").textContent = t.number;
     $("t-priority").hidden = !t.priority;
-    const issued = new Date(t.issued_at);
-    $("t-time").textContent = P.clock(config.timezone)(issued) + " · " + issued.toLocaleDateString("vi-VN");
+    $("t-time").textContent = r.issued_text;  // in the site's time zone, whatever the browser's
     const lines = P.waitLines(T, r.ahead, r.est_wait_s);
     $("t-ahead").textContent = lines[0];
     $("t-wait").textContent = lines[1];
@@ -127,8 +126,23 @@
 
   function back() {
     clearTimeout(backTimer);
+    if (config.home) { location.replace(config.home); return; }  // the next citizen finds Vietnamese
     $("issued").hidden = true;
     $("choose").hidden = false;
+  }
+
+  // in another language, a kiosk nobody touches goes back to Vietnamese
+  if (config.home) {
+    let idleTimer = null;
+    const idle = function () {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(function () { if (!state.busy) location.replace(config.home); else idle(); },
+                             config.idle_s * 1000);
+    };
+    for (const type of ["pointerdown", "keydown", "touchstart"]) {
+      document.addEventListener(type, idle, { passive: true, capture: true });
+    }
+    idle();
   }
 
   $("done").addEventListener("click", back);

@@ -16,6 +16,9 @@ window.QmsPages = (function () {
     return String(template).replace(/\{(\w+)\}/g, function (m, k) { return k in values ? values[k] : m; });
   }
 
+  // T[key + "_one"] for exactly one ("1 person"), else T[key]
+  function plural(T, key, n) { return n === 1 && (key + "_one") in T ? T[key + "_one"] : T[key]; }
+
   function span(T, seconds) {
     const m = Math.max(1, Math.ceil(seconds / 60));
     if (m < 60) return fmt(T.minutes, { m: m });
@@ -25,7 +28,7 @@ window.QmsPages = (function () {
   // the two lines about a wait, as the printed ticket says them
   function waitLines(T, ahead, est) {
     if (ahead === null || ahead === undefined) return ["", ""];
-    const people = ahead === 0 ? T.ticket_next : fmt(T.ticket_ahead, { n: ahead });
+    const people = ahead === 0 ? T.ticket_next : fmt(plural(T, "ticket_ahead", ahead), { n: ahead });
     if (!est || ahead === 0) return [people, ""];
     return [people, fmt(T.ticket_wait, { span: span(T, est) })];
   }
@@ -35,11 +38,12 @@ window.QmsPages = (function () {
     return function (date) { return f.format(date || new Date()); };
   }
 
-  function duration(seconds) {
+  // with its units, as people say it: "4 phút 12 giây", "1 giờ 5 phút", "40 giây"
+  function duration(T, seconds) {
     seconds = Math.max(0, Math.round(seconds));
     const h = Math.floor(seconds / 3600), m = Math.floor(seconds % 3600 / 60), s = seconds % 60;
-    const mm = (h ? String(m).padStart(2, "0") : String(m)) + ":" + String(s).padStart(2, "0");
-    return h ? h + ":" + mm : mm;
+    if (h) return fmt(T.dur_h, { n: h }) + (m ? " " + fmt(T.dur_m, { n: m }) : "");
+    return (m ? fmt(T.dur_m, { n: m }) + " " : "") + fmt(T.dur_s, { n: s });
   }
 
   function requestId() {
@@ -76,6 +80,6 @@ window.QmsPages = (function () {
     }).catch(function () { /* the server is away: the live feed reconnects and we look again */ });
   }
 
-  return { $: $, el: el, fmt: fmt, span: span, waitLines: waitLines, clock: clock, duration: duration,
+  return { $: $, el: el, fmt: fmt, plural: plural, span: span, waitLines: waitLines, clock: clock, duration: duration,
            requestId: requestId, post: post, config: config, toLogin: toLogin, checkSession: checkSession };
 })();

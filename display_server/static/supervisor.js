@@ -13,7 +13,7 @@
   const PALETTE = { 2: ["#d64545", "#27ab83"], 3: ["#d64545", "#f0b429", "#27ab83"],
                     4: ["#d64545", "#f0b429", "#3ebd93", "#27ab83"], 5: ["#d64545", "#f57d0d", "#f0b429", "#3ebd93", "#27ab83"] };
 
-  function minutes(s) { return s === null || s === undefined ? "—" : P.duration(s); }
+  function minutes(s) { return s === null || s === undefined ? "—" : P.duration(T, s); }
   function td(text, cls) { return P.el("td", cls, text === null || text === undefined ? "—" : String(text)); }
   function pill(cls, text) { return P.el("span", "pill " + cls, text); }
   function row(cells) { const tr = P.el("tr"); for (const c of cells) tr.append(c); return tr; }
@@ -80,7 +80,7 @@
         r.setAttribute("width", 14);
         r.setAttribute("height", height);
         const title = document.createElementNS(SVG, "title");
-        title.textContent = h.hour + T.sup_hour + ": " + b[1];
+        title.textContent = P.fmt(T.sup_hour_label, { h: h.hour }) + ": " + b[1];
         r.append(title);
         svg.append(r);
       });
@@ -88,7 +88,7 @@
       label.setAttribute("x", x + 18);
       label.setAttribute("y", pad * 2 + H - 2);
       label.setAttribute("text-anchor", "middle");
-      label.textContent = h.hour + T.sup_hour;
+      label.textContent = P.fmt(T.sup_hour_label, { h: h.hour });  // "2 giờ"
       svg.append(label);
     });
     svg.dataset.hours = String(hours.length);
@@ -99,7 +99,7 @@
     const v = state.view;
     $("offline").hidden = state.connected && (!v || v.online);
     if (!v) return;
-    $("day").textContent = v.day || "";
+    $("day").textContent = v.day_text || "";  // dd/mm/yyyy, from the server
     $("stats-error").textContent = v.stats_error || "";
     totals(v);
 
@@ -130,8 +130,12 @@
 
     const officers = $("officers");
     officers.replaceChildren();
+    const counterNames = {};
+    for (const c of v.counters) counterNames[c.id] = c.name;
     for (const o of (v.stats ? v.stats.officers : [])) {
-      const tr = row([td(o.officer || T.sup_unknown_officer), td(o.served, "num served"), td(minutes(o.avg_wait_s), "num"),
+      // a call that named nobody (a keypad, no officer configured) is its counter's officer's
+      const who = o.officer || P.fmt(T.sup_counter_officer, { counter: counterNames[o.counter] || o.counter || "?" });
+      const tr = row([td(who), td(o.served, "num served"), td(minutes(o.avg_wait_s), "num"),
                       td(minutes(o.avg_service_s), "num"), ratings(v.levels, o.ratings)]);
       tr.dataset.officer = o.officer;
       officers.append(tr);
@@ -165,7 +169,7 @@
     const now = Date.now();
     for (const tr of document.querySelectorAll("#fields tr")) {
       const cell = tr.querySelector(".longest");
-      cell.textContent = tr.dataset.oldest ? P.duration((now - Date.parse(tr.dataset.oldest)) / 1000) : "—";
+      cell.textContent = tr.dataset.oldest ? P.duration(T, (now - Date.parse(tr.dataset.oldest)) / 1000) : "—";
     }
   }
   setInterval(tick, 1000);

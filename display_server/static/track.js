@@ -23,9 +23,12 @@
     status.className = "status " + t.status;
     status.replaceChildren();
     if (t.status === "serving") {
-      status.append(T.track_serving, P.el("span", "counter-name", t.counter_name || t.counter));
+      // "Mời ông/bà đến" and the counter's own name ("Quầy 3"): the word "quầy" once
+      status.append(T.track_serving, " ", P.el("span", "counter-name", t.counter_name || t.counter));
+    } else if (t.status === "done") {
+      status.textContent = T.track_done + " " + (t.rating ? T.track_rated : T.track_thanks);  // one thanks
     } else {
-      status.textContent = (t.status === "done" && t.rating) ? T.track_done + " " + T.track_rated : STATUS[t.status] || t.status;
+      status.textContent = STATUS[t.status] || t.status;
     }
     const waiting = t.status === "waiting" || t.status === "transferred";
     const lines = waiting ? P.waitLines(T, v.ahead, v.est_wait_s) : ["", ""];
