@@ -189,7 +189,7 @@ async def test_a_repeated_request_id_gets_the_first_reply_and_changes_nothing(si
 
 
 async def test_reply_to_in_the_payload_serves_mqtt311_clients(site: Site, broker: Broker) -> None:
-    topic = f"legacy/reply/{new_id()}"
+    topic = f"{site.topics.reply('legacy')}/{new_id()}"
     async with Probe(broker.url, protocol=aiomqtt.ProtocolVersion.V311) as old:
         await old.subscribe(topic)
         await old.publish(site.topics.cmd_ticket, {"request_id": new_id(), "field": "ho-tich", "reply_to": topic})
@@ -205,7 +205,7 @@ async def test_correlation_data_is_echoed(site: Site) -> None:
 
 
 async def test_mosquitto_rr_works_as_a_client(site: Site, broker: Broker) -> None:
-    cmd = ["mosquitto_rr", "-p", str(broker.port), "-t", site.topics.cmd_ticket, "-e", f"{site.topics.site}/reply/1",
+    cmd = ["mosquitto_rr", "-p", str(broker.port), "-t", site.topics.cmd_ticket, "-e", site.topics.reply("cli"),
            "-m", '{"request_id":"r1","field":"dat-dai"}', "-W", "5"]
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await proc.communicate()

@@ -47,11 +47,15 @@ class Probe:
         self.received: list[Received] = []
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
-        self.reply_topic = f"test/reply/{uuid.uuid4().hex}"
+        # the core answers only in a reply namespace qms/{site}/reply/{user}/..., of the site of
+        # the command (known at the first request)
+        self.user = s.username or "probe"
+        self._reply_leaf = f"probe-{uuid.uuid4().hex}"
+        self._reply_topics: set[str] = set()
+        self.reply_topic = ""  # the one of the last request
 
     async def __aenter__(self) -> Probe:
         await self.client.__aenter__()
-        await self.client.subscribe(self.reply_topic, qos=1)
         self._reader = asyncio.create_task(self._read())
         return self
 
@@ -97,6 +101,15 @@ class Probe:
         m = await self.wait_for(lambda m: m.topic == topic and predicate(m.json), timeout=timeout, start=start)
         return m.json
 
+    async def reply_topic_for(self, command_topic: str) -> str:
+        """This probe's reply topic in the site of a command topic, subscribed."""
+        root = "/".join(command_topic.split("/")[:2])
+        topic = f"{root}/reply/{self.user}/{self._reply_leaf}"
+        if topic not in self._reply_topics:
+            await self.client.subscribe(topic, qos=1)
+            self._reply_topics.add(topic)
+        return topic
+
     def mark(self) -> int:
         return len(self.received)
 
@@ -107,6 +120,7 @@ class Probe:
                       correlation: bytes | None = None) -> dict[str, Any]:
         """An MQTT 5 request: the reply comes on our Response Topic with our Correlation Data."""
         corr = correlation or uuid.uuid4().bytes
+        self.reply_topic = await self.reply_topic_for(topic)
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = self.reply_topic
         props.CorrelationData = corr
