@@ -158,7 +158,7 @@ def render_conf(out: Path, *, port: int, bind: str, tls_port: int, ws_port: int 
     # Always TLS: Mosquitto 2.0 binds a WebSockets listener to every interface whatever address
     # it is given, so a plain one could not be kept on this machine.
     websockets = (f"# Browser integrations over WebSockets with TLS (wss://, --websockets).\n"
-                  f"listener {ws_port}\nprotocol websockets\ncafile {out}/tls/ca.crt\n"
+                  f"listener {ws_port}\nprotocol websockets\nuse_username_as_clientid true\ncafile {out}/tls/ca.crt\n"
                   f"certfile {out}/tls/server.crt\nkeyfile {out}/tls/server.key\ntls_version tlsv1.2"
                   if ws_port else "# WebSockets listener: off (qms-broker --websockets PORT turns it on).")
     return template.format(dir=out, port=port, bind=bind, tls_port=tls_port, websockets=websockets,
