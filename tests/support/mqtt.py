@@ -101,10 +101,10 @@ class Probe:
         m = await self.wait_for(lambda m: m.topic == topic and predicate(m.json), timeout=timeout, start=start)
         return m.json
 
-    async def reply_topic_for(self, command_topic: str) -> str:
-        """This probe's reply topic in the site of a command topic, subscribed."""
+    async def reply_topic_for(self, command_topic: str, topic: str | None = None) -> str:
+        """This probe's reply topic in the site of a command topic (or `topic`), subscribed."""
         root = "/".join(command_topic.split("/")[:2])
-        topic = f"{root}/reply/{self.user}/{self._reply_leaf}"
+        topic = topic or f"{root}/reply/{self.user}/{self._reply_leaf}"
         if topic not in self._reply_topics:
             await self.client.subscribe(topic, qos=1)
             self._reply_topics.add(topic)
@@ -117,17 +117,18 @@ class Probe:
         return [m for m in self.received[mark:] if m.topic.startswith(prefix)]
 
     async def request(self, topic: str, payload: bytes | str | dict[str, Any], *, timeout: float = 5.0,
-                      correlation: bytes | None = None) -> dict[str, Any]:
-        """An MQTT 5 request: the reply comes on our Response Topic with our Correlation Data."""
+                      correlation: bytes | None = None, reply_topic: str | None = None) -> dict[str, Any]:
+        """An MQTT 5 request: the reply comes on our Response Topic (this probe's own, or
+        `reply_topic`) with our Correlation Data."""
         corr = correlation or uuid.uuid4().bytes
-        self.reply_topic = await self.reply_topic_for(topic)
+        self.reply_topic = answer = await self.reply_topic_for(topic, reply_topic)
         props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = self.reply_topic
+        props.ResponseTopic = answer
         props.CorrelationData = corr
         mark = self.mark()
         await self.publish(topic, payload, properties=props)
         m = await self.wait_for(
-            lambda m: m.topic == self.reply_topic and getattr(m.properties, "CorrelationData", None) == corr,
+            lambda m: m.topic == answer and getattr(m.properties, "CorrelationData", None) == corr,
             timeout=timeout, start=mark)
         return m.json
 
