@@ -330,17 +330,18 @@ async def test_request_ids_are_per_sender(office: Office) -> None:
 # ---------------------------------------------------------------- reading and publishing
 
 
-async def test_nobody_reads_another_users_replies(office: Office) -> None:
+async def test_nobody_reads_another_users_replies_or_requests(office: Office) -> None:
+    """Nor anyone's requests: their request ids stay between the sender and the core."""
     t = office.topics
     async with office.attacker("tang-2") as agent, office.attacker("readonly") as ro:
         for spy in (agent, ro):
             await spy.subscribe("#", f"{t.root}/reply/#", f"{t.root}/reply/+", f"{t.root}/reply/web/#",
-                                f"{t.root}/reply/tang-1/#")
+                                f"{t.root}/reply/tang-1/#", f"{t.root}/cmd/#")
         await office.served(2)
-        # the state of counter 1 is published after the replies that led to it
+        # the state of counter 1 is published after the requests and replies that led to it
         for spy in (agent, ro):
             await spy.wait_topic(t.state_counter("1"), lambda s: s["ticket"] and s["ticket"]["number"] == "1002")
-            assert [m.topic for m in spy.received if "/reply/" in m.topic] == []
+            assert [m.topic for m in spy.received if "/reply/" in m.topic or "/cmd/" in m.topic] == []
 
 
 async def test_nobody_publishes_where_it_may_not(office: Office) -> None:
