@@ -13,13 +13,11 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from qms_common.devbroker import Broker
 from qms_common.protocol import Topics
 from tests.support.core import InProcessCore, running_core
-from tests.support.mqtt import Probe, new_id
+from tests.support.mqtt import Probe, new_id, response_topic
 from tests.support.site import write_site
 
 
@@ -197,13 +195,6 @@ async def test_reply_to_in_the_payload_serves_mqtt311_clients(site: Site, broker
         await old.publish(site.topics.cmd_ticket, {"request_id": new_id(), "field": "ho-tich", "reply_to": topic})
         reply = await old.wait_topic(topic)
     assert reply["ok"] and reply["ticket"]["number"] == "2001"
-
-
-def response_topic(topic: str) -> Properties:
-    props = Properties(PacketTypes.PUBLISH)
-    props.ResponseTopic = topic
-    props.CorrelationData = b"c"
-    return props
 
 
 async def test_the_core_answers_only_inside_a_reply_namespace(site: Site, caplog: pytest.LogCaptureFixture) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import tomllib
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,6 @@ from typing import Any
 
 import aiomqtt
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from broker_config.tool import main as qms_broker
 from counter_agent.agent import Agent
@@ -29,7 +26,7 @@ from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import ONLINE, Topics
 from tests.support.agent import running_agent, sim_bus, write_agent_config
 from tests.support.core import InProcessCore, running_core
-from tests.support.mqtt import Probe, new_id
+from tests.support.mqtt import Probe, new_id, response_topic
 from tests.support.site import write_site
 from tests.support.web import WebServer, running_web, web_extra
 
@@ -159,13 +156,6 @@ async def office(tmp_path: Path) -> AsyncIterator[Office]:
     finally:
         bus.close()
         broker.stop()
-
-
-def response_topic(topic: str) -> Properties:
-    props = Properties(PacketTypes.PUBLISH)
-    props.ResponseTopic = topic
-    props.CorrelationData = uuid.uuid4().bytes
-    return props
 
 
 def hijack_targets(t: Topics) -> list[str]:

@@ -122,15 +122,20 @@ class Probe:
         `reply_topic`) with our Correlation Data."""
         corr = correlation or uuid.uuid4().bytes
         self.reply_topic = answer = await self.reply_topic_for(topic, reply_topic)
-        props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = answer
-        props.CorrelationData = corr
         mark = self.mark()
-        await self.publish(topic, payload, properties=props)
+        await self.publish(topic, payload, properties=response_topic(answer, corr))
         m = await self.wait_for(
             lambda m: m.topic == answer and getattr(m.properties, "CorrelationData", None) == corr,
             timeout=timeout, start=mark)
         return m.json
+
+
+def response_topic(topic: str, correlation: bytes | None = None) -> Properties:
+    """A request's MQTT 5 properties: where the reply goes, and its Correlation Data."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = topic
+    props.CorrelationData = correlation or uuid.uuid4().bytes
+    return props
 
 
 def new_id() -> str:
