@@ -6,7 +6,11 @@ Users:
   announces its TVs.
 - one user per [[agents]] entry, named by the agent id: commands only its own counters,
   publishes only its own presence and health, reads state.
-- `readonly`: for integrations; reads state, events and presence, publishes nothing.
+- `readonly`, and one user per [[integrations]] entry: for integrations; read state, events and
+  presence, publish nothing.
+
+The broker takes each client's id from its user name (production.conf), so every user has one
+connection at a time and none can take another's id.
 
 Passwords are random, kept in DIR/credentials.toml (mode 0600) and reused when the command runs
 again, so adding an agent does not change everyone's password.
@@ -31,7 +35,7 @@ from broker_config import CONFIG_DIR
 from qms_common.config import SiteConfig, load_site_config
 from qms_common.protocol import Topics
 from qms_common.runner import exit_on_config_error
-from qms_common.tomlconf import ConfigError
+from qms_common.tomlconf import ConfigError, Table
 
 RESERVED_USERS = ("core", "web", "readonly")
 WEB_CLIENT_ID = "web"
@@ -44,6 +48,25 @@ class BrokerUser:
     rules: list[tuple[str, str]] = field(default_factory=list)  # (read|write|readwrite, topic)
 
 
+def replies(t: Topics, user: str) -> list[tuple[str, str]]:
+    """A user's reply namespace: only it may read there, and the core answers only there."""
+    return [("read", t.reply(user)), ("read", t.reply(user) + "/#")]
+
+
+def integration_ids(site: SiteConfig) -> list[str]:
+    """[[integrations]]: one read-only broker user each, for programs outside the system (a
+    dashboard, a report): each its own, as a user has one connection at a time."""
+    ids: list[str] = []
+    for table in Table(site.path, "", site.raw).tables("integrations"):
+        iid = table.slug("id")
+        if iid in ids or iid in RESERVED_USERS or any(a.id == iid for a in site.agents):
+            table.fail("id", f"tên {iid!r} đã dùng cho người dùng khác của broker.",
+                       f"Đặt tên khác {', '.join(RESERVED_USERS)}, các tác tử quầy và các tích hợp khác.")
+        table.reject_unknown()
+        ids.append(iid)
+    return ids
+
+
 def site_users(site: SiteConfig) -> list[BrokerUser]:
     t = Topics(site.id)
     watch = [("read", t.state_all), ("read", t.event_all), ("read", t.status_all), ("read", t.health_all)]
@@ -52,8 +75,7 @@ def site_users(site: SiteConfig) -> list[BrokerUser]:
         BrokerUser("web", "máy chủ web (web server)", [
             ("write", t.cmd_ticket), ("write", t.cmd_counter("+")), ("write", t.cmd_rating),
             ("write", t.cmd_query), ("write", t.status_display("+")), ("write", t.status_web("+")),
-            *watch,
-            ("read", t.reply(WEB_CLIENT_ID)), ("read", t.reply(WEB_CLIENT_ID) + "/#"),
+            *watch, *replies(t, WEB_CLIENT_ID),
         ]),
     ]
     for agent in site.agents:
@@ -63,10 +85,10 @@ def site_users(site: SiteConfig) -> list[BrokerUser]:
         rules = [("write", t.cmd_counter(c)) for c in agent.counters]
         rules += [("write", t.cmd_rating), ("write", t.status_agent(agent.id)),
                   ("write", t.health_agent(agent.id)),
-                  ("read", t.state_all), ("read", t.status_all),
-                  ("read", t.reply(agent.id)), ("read", t.reply(agent.id) + "/#")]
+                  ("read", t.state_all), ("read", t.status_all), *replies(t, agent.id)]
         users.append(BrokerUser(agent.id, f"tác tử quầy {', '.join(agent.counters)}", rules))
     users.append(BrokerUser("readonly", "chỉ đọc, cho tích hợp (read-only integrations)", watch))
+    users += [BrokerUser(iid, "tích hợp chỉ đọc (read-only integration)", watch) for iid in integration_ids(site)]
     return users
 
 
@@ -133,7 +155,11 @@ def make_tls(tls_dir: Path, hostnames: list[str], days: int = 3650) -> None:
 
 def render_conf(out: Path, *, port: int, bind: str, tls_port: int, ws_port: int | None, run_as: str) -> str:
     template = (CONFIG_DIR / "production.conf").read_text(encoding="utf-8")
-    websockets = (f"# Browser integrations over WebSockets (--websockets).\nlistener {ws_port}\nprotocol websockets"
+    # Always TLS: Mosquitto 2.0 binds a WebSockets listener to every interface whatever address
+    # it is given, so a plain one could not be kept on this machine.
+    websockets = (f"# Browser integrations over WebSockets with TLS (wss://, --websockets).\n"
+                  f"listener {ws_port}\nprotocol websockets\nuse_username_as_clientid true\ncafile {out}/tls/ca.crt\n"
+                  f"certfile {out}/tls/server.crt\nkeyfile {out}/tls/server.key\ntls_version tlsv1.2"
                   if ws_port else "# WebSockets listener: off (qms-broker --websockets PORT turns it on).")
     return template.format(dir=out, port=port, bind=bind, tls_port=tls_port, websockets=websockets,
                            user_line=f"user {run_as}")
@@ -155,7 +181,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=1883, help="cổng MQTT thường (mặc định 1883)")
     p.add_argument("--bind", default="127.0.0.1", help="địa chỉ nghe của cổng thường (mặc định 127.0.0.1)")
     p.add_argument("--tls-port", type=int, default=8883, help="cổng MQTT qua TLS (mặc định 8883)")
-    p.add_argument("--websockets", type=int, metavar="PORT", help="bật cổng WebSockets, ví dụ 9001")
+    p.add_argument("--websockets", type=int, metavar="PORT", help="bật cổng WebSockets qua TLS (wss), ví dụ 9001")
     p.add_argument("--hostname", action="append", default=None,
                    help="tên máy/IP trong chứng chỉ TLS (lặp lại được; mặc định localhost và 127.0.0.1)")
     p.add_argument("--run-as", default="mosquitto", help="người dùng hệ thống chạy mosquitto (mặc định mosquitto)")

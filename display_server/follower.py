@@ -41,6 +41,7 @@ class StateFollower:
         self.session = MqttSession(
             site.mqtt,
             # unique per process: two servers (or a restart overlapping the old one) never kick each other off
+            # (a production broker uses the user name instead: one connection per user, docs/security.md)
             identifier=f"qms-web-{site.id}-{server_id}-{uuid.uuid4().hex[:6]}",
             name="display_server",
             subscriptions=[self.topics.state_all, self.topics.event_all, self.topics.status_all,

@@ -18,7 +18,7 @@ MQTT_URL_ENV = "QMS_MQTT_URL"
 
 # Sections other parts read from the same file; listed so a misspelt section name is caught.
 KNOWN_SECTIONS = (
-    "site", "mqtt", "storage", "web", "queue", "rating", "fields", "counters", "agents",
+    "site", "mqtt", "storage", "web", "queue", "rating", "fields", "counters", "agents", "integrations",
     "speech", "display", "kiosk", "printer", "accounts", "security",
 )
 

@@ -20,6 +20,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 # broker's max_packet_size (broker_config/production.conf), beyond which no message gets through.
 MAX_REPLY_BYTES = 256 * 1024
 MAX_ID_LEN = 128
+MAX_TOPIC_LEN = 256
 MAX_TEXT_LEN = 64
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
@@ -127,6 +128,18 @@ class Topics:
     def reply(self, client_id: str) -> str:
         """Where a client of this site asks for its replies (the ACLs allow it to read here)."""
         return f"{self.root}/reply/{client_id}"
+
+    def reply_owner(self, topic: str) -> str | None:
+        """The user whose reply namespace `qms/{site}/reply/{user}[/...]` holds this topic, or
+        None for a topic outside every namespace: the only topics the core answers on. The broker
+        lets only {user} read there, so this names who can read the answer."""
+        prefix = f"{self.root}/reply/"
+        if not topic.startswith(prefix) or len(topic) > MAX_TOPIC_LEN or any(c in topic for c in "#+\0"):
+            return None
+        levels = topic[len(prefix):].split("/")
+        if not SLUG_RE.match(levels[0]) or "" in levels:
+            return None
+        return levels[0]
 
     # retained state
     @property
@@ -267,11 +280,12 @@ def request_id_of(obj: dict[str, Any]) -> str | None:
 
 
 def reply_to_of(obj: dict[str, Any]) -> str | None:
-    """The MQTT 3.1.1 clients' reply topic, if it is a topic one may publish to."""
+    """The MQTT 3.1.1 clients' reply topic as given, None when there is none. Not checked here:
+    Topics.reply_owner says whether the core may answer there (a non-string is no topic at all)."""
     value = obj.get("reply_to")
-    if isinstance(value, str) and 0 < len(value) <= 256 and not any(c in value for c in "#+\0"):
-        return value
-    return None
+    if value is None:
+        return None
+    return value if isinstance(value, str) else ""
 
 
 def _require_request_id(obj: dict[str, Any]) -> str:

@@ -66,7 +66,8 @@ class CoreLink:
         correlation = getattr(props, "CorrelationData", None) if props else None
         payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else None
         try:
-            pending = await self.service.accept(topic, bytes(payload) if payload is not None else None)
+            pending = await self.service.accept(topic, bytes(payload) if payload is not None else None,
+                                                response_topic)
         except Exception:
             log.exception("Lỗi không mong đợi khi xử lý lệnh trên %s", topic)
             self._reply(response_topic, correlation, error_reply(
@@ -89,10 +90,12 @@ class CoreLink:
             return
         self._send(result.messages)
         if result.reply is not None:
-            self._reply(response_topic or result.reply_to, correlation, result.reply)
+            self._reply(result.reply_to, correlation, result.reply)
 
     def _reply(self, topic: str | None, correlation: bytes | None, reply: dict[str, object]) -> None:
-        if topic:
+        # Never outside a reply namespace, whatever the request said (the service refuses those
+        # already; this holds for every path, an unexpected error's too).
+        if topic and self.service.topics.reply_owner(topic) is not None:
             self.session.publish_soon(topic, dumps(reply), properties=response_properties(correlation))
 
     async def _settle(self) -> None:

@@ -72,7 +72,7 @@ class Outgoing:
 @dataclass
 class Result:
     reply: dict[str, Any] | None
-    reply_to: str | None = None          # from the payload, for MQTT 3.1.1 clients
+    reply_to: str | None = None          # a topic of the sender's reply namespace, or None: no answer
     messages: list[Outgoing] = field(default_factory=list)
 
 
@@ -85,6 +85,7 @@ class Pending:
     commit: asyncio.Future[None] | None = None
     change: Change | None = None
     rid: str | None = None
+    sender: str = ""                     # whose request id it is (Topics.reply_owner)
     kind: str = ""
     fields: set[str] = field(default_factory=set)
     counters: set[str] = field(default_factory=set)
@@ -104,8 +105,9 @@ class QueueService:
         self._seq_reserved = 0      # asked of the store: no seq up to here was used before a restart
         self.book = Book(site, "")
         self._lock = asyncio.Lock()
-        self._known_ids: set[str] = set()
-        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        # Request ids are per sender: (sender, request_id) -> the stored reply
+        self._known_ids: set[tuple[str, str]] = set()
+        self._recent: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._queue_views: dict[str, dict[str, Any]] = {}
         self._counter_views: dict[str, dict[str, Any]] = {}
         self._dirty_fields: set[str] = set()
@@ -113,7 +115,7 @@ class QueueService:
         # one command sees one moment, and shows each ticket version once (reply, events, state)
         self._moment: datetime | None = None
         self._publics: dict[int, tuple[Ticket, dict[str, Any]]] = {}
-        self._in_flight: dict[str, asyncio.Future[dict[str, Any]]] = {}  # request_id -> its reply
+        self._in_flight: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}  # (sender, rid) -> reply
         self._commits: set[asyncio.Future[None]] = set()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._broken = False  # a write failed: reload from the database before the next command
@@ -137,21 +139,28 @@ class QueueService:
 
     # ------------------------------------------------------------ commands
 
-    async def handle(self, topic: str, payload: bytes | None) -> Result:
+    async def handle(self, topic: str, payload: bytes | None, response_topic: str | None = None) -> Result:
         """One request from any cmd topic, committed. Never raises for bad input: it answers it."""
-        return await self.complete(await self.accept(topic, payload))
+        return await self.complete(await self.accept(topic, payload, response_topic))
 
-    async def accept(self, topic: str, payload: bytes | None) -> Pending:
+    async def accept(self, topic: str, payload: bytes | None, response_topic: str | None = None) -> Pending:
         """Decide a command and apply it to the book; its transaction is queued, not awaited.
-        Commands are decided strictly one after another; complete() waits for the commit."""
+        Commands are decided strictly one after another; complete() waits for the commit.
+
+        `response_topic` is the MQTT 5 Response Topic; without one, the payload's `reply_to`."""
         parts = self.topics.split(topic)
         try:
             obj = loads_object(payload)
         except ProtocolError as exc:
             log.warning("Từ chối yêu cầu trên %s: %s", topic, exc.message)
-            return Pending(Result(error_reply(None, exc.code, exc.message)))
+            answer = response_topic if self._sender(topic, None, response_topic) is not None else None
+            return Pending(Result(error_reply(None, exc.code, exc.message), reply_to=answer))
         rid = request_id_of(obj)
-        result = Result(None, reply_to=reply_to_of(obj))
+        reply_to = response_topic if response_topic is not None else reply_to_of(obj)
+        sender = self._sender(topic, rid, reply_to)
+        if sender is None:
+            return Pending(Result(None))  # refused, answered nowhere, nothing changed
+        result = Result(None, reply_to=reply_to)
         if parts == ("cmd", "query"):
             result.reply = await self._query(obj)
             return Pending(result)
@@ -159,7 +168,7 @@ class QueueService:
         try:
             async with self._lock:
                 with self._command():
-                    pending = await self._accept_locked(parts, obj, rid, result, topic)
+                    pending = await self._accept_locked(parts, obj, rid, sender, result, topic)
         except BaseException:
             self._slots.release()
             raise
@@ -167,15 +176,29 @@ class QueueService:
             self._slots.release()
         return pending
 
+    def _sender(self, topic: str, rid: str | None, reply_to: str | None) -> str | None:
+        """Whose request this is: the owner of the reply namespace (qms/{site}/reply/{user}/...)
+        it is answered in, which the broker lets only that user read; "" for a request that asks
+        for no answer. None for one whose answer would go anywhere else (another client's state,
+        presence, ...): it is refused, answered nowhere."""
+        if reply_to is None:
+            return ""
+        owner = self.topics.reply_owner(reply_to)
+        if owner is None:
+            log.warning("Từ chối yêu cầu %s trên %s: chủ đề trả lời %r nằm ngoài %s/reply/{người dùng}; "
+                        "không trả lời", rid, topic, reply_to[:300], self.topics.root)
+        return owner
+
     async def _accept_locked(self, parts: tuple[str, ...], obj: dict[str, Any], rid: str | None,
-                             result: Result, topic: str) -> Pending:
+                             sender: str, result: Result, topic: str) -> Pending:
         if self._broken:
             await self._recover()
         result.messages = await self._roll_if_needed()
         if rid is not None:
-            if rid in self._in_flight:
-                return Pending(result, replay=self._in_flight[rid])
-            previous = await self._previous_reply(rid)
+            key = (sender, rid)
+            if key in self._in_flight:
+                return Pending(result, replay=self._in_flight[key])
+            previous = await self._previous_reply(key)
             if previous is not None:
                 log.info("Yêu cầu %s đã xử lý trước đó: gửi lại câu trả lời cũ", rid)
                 result.reply = previous
@@ -190,23 +213,24 @@ class QueueService:
             log.log(level, "Từ chối yêu cầu %s trên %s: %s (%s)", rid, topic, exc.message, exc.code)
             result.reply = error_reply(rid, exc.code, exc.message)
             if rid is not None and exc.code not in _NOT_STORED:
-                return self._queue_commit(result, Change(), rid, "refusal", set())
+                return self._queue_commit(result, Change(), rid, sender, "refusal", set())
             return Pending(result)
         fields = self._fields_touched(change)
         self.book.apply(change)
         result.reply = self._reply(change, rid)
-        return self._queue_commit(result, change, rid, kind, fields)
+        return self._queue_commit(result, change, rid, sender, kind, fields)
 
-    def _queue_commit(self, result: Result, change: Change, rid: str | None, kind: str,
+    def _queue_commit(self, result: Result, change: Change, rid: str | None, sender: str, kind: str,
                       fields: set[str]) -> Pending:
         reserved = self._reserve(len(change.events))
         commit = asyncio.ensure_future(self.store.commit(
-            change, day=self.book.day, seq=reserved, now=self._now(), request_id=rid, reply=result.reply))
+            change, day=self.book.day, seq=reserved, now=self._now(), request_id=rid, reply=result.reply,
+            sender=sender))
         self._commits.add(commit)
         commit.add_done_callback(self._commits.discard)
         if rid is not None:
-            self._in_flight[rid] = asyncio.get_running_loop().create_future()
-        return Pending(result, commit=commit, change=change, rid=rid, kind=kind, fields=fields,
+            self._in_flight[(sender, rid)] = asyncio.get_running_loop().create_future()
+        return Pending(result, commit=commit, change=change, rid=rid, sender=sender, kind=kind, fields=fields,
                        counters=self._counters_touched(change), reserved=reserved, moment=self._moment)
 
     async def complete(self, p: Pending) -> Result:
@@ -226,13 +250,13 @@ class QueueService:
             return p.result
         finally:
             self._slots.release()
-            waiter = self._in_flight.pop(p.rid, None) if p.rid is not None else None
+            waiter = self._in_flight.pop((p.sender, p.rid), None) if p.rid is not None else None
             if waiter is not None and not waiter.done():
                 waiter.set_result(p.result.reply or {})
         assert p.change is not None and p.result.reply is not None
         self._seq_reserved = max(self._seq_reserved, p.reserved)
         if p.rid is not None:
-            self._remember(p.rid, p.result.reply)
+            self._remember((p.sender, p.rid), p.result.reply)
         self._dirty_fields |= p.fields
         self._dirty_counters |= p.counters
         p.result.messages += self._event_messages(p.change, p.moment)
@@ -347,11 +371,11 @@ class QueueService:
             extra = {"ahead": ahead, "est_wait_s": self.book.est_wait_s(change.ticket.field, ahead)}
         return ok_reply(rid or "", ticket, counter, **extra)
 
-    async def _previous_reply(self, rid: str) -> dict[str, Any] | None:
-        if rid in self._recent:
-            return self._recent[rid]
-        if rid in self._known_ids:
-            return await self.store.reply_for(rid)
+    async def _previous_reply(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        if key in self._recent:
+            return self._recent[key]
+        if key in self._known_ids:
+            return await self.store.reply_for(*key)
         return None
 
     def _reserve(self, messages: int) -> int:
@@ -362,9 +386,9 @@ class QueueService:
             self._seq_reserved = need + SEQ_BLOCK
         return self._seq_reserved
 
-    def _remember(self, rid: str, reply: dict[str, Any]) -> None:
-        self._known_ids.add(rid)
-        self._recent[rid] = reply
+    def _remember(self, key: tuple[str, str], reply: dict[str, Any]) -> None:
+        self._known_ids.add(key)
+        self._recent[key] = reply
         if len(self._recent) > _RECENT_REPLIES:
             self._recent.popitem(last=False)
 

@@ -45,6 +45,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE requests (request_id TEXT PRIMARY KEY, reply TEXT NOT NULL, at TEXT NOT NULL);
     CREATE INDEX requests_at ON requests (at);
     """,
+    # A request id is one sender's: stored replies are keyed by (sender, request_id), the sender
+    # being the owner of the reply namespace the request was answered in (docs/security.md).
+    # Replies stored before had no known sender; they go to the sender "" (no reply topic).
+    """
+    CREATE TABLE requests_v2 (sender TEXT NOT NULL, request_id TEXT NOT NULL, reply TEXT NOT NULL,
+                              at TEXT NOT NULL, PRIMARY KEY (sender, request_id));
+    INSERT INTO requests_v2 (sender, request_id, reply, at) SELECT '', request_id, reply, at FROM requests;
+    DROP TABLE requests;
+    ALTER TABLE requests_v2 RENAME TO requests;
+    CREATE INDEX requests_at ON requests (at);
+    """,
 )
 
 TICKET_COLUMNS = ("id", "day", "number", "value", "origin_field", "field", "priority", "status",
@@ -96,7 +107,7 @@ class Snapshot:
     tickets: list[Ticket] = field(default_factory=list)
     counters: dict[str, Counter] = field(default_factory=dict)
     numbers: dict[str, int] = field(default_factory=dict)
-    request_ids: set[str] = field(default_factory=set)
+    request_ids: set[tuple[str, str]] = field(default_factory=set)  # (sender, request_id)
 
 
 class StoreFailed(RuntimeError):
@@ -172,11 +183,13 @@ class Store:
                                              last_served=r["last_served"], since=_dt(r["since"]))
         cutoff = (now - keep_requests).isoformat()
         await self._db.execute("DELETE FROM requests WHERE at < ?", (cutoff,))
-        snap.request_ids = {r[0] for r in await self._db.execute_fetchall("SELECT request_id FROM requests")}
+        snap.request_ids = {(r[0], r[1]) for r in
+                            await self._db.execute_fetchall("SELECT sender, request_id FROM requests")}
         return snap
 
-    async def reply_for(self, request_id: str) -> dict[str, Any] | None:
-        async with self._db.execute("SELECT reply FROM requests WHERE request_id = ?", (request_id,)) as cur:
+    async def reply_for(self, sender: str, request_id: str) -> dict[str, Any] | None:
+        async with self._db.execute("SELECT reply FROM requests WHERE sender = ? AND request_id = ?",
+                                    (sender, request_id)) as cur:
             row = await cur.fetchone()
         return json.loads(row[0]) if row else None
 
@@ -190,12 +203,13 @@ class Store:
         return await db._execute(lambda: fn(db._conn))
 
     async def commit(self, change: Change, *, day: str, seq: int, now: datetime,
-                     request_id: str | None = None, reply: dict[str, Any] | None = None) -> None:
+                     request_id: str | None = None, reply: dict[str, Any] | None = None,
+                     sender: str = "") -> None:
         """Write one command's effects, its reply and the new seq in one durable transaction."""
         tickets = [ticket_row(t) for t in change.tickets]
         counters = [(c.id, str(c.status), c.ticket, c.officer, c.last_served, _ts(c.since)) for c in change.counters]
         numbers = [(day, f, n) for f, n in change.numbers.items()]
-        request = ((request_id, json.dumps(reply, ensure_ascii=False), now.isoformat())
+        request = ((sender, request_id, json.dumps(reply, ensure_ascii=False), now.isoformat())
                    if request_id is not None and reply is not None else None)
 
         def write(conn: sqlite3.Connection) -> None:
@@ -211,7 +225,8 @@ class Store:
                     conn.executemany("INSERT INTO numbers (day, field, last) VALUES (?, ?, ?) "
                                      "ON CONFLICT (day, field) DO UPDATE SET last = excluded.last", numbers)
                 if request is not None:
-                    conn.execute("INSERT INTO requests (request_id, reply, at) VALUES (?, ?, ?)", request)
+                    conn.execute("INSERT INTO requests (sender, request_id, reply, at) VALUES (?, ?, ?, ?)",
+                                 request)
                 conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
                                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                                  [("seq", str(seq)), ("day", day)])

@@ -371,7 +371,7 @@ async def steady_phase(url: str, web: str, devices: list[Device], steady: Steady
 
 def flat_phase(port: int, tmp: Path, core: Proc) -> dict[str, Any]:
     topics = Topics(SITE_ID)
-    reply_topic = "bench/flat/replies"
+    reply_topic = topics.reply("bench-flat")
     n_counters = 10
     per_stream = FLAT // (2 * n_counters)
     streams: list[tuple[str, list[str]]] = [

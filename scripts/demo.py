@@ -144,12 +144,13 @@ def main() -> int:
 
 Thử với mosquitto_rr / Try it (mỗi request_id chỉ được xử lý một lần / each request_id runs once):
   # lấy số (take a ticket)
-  mosquitto_rr -p {p} -t qms/{s}/cmd/ticket -e demo/reply/1 -m '{{"request_id":"'$RANDOM$RANDOM'","field":"dat-dai"}}'
+  mosquitto_rr -p {p} -t qms/{s}/cmd/ticket -e qms/{s}/reply/cli \\
+    -m '{{"request_id":"'$RANDOM$RANDOM'","field":"dat-dai"}}'
   # quầy 1 gọi số tiếp theo: TV hiện số và đọc (counter 1 calls next: the TV shows and speaks it)
-  mosquitto_rr -p {p} -t qms/{s}/cmd/counter/1 -e demo/reply/1 \\
+  mosquitto_rr -p {p} -t qms/{s}/cmd/counter/1 -e qms/{s}/reply/cli \\
     -m '{{"request_id":"'$RANDOM$RANDOM'","action":"call_next"}}'
   # gọi lại (recall)
-  mosquitto_rr -p {p} -t qms/{s}/cmd/counter/1 -e demo/reply/1 \\
+  mosquitto_rr -p {p} -t qms/{s}/cmd/counter/1 -e qms/{s}/reply/cli \\
     -m '{{"request_id":"'$RANDOM$RANDOM'","action":"recall"}}'
   # theo dõi mọi trạng thái và sự kiện (watch state and events)
   mosquitto_sub -p {p} -t 'qms/{s}/#' -v

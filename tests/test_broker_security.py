@@ -4,6 +4,7 @@ connect, publish and read what."""
 from __future__ import annotations
 
 import asyncio
+import ssl
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,9 @@ counters = ["1", "2"]
 [[agents]]
 id = "tang-2"
 counters = ["3"]
+
+[[integrations]]
+id = "bang-tin"
 """
 
 
@@ -91,17 +95,18 @@ async def test_anonymous_and_wrong_passwords_are_refused(secure: SecureSite) -> 
         pass  # the right password works
 
 
-async def delivered(secure: SecureSite, user: str, attempts: list[str], marker_user: str = "core") -> list[str]:
-    """Publish to each topic of `attempts` as `user`, then a marker as `marker_user`; return the topics
-    of `attempts` that the core's subscription received before the marker (the broker keeps order)."""
+async def delivered(secure: SecureSite, user: str, attempts: list[str]) -> list[str]:
+    """Publish to each topic of `attempts` as `user`, then a marker as the core; return the topics
+    of `attempts` that the core's subscription received before the marker (each attempt is
+    acknowledged before the marker is sent)."""
     attempt, marker = f"attempt-{uuid.uuid4().hex}".encode(), f"marker-{uuid.uuid4().hex}".encode()
+    # one connection per user: the core's observer sends the marker itself
     async with Probe(secure.url("core")) as core, Probe(secure.url(user)) as who:
         await core.subscribe(f"{secure.topics.root}/#")
         mark = core.mark()
         for topic in attempts:
             await who.publish(topic, attempt)
-        async with Probe(secure.url(marker_user)) as m:
-            await m.publish(secure.topics.cmd_query, marker)  # a topic both core and web may write
+        await core.publish(secure.topics.cmd_query, marker)
         await core.wait_for(lambda m: m.payload == marker, start=mark)
         return [m.topic for m in core.received[mark:] if m.payload == attempt]
 
@@ -125,7 +130,7 @@ async def test_the_web_server_cannot_publish_state_as_the_core(secure: SecureSit
 async def test_the_readonly_user_reads_but_cannot_publish_at_all(secure: SecureSite) -> None:
     t = secure.topics
     attempts = [t.cmd_ticket, t.cmd_counter("1"), t.state_site, t.status_agent("tang-1"), f"{t.root}/anything"]
-    assert await delivered(secure, "readonly", attempts, marker_user="web") == []
+    assert await delivered(secure, "readonly", attempts) == []
     async with Probe(secure.url("core")) as core:
         await core.publish(t.state_site, b'{"site":"x"}', retain=True)
     async with Probe(secure.url("readonly")) as ro:
@@ -182,3 +187,54 @@ def test_an_agent_id_must_not_take_a_reserved_name(tmp_path: Path) -> None:
     config, _ = write_site(tmp_path, "mqtt://127.0.0.1:1", extra='[[agents]]\nid = "web"\ncounters = ["1"]\n')
     assert load_site_config(config).agents[0].id == "web"
     assert qms_broker(["--config", str(config), "--out", str(tmp_path / "o")]) == 2
+
+
+async def test_integrations_get_read_only_users_of_their_own(secure: SecureSite) -> None:
+    t = secure.topics
+    assert await delivered(secure, "bang-tin", [t.cmd_ticket, t.state_site, t.status_core, t.reply("bang-tin")]) == []
+    # one connection per user: the integration and the readonly user both stay connected
+    async with Probe(secure.url("core")) as core, Probe(secure.url("bang-tin")) as board, \
+            Probe(secure.url("readonly")) as ro:
+        for reader in (board, ro):
+            await reader.subscribe(t.state_all)
+        await core.publish(t.state_site, b'{"site":"x"}', retain=True)
+        for reader in (board, ro):
+            assert (await reader.wait_topic(t.state_site))["site"] == "x"
+
+
+def test_an_integration_must_not_take_another_users_name(tmp_path: Path) -> None:
+    for name in ("tang-1", "readonly", "core"):
+        config, _ = write_site(tmp_path, "mqtt://127.0.0.1:1", extra=AGENTS + f'[[integrations]]\nid = "{name}"\n')
+        assert qms_broker(["--config", str(config), "--out", str(tmp_path / "o")]) == 2
+
+
+async def test_the_websockets_listener_speaks_only_tls(tmp_path: Path) -> None:
+    """Mosquitto 2.0 binds a WebSockets listener to every interface, whatever address it is given:
+    qms-broker makes it TLS (wss://) with the broker's certificate, and a plain client gets nothing."""
+    port, tls_port, ws_port = free_port(), free_port(), free_port()
+    config, site_id = write_site(tmp_path, f"mqtt://127.0.0.1:{port}", extra=AGENTS)
+    out = tmp_path / "broker"
+    passwords = generate(config, out, port, tls_port, "--websockets", str(ws_port))
+    conf = (out / "mosquitto.conf").read_text(encoding="utf-8")
+    listener = conf[conf.index(f"listener {ws_port}"):].split("\n\n")[0].splitlines()
+    assert listener[1:] == ["protocol websockets", "use_username_as_clientid true", f"cafile {out}/tls/ca.crt",
+                            f"certfile {out}/tls/server.crt", f"keyfile {out}/tls/server.key", "tls_version tlsv1.2"]
+    broker = Broker(port=port, conf=out / "mosquitto.conf", workdir=out, log_path=tmp_path / "mosquitto.log").start()
+    try:
+        t = Topics(site_id)
+        async with Probe(f"mqtt://core:{passwords['core']}@127.0.0.1:{port}") as core:
+            await core.publish(t.state_site, b'{"site":"wss"}', retain=True)
+        tls = ssl.create_default_context(cafile=str(out / "tls" / "ca.crt"))
+        async with aiomqtt.Client("localhost", ws_port, username="readonly", password=passwords["readonly"],
+                                  transport="websockets", tls_context=tls,
+                                  protocol=aiomqtt.ProtocolVersion.V5) as browser:
+            await browser.subscribe(t.state_site)
+            async with asyncio.timeout(5):
+                message = await anext(aiter(browser.messages))
+            assert message.payload == b'{"site":"wss"}'
+        with pytest.raises(aiomqtt.MqttError):
+            async with aiomqtt.Client("127.0.0.1", ws_port, username="readonly", password=passwords["readonly"],
+                                      transport="websockets", protocol=aiomqtt.ProtocolVersion.V5, timeout=3):
+                pass
+    finally:
+        broker.stop()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from qms_common.devbroker import Broker
 from qms_common.protocol import Topics
 from queue_core.clock import ManualClock
+from queue_core.store import MIGRATIONS, Store
 from tests.support.core import CoreProcess, running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
@@ -208,3 +209,40 @@ async def test_commands_decided_after_a_failed_write_are_not_written(broker: Bro
         again = [await probe.request(topics.cmd_ticket, r) for r in burst]
         assert sorted(r["ticket"]["number"] for r in again) == [str(n) for n in range(1003, 1009)]
     assert [r[1] for r in db_tickets(tmp_path / f"{site_id}.sqlite3")] == [str(n) for n in range(1001, 1009)]
+
+
+async def test_stored_replies_are_per_sender_across_a_restart(broker: Broker, tmp_path: Path) -> None:
+    path, site_id = write_site(tmp_path, broker.url)
+    t = Topics(site_id)
+    rid = new_id()
+    ticket = {"request_id": rid, "field": "dat-dai"}
+    async with Probe(broker.url) as probe:
+        async with running_core(path):
+            a = await probe.request(t.cmd_ticket, ticket, reply_topic=t.reply("a"))
+            b = await probe.request(t.cmd_ticket, ticket, reply_topic=t.reply("b"))
+        async with running_core(path):
+            assert await probe.request(t.cmd_ticket, ticket, reply_topic=f"{t.reply('b')}/again") == b
+            assert await probe.request(t.cmd_ticket, ticket, reply_topic=t.reply("a")) == a
+            c = await probe.request(t.cmd_ticket, ticket, reply_topic=t.reply("c"))
+    assert [r["ticket"]["number"] for r in (a, b, c)] == ["1001", "1002", "1003"]
+
+
+async def test_a_schema_1_database_keeps_its_stored_replies(tmp_path: Path) -> None:
+    """Replies stored before request ids were per sender have no known sender: they stay, under
+    the sender "" (a request that asks for no answer)."""
+    db = tmp_path / "v1.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.executescript(MIGRATIONS[0] + """;
+            CREATE TABLE schema_version (version INTEGER NOT NULL);
+            INSERT INTO schema_version VALUES (1);
+            INSERT INTO requests VALUES ('old', '{"ok": true, "request_id": "old"}', '2026-11-28T10:00:00+00:00');
+        """)
+    conn.close()
+    store = await Store.open(db)
+    try:
+        snap = await store.load(keep_requests=timedelta(days=3), now=datetime(2026, 11, 29, tzinfo=UTC))
+        assert snap.request_ids == {("", "old")}
+        assert await store.reply_for("", "old") == {"ok": True, "request_id": "old"}
+        assert await store.reply_for("web", "old") is None
+    finally:
+        await store.close()

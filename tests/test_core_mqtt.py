@@ -17,7 +17,7 @@ import pytest
 from qms_common.devbroker import Broker
 from qms_common.protocol import Topics
 from tests.support.core import InProcessCore, running_core
-from tests.support.mqtt import Probe, new_id
+from tests.support.mqtt import Probe, new_id, response_topic
 from tests.support.site import write_site
 
 
@@ -189,12 +189,67 @@ async def test_a_repeated_request_id_gets_the_first_reply_and_changes_nothing(si
 
 
 async def test_reply_to_in_the_payload_serves_mqtt311_clients(site: Site, broker: Broker) -> None:
-    topic = f"legacy/reply/{new_id()}"
+    topic = f"{site.topics.reply('legacy')}/{new_id()}"
     async with Probe(broker.url, protocol=aiomqtt.ProtocolVersion.V311) as old:
         await old.subscribe(topic)
         await old.publish(site.topics.cmd_ticket, {"request_id": new_id(), "field": "ho-tich", "reply_to": topic})
         reply = await old.wait_topic(topic)
     assert reply["ok"] and reply["ticket"]["number"] == "2001"
+
+
+async def test_the_core_answers_only_inside_a_reply_namespace(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """A request whose reply topic is outside qms/{site}/reply/{user}/... is refused: not executed,
+    answered nowhere (an answer there would be read as the core's presence, a counter's state...)."""
+    t = site.topics
+    await site.probe.subscribe("#")
+    outside = [t.status_core, t.state_site, t.state_counter("1"), t.event("called"), t.cmd_counter("2"),
+               t.reply("cli").removesuffix("/cli"), f"{t.root}/reply/", f"{t.root}/reply//x", f"{t.root}/reply/x//y",
+               f"{t.root}/reply/Cli", f"qms/{t.site}x/reply/cli", "qms/other/reply/cli", "cli"]
+    mark = site.probe.mark()
+    refused = []
+    for target in outside:
+        rid = new_id()
+        await site.probe.publish(t.cmd_counter("1"), {"request_id": rid, "action": "open"},
+                                 properties=response_topic(target))
+        refused.append(rid)
+    for target in [*outside, 5, ["x"], ""]:
+        rid = new_id()
+        await site.probe.publish(t.cmd_counter("1"), {"request_id": rid, "action": "open", "reply_to": target})
+        refused.append(rid)
+    # unreadable, with a reply topic outside: not answered either
+    await site.probe.publish(t.cmd_counter("1"), b"not json", properties=response_topic(t.status_core))
+    await site.quiet_marker()
+    answers = [m for m in site.probe.since(mark) if m.topic != t.cmd_counter("1")]  # not our own requests
+    assert [m.topic for m in answers if any(rid.encode() in m.payload for rid in refused)] == []
+    assert [m.topic for m in answers if b"bad_request" in m.payload] == []
+    assert site.core.service.book.counters["1"].status == "closed"
+    assert caplog.text.count("nằm ngoài") == len(refused) + 1
+    # within a namespace, at any depth
+    for reply_topic in (t.reply("cli"), f"{t.reply('cli')}/a/b"):
+        reply = await site.probe.request(t.cmd_counter("1"), {"request_id": new_id(), "action": "open"},
+                                         reply_topic=reply_topic)
+        assert reply["ok"]
+
+
+async def test_request_ids_are_per_sender(site: Site) -> None:
+    """The sender is the owner of the reply namespace: the same request_id from another sender is
+    another request, and from the same sender (any topic of its namespace) the same one."""
+    t = site.topics
+    rid = new_id()
+    first = await site.probe.request(t.cmd_ticket, {"request_id": rid, "field": "dat-dai"},
+                                     reply_topic=f"{t.reply('a')}/1")
+    again = await site.probe.request(t.cmd_ticket, {"request_id": rid, "field": "dat-dai"},
+                                     reply_topic=f"{t.reply('a')}/2")
+    other = await site.probe.request(t.cmd_ticket, {"request_id": rid, "field": "dat-dai"},
+                                     reply_topic=t.reply("b"))
+    assert first == again and first["ticket"]["number"] == "1001"
+    assert other["ok"] and other["ticket"]["number"] == "1002" and other["request_id"] == rid
+    # in flight at once, from two senders: two tickets; from one sender twice: one
+    rid = new_id()
+    replies = await asyncio.gather(*(site.probe.request(t.cmd_ticket, {"request_id": rid, "field": "ho-tich"},
+                                                        reply_topic=f"{t.reply(who)}/{n}")
+                                     for who in ("a", "b") for n in range(2)))
+    assert [r["ticket"]["number"] for r in replies] == ["2001", "2001", "2002", "2002"]
 
 
 async def test_correlation_data_is_echoed(site: Site) -> None:
@@ -205,7 +260,7 @@ async def test_correlation_data_is_echoed(site: Site) -> None:
 
 
 async def test_mosquitto_rr_works_as_a_client(site: Site, broker: Broker) -> None:
-    cmd = ["mosquitto_rr", "-p", str(broker.port), "-t", site.topics.cmd_ticket, "-e", f"{site.topics.site}/reply/1",
+    cmd = ["mosquitto_rr", "-p", str(broker.port), "-t", site.topics.cmd_ticket, "-e", site.topics.reply("cli"),
            "-m", '{"request_id":"r1","field":"dat-dai"}', "-W", "5"]
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = await proc.communicate()

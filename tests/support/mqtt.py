@@ -47,11 +47,15 @@ class Probe:
         self.received: list[Received] = []
         self._changed = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
-        self.reply_topic = f"test/reply/{uuid.uuid4().hex}"
+        # the core answers only in a reply namespace qms/{site}/reply/{user}/..., of the site of
+        # the command (known at the first request)
+        self.user = s.username or "probe"
+        self._reply_leaf = f"probe-{uuid.uuid4().hex}"
+        self._reply_topics: set[str] = set()
+        self.reply_topic = ""  # the one of the last request
 
     async def __aenter__(self) -> Probe:
         await self.client.__aenter__()
-        await self.client.subscribe(self.reply_topic, qos=1)
         self._reader = asyncio.create_task(self._read())
         return self
 
@@ -97,6 +101,15 @@ class Probe:
         m = await self.wait_for(lambda m: m.topic == topic and predicate(m.json), timeout=timeout, start=start)
         return m.json
 
+    async def reply_topic_for(self, command_topic: str, topic: str | None = None) -> str:
+        """This probe's reply topic in the site of a command topic (or `topic`), subscribed."""
+        root = "/".join(command_topic.split("/")[:2])
+        topic = topic or f"{root}/reply/{self.user}/{self._reply_leaf}"
+        if topic not in self._reply_topics:
+            await self.client.subscribe(topic, qos=1)
+            self._reply_topics.add(topic)
+        return topic
+
     def mark(self) -> int:
         return len(self.received)
 
@@ -104,18 +117,25 @@ class Probe:
         return [m for m in self.received[mark:] if m.topic.startswith(prefix)]
 
     async def request(self, topic: str, payload: bytes | str | dict[str, Any], *, timeout: float = 5.0,
-                      correlation: bytes | None = None) -> dict[str, Any]:
-        """An MQTT 5 request: the reply comes on our Response Topic with our Correlation Data."""
+                      correlation: bytes | None = None, reply_topic: str | None = None) -> dict[str, Any]:
+        """An MQTT 5 request: the reply comes on our Response Topic (this probe's own, or
+        `reply_topic`) with our Correlation Data."""
         corr = correlation or uuid.uuid4().bytes
-        props = Properties(PacketTypes.PUBLISH)
-        props.ResponseTopic = self.reply_topic
-        props.CorrelationData = corr
+        self.reply_topic = answer = await self.reply_topic_for(topic, reply_topic)
         mark = self.mark()
-        await self.publish(topic, payload, properties=props)
+        await self.publish(topic, payload, properties=response_topic(answer, corr))
         m = await self.wait_for(
-            lambda m: m.topic == self.reply_topic and getattr(m.properties, "CorrelationData", None) == corr,
+            lambda m: m.topic == answer and getattr(m.properties, "CorrelationData", None) == corr,
             timeout=timeout, start=mark)
         return m.json
+
+
+def response_topic(topic: str, correlation: bytes | None = None) -> Properties:
+    """A request's MQTT 5 properties: where the reply goes, and its Correlation Data."""
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = topic
+    props.CorrelationData = correlation or uuid.uuid4().bytes
+    return props
 
 
 def new_id() -> str:
