@@ -78,11 +78,11 @@ def book_state(core: InProcessCore) -> tuple[list[tuple[Any, ...]], list[tuple[A
 async def assert_serving_after_broker_restart(core: InProcessCore, broker: Broker, topics: Topics) -> None:
     connects = core.link.session.connects
     broker.restart()  # an empty broker: the core must reconnect and publish everything again
+    reconnected = asyncio.ensure_future(core.link.session.wait_connects(connects + 1))
     async with asyncio.timeout(20):
-        while core.link.session.connects <= connects:
-            assert not core.task.done(), "the core stopped"
-            await asyncio.wait({core.task}, timeout=0.05)
-    assert not core.task.done()
+        await asyncio.wait({reconnected, core.task}, return_when=asyncio.FIRST_COMPLETED)
+    assert not core.task.done(), "the core stopped"
+    assert reconnected.done()
     async with Probe(broker.url) as probe:
         await probe.subscribe(topics.state_all, topics.status_all)
         await probe.wait_for(lambda m: m.topic == topics.status_core and m.text == "online", timeout=10)
