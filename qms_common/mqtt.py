@@ -22,6 +22,7 @@ from typing import Any
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from qms_common import paho_speedups
 from qms_common.config import MqttSettings
@@ -121,7 +122,7 @@ class MqttSession:
                  on_message: MessageHandler | None = None,
                  on_connect: ConnectHandler | None = None,
                  on_disconnect: ConnectHandler | None = None,
-                 keepalive: int = 10) -> None:
+                 keepalive: int = 10, retain_as_published: bool = False) -> None:
         self.settings = settings
         self.identifier = identifier
         self.name = name
@@ -131,6 +132,9 @@ class MqttSession:
         self.on_connect = on_connect
         self.on_disconnect = on_disconnect
         self.keepalive = keepalive
+        # MQTT 5: deliver the retain flag as the publisher set it, also on live messages (by
+        # default a broker clears it on everything but the retained copies sent at subscribe)
+        self.retain_as_published = retain_as_published
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._unacked: list[Any] = []
@@ -156,8 +160,9 @@ class MqttSession:
                                  keepalive=self.keepalive)
             try:
                 async with client:
+                    options = SubscribeOptions(qos=1, retainAsPublished=self.retain_as_published)
                     for topic in self.subscriptions:
-                        await client.subscribe(topic, qos=1)
+                        await client.subscribe(topic, options=options)
                     self._client = client
                     log.info("%s: đã kết nối broker %s", self.name, self.settings.url())
                     lost_logged = False

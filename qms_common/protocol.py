@@ -207,24 +207,55 @@ def dumps(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+# Only a \u escape of a surrogate (D800–DFFF) can put a string into a decoded object that has
+# no UTF-8 form: UTF-8 bytes never decode to one. Payloads without it skip the walk.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def loads_object(payload: bytes | bytearray | str | None, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
-    """Decode a request payload; ProtocolError(bad_request) for anything that is not a JSON object."""
+    """Decode a request payload; ProtocolError(bad_request) for anything that is not a JSON object,
+    or that holds a string (key or value, at any depth) with no UTF-8 form, such as a lone
+    surrogate: such a string can be neither stored nor sent on."""
     if payload is None:
         raise bad_request("nội dung rỗng.")
+    if isinstance(payload, str):
+        try:
+            payload = payload.encode("utf-8")
+        except UnicodeEncodeError:
+            raise bad_request("nội dung không phải UTF-8.") from None
     if len(payload) > max_bytes:
         raise bad_request(f"nội dung quá lớn ({len(payload)} byte, tối đa {max_bytes}).")
-    if isinstance(payload, (bytes, bytearray)):
-        try:
-            payload = bytes(payload).decode("utf-8")
-        except UnicodeDecodeError:
-            raise bad_request("nội dung không phải UTF-8.") from None
     try:
-        obj = json.loads(payload)
-    except (json.JSONDecodeError, RecursionError):
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("nội dung không phải UTF-8.") from None
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):  # ValueError: also an integer of more than 4300 digits
         raise bad_request("nội dung không phải JSON.") from None
     if not isinstance(obj, dict):
         raise bad_request("nội dung phải là một đối tượng JSON.")
+    if _SURROGATE_ESCAPE.search(text) and not _all_utf8(obj):
+        raise bad_request("nội dung chứa ký tự không hợp lệ (ký tự thay thế UTF-16 đứng lẻ, không có dạng UTF-8).")
     return obj
+
+
+def _all_utf8(obj: Any) -> bool:
+    """Every string in a decoded JSON value, keys included, has a UTF-8 form."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 # ---------------------------------------------------------------- request validation

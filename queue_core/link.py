@@ -9,7 +9,16 @@ import logging
 import aiomqtt
 
 from qms_common.mqtt import MqttSession, Presence, message_topic, response_properties
-from qms_common.protocol import ErrorCode, dumps, error_reply
+from qms_common.protocol import (
+    ErrorCode,
+    ProtocolError,
+    bad_request,
+    dumps,
+    error_reply,
+    loads_object,
+    reply_to_of,
+    request_id_of,
+)
 from queue_core.service import Outgoing, Pending, QueueService
 
 log = logging.getLogger(__name__)
@@ -26,7 +35,7 @@ class CoreLink:
         self.session = MqttSession(
             service.site.mqtt, identifier=f"qms-core-{service.site.id}", name="queue_core",
             subscriptions=[topics.cmd_all], presence=Presence(topics.status_core),
-            on_message=self._on_message, on_connect=self._on_connect)
+            on_message=self._on_message, on_connect=self._on_connect, retain_as_published=True)
         # set once the state of the first connection is published (tests and tools wait on it)
         self.ready = asyncio.Event()
         self._since_flush = 0
@@ -49,7 +58,12 @@ class CoreLink:
     async def _on_connect(self) -> None:
         # The broker may have restarted empty: everything retained is sent again.
         await self._settle()
-        self._send(await self.service.full_state())
+        try:
+            self._send(await self.service.full_state())
+        except Exception:
+            # Never a reason to stay away from the broker: commands still get answers, and the
+            # state goes out with the next flush once the core has reloaded from its database.
+            log.exception("Không phát được trạng thái sau khi kết nối")
         await self.session.drain()
         self.ready.set()
 
@@ -57,14 +71,14 @@ class CoreLink:
         """Decide each command in order; its commit, reply and events finish in a task of their
         own, so the next command is decided while the disk writes this one."""
         topic = message_topic(message)
-        if message.retain:
-            # A retained command is a stale one: executing it at every reconnect would repeat it.
-            log.warning("Bỏ qua lệnh được giữ lại (retained) trên %s", topic)
-            return
         props = message.properties
         response_topic = getattr(props, "ResponseTopic", None) if props else None
         correlation = getattr(props, "CorrelationData", None) if props else None
         payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else None
+        if message.retain:
+            if payload:  # an empty one is the clearing of a retained command (ours, just sent)
+                self._refuse_retained(topic, bytes(payload), response_topic, correlation)
+            return
         try:
             pending = await self.service.accept(topic, bytes(payload) if payload is not None else None,
                                                 response_topic)
@@ -91,6 +105,21 @@ class CoreLink:
         self._send(result.messages)
         if result.reply is not None:
             self._reply(result.reply_to, correlation, result.reply)
+
+    def _refuse_retained(self, topic: str, payload: bytes, response_topic: str | None,
+                         correlation: bytes | None) -> None:
+        """A retained command would run again for every new subscriber and at every reconnect:
+        it is never executed. The core sees the flag because it subscribes with "retain as
+        published"; it clears the retained copy so nobody gets it again, and says why."""
+        log.warning("Từ chối lệnh được giữ lại (retained) trên %s và xoá nó khỏi broker", topic)
+        self.session.publish_soon(topic, b"", retain=True)
+        try:
+            obj = loads_object(payload)
+        except ProtocolError:
+            obj = {}
+        exc = bad_request("lệnh được giữ lại (retained) không bao giờ được thực hiện; hãy gửi lại không có cờ retain.")
+        rid = request_id_of(obj)
+        self._reply(response_topic or reply_to_of(obj), correlation, error_reply(rid, exc.code, exc.message))
 
     def _reply(self, topic: str | None, correlation: bytes | None, reply: dict[str, object]) -> None:
         # Never outside a reply namespace, whatever the request said (the service refuses those

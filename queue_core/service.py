@@ -43,16 +43,17 @@ from queue_core import rules
 from queue_core.book import Book, Change
 from queue_core.clock import Clock
 from queue_core.model import Counter, Ticket, iso
-from queue_core.store import Store
+from queue_core.store import Rows, Store, StoreFailed, Unstorable
 
 log = logging.getLogger(__name__)
+
+RequestKey = tuple[str, str]  # (sender, request_id): request ids are per sender
 
 # Replies to these are not stored: they depend only on the request and the configuration,
 # and storing them would let garbage grow the database. (`expired` is stored: a retry of a request
 # refused as late must be refused again, not done with its fresh deadline.)
 _NOT_STORED = frozenset({ErrorCode.BAD_REQUEST, ErrorCode.UNKNOWN_FIELD, ErrorCode.UNKNOWN_COUNTER,
                          ErrorCode.INTERNAL})
-KEEP_REQUESTS = timedelta(days=3)
 SEQ_BLOCK = 10_000
 # Records of a page stop here, well inside MAX_REPLY_BYTES (the production broker's packet limit).
 _QUERY_REPLY_BUDGET = MAX_REPLY_BYTES - 32 * 1024
@@ -60,6 +61,20 @@ _QUERY_REPLY_BUDGET = MAX_REPLY_BYTES - 32 * 1024
 # disk syncs the last. At most this many transactions wait for the disk.
 MAX_IN_FLIGHT = 64
 _RECENT_REPLIES = 4096
+
+
+@dataclass(frozen=True)
+class ReplyRetention:
+    """How long a request's reply is kept, so that the same request_id sent again gets it again
+    (docs/protocol.md). Disk and memory stay bounded under a flood of request ids: a reply is
+    kept `keep` long, but only the newest `max_replies` are; a retry is recognised as long as
+    fewer than `max_replies` requests came after it: 5.5 hours at a steady request a second, and
+    still 20 s (the longest any client of this project retries) at the core's full speed."""
+
+    keep: timedelta = timedelta(days=3)
+    max_replies: int = 20_000
+    # Beyond max_replies, the oldest are dropped this many at a time, with the next transaction.
+    prune_batch: int = 500
 
 
 @dataclass(frozen=True)
@@ -92,10 +107,12 @@ class Pending:
     reserved: int = 0
     moment: datetime | None = None
     replay: asyncio.Future[dict[str, Any]] | None = None  # the same request_id is in flight
+    request: tuple[tuple[str, ...], dict[str, Any], str] | None = None  # to decide it again
 
 
 class QueueService:
-    def __init__(self, site: SiteConfig, store: Store, clock: Clock) -> None:
+    def __init__(self, site: SiteConfig, store: Store, clock: Clock,
+                 retention: ReplyRetention = ReplyRetention()) -> None:
         self.site = site
         self.topics = Topics(site.id)
         self.store = store
@@ -105,9 +122,11 @@ class QueueService:
         self._seq_reserved = 0      # asked of the store: no seq up to here was used before a restart
         self.book = Book(site, "")
         self._lock = asyncio.Lock()
-        # Request ids are per sender: (sender, request_id) -> the stored reply
-        self._known_ids: set[tuple[str, str]] = set()
-        self._recent: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self.retention = retention
+        # Request ids are per sender: keys are (sender, request_id) (docs/security.md)
+        self._known_ids: OrderedDict[RequestKey, float] = OrderedDict()  # -> stored at, oldest first
+        self._forget: list[RequestKey] = []  # whose replies the next transaction deletes
+        self._recent: OrderedDict[RequestKey, dict[str, Any]] = OrderedDict()
         self._queue_views: dict[str, dict[str, Any]] = {}
         self._counter_views: dict[str, dict[str, Any]] = {}
         self._dirty_fields: set[str] = set()
@@ -115,20 +134,21 @@ class QueueService:
         # one command sees one moment, and shows each ticket version once (reply, events, state)
         self._moment: datetime | None = None
         self._publics: dict[int, tuple[Ticket, dict[str, Any]]] = {}
-        self._in_flight: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}  # (sender, rid) -> reply
+        self._in_flight: dict[RequestKey, asyncio.Future[dict[str, Any]]] = {}  # -> its reply
         self._commits: set[asyncio.Future[None]] = set()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._broken = False  # a write failed: reload from the database before the next command
 
     # ------------------------------------------------------------ start
 
     async def load(self) -> None:
         now = self.clock.now()
-        snap = await self.store.load(keep_requests=KEEP_REQUESTS, now=now)
+        snap = await self.store.load()
         # Start after everything reserved before: seq stays increasing across restarts, even
         # after kill -9, without a write per message.
         self.seq = self._seq_reserved = snap.seq
-        self._known_ids = snap.request_ids
+        self._known_ids = OrderedDict(snap.request_ids)
+        self._forget = []
+        self._prune_replies(now)
         today = self._today(now)
         self.book = Book(self.site, snap.day or today, tickets=snap.tickets, counters=snap.counters,
                          last_numbers=snap.numbers, next_order=snap.next_order)
@@ -190,48 +210,61 @@ class QueueService:
         return owner
 
     async def _accept_locked(self, parts: tuple[str, ...], obj: dict[str, Any], rid: str | None,
-                             sender: str, result: Result, topic: str) -> Pending:
-        if self._broken:
-            await self._recover()
+                             sender: str, result: Result, topic: str, *, again: bool = False) -> Pending:
+        await self._recover_if_broken()
         result.messages = await self._roll_if_needed()
         if rid is not None:
             key = (sender, rid)
-            if key in self._in_flight:
+            if key in self._in_flight and not again:
                 return Pending(result, replay=self._in_flight[key])
             previous = await self._previous_reply(key)
             if previous is not None:
                 log.info("Yêu cầu %s đã xử lý trước đó: gửi lại câu trả lời cũ", rid)
                 result.reply = previous
                 return Pending(result)
+        request = (parts, obj, topic)
         try:
             # after the replay above: a late copy of a request already answered changes nothing
             rules.check_deadline(deadline_of(obj), self._now())
             change, kind = self._decide(parts, obj)
+            rows = self._rows(change, rid, sender)
         except ProtocolError as exc:
             # bad input is worth a warning; "nobody waiting" is an ordinary answer
             level = logging.WARNING if exc.code in _NOT_STORED else logging.INFO
             log.log(level, "Từ chối yêu cầu %s trên %s: %s (%s)", rid, topic, exc.message, exc.code)
             result.reply = error_reply(rid, exc.code, exc.message)
             if rid is not None and exc.code not in _NOT_STORED:
-                return self._queue_commit(result, Change(), rid, sender, "refusal", set())
+                return self._queue_commit(result, Rows.of(Change(), rid, sender), Change(), "refusal", set(),
+                                          request)
             return Pending(result)
         fields = self._fields_touched(change)
         self.book.apply(change)
         result.reply = self._reply(change, rid)
-        return self._queue_commit(result, change, rid, sender, kind, fields)
+        return self._queue_commit(result, rows, change, kind, fields, request)
 
-    def _queue_commit(self, result: Result, change: Change, rid: str | None, sender: str, kind: str,
-                      fields: set[str]) -> Pending:
+    @staticmethod
+    def _rows(change: Change, rid: str | None, sender: str) -> Rows:
+        """What the command writes; whatever the database could not hold is bad input, refused
+        before the book changes (a failed transaction would also fail those queued behind it)."""
+        try:
+            return Rows.of(change, rid, sender)
+        except Unstorable as exc:
+            raise bad_request(f"nội dung không lưu được ({exc}).") from None
+
+    def _queue_commit(self, result: Result, rows: Rows, change: Change, kind: str, fields: set[str],
+                      request: tuple[tuple[str, ...], dict[str, Any], str]) -> Pending:
+        rid, sender = rows.request_id, rows.sender
         reserved = self._reserve(len(change.events))
         commit = asyncio.ensure_future(self.store.commit(
-            change, day=self.book.day, seq=reserved, now=self._now(), request_id=rid, reply=result.reply,
-            sender=sender))
+            rows, day=self.book.day, seq=reserved, now=self._now(), reply=result.reply,
+            forget=self._take_forget()))
         self._commits.add(commit)
         commit.add_done_callback(self._commits.discard)
-        if rid is not None:
+        if rid is not None and (sender, rid) not in self._in_flight:  # decided again: its waiters stay
             self._in_flight[(sender, rid)] = asyncio.get_running_loop().create_future()
         return Pending(result, commit=commit, change=change, rid=rid, sender=sender, kind=kind, fields=fields,
-                       counters=self._counters_touched(change), reserved=reserved, moment=self._moment)
+                       counters=self._counters_touched(change), reserved=reserved, moment=self._moment,
+                       request=request)
 
     async def complete(self, p: Pending) -> Result:
         """Wait for the command's commit; then, and only then, its reply and events exist."""
@@ -240,23 +273,22 @@ class QueueService:
             return Result(await asyncio.shield(p.replay), reply_to=p.result.reply_to)
         if p.commit is None:
             return p.result
+        rid = p.rid
+        key = (p.sender, rid) if rid is not None else None
         try:
-            await p.commit
-        except Exception as exc:
-            if not self._broken:
-                log.error("Không ghi được thay đổi vào cơ sở dữ liệu (%s); nạp lại trạng thái trước lệnh sau", exc)
-            self._broken = True
-            p.result.reply = error_reply(p.rid, ErrorCode.INTERNAL, "Lỗi lưu dữ liệu, vui lòng thử lại.")
-            return p.result
+            p, written = await self._written(p)
+        except BaseException:
+            self._answer_duplicates(key, error_reply(rid, ErrorCode.INTERNAL, "Lỗi hệ thống, vui lòng thử lại."))
+            raise
         finally:
             self._slots.release()
-            waiter = self._in_flight.pop((p.sender, p.rid), None) if p.rid is not None else None
-            if waiter is not None and not waiter.done():
-                waiter.set_result(p.result.reply or {})
+        self._answer_duplicates(key, p.result.reply or {})
+        if not written:
+            return p.result
         assert p.change is not None and p.result.reply is not None
         self._seq_reserved = max(self._seq_reserved, p.reserved)
         if p.rid is not None:
-            self._remember((p.sender, p.rid), p.result.reply)
+            self._remember((p.sender, p.rid), p.result.reply, p.moment or self.clock.now())
         self._dirty_fields |= p.fields
         self._dirty_counters |= p.counters
         p.result.messages += self._event_messages(p.change, p.moment)
@@ -275,6 +307,51 @@ class QueueService:
         if self._commits:
             await asyncio.wait(set(self._commits))
 
+    async def _written(self, p: Pending) -> tuple[Pending, bool]:
+        """The command once its transaction is written (True), or answered without a write."""
+        while True:
+            try:
+                assert p.commit is not None
+                await p.commit
+                return p, True
+            except StoreFailed:
+                # Refused only because an earlier write failed: this command was decided on a
+                # state that held the lost one. It stands alone: decide it again on what the
+                # database holds, and give it its own answer.
+                p = await self._decide_again(p)
+                if p.commit is None:
+                    return p, False
+            except Exception as exc:
+                await self._write_failed(exc)
+                p.result.reply = error_reply(p.rid, ErrorCode.INTERNAL, "Lỗi lưu dữ liệu, vui lòng thử lại.")
+                return p, False
+
+    def _answer_duplicates(self, key: RequestKey | None, reply: dict[str, Any]) -> None:
+        waiter = self._in_flight.pop(key, None) if key is not None else None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(reply)
+
+    async def _decide_again(self, p: Pending) -> Pending:
+        assert p.request is not None
+        parts, obj, topic = p.request
+        async with self._lock:
+            with self._command():
+                return await self._accept_locked(parts, obj, p.rid, p.sender,
+                                                 Result(None, reply_to=p.result.reply_to),
+                                                 topic, again=True)
+
+    async def _write_failed(self, exc: Exception) -> None:
+        """A transaction failed (the disk, or a value no check foresaw): only its own command
+        fails. The core reloads at once, so what it serves and publishes is what is written."""
+        log.error("Không ghi được thay đổi vào cơ sở dữ liệu (%s); nạp lại trạng thái từ cơ sở dữ liệu", exc)
+        async with self._lock:
+            await self._recover_if_broken()
+
+    async def _recover_if_broken(self) -> None:
+        """Called under the lock before anything reads the book to decide or to publish."""
+        if self.store.failed:
+            await self._recover()
+
     async def _recover(self) -> None:
         """After a failed write: the book may hold what the disk does not. Wait for the writes
         queued after it (the store refuses them), then start again from the database."""
@@ -283,7 +360,6 @@ class QueueService:
         await self.load()
         self._dirty_fields.update(f.id for f in self.site.fields)
         self._dirty_counters.update(self.book.counters)
-        self._broken = False
         log.warning("Đã nạp lại trạng thái từ cơ sở dữ liệu")
 
     @contextlib.contextmanager
@@ -371,7 +447,7 @@ class QueueService:
             extra = {"ahead": ahead, "est_wait_s": self.book.est_wait_s(change.ticket.field, ahead)}
         return ok_reply(rid or "", ticket, counter, **extra)
 
-    async def _previous_reply(self, key: tuple[str, str]) -> dict[str, Any] | None:
+    async def _previous_reply(self, key: RequestKey) -> dict[str, Any] | None:
         if key in self._recent:
             return self._recent[key]
         if key in self._known_ids:
@@ -386,16 +462,38 @@ class QueueService:
             self._seq_reserved = need + SEQ_BLOCK
         return self._seq_reserved
 
-    def _remember(self, key: tuple[str, str], reply: dict[str, Any]) -> None:
-        self._known_ids.add(key)
+    def _remember(self, key: RequestKey, reply: dict[str, Any], at: datetime) -> None:
+        self._known_ids[key] = at.timestamp()
+        self._known_ids.move_to_end(key)  # a forgotten id used again is stored again, as new
         self._recent[key] = reply
         if len(self._recent) > _RECENT_REPLIES:
             self._recent.popitem(last=False)
+        self._prune_replies(at)
+
+    def _prune_replies(self, now: datetime) -> None:
+        """Forget the oldest stored replies: those older than `keep`, and those beyond
+        `max_replies` (a batch at a time). The next transaction deletes them from disk."""
+        known, r = self._known_ids, self.retention
+        cutoff = (now - r.keep).timestamp()
+        excess = len(known) - r.max_replies if len(known) > r.max_replies + r.prune_batch else 0
+        while known:
+            key, at = next(iter(known.items()))
+            if excess <= 0 and at >= cutoff:
+                break
+            known.popitem(last=False)
+            self._recent.pop(key, None)
+            self._forget.append(key)
+            excess -= 1
+
+    def _take_forget(self) -> list[RequestKey]:
+        forget, self._forget = self._forget, []
+        return forget
 
     async def _commit_now(self, change: Change) -> None:
         """A transaction of the core's own (a new day, a reservation), awaited at once."""
         await self.settle()
-        await self.store.commit(change, day=self.book.day, seq=self._reserve(0), now=self._now())
+        await self.store.commit(Rows.of(change), day=self.book.day, seq=self._reserve(0), now=self._now(),
+                                forget=self._take_forget())
 
     # ------------------------------------------------------------ messages
 
@@ -482,6 +580,7 @@ class QueueService:
         """Every retained state topic, with fresh seqs: after a (re)connect, a broker that lost
         its memory, or a new day."""
         async with self._lock:
+            await self._recover_if_broken()
             msgs = await self._roll_if_needed()
             if msgs:
                 return msgs
@@ -499,7 +598,13 @@ class QueueService:
             view = self.counter_view(self.book.counters[cc.id])
             self._counter_views[cc.id] = view
             bodies.append((self.topics.state_counter(cc.id), view))
-        await self._commit_now(Change())
+        try:
+            await self._commit_now(Change())
+        except Exception as exc:
+            # The disk refuses even the seq reservation. The state is still what the database
+            # holds and the devices need it: publish it; commands get `internal` until writes work.
+            log.error("Không ghi được phần dành trước của seq (%s); vẫn phát trạng thái", exc)
+            await self._recover()
         self._dirty_counters.clear()
         self._dirty_fields.clear()
         return [self._stamp(topic, body, True, now_s) for topic, body in bodies]
@@ -509,6 +614,8 @@ class QueueService:
     async def tick(self) -> list[Outgoing]:
         """Called every second or so: starts a new business day when the clock says so."""
         async with self._lock:
+            await self._recover_if_broken()
+            self._prune_replies(self.clock.now())
             return await self._roll_if_needed()
 
     async def _roll_if_needed(self) -> list[Outgoing]:

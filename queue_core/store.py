@@ -9,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -107,11 +108,84 @@ class Snapshot:
     tickets: list[Ticket] = field(default_factory=list)
     counters: dict[str, Counter] = field(default_factory=dict)
     numbers: dict[str, int] = field(default_factory=dict)
-    request_ids: set[tuple[str, str]] = field(default_factory=set)  # (sender, request_id)
+    # (sender, request id) -> when its reply was stored (POSIX seconds), oldest first
+    request_ids: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 class StoreFailed(RuntimeError):
     """A write was refused because an earlier one failed (see Store.reset_after_failure)."""
+
+
+class Unstorable(ValueError):
+    """A value SQLite cannot hold as it is (a string with no UTF-8 form, an integer beyond 64
+    bits). Found before anything is written, so the command can be refused as bad input."""
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _check_storable(values: tuple[Any, ...]) -> None:
+    for v in values:
+        if isinstance(v, str):
+            if not v.isascii():
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise Unstorable("chuỗi không có dạng UTF-8") from None
+        elif isinstance(v, int) and v not in _INT64:
+            raise Unstorable("số nguyên vượt quá 64 bit")
+
+
+@dataclass(frozen=True)
+class Rows:
+    """One command's effects as the rows it writes, checked to be storable."""
+
+    tickets: list[tuple[Any, ...]]
+    counters: list[tuple[Any, ...]]
+    numbers: list[tuple[str, int]]
+    request_id: str | None = None
+    sender: str = ""  # whose request id it is (Topics.reply_owner)
+
+    @classmethod
+    def of(cls, change: Change, request_id: str | None = None, sender: str = "") -> Rows:
+        """Unstorable if any value could not be written: the caller refuses the command then,
+        instead of finding out inside a transaction (which would fail the commands queued behind)."""
+        rows = cls([ticket_row(t) for t in change.tickets],
+                   [(c.id, str(c.status), c.ticket, c.officer, c.last_served, _ts(c.since))
+                    for c in change.counters],
+                   list(change.numbers.items()), request_id, sender)
+        for row in (*rows.tickets, *rows.counters, *rows.numbers, (request_id, sender)):
+            _check_storable(row)
+        return rows
+
+
+# Owner-only: the database holds citizens' phone numbers.
+DB_FILE_MODE = 0o600
+DB_DIR_MODE = 0o700
+# SQLite creates these next to the database with the database file's mode.
+_COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def _make_private(path: Path) -> None:
+    """Create the database's missing directories (0700) and the file itself (0600); tighten the
+    mode of a database (and its companions) that an older version left readable by others."""
+    missing = []
+    parent = path.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=DB_DIR_MODE)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, DB_FILE_MODE))
+    for p in [path, *(path.with_name(path.name + s) for s in _COMPANION_SUFFIXES)]:
+        try:
+            if p.stat().st_mode & 0o777 != DB_FILE_MODE:
+                p.chmod(DB_FILE_MODE)
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            log.warning("Không đổi được quyền của %s thành chỉ chủ sở hữu đọc/ghi (0600)", p)
 
 
 class Store:
@@ -123,12 +197,17 @@ class Store:
         # until the service has reloaded its state from the database.
         self._failed = False
 
+    @property
+    def failed(self) -> bool:
+        """A write failed and nothing is written until reset_after_failure()."""
+        return self._failed
+
     def reset_after_failure(self) -> None:
         self._failed = False
 
     @classmethod
     async def open(cls, path: Path) -> Store:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per command
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = aiosqlite.Row
@@ -165,7 +244,7 @@ class Store:
     async def close(self) -> None:
         await self._db.close()
 
-    async def load(self, *, keep_requests: timedelta, now: datetime) -> Snapshot:
+    async def load(self) -> Snapshot:
         meta = {r["key"]: r["value"] for r in await self._db.execute_fetchall("SELECT key, value FROM meta")}
         day = meta.get("day")
         seq = int(meta.get("seq", "0"))
@@ -181,11 +260,16 @@ class Store:
             snap.counters[r["id"]] = Counter(id=r["id"], status=CounterStatus(r["status"]),
                                              ticket=r["ticket"], officer=r["officer"],
                                              last_served=r["last_served"], since=_dt(r["since"]))
-        cutoff = (now - keep_requests).isoformat()
-        await self._db.execute("DELETE FROM requests WHERE at < ?", (cutoff,))
-        snap.request_ids = {(r[0], r[1]) for r in
-                            await self._db.execute_fetchall("SELECT sender, request_id FROM requests")}
+        # Only read: a load also recovers from a failed write, when the disk may still refuse
+        # writes. The service prunes old replies with its next transaction.
+        snap.request_ids = {(r[0], r[1]): datetime.fromisoformat(r[2]).timestamp() for r in
+                            await self._db.execute_fetchall(
+                                "SELECT sender, request_id, at FROM requests ORDER BY rowid")}
         return snap
+
+    async def stored_replies(self) -> int:
+        rows = await self._db.execute_fetchall("SELECT COUNT(*) FROM requests")
+        return int(next(iter(rows))[0])
 
     async def reply_for(self, sender: str, request_id: str) -> dict[str, Any] | None:
         async with self._db.execute("SELECT reply FROM requests WHERE sender = ? AND request_id = ?",
@@ -202,21 +286,22 @@ class Store:
         db = self._db
         return await db._execute(lambda: fn(db._conn))
 
-    async def commit(self, change: Change, *, day: str, seq: int, now: datetime,
-                     request_id: str | None = None, reply: dict[str, Any] | None = None,
-                     sender: str = "") -> None:
-        """Write one command's effects, its reply and the new seq in one durable transaction."""
-        tickets = [ticket_row(t) for t in change.tickets]
-        counters = [(c.id, str(c.status), c.ticket, c.officer, c.last_served, _ts(c.since)) for c in change.counters]
-        numbers = [(day, f, n) for f, n in change.numbers.items()]
-        request = ((sender, request_id, json.dumps(reply, ensure_ascii=False), now.isoformat())
-                   if request_id is not None and reply is not None else None)
+    async def commit(self, rows: Rows, *, day: str, seq: int, now: datetime,
+                     reply: dict[str, Any] | None = None,
+                     forget: list[tuple[str, str]] | None = None) -> None:
+        """Write one command's effects, its reply and the new seq in one durable transaction;
+        `forget`: (sender, request id) pairs whose stored replies are dropped in the same transaction."""
+        tickets, counters = rows.tickets, rows.counters
+        numbers = [(day, f, n) for f, n in rows.numbers]
+        request = ((rows.sender, rows.request_id, json.dumps(reply, ensure_ascii=False), now.isoformat())
+                   if rows.request_id is not None and reply is not None else None)
+        forgotten = list(forget or ())
 
         def write(conn: sqlite3.Connection) -> None:
             if self._failed:
                 raise StoreFailed("an earlier write failed")
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 if tickets:
                     conn.executemany(_TICKET_UPSERT, tickets)
                 if counters:
@@ -224,8 +309,11 @@ class Store:
                 if numbers:
                     conn.executemany("INSERT INTO numbers (day, field, last) VALUES (?, ?, ?) "
                                      "ON CONFLICT (day, field) DO UPDATE SET last = excluded.last", numbers)
+                if forgotten:
+                    conn.executemany("DELETE FROM requests WHERE sender = ? AND request_id = ?", forgotten)
                 if request is not None:
-                    conn.execute("INSERT INTO requests (sender, request_id, reply, at) VALUES (?, ?, ?, ?)",
+                    # REPLACE: a reply the service has forgotten may still be here
+                    conn.execute("INSERT OR REPLACE INTO requests (sender, request_id, reply, at) VALUES (?, ?, ?, ?)",
                                  request)
                 conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
                                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -314,26 +314,6 @@ async def test_bad_input_gets_an_error_and_changes_nothing(site: Site, suffix: s
     assert (await site.ticket("dat-dai"))["ok"]
 
 
-async def test_a_retained_command_is_not_executed(site: Site, broker: Broker) -> None:
-    t = site.topics
-    await site.probe.publish(t.cmd_ticket, {"request_id": new_id(), "field": "dat-dai"}, retain=True)
-    try:
-        # the core is subscribed: it gets the live copy once (retain flag cleared) and issues once
-        q = await site.probe.wait_topic(t.state_queue("dat-dai"), lambda q: q["waiting"] == 1)
-        assert q["next"] == ["1001"]
-        # a reconnect brings the retained copy back; it must not issue a second ticket
-        await site.core.link.session.drain()
-        client = site.core.link.session._client
-        assert client is not None
-        mark = site.probe.mark()
-        client._client.disconnect()
-        await site.probe.wait_for(lambda m: m.topic == t.state_site, start=mark, timeout=15)
-        await site.quiet_marker()
-        assert len(site.core.service.book.tickets) == 1
-    finally:
-        await site.probe.publish(t.cmd_ticket, b"", retain=True)
-
-
 async def test_query_a_ticket_for_its_tracking_page(site: Site) -> None:
     t = site.topics
     first = (await site.ticket("dat-dai"))["ticket"]
