@@ -117,9 +117,13 @@ class PrinterSettings:
 @dataclass(frozen=True)
 class SecuritySettings:
     session_hours: float = 12.0
-    # wrong passwords per user name (and per address) within login_window_s before logins are refused
+    # attempts per user name within login_window_s before that name's logins are refused
     login_failures: int = 5
     login_window_s: float = 300.0
+    # wrong passwords per address (an office's officers share one NAT address) within
+    # login_window_s before that address is slowed down: never refused, one check at a time
+    login_address_failures: int = 50
+    login_address_interval_s: float = 1.0
     # true behind HTTPS: the session cookie is then never sent in clear
     cookie_secure: bool = False
 
@@ -283,6 +287,8 @@ def _security(site: SiteConfig) -> SecuritySettings:
         session_hours=t.float("session_hours", 12.0, minimum=0.01),
         login_failures=t.int("login_failures", 5, minimum=1, maximum=100),
         login_window_s=t.float("login_window_s", 300.0, minimum=1.0),
+        login_address_failures=t.int("login_address_failures", 50, minimum=1, maximum=10_000),
+        login_address_interval_s=t.float("login_address_interval_s", 1.0, minimum=0.0),
         cookie_secure=t.bool("cookie_secure", False),
     )
     t.reject_unknown()

@@ -200,6 +200,9 @@ VI: dict[str, str] = {
     "err_invalid_state": "Thao tác không phù hợp với trạng thái của quầy lúc này.",
     "err_range_exhausted": "Lĩnh vực này đã phát hết số của ngày hôm nay.",
     "err_counter_closed": "Quầy đang đóng. Hãy mở quầy trước.",
+    # the web server's own defences
+    "err_not_utf8": "Nội dung có ký tự không hợp lệ (không mã hoá được UTF-8).",
+    "err_login_busy": "Có quá nhiều lần đăng nhập từ địa chỉ này. Vui lòng thử lại sau {s} giây.",
 }
 
 EN: dict[str, str] = {
@@ -382,6 +385,8 @@ EN: dict[str, str] = {
     "err_invalid_state": "This action does not fit the counter's state now.",
     "err_range_exhausted": "This field has issued all its numbers today.",
     "err_counter_closed": "The counter is closed; open it first.",
+    "err_not_utf8": "The request holds characters that are not valid (cannot be encoded as UTF-8).",
+    "err_login_busy": "Too many logins from this address. Please try again in {s} seconds.",
 }
 
 LANGUAGES: dict[str, dict[str, str]] = {"vi": VI, "en": EN}

@@ -1,0 +1,138 @@
+"""The web server attacked as a stranger would (issue 10): text that cannot be stored, login races,
+open redirects, CSV formulas, security headers, kiosks that do not exist, TVs that do not exist,
+guessable tracking addresses and ratings of the wrong citizen. Over a real broker and core, through
+HTTP as a browser or a script would send it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from display_server.auth import AUTH
+from display_server.exports import TICKET_COLUMNS, CsvWriter
+from tests.support.web import csrf_of, login
+from tests.test_web_api import Rig, call, rig, vietnamese  # noqa: F401  (rig: the fixture)
+from tests.test_web_units import NAMES, read_csv, record
+
+# ---------------------------------------------------------------- text that cannot be stored
+
+LONE = '"\\ud800"'  # a JSON escape of a lone surrogate: valid JSON, not storable as UTF-8
+
+
+def _raw(template: str) -> bytes:
+    return template.replace("LONE", LONE).encode()
+
+
+@pytest.mark.parametrize("raw", [
+    '{"field": "dat-dai", "request_id": LONE}',
+    '{"field": "dat-dai", LONE: 1}',
+    '{"field": LONE}',
+    '{"field": "dat-dai", "kiosk": LONE}',
+])
+async def test_a_lone_surrogate_in_a_kiosk_body_is_a_clear_400(rig: Rig, raw: str) -> None:
+    status, body = await call(rig.http, rig.url + "/api/tickets", raw=_raw(raw))
+    assert (status, body["ok"], body["error"]["code"]) == (400, False, "bad_request"), body
+    assert vietnamese(body["error"]["message"])
+    assert await rig.issued_count() == 0
+    await rig.take()  # the server and the core go on
+
+
+async def test_a_lone_surrogate_anywhere_in_a_console_body_is_a_clear_400(rig: Rig) -> None:
+    async with rig.browser("giamsat") as http:
+        csrf = await csrf_of(http, rig.url + "/counter/1")
+        for raw in ('{"action": "open", "officer": LONE}', '{"action": "dossier", "dossier": LONE}',
+                    '{"action": "call", "ticket": LONE}', '{"action": LONE}'):
+            status, body = await call(http, rig.url + "/api/counter/1", raw=_raw(raw), csrf=csrf)
+            assert (status, body["error"]["code"]) == (400, "bad_request"), (raw, body)
+            assert "UTF-8" in body["error"]["message"] or vietnamese(body["error"]["message"])
+        status, body = await call(http, rig.url + "/api/counter/1", {"action": "open"}, csrf=csrf)
+        assert status == 200, body
+    assert rig.counter_state("1").get("status") == "open"
+
+
+async def test_a_lone_surrogate_in_a_form_or_a_query_is_never_a_500(rig: Rig) -> None:
+    for path in ("/kiosk?id=%ED%A0%80", "/login?next=%ED%A0%80", "/display?id=%ED%A0%80", "/rate/%ED%A0%80",
+                 "/t/%ED%A0%80", "/counter/%ED%A0%80"):
+        async with rig.http.get(rig.url + path, allow_redirects=False) as resp:
+            assert resp.status < 500, (path, resp.status)
+    async with rig.http.post(rig.url + "/login", data=b"username=%ED%A0%80&password=x&csrf=y",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}) as resp:
+        assert resp.status < 500
+
+
+# ---------------------------------------------------------------- logins
+
+
+async def test_parallel_wrong_passwords_cannot_outrun_the_limit(rig: Rig) -> None:
+    """300 wrong passwords at once for one user: at most `login_failures` are checked, and the
+    right one afterwards is refused too (on main every one was checked)."""
+    async with rig.browser() as http:
+        results = await asyncio.gather(*(login(http, rig.url, "canbo1", f"sai-{i}") for i in range(300)))
+    statuses = [r.status for r in results]
+    assert statuses.count(401) <= 5 and statuses.count(401) + statuses.count(429) == 300, statuses
+    async with rig.browser() as http:
+        resp = await login(http, rig.url, "canbo1")
+        assert resp.status == 429 and "qms_session" not in resp.cookies
+
+
+async def test_a_right_password_among_parallel_wrong_ones_does_not_get_in(rig: Rig) -> None:
+    async with rig.browser() as http:
+        tries = [login(http, rig.url, "canbo1", f"sai-{i}") for i in range(150)]
+        tries.append(login(http, rig.url, "canbo1"))
+        tries += [login(http, rig.url, "canbo1", f"sai-{i}") for i in range(150, 300)]
+        results = await asyncio.gather(*tries)
+    checked = [r for r in results if r.status in (401, 303)]
+    assert len(checked) <= 5
+
+
+async def test_another_officer_behind_the_same_address_still_logs_in(rig: Rig) -> None:
+    async with rig.browser() as http:
+        for _ in range(6):
+            assert (await login(http, rig.url, "canbo1", "sai-mat-khau")).status in (401, 429)
+        assert (await login(http, rig.url, "canbo1")).status == 429  # the name under attack waits
+    async with rig.browser() as http:
+        assert (await login(http, rig.url, "giamsat")).status == 303  # the others do not
+
+
+@pytest.mark.parametrize("rig", ["[security]\nlogin_address_failures = 4\nlogin_address_interval_s = 0.2\n"],
+                         indirect=True)
+async def test_an_address_past_its_limit_is_slowed_never_shut(rig: Rig) -> None:
+    async with rig.browser() as http:
+        for i in range(8):  # a sprayer: many names, a few tries each
+            assert (await login(http, rig.url, f"nguoi-{i}", "sai-mat-khau")).status == 401
+        assert rig.web.app[AUTH].addresses.retry_after("127.0.0.1") > 0
+        for user in ("canbo3", "giamsat"):  # officers behind the same address get in, a little later
+            async with rig.browser() as officer:
+                assert (await login(officer, rig.url, user)).status == 303
+
+
+# ---------------------------------------------------------------- the open redirect
+
+
+@pytest.mark.parametrize("evil", ["/\t/evil.example", "/\n/evil.example", "/\\evil.example", "//evil.example",
+                                  "/ /evil.example", "https://evil.example", "/\x00/evil.example", " //evil.example",
+                                  "/\r\n//evil.example"])
+async def test_login_never_redirects_to_another_site(rig: Rig, evil: str) -> None:
+    async with rig.browser() as http:
+        resp = await login(http, rig.url, "canbo1", next_path=evil)
+        assert resp.status == 303 and resp.headers["Location"] == "/counter", resp.headers["Location"]
+    async with rig.http.get(rig.url + "/login", params={"next": evil}) as resp:
+        assert '<input type="hidden" name="next" value="">' in await resp.text()
+
+
+async def test_login_still_returns_to_the_page_asked(rig: Rig) -> None:
+    async with rig.browser() as http:
+        resp = await login(http, rig.url, "canbo1", next_path="/counter/2?lang=en")
+        assert resp.headers["Location"] == "/counter/2?lang=en"
+
+
+# ---------------------------------------------------------------- CSV formulas
+
+
+@pytest.mark.parametrize("text", ["-2+3+cmd|' /C calc'!A0", "=1+1", "+1", "@SUM(A1)", "\t=1", "\r=1"])
+def test_every_formula_start_is_defused(text: str) -> None:
+    r = record("1001", "done", officer=text, dossier=text, called="08:01:00", finished="08:02:00")
+    row = read_csv(CsvWriter(TICKET_COLUMNS).header() + CsvWriter(TICKET_COLUMNS).rows([r], NAMES))[0]
+    assert row["officer"] == "'" + text and row["dossier_code"] == "'" + text
+    assert row["wait_s"] == "60" and row["calls"] == "1"  # numbers stay numbers
