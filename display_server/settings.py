@@ -65,14 +65,20 @@ class DisplaySettings:
     closed_counters: str = "dim"
     recent_calls: int = 6
     blink_s: float = 6.0
+    # the site's TVs (?id=): their presence stays, offline, when they go; others' is removed
+    ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class KioskSettings:
-    # kiosk ids (?id= of /kiosk) allowed to issue; empty: any id
-    ids: tuple[str, ...] = ()
+    # kiosk ids (?id= of /kiosk; "kiosk" without one) allowed to issue
+    ids: tuple[str, ...] = ("kiosk",)
+    # opt-in: any well-formed id issues (each with its own allowance, all under the site's cap)
+    any_id: bool = False
     # per kiosk id: a stuck button or a script must not exhaust a field's number range
     tickets_per_minute: int = 10
+    # all kiosks together: invented or stolen ids cannot add up to more than this
+    site_tickets_per_minute: int = 60
     # how long a new ticket stays on the screen
     show_s: float = 20.0
     priority: bool = True
@@ -218,6 +224,7 @@ def _display(site: SiteConfig) -> DisplaySettings:
         closed_counters=t.choice("closed_counters", CLOSED_COUNTERS, "dim"),
         recent_calls=t.int("recent_calls", 6, minimum=0, maximum=20),
         blink_s=t.float("blink_s", 6.0, minimum=0.0),
+        ids=_slug_list(t, "ids"),
     )
     t.reject_unknown()
     return s
@@ -227,8 +234,8 @@ def is_slug(value: str) -> bool:
     return bool(SLUG_RE.match(value))
 
 
-def _slug_list(t: Table, k: str) -> tuple[str, ...]:
-    values = t.str_list(k, [])
+def _slug_list(t: Table, k: str, default: list[str] | None = None) -> tuple[str, ...]:
+    values = t.str_list(k, default or [])
     for v in values:
         if not SLUG_RE.match(v):
             t.fail(k, f"mã {v!r} không hợp lệ.",
@@ -238,9 +245,16 @@ def _slug_list(t: Table, k: str) -> tuple[str, ...]:
 
 def _kiosk(site: SiteConfig) -> KioskSettings:
     t = site.section("kiosk")
+    ids = _slug_list(t, "ids", ["kiosk"])
+    any_id = t.bool("any_id", False)
+    if not ids and not any_id:
+        t.fail("ids", "không ki-ốt nào được lấy số.",
+               "Liệt kê các ki-ốt, ví dụ ids = [\"kiosk-1\", \"kiosk-2\"] (hoặc any_id = true).")
     s = KioskSettings(
-        ids=_slug_list(t, "ids"),
+        ids=ids,
+        any_id=any_id,
         tickets_per_minute=t.int("tickets_per_minute", 10, minimum=1, maximum=600),
+        site_tickets_per_minute=t.int("site_tickets_per_minute", 60, minimum=1, maximum=6000),
         show_s=t.float("show_s", 20.0, minimum=3.0),
         priority=t.bool("priority", True),
     )

@@ -123,6 +123,10 @@ class SiteState:
         return True
 
     def _status(self, key: str, payload: bytes, retained: bool) -> Change | None:
+        if not payload:  # a cleared retained presence: the device is gone for good
+            if self.presence.pop(key, None) is None:
+                return None
+            return Change("status", key, None, retained)
         try:
             value = payload.decode("utf-8").strip()
         except UnicodeDecodeError:

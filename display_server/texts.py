@@ -203,6 +203,7 @@ VI: dict[str, str] = {
     # the web server's own defences
     "err_not_utf8": "Nội dung có ký tự không hợp lệ (không mã hoá được UTF-8).",
     "err_login_busy": "Có quá nhiều lần đăng nhập từ địa chỉ này. Vui lòng thử lại sau {s} giây.",
+    "err_site_rate": "Các ki-ốt đã lấy quá {n} số trong một phút. Xin vui lòng chờ {s} giây rồi thử lại.",
 }
 
 EN: dict[str, str] = {
@@ -387,6 +388,7 @@ EN: dict[str, str] = {
     "err_counter_closed": "The counter is closed; open it first.",
     "err_not_utf8": "The request holds characters that are not valid (cannot be encoded as UTF-8).",
     "err_login_busy": "Too many logins from this address. Please try again in {s} seconds.",
+    "err_site_rate": "The kiosks took more than {n} numbers in a minute. Please wait {s} seconds and try again.",
 }
 
 LANGUAGES: dict[str, dict[str, str]] = {"vi": VI, "en": EN}

@@ -177,7 +177,7 @@ async def test_kiosk_bad_input_issues_nothing(rig: Rig, raw: bytes, content_type
     assert english[0] == status and not vietnamese(english[1]["error"]["message"])
 
 
-@pytest.mark.parametrize("rig", ["[kiosk]\ntickets_per_minute = 3\n"], indirect=True)
+@pytest.mark.parametrize("rig", ['[kiosk]\nids = ["kiosk-1", "kiosk-2"]\ntickets_per_minute = 3\n'], indirect=True)
 async def test_kiosk_rate_limit(rig: Rig) -> None:
     for _ in range(3):
         await rig.take(kiosk="kiosk-1")

@@ -38,6 +38,8 @@ class Tab:
         self.page = page
         self.errors: list[str] = []
         page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # what the Content-Security-Policy refused (an inline script or style, another site)
+        page.on("console", lambda m: self.errors.append(m.text) if "Content Security Policy" in m.text else None)
 
     @classmethod
     async def open(cls, context: BrowserContext, url: str, ready: str | None = None) -> Tab:
@@ -48,6 +50,10 @@ class Tab:
         return tab
 
     async def until(self, expression: str, arg: Any = None) -> Any:
+        # as a function: Playwright would eval() a bare expression in the page, which the
+        # Content-Security-Policy (no 'unsafe-eval') rightly refuses
+        if not expression.lstrip().startswith(("(", "function", "async")):
+            expression = f"() => ({expression})"
         return await self.page.wait_for_function(expression, arg=arg, timeout=WAIT_MS)
 
     async def text(self, selector: str) -> str:

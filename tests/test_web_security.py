@@ -6,14 +6,23 @@ HTTP as a browser or a script would send it."""
 from __future__ import annotations
 
 import asyncio
+import re
 
+import aiohttp
 import pytest
 
 from display_server.auth import AUTH
 from display_server.exports import TICKET_COLUMNS, CsvWriter
+from display_server.follower import MAX_UNLISTED_DISPLAYS
+from display_server.kiosk_page import KIOSK_LIMITER
+from qms_common.devbroker import Broker
+from tests import test_web_api
+from tests.support.mqtt import Probe
 from tests.support.web import csrf_of, login
-from tests.test_web_api import Rig, call, rig, vietnamese  # noqa: F401  (rig: the fixture)
+from tests.test_web_api import Rig, call, vietnamese, wait_until
 from tests.test_web_units import NAMES, read_csv, record
+
+rig = test_web_api.rig  # the same rig: a real broker, core and web server
 
 # ---------------------------------------------------------------- text that cannot be stored
 
@@ -136,3 +145,118 @@ def test_every_formula_start_is_defused(text: str) -> None:
     row = read_csv(CsvWriter(TICKET_COLUMNS).header() + CsvWriter(TICKET_COLUMNS).rows([r], NAMES))[0]
     assert row["officer"] == "'" + text and row["dossier_code"] == "'" + text
     assert row["wait_s"] == "60" and row["calls"] == "1"  # numbers stay numbers
+
+
+# ---------------------------------------------------------------- headers
+
+
+async def test_every_answer_carries_the_security_headers(rig: Rig) -> None:
+    async with rig.browser("giamsat") as http:
+        for path in ("/", "/kiosk", "/login", "/supervisor", "/counter/1", "/display", "/rate/1",
+                     "/static/pages.css", "/nothing-here", "/t/nothing", "/api/me"):
+            async with http.get(rig.url + path, allow_redirects=False) as resp:
+                h = resp.headers
+                assert "frame-ancestors 'none'" in h["Content-Security-Policy"], path
+                assert "script-src 'self';" in h["Content-Security-Policy"]
+                assert "unsafe-inline" not in h["Content-Security-Policy"]
+                assert (h["X-Frame-Options"], h["X-Content-Type-Options"], h["Referrer-Policy"]) == (
+                    "DENY", "nosniff", "same-origin"), path
+        status, _ = await call(http, rig.url + "/api/tickets", raw=b"{broken")
+        assert status == 400
+
+
+async def test_no_page_has_inline_scripts_or_styles(rig: Rig) -> None:
+    async with rig.browser("giamsat") as http:
+        for path in ("/", "/kiosk", "/login", "/supervisor", "/counter/1", "/display", "/rate/1"):
+            async with http.get(rig.url + path) as resp:
+                html = await resp.text()
+            assert " style=" not in html and "<style" not in html and " on" + "click=" not in html, path
+            for script in re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S):
+                attrs, _ = script
+                assert "src=" in attrs or 'type="application/json"' in attrs, (path, attrs)
+
+
+# ---------------------------------------------------------------- kiosks that do not exist
+
+
+async def test_invented_kiosk_ids_issue_nothing(rig: Rig) -> None:
+    """On main, 170 invented ids issued 170 tickets in half a second."""
+    results = await asyncio.gather(*(call(rig.http, rig.url + "/api/tickets", {"field": "dat-dai", "kiosk": f"k-{i}"})
+                                     for i in range(100)))
+    assert {(status, body["error"]["code"]) for status, body in results} == {(403, "forbidden")}
+    assert await rig.issued_count() == 0
+    await rig.take(kiosk="kiosk-1")  # a declared kiosk still issues
+
+
+@pytest.mark.parametrize("rig", ["[kiosk]\nany_id = true\ntickets_per_minute = 5\nsite_tickets_per_minute = 12\n"],
+                         indirect=True)
+async def test_a_site_that_accepts_any_id_still_has_a_site_wide_cap(rig: Rig) -> None:
+    results = await asyncio.gather(*(call(rig.http, rig.url + "/api/tickets", {"field": "dat-dai", "kiosk": f"k-{i}"})
+                                     for i in range(60)))
+    ok = [body for status, body in results if status == 200]
+    refused = [body for status, body in results if status == 429]
+    assert len(ok) == 12 and len(refused) == 48
+    assert {b["error"]["code"] for b in refused} == {"rate_limited"}
+    assert "Các ki-ốt đã lấy quá 12 số trong một phút" in refused[0]["error"]["message"]
+    assert await rig.issued_count() == 12
+
+
+@pytest.mark.parametrize("rig", ['[kiosk]\nids = ["kiosk-1", "kiosk-2"]\ntickets_per_minute = 3\n'
+                                 'site_tickets_per_minute = 4\n'], indirect=True)
+async def test_a_kiosk_refused_by_the_site_cap_keeps_its_own_allowance(rig: Rig) -> None:
+    for _ in range(3):
+        await rig.take(kiosk="kiosk-1")
+    await rig.take(kiosk="kiosk-2")
+    status, body = await call(rig.http, rig.url + "/api/tickets", {"field": "dat-dai", "kiosk": "kiosk-2"})
+    assert status == 429 and "Các ki-ốt" in body["error"]["message"]
+    assert await rig.issued_count() == 4
+    assert rig.web.app[KIOSK_LIMITER].retry_after("kiosk:kiosk-2") == 0  # its tap was given back
+
+
+# ---------------------------------------------------------------- TVs that do not exist
+
+
+async def retained_displays(broker: Broker, rig: Rig) -> dict[str, str]:
+    """The display presence the broker keeps now, as a newcomer (a dashboard) gets it."""
+    async with Probe(broker.url) as late:
+        await late.subscribe(rig.topics.status_all)
+        await late.publish(late.reply_topic, "sentinel")  # retained copies all come before it
+        end = await late.wait_for(lambda m: m.topic == late.reply_topic)
+        prefix = rig.topics.status_display("")
+        return {m.topic.removeprefix(prefix): m.text for m in late.received[:late.received.index(end)]
+                if m.topic.startswith(prefix) and m.retain}
+
+
+async def test_anonymous_tv_ids_leave_nothing_behind(broker: Broker, rig: Rig) -> None:
+    """On main, 300 /display/ws?id=fake-N left 300 retained topics and dashboard rows forever."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:  # 300 at once
+        feeds = await asyncio.gather(*(rig.feed(http, f"/display/ws?id=fake-{i}") for i in range(300)))
+        await asyncio.gather(*(f.view() for f in feeds))
+        online = await retained_displays(broker, rig)
+        assert 0 < len(online) <= MAX_UNLISTED_DISPLAYS and set(online.values()) == {"online"}
+        await asyncio.gather(*(f.ws.close() for f in feeds))
+    await wait_until(rig.web, lambda: not any(k.startswith("display/") for k in rig.web.follower.state.presence))
+    assert await retained_displays(broker, rig) == {}
+    async with rig.browser("giamsat") as http:
+        view = await (await rig.feed(http, "/supervisor/ws")).view(lambda v: v["online"])
+        assert view["displays"] == []
+    feed = await rig.feed(rig.http, "/display/ws?id=fake-1")  # an unlisted TV still works
+    await feed.view()
+
+
+@pytest.mark.parametrize("rig", ['[display]\nids = ["phong-cho-1"]\n'], indirect=True)
+async def test_a_listed_tv_stays_offline_and_stale_unlisted_ones_are_removed(broker: Broker, rig: Rig) -> None:
+    fake = rig.topics.status_display("fake-9")
+    async with Probe(broker.url) as older:  # what an older server (or an attacker) left behind
+        await older.publish(fake, "offline", retain=True)
+    feed = await rig.feed(rig.http, "/display/ws?id=phong-cho-1")
+    await feed.view()
+    await feed.ws.close()
+    await wait_until(rig.web, lambda: rig.web.follower.state.presence.get("display/phong-cho-1") == "offline")
+    async with Probe(broker.url) as watch:
+        await watch.subscribe(fake)
+        await watch.wait_for(lambda m: m.topic == fake and m.text == "offline")
+        await rig.web.stop()  # a new server sweeps what is not ours on its first look at the broker
+        await rig.web.start()
+        await watch.wait_for(lambda m: m.topic == fake and m.payload == b"" and not m.retain)
+    assert await retained_displays(broker, rig) == {"phong-cho-1": "offline"}

@@ -40,6 +40,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 AUTOPLAY = "--autoplay-policy=no-user-gesture-required"
 
 
+# The kiosks the tests use, unless a test has a [kiosk] of its own.
+TEST_KIOSKS = '[kiosk]\nids = ["kiosk", "kiosk-1", "kiosk-2"]\n'
+
+
 # username: (password, role, counters or None)
 ACCOUNTS = {
     "canbo1": ("mat-khau-canbo1", "officer", ("1", "2")),
@@ -68,6 +72,8 @@ def web_extra(tmp: Path, port: int, *, speech: str | None = None, more: str = ""
     """Site-file sections for a web server on `port` with its clip cache under tmp (`web`: more
     keys of [web])."""
     speech = FAST_SPEECH if speech is None else speech
+    if "[kiosk]" not in more:
+        more = TEST_KIOSKS + more
     return f"""
 [web]
 host = "127.0.0.1"
