@@ -36,6 +36,7 @@ HTTP_STATUS = {
     ErrorCode.INVALID_STATE: 409,
     ErrorCode.RANGE_EXHAUSTED: 409,
     ErrorCode.COUNTER_CLOSED: 409,
+    ErrorCode.RATING_CLOSED: 409,
     ErrorCode.INTERNAL: 503,
 }
 

@@ -33,6 +33,7 @@ from display_server.base import (
     LINKS,
     RECORDS,
     SETTINGS,
+    SIGNER,
     SITE,
     SPEECH,
     TASKS,
@@ -42,6 +43,7 @@ from display_server.base import (
 from display_server.follower import StateFollower
 from display_server.records import TodayRecords
 from display_server.settings import ServerSettings, load_server_settings
+from display_server.signing import Signer, load_secret
 from display_server.speech import Speech
 from qms_common.config import SiteConfig
 
@@ -64,6 +66,7 @@ def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,
     app[SPEECH] = speech = speech or Speech(settings.speech)
     app[ANNOUNCER] = Announcer(site, follower, speech, settings.speech)
     app[RECORDS] = TodayRecords(follower)
+    app[SIGNER] = Signer(load_secret(settings.web.secret_file))
     app[JINJA] = make_templates()
     app[LINKS] = []
     app[TASKS] = []

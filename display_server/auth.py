@@ -268,7 +268,7 @@ async def login_form(request: web.Request, *, status: int = 200, message: str | 
     return resp
 
 
-async def _form(request: web.Request) -> dict[str, str]:
+async def form_fields(request: web.Request) -> dict[str, str]:
     t = texts_for(request)
     if request.content_type != "application/x-www-form-urlencoded":
         raise ApiError(415, "bad_request", t.err_content_type)
@@ -285,7 +285,7 @@ async def login(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     try:
         check_origin(request)
-        form = await _form(request)
+        form = await form_fields(request)
     except ApiError as exc:
         return await login_form(request, status=exc.status, message=exc.message)
     username = form.get("username", "")[:64]
@@ -333,7 +333,7 @@ async def logout(request: web.Request) -> web.Response:
     if session is not None:
         try:
             check_origin(request)
-            form = await _form(request)
+            form = await form_fields(request)
         except ApiError as exc:
             return error_page(request, exc.status, exc.message)
         if not hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):

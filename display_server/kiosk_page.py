@@ -25,7 +25,7 @@ from display_server.settings import is_slug
 from display_server.state import SiteState
 from display_server.texts import Texts
 from display_server.ticket_image import PrintedTicket
-from display_server.track_page import tracking_url
+from display_server.track_page import tracking_path, tracking_url
 from qms_common.config import SiteConfig
 from qms_common.mqtt import new_request_id
 from qms_common.protocol import MAX_ID_LEN, ticket_command
@@ -130,13 +130,14 @@ async def issue(request: web.Request) -> web.Response:
                            ticket_command(request_id, field, priority=priority, source=kiosk_id))
     ticket = reply.get("ticket") or {}
     ahead, est = reply.get("ahead"), reply.get("est_wait_s")
-    url = tracking_url(request, str(ticket.get("id", "")))
+    url = tracking_url(request, str(ticket.get("id", "")))  # with the ticket's token: only its slip opens it
     result: PrintResult | None = None
     mode = "browser"
     if settings.printer.serves(kiosk_id):
         mode = "printer"
         result = await request.app[PRINTER].print(_printed(site, names, ticket, ahead, est, url), Texts("vi"))
     return json_response({"ok": True, "ticket": ticket, "ahead": ahead, "est_wait_s": est, "tracking_url": url,
+                          "qr_url": tracking_path(request.app, str(ticket.get("id", ""))) + "/qr.svg",
                           "field_name": names.get(str(ticket.get("field")), ""), "print": status_of(result, mode)})
 
 

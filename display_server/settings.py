@@ -43,6 +43,8 @@ class WebSettings:
     # where citizens' phones reach the tracking pages (the QR code on a ticket); None: the
     # address the kiosk itself used
     public_url: str | None = None
+    # the server's own secret (tracking tokens, paired tablets), made on the first start (0600)
+    secret_file: Path = Path("web.secret")
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,12 @@ def _web(site: SiteConfig) -> WebSettings:
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url):
             t.fail("public_url", f"địa chỉ {public_url!r} không hợp lệ.",
                    "Ví dụ \"http://192.168.1.10:8080\" hoặc \"https://xephang.hoabinh.gov.vn\".")
+    secret = t.str("secret_file")
+    # next to the site's data by default: kept with it, and as private
+    secret_file = resolve_path(site.path, secret) if secret else site.storage_path.with_name(f"{site.id}-web.secret")
     t.reject_unknown()
-    return WebSettings(host=site.web_host, port=site.web_port, server_id=server_id, public_url=public_url)
+    return WebSettings(host=site.web_host, port=site.web_port, server_id=server_id, public_url=public_url,
+                       secret_file=secret_file)
 
 
 def _speech(site: SiteConfig) -> SpeechSettings:

@@ -165,6 +165,8 @@ class SiteState:
             if call is None:
                 return None
             self.calls.append(call)
+            # the counter serves someone else now: the one before is no longer asked to rate
+            self.last_served.pop(call.counter, None)
             return Change("event", kind, call)
         self._served(kind, obj)
         return Change("event", kind, obj)

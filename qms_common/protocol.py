@@ -76,6 +76,7 @@ class ErrorCode(StrEnum):
     INVALID_STATE = "invalid_state"
     RANGE_EXHAUSTED = "range_exhausted"
     COUNTER_CLOSED = "counter_closed"
+    RATING_CLOSED = "rating_closed"
     INTERNAL = "internal"
 
 

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import stat
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 
 from display_server.auth import AUTH
+from display_server.base import SETTINGS
 from display_server.exports import TICKET_COLUMNS, CsvWriter
 from display_server.follower import MAX_UNLISTED_DISPLAYS
 from display_server.kiosk_page import KIOSK_LIMITER
@@ -260,3 +263,55 @@ async def test_a_listed_tv_stays_offline_and_stale_unlisted_ones_are_removed(bro
         await rig.web.start()
         await watch.wait_for(lambda m: m.topic == fake and m.payload == b"" and not m.retain)
     assert await retained_displays(broker, rig) == {"phong-cho-1": "offline"}
+
+
+# ---------------------------------------------------------------- the tracking pages
+
+
+async def test_tracking_pages_cost_no_core_query_each(broker: Broker, rig: Rig) -> None:
+    """On main, every tracking page asked the core about its ticket at every change."""
+    tickets = [await rig.take() for _ in range(10)]
+    async with aiohttp.ClientSession() as phones, Probe(broker.url) as spy:
+        await spy.subscribe(rig.topics.cmd_query)
+        feeds = [await rig.feed(phones, urlsplit(t["tracking_url"]).path + "/ws")
+                 for t in tickets for _ in range(3)]  # thirty phones
+        await asyncio.gather(*(f.view(lambda v: v.get("found")) for f in feeds))
+        mark = spy.mark()
+        await rig.act("1", "call_next")  # every page changes: 1001 is called, the others move up
+        await asyncio.gather(*(f.view(lambda v, k=i // 3: v["ticket"]["status"] == "serving" or v["ahead"] == k - 1)
+                               for i, f in enumerate(feeds)))
+        queries = spy.since(mark, rig.topics.cmd_query)
+        assert len(queries) <= 2, [q.json for q in queries]  # today's records: the one ticket that changed
+
+
+async def test_a_citizen_rates_from_the_ticket_s_own_page(rig: Rig) -> None:
+    taken = await rig.take()
+    tid, path = taken["ticket"]["id"], urlsplit(taken["tracking_url"]).path
+    token = path.rsplit("/", 1)[1]
+    feed = await rig.feed(rig.http, path + "/ws")
+    view = await feed.view(lambda v: v.get("found"))
+    assert view["rate"] is None  # waiting: nothing to rate yet
+    status, _ = await call(rig.http, rig.url + f"/api/track/{tid}/{token}/rate", {"score": 3})
+    assert status == 409
+    await rig.act("1", "call_next")
+    await rig.act("1", "finish")
+    view = await feed.view(lambda v: v["ticket"]["status"] == "done" and v["rate"] is not None)
+    assert view["rate"] == ["Không hài lòng", "Hài lòng", "Rất hài lòng"]
+    for wrong in ("AAAAAAAAAAAAAAAA", token[:-1] + ("A" if token[-1] != "A" else "B")):
+        status, body = await call(rig.http, rig.url + f"/api/track/{tid}/{wrong}/rate", {"score": 1})
+        assert status == 404 and body["error"]["code"] == "unknown_ticket"
+    status, body = await call(rig.http, rig.url + f"/api/track/{tid}/{token}/rate", {"score": 3})
+    assert status == 200 and body["ticket"]["rating"] == 3
+    view = await feed.view(lambda v: v["ticket"]["rating"] == 3)
+    assert view["rate"] is None
+
+
+async def test_the_secret_is_private_and_kept_across_restarts(rig: Rig) -> None:
+    first = (await rig.take())["tracking_url"]
+    secret = rig.web.app[SETTINGS].web.secret_file
+    assert secret.exists() and stat.S_IMODE(secret.stat().st_mode) == 0o600
+    await rig.web.stop()
+    await rig.web.start()
+    await rig.web.ready()
+    async with rig.http.get(first) as resp:  # a slip printed before the restart still opens
+        assert resp.status == 200

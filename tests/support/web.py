@@ -189,6 +189,22 @@ async def login(http: aiohttp.ClientSession, base: str, user: str, password: str
         return resp
 
 
+PAIRING_CODE = re.compile(r"<strong>(\d{8})</strong>")
+
+
+async def pairing_code(http: aiohttp.ClientSession, base: str, counter: str) -> str:
+    """A rating tablet's pairing code for a counter, made as a supervisor (logged in on `http`) does."""
+    async with http.get(f"{base}/supervisor/pairing") as resp:
+        assert resp.status == 200, await resp.text()
+        token = CSRF_INPUT.search(await resp.text())
+    assert token
+    async with http.post(f"{base}/supervisor/pairing", data={"csrf": token.group(1), "counter": counter}) as resp:
+        assert resp.status == 200, await resp.text()
+        code = PAIRING_CODE.search(await resp.text())
+    assert code, "no pairing code on the page"
+    return code.group(1)
+
+
 async def csrf_of(http: aiohttp.ClientSession, url: str) -> str:
     """The CSRF token a logged-in page gives its script."""
     async with http.get(url) as resp:
