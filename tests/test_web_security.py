@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import stat
+import uuid
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -221,10 +222,11 @@ async def test_a_kiosk_refused_by_the_site_cap_keeps_its_own_allowance(rig: Rig)
 
 async def retained_displays(broker: Broker, rig: Rig) -> dict[str, str]:
     """The display presence the broker keeps now, as a newcomer (a dashboard) gets it."""
+    sentinel = f"test/sentinel/{uuid.uuid4().hex}"
     async with Probe(broker.url) as late:
-        await late.subscribe(rig.topics.status_all)
-        await late.publish(late.reply_topic, "sentinel")  # retained copies all come before it
-        end = await late.wait_for(lambda m: m.topic == late.reply_topic)
+        await late.subscribe(rig.topics.status_all, sentinel)
+        await late.publish(sentinel, "sentinel")  # retained copies all come before it
+        end = await late.wait_for(lambda m: m.topic == sentinel)
         prefix = rig.topics.status_display("")
         return {m.topic.removeprefix(prefix): m.text for m in late.received[:late.received.index(end)]
                 if m.topic.startswith(prefix) and m.retain}

@@ -40,7 +40,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 AUTOPLAY = "--autoplay-policy=no-user-gesture-required"
 
 
-# The kiosks the tests use, unless a test has a [kiosk] of its own.
+# The kiosks the tests use, unless a test's own [kiosk] names them.
 TEST_KIOSKS = '[kiosk]\nids = ["kiosk", "kiosk-1", "kiosk-2"]\n'
 
 
@@ -74,6 +74,8 @@ def web_extra(tmp: Path, port: int, *, speech: str | None = None, more: str = ""
     speech = FAST_SPEECH if speech is None else speech
     if "[kiosk]" not in more:
         more = TEST_KIOSKS + more
+    elif not re.search(r"^\s*(ids|any_id)\s*=", more.split("[kiosk]", 1)[1].split("\n[", 1)[0], re.M):
+        more = more.replace("[kiosk]\n", TEST_KIOSKS, 1)  # a test's own [kiosk] keys, the tests' kiosks
     return f"""
 [web]
 host = "127.0.0.1"
