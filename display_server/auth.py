@@ -105,8 +105,8 @@ class Auth:
     @contextlib.asynccontextmanager
     async def turn(self, address: str) -> AsyncIterator[None]:
         """Where a password check from this address runs: at once, or, for an address past its
-        own limit, in turn behind the others from it (ApiError 429 when too many wait: a short
-        retry, not a lockout)."""
+        own limit, in turn behind the others from it (_Busy when too many wait already: the login
+        is asked to try again in a few seconds, not locked out)."""
         if self.addresses.retry_after(address) <= 0 and address not in self._slowed:
             yield
             return

@@ -4,8 +4,8 @@ POST /api/tickets, which issues a ticket through the core and prints it.
 A kiosk can only issue tickets. Only the kiosk ids of `[kiosk] ids` issue (`/kiosk?id=kiosk-1`;
 any well-formed id only if the site opts in with `any_id`); each gets `tickets_per_minute`, and all
 together `site_tickets_per_minute`, so neither a stuck button nor a script inventing ids can
-exhaust a field's number range. The ticket is printed on the `[printer]` when there is one for this kiosk, else by
-the browser; a printer that fails never takes the ticket with it.
+exhaust a field's number range. The ticket is printed on the `[printer]` when there is one for
+this kiosk, else by the browser; a printer that fails never takes the ticket with it.
 """
 
 from __future__ import annotations
