@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from counter_agent.panel import error_text
 from qms_common.config import load_site_config
 from qms_common.protocol import ErrorCode
 from tests import test_rules
@@ -59,3 +60,7 @@ def test_the_window_is_a_setting(tmp_path: Path, site) -> None:  # type: ignore[
     bad.write_text(path.read_text(encoding="utf-8").replace("window_s = 120", "window_s = 5"), encoding="utf-8")
     with pytest.raises(Exception, match="window_s"):
         load_site_config(bad)
+
+
+def test_a_keypad_shows_a_closed_rating_as_nothing_to_rate() -> None:
+    assert error_text(ErrorCode.RATING_CLOSED) == error_text(ErrorCode.INVALID_STATE) == "E-01"
