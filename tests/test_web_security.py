@@ -18,7 +18,10 @@ from display_server.auth import AUTH
 from display_server.base import SETTINGS
 from display_server.exports import TICKET_COLUMNS, CsvWriter
 from display_server.follower import MAX_UNLISTED_DISPLAYS
-from display_server.kiosk_page import KIOSK_LIMITER
+from display_server.kiosk_page import KIOSK_LIMITER, PRINTER
+from display_server.printer import PrintResult
+from display_server.texts import Texts
+from display_server.ticket_image import PrintedTicket
 from qms_common.devbroker import Broker
 from tests import test_web_api
 from tests.support.mqtt import Probe
@@ -316,4 +319,23 @@ async def test_the_secret_is_private_and_kept_across_restarts(rig: Rig) -> None:
     await rig.web.start()
     await rig.web.ready()
     async with rig.http.get(first) as resp:  # a slip printed before the restart still opens
+        assert resp.status == 200
+
+
+@pytest.mark.parametrize("rig", ['[kiosk]\nids = ["kiosk-1"]\n[printer]\ntype = "file"\ndevice = "/dev/null"\n'],
+                         indirect=True)
+async def test_the_printed_slip_carries_the_token_address(rig: Rig) -> None:
+    printer = rig.web.app[PRINTER]
+    printed: list[PrintedTicket] = []
+    real = printer.print
+
+    async def keep(ticket: PrintedTicket, t: Texts) -> PrintResult:
+        printed.append(ticket)
+        return await real(ticket, t)
+
+    printer.print = keep  # type: ignore[method-assign]  # the real printer, its ticket kept
+    body = await rig.take(kiosk="kiosk-1")
+    assert body["print"]["mode"] == "printer" and [p.url for p in printed] == [body["tracking_url"]]
+    assert urlsplit(printed[0].url).path.count("/") == 3  # /t/{id}/{token}
+    async with rig.http.get(printed[0].url) as resp:
         assert resp.status == 200
