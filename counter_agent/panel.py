@@ -35,6 +35,7 @@ E_INTERNAL = "E-09"         # the core could not save; nothing changed, try agai
 
 ERROR_TEXT: dict[str, str] = {
     ErrorCode.INVALID_STATE: E_INVALID_STATE,
+    ErrorCode.RATING_CLOSED: E_INVALID_STATE,  # nothing to rate any more: the window has passed
     ErrorCode.COUNTER_CLOSED: E_COUNTER_CLOSED,
     ErrorCode.UNKNOWN_FIELD: E_UNKNOWN_FIELD,
     ErrorCode.UNKNOWN_COUNTER: E_UNKNOWN_COUNTER,

@@ -37,6 +37,7 @@ HTTP_STATUS = {
     ErrorCode.RANGE_EXHAUSTED: 409,
     ErrorCode.COUNTER_CLOSED: 409,
     ErrorCode.EXPIRED: 409,
+    ErrorCode.RATING_CLOSED: 409,
     ErrorCode.INTERNAL: 503,
 }
 # How long a page's command waits for the core. When it runs out (503 `unavailable`) the command's
@@ -122,9 +123,32 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise ApiError(415, "bad_request", t.err_content_type)
     body = await read_body(request)
     try:
-        return loads_object(body)
+        obj = loads_object(body)
     except ProtocolError as exc:
         raise ApiError(400, "bad_request", core_message(t, exc.code, exc.message)) from None
+    if not storable(obj):
+        raise ApiError(400, "bad_request", t.err_not_utf8)
+    return obj
+
+
+def storable(value: Any) -> bool:
+    """Every string in it, keys too, can be written as UTF-8. JSON may escape a lone surrogate
+    ("\\ud800") that decodes to a str no database, file or MQTT payload can hold; refused here,
+    once for every API, before any handler or the core sees it."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return True
 
 
 async def ask_core(request: web.Request, topic: str, payload: dict[str, Any], *,

@@ -33,6 +33,7 @@ from display_server.base import (
     LINKS,
     RECORDS,
     SETTINGS,
+    SIGNER,
     SITE,
     SPEECH,
     TASKS,
@@ -42,6 +43,7 @@ from display_server.base import (
 from display_server.follower import StateFollower
 from display_server.records import TodayRecords
 from display_server.settings import ServerSettings, load_server_settings
+from display_server.signing import Signer, load_secret
 from display_server.speech import Speech
 from qms_common.config import SiteConfig
 
@@ -60,14 +62,16 @@ def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,
     app = web.Application(client_max_size=64 * 1024, middlewares=[api_errors])
     app[SITE] = site
     app[SETTINGS] = settings
-    app[FOLLOWER] = follower = StateFollower(site, settings.web.server_id)
+    app[FOLLOWER] = follower = StateFollower(site, settings.web.server_id, displays=settings.display.ids)
     app[SPEECH] = speech = speech or Speech(settings.speech)
     app[ANNOUNCER] = Announcer(site, follower, speech, settings.speech)
     app[RECORDS] = TodayRecords(follower)
+    app[SIGNER] = Signer(load_secret(settings.web.secret_file))
     app[JINJA] = make_templates()
     app[LINKS] = []
     app[TASKS] = []
     live.setup(app)
+    app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_background)
     app.router.add_get("/", index)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
@@ -100,6 +104,29 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
 def _log_death(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("Tác vụ nền %s dừng vì lỗi", task.get_name(), exc_info=task.exception())
+
+
+# Every page's scripts and styles are files of /static (page data is a JSON <script> block, which
+# is not run): nothing inline, nothing from elsewhere, no frames. 'self' covers the pages' own
+# WebSockets (ws: and wss: of this host); data: images only for the empty favicon (href="data:,").
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "media-src 'self'; connect-src 'self'; font-src 'self'; object-src 'none'; "
+                           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    # the tracking pages' addresses carry their token: never sent to another site ("no-referrer"
+    # would make Chromium send "Origin: null" with our own forms, which the Origin check refuses)
+    "Referrer-Policy": "same-origin",
+}
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """On every answer, errors, static files and redirects included (on_response_prepare runs for
+    all of them, unlike a middleware, which never sees what the router answers itself)."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 async def index(request: web.Request) -> web.Response:

@@ -3,20 +3,29 @@
 Sessions live in this process (a restart of the web server signs everyone out): a random token
 in an HttpOnly, SameSite=Strict cookie, and per session a CSRF token that every state-changing
 request of a logged-in page must carry (header X-CSRF-Token, or the form field `csrf`). The login
-form, which has no session yet, checks its own token against a cookie (double submit). Wrong
-passwords are counted per user name and per address; past `login_failures` within
-`login_window_s`, logins are refused until the window lets them in again.
+form, which has no session yet, checks its own token against a cookie (double submit).
+
+Login limits. Each attempt on a user name is counted before its password is checked (the count
+is taken synchronously, before any await: parallel tries cannot all slip past it); past
+`login_failures` within `login_window_s` that name's logins are refused until the window lets
+them in again; a right password gives its count back. An address is never shut: an office's
+officers share one NAT address, and one officer's typos (or a script) must not lock the others
+out. Past `login_address_failures` wrong passwords, an address is slowed down instead: its
+password checks run one at a time, at most one per `login_address_interval_s`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
+import math
+import re
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, urlencode
 
 from aiohttp import web
@@ -54,6 +63,8 @@ class Auth:
         self.clock = clock
         self._sessions: dict[str, Session] = {}
         self.failures = RateLimiter(settings.login_failures, settings.login_window_s, lambda: self.clock())
+        self.addresses = RateLimiter(settings.login_address_failures, settings.login_window_s, lambda: self.clock())
+        self._slowed: dict[str, _AddressTurns] = {}
 
     def create(self, account: Account) -> Session:
         now = self.clock()
@@ -80,14 +91,70 @@ class Auth:
     def end(self, token: str) -> None:
         self._sessions.pop(token, None)
 
-    def refused_for(self, username: str, address: str) -> float:
-        """Seconds until a login may be tried again (0: now)."""
-        return max(self.failures.retry_after(f"user:{username.strip().lower()}"),
-                   self.failures.retry_after(f"addr:{address}"))
+    def reserve(self, username: str) -> float:
+        """Count an attempt on this user name before its password is checked: 0 to go on, else
+        the seconds until one may be tried again (nothing counted)."""
+        return self.failures.take(_user_key(username))
 
-    def failed(self, username: str, address: str) -> None:
-        self.failures.hit(f"user:{username.strip().lower()}")
-        self.failures.hit(f"addr:{address}")
+    def succeeded(self, username: str) -> None:
+        self.failures.give_back(_user_key(username))
+
+    def failed(self, address: str) -> None:
+        """A wrong password (the user name's attempt is counted already)."""
+        self.addresses.hit(address)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, address: str) -> AsyncIterator[None]:
+        """Where a password check from this address runs: at once, or, for an address past its
+        own limit, in turn behind the others from it (_Busy when too many wait already: the login
+        is asked to try again in a few seconds, not locked out)."""
+        if self.addresses.retry_after(address) <= 0 and address not in self._slowed:
+            yield
+            return
+        turns = self._slowed.get(address)
+        if turns is None:
+            if len(self._slowed) >= MAX_SLOWED_ADDRESSES:
+                self._slowed = {a: t for a, t in self._slowed.items() if t.waiting}
+            turns = self._slowed[address] = _AddressTurns()
+        if turns.waiting >= MAX_WAITING_PER_ADDRESS:
+            raise _Busy(self.settings.login_address_interval_s * turns.waiting)
+        turns.waiting += 1
+        try:
+            async with turns.lock:
+                pause = turns.last + self.settings.login_address_interval_s - time.monotonic()
+                if pause > 0:
+                    await asyncio.sleep(pause)  # the slowing down itself
+                try:
+                    yield
+                finally:
+                    turns.last = time.monotonic()
+        finally:
+            turns.waiting -= 1
+            if not turns.waiting and self.addresses.retry_after(address) <= 0:
+                self._slowed.pop(address, None)
+
+
+# An address past its limit: how many logins may wait for their turn, and how many such
+# addresses are remembered (beyond, the idle ones are forgotten).
+MAX_WAITING_PER_ADDRESS = 30
+MAX_SLOWED_ADDRESSES = 1000
+
+
+@dataclass
+class _AddressTurns:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: int = 0
+    last: float = -math.inf
+
+
+class _Busy(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("busy")
+        self.retry_after = retry_after
+
+
+def _user_key(username: str) -> str:
+    return username.strip().lower()
 
 
 AUTH = web.AppKey("auth", Auth)
@@ -170,9 +237,15 @@ def login_url(request: web.Request) -> str:
     return "/login?next=" + quote(request.path_qs, safe="")
 
 
+# A path of this server, as a browser sends it (percent-encoded): "/" then printable ASCII, never
+# "//" (another host), a backslash (browsers read it as "/"), a space or a control character
+# (browsers drop tabs and newlines: "/\t/evil.example" becomes "//evil.example").
+_LOCAL_PATH_RE = re.compile(r"/(?![/\\])[!-\[\]-~]*")
+
+
 def _safe_next(value: str | None) -> str | None:
     """Only a path of this server: never another site (an open redirect)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    if not value or not _LOCAL_PATH_RE.fullmatch(value):
         return None
     return value
 
@@ -206,7 +279,7 @@ async def login_form(request: web.Request, *, status: int = 200, message: str | 
     return resp
 
 
-async def _form(request: web.Request) -> dict[str, str]:
+async def form_fields(request: web.Request) -> dict[str, str]:
     t = texts_for(request)
     if request.content_type != "application/x-www-form-urlencoded":
         raise ApiError(415, "bad_request", t.err_content_type)
@@ -223,7 +296,7 @@ async def login(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     try:
         check_origin(request)
-        form = await _form(request)
+        form = await form_fields(request)
     except ApiError as exc:
         return await login_form(request, status=exc.status, message=exc.message)
     nxt = form.get("next") or request.query.get("next") or ""
@@ -234,18 +307,27 @@ async def login(request: web.Request) -> web.Response:
     if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
         return await login_form(request, status=403, message=t.err_login_form_expired, username=username, nxt=nxt)
     address = request.remote or "?"
-    wait = auth.refused_for(username, address)
+    if not username or not password:
+        return await login_form(request, status=400, message=t.err_login_empty, username=username, nxt=nxt)
+    # counted now, before the first await: parallel tries cannot all pass the limit
+    wait = auth.reserve(username)
     if wait > 0:
         log.warning("Từ chối đăng nhập %r từ %s: sai mật khẩu quá nhiều lần", username, address)
         return await login_form(request, status=429, username=username, nxt=nxt,
                                 message=t.err_login_limited.format(s=seconds_text(wait)))
-    if not username or not password:
-        return await login_form(request, status=400, message=t.err_login_empty, username=username, nxt=nxt)
-    account = await asyncio.to_thread(auth.accounts.check, username, password)
+    try:
+        async with auth.turn(address):
+            account = await asyncio.to_thread(auth.accounts.check, username, password)
+    except _Busy as busy:
+        auth.succeeded(username)  # not checked: the attempt does not count
+        log.warning("Đăng nhập từ %s phải chờ: quá nhiều lần thử từ địa chỉ này", address)
+        return await login_form(request, status=429, username=username, nxt=nxt,
+                                message=t.err_login_busy.format(s=seconds_text(busy.retry_after)))
     if account is None:
-        auth.failed(username, address)
+        auth.failed(address)
         log.warning("Đăng nhập sai: %r từ %s", username, address)
         return await login_form(request, status=401, message=t.err_login_wrong, username=username, nxt=nxt)
+    auth.succeeded(username)
     session = auth.create(account)
     log.info("Đăng nhập: %s (%s) từ %s", account.username, account.role, address)
     target = _safe_next(nxt) or landing(account)
@@ -263,7 +345,7 @@ async def logout(request: web.Request) -> web.Response:
     if session is not None:
         try:
             check_origin(request)
-            form = await _form(request)
+            form = await form_fields(request)
         except ApiError as exc:
             return error_page(request, exc.status, exc.message)
         if not hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):

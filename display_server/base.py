@@ -1,7 +1,8 @@
 """What every page of the web server shares: the app keys, templates, texts and the index links.
 
 The keys: the site (SITE), the settings (SETTINGS), the one MQTT follower (FOLLOWER: state, hub,
-requester), speech (SPEECH), the announcer (ANNOUNCER), today's ticket records (RECORDS). Pages
+requester), speech (SPEECH), the announcer (ANNOUNCER), today's ticket records (RECORDS), the
+signer of tokens and cookies (SIGNER). Pages
 render templates/ with render() (render_page() for a live page's script configuration), get their
 texts with texts_for(), and put a link on the index page with add_link().
 """
@@ -20,6 +21,7 @@ from display_server.follower import StateFollower
 from display_server.live import dumps
 from display_server.records import TodayRecords
 from display_server.settings import ServerSettings
+from display_server.signing import Signer
 from display_server.speech import Speech
 from display_server.texts import DEFAULT_LANGUAGE, LANGUAGES, Texts
 from qms_common.config import SiteConfig
@@ -33,6 +35,7 @@ JINJA = web.AppKey("jinja", jinja2.Environment)
 LINKS = web.AppKey("links", list[tuple[str, str]])  # (path, text key) on the index page
 TASKS = web.AppKey("tasks", list[asyncio.Task[None]])
 RECORDS = web.AppKey("records", TodayRecords)  # today's ticket records, for statistics and consoles
+SIGNER = web.AppKey("signer", Signer)  # tracking tokens, paired tablets
 
 
 def make_templates() -> jinja2.Environment:

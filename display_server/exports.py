@@ -2,8 +2,8 @@
 
 UTF-8 with a byte order mark (Excel then shows Vietnamese correctly), comma-separated, CRLF line
 ends, a header row of fixed column names (docs/web.md describes each). Times are ISO 8601 with
-the site's offset. A cell that Excel would take for a formula (= + @ at its start) gets a
-leading apostrophe.
+the site's offset. A text cell that Excel would take for a formula (= + - @, a tab or a carriage
+return at its start) gets a leading apostrophe.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from display_server.stats import service_s, wait_s
 from qms_common.protocol import TicketStatus
 
 BOM = "\ufeff"
+# What makes a spreadsheet read a cell as a formula (OWASP's list for CSV injection).
+FORMULA_STARTS = frozenset("=+-@\t\r")
 
 STATUS_VI = {
     TicketStatus.WAITING: "Đang chờ",
@@ -60,8 +62,10 @@ def _cell(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return str(value)  # a number, never a formula (a negative one keeps its sign)
     text = str(value)
-    if text[:1] in ("=", "+", "@", "\t", "\r"):
+    if text[:1] in FORMULA_STARTS:
         return "'" + text
     return text
 

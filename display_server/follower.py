@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import aiomqtt
@@ -31,9 +32,17 @@ class LinkChange:
     connected: bool
 
 
+# TVs not listed in [display] ids announce themselves only while connected, and at most this many
+# at once: anyone can open /display/ws?id=…, and must not leave state behind in the broker.
+MAX_UNLISTED_DISPLAYS = 20
+CLEARED = b""  # an empty retained message removes the retained one
+
+
 class StateFollower:
-    def __init__(self, site: SiteConfig, server_id: str) -> None:
+    def __init__(self, site: SiteConfig, server_id: str, *, displays: Iterable[str] = ()) -> None:
         self.site = site
+        # the site's own TVs: their presence stays (offline) when they go, so a dead TV shows
+        self.listed_displays = frozenset(displays)
         self.topics = Topics(site.id)
         self.server_id = server_id
         self.state = SiteState()
@@ -67,17 +76,24 @@ class StateFollower:
     async def stop(self) -> None:
         """A clean stop: the TVs this server served and the server itself are offline now."""
         for display in list(self._displays):
-            self.session.publish_soon(self.topics.status_display(display), OFFLINE, retain=True)
+            self.session.publish_soon(self.topics.status_display(display), self._gone(display), retain=True)
         self._displays.clear()
         await self.session.drain()
         await self.session.say_offline()
 
     # ------------------------------------------------------------ TV presence
 
-    def display_connected(self, display: str) -> None:
+    def display_connected(self, display: str) -> bool:
+        """A TV page with this id opened: online. False when it gets no presence at all (not a
+        listed TV, and too many unlisted ones are here already); the page works all the same."""
+        if display not in self._displays and display not in self.listed_displays \
+                and sum(1 for d in self._displays if d not in self.listed_displays) >= MAX_UNLISTED_DISPLAYS:
+            log.info("Màn hình %s không có trong [display] ids: không ghi nhận trạng thái", display)
+            return False
         self._displays[display] += 1
         if self._displays[display] == 1:
             self.session.publish_soon(self.topics.status_display(display), ONLINE, retain=True)
+        return True
 
     def display_disconnected(self, display: str) -> None:
         if display not in self._displays:  # stop() has said offline already
@@ -85,7 +101,11 @@ class StateFollower:
         self._displays[display] -= 1
         if self._displays[display] <= 0:
             del self._displays[display]
-            self.session.publish_soon(self.topics.status_display(display), OFFLINE, retain=True)
+            self.session.publish_soon(self.topics.status_display(display), self._gone(display), retain=True)
+
+    def _gone(self, display: str) -> bytes:
+        """What a TV's presence becomes when it goes: offline for a listed TV, nothing otherwise."""
+        return OFFLINE if display in self.listed_displays else CLEARED
 
     def displays(self) -> list[str]:
         return sorted(self._displays)
@@ -119,10 +139,17 @@ class StateFollower:
 
     def _sweep_display(self, change: Change) -> None:
         """A retained "online" of a TV that is not connected here was left by a server that died
-        (its Last Will covers only its own presence): that TV is offline until it comes back."""
-        if change.kind == "status" and change.retained and change.data == "online" \
+        (its Last Will covers only its own presence): that TV is offline until it comes back. A
+        retained presence of a TV that is not listed (left by an older server, or anyone's
+        /display/ws?id=…) is removed."""
+        if change.kind == "status" and change.retained and change.data is not None \
                 and change.key.startswith("display/"):
             display = change.key.removeprefix("display/")
-            if display not in self._displays:
+            if display in self._displays:
+                return
+            if display not in self.listed_displays:
+                log.info("Xoá trạng thái của màn hình %s (không có trong [display] ids)", display)
+                self.session.publish_soon(self.topics.status_display(display), CLEARED, retain=True)
+            elif change.data == "online":
                 log.info("Màn hình %s không còn kết nối; ghi nhận offline", display)
                 self.session.publish_soon(self.topics.status_display(display), OFFLINE, retain=True)

@@ -1,10 +1,11 @@
 """The kiosk: /kiosk (a big button per field, touch screen), /kiosk/ws (queue lengths, live) and
 POST /api/tickets, which issues a ticket through the core and prints it.
 
-A kiosk can only issue tickets. Each kiosk id (`/kiosk?id=kiosk-1`; `[kiosk] ids` may list the
-allowed ones) gets `tickets_per_minute`, so a stuck button or a script cannot exhaust a field's
-number range. The ticket is printed on the `[printer]` when there is one for this kiosk, else by
-the browser; a printer that fails never takes the ticket with it.
+A kiosk can only issue tickets. Only the kiosk ids of `[kiosk] ids` issue (`/kiosk?id=kiosk-1`;
+any well-formed id only if the site opts in with `any_id`); each gets `tickets_per_minute`, and all
+together `site_tickets_per_minute`, so neither a stuck button nor a script inventing ids can
+exhaust a field's number range. The ticket is printed on the `[printer]` when there is one for
+this kiosk, else by the browser; a printer that fails never takes the ticket with it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from display_server.state import SiteState
 from display_server.texts import DEFAULT_LANGUAGE, Texts
 from display_server.ticket_image import PrintedTicket
 from display_server.timefmt import stamp_text
-from display_server.track_page import tracking_url
+from display_server.track_page import tracking_path, tracking_url
 from qms_common.config import SiteConfig
 from qms_common.mqtt import new_request_id
 from qms_common.protocol import MAX_ID_LEN, ticket_command
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_KIOSK = "kiosk"
 KIOSK_LIMITER = web.AppKey("kiosk_limiter", RateLimiter)
+SITE_LIMITER = web.AppKey("site_limiter", RateLimiter)
 PRINTER = web.AppKey("printer", TicketPrinter)
 SCRIPT_TEXTS = ("kiosk_priority", "kiosk_normal", "waiting", "people", "people_one", "ticket_label", "ticket_next",
                 "ticket_ahead", "ticket_ahead_one",
@@ -81,6 +83,7 @@ def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
     app[KIOSK_LIMITER] = RateLimiter(settings.kiosk.tickets_per_minute, 60.0)
     app[KIOSK_CHARGED] = ChargedTaps()
+    app[SITE_LIMITER] = RateLimiter(settings.kiosk.site_tickets_per_minute, 60.0)
     if settings.printer.enabled:
         app[PRINTER] = TicketPrinter(settings.printer)
         app.on_cleanup.append(_close_printer)
@@ -101,9 +104,9 @@ def _kiosk_id(request: web.Request, value: Any) -> str:
         value = DEFAULT_KIOSK
     if not isinstance(value, str) or not is_slug(value):
         raise ApiError(400, "bad_request", t.err_kiosk_id)
-    allowed = request.app[SETTINGS].kiosk.ids
-    if allowed and value not in allowed:
-        raise ApiError(403, "forbidden", t.err_kiosk_unknown.format(ids=", ".join(allowed)))
+    settings = request.app[SETTINGS].kiosk
+    if not settings.any_id and value not in settings.ids:
+        raise ApiError(403, "forbidden", t.err_kiosk_unknown.format(ids=", ".join(settings.ids)))
     return value
 
 
@@ -166,18 +169,13 @@ async def issue(request: web.Request) -> web.Response:
     request_id = f"kiosk/{kiosk_id}/{rid}"[:MAX_ID_LEN] if rid else new_request_id()
     charged = request.app[KIOSK_CHARGED]
     if request_id not in charged:
-        wait = request.app[KIOSK_LIMITER].take(kiosk_id)
-        if wait > 0:
-            log.warning("Ki-ốt %s lấy số quá nhanh: từ chối", kiosk_id)
-            raise ApiError(429, "rate_limited", t.err_kiosk_rate.format(n=settings.kiosk.tickets_per_minute,
-                                                                         s=seconds_text(wait)),
-                           retry_after_s=seconds_text(wait))
+        _take_allowance(request, kiosk_id)
         charged.add(request_id)
     reply = await ask_core(request, follower.topics.cmd_ticket,
                            ticket_command(request_id, field, priority=priority, source=kiosk_id))
     ticket = reply.get("ticket") or {}
     ahead, est = reply.get("ahead"), reply.get("est_wait_s")
-    url = tracking_url(request, str(ticket.get("id", "")))
+    url = tracking_url(request, str(ticket.get("id", "")))  # with the ticket's token: only its slip opens it
     # the time as the site reads it: the kiosk's browser may run in any zone
     issued = stamp_text(ticket.get("issued_at"), site.tz) or stamp_text(datetime.now(site.tz), site.tz)
     result: PrintResult | None = None
@@ -187,8 +185,28 @@ async def issue(request: web.Request) -> web.Response:
         printed = _printed(site, names, ticket, ahead, est, url, issued)
         result = await request.app[PRINTER].print(printed, Texts("vi"))
     return json_response({"ok": True, "ticket": ticket, "ahead": ahead, "est_wait_s": est, "tracking_url": url,
+                          "qr_url": tracking_path(request.app, str(ticket.get("id", ""))) + "/qr.svg",
                           "field_name": names.get(str(ticket.get("field")), ""), "issued_text": issued,
                           "print": status_of(result, mode)})
+
+
+def _take_allowance(request: web.Request, kiosk_id: str) -> None:
+    """One ticket of this kiosk's allowance and of the whole site's, or ApiError 429 (nothing taken)."""
+    t, settings = texts_for(request), request.app[SETTINGS].kiosk
+    limiter = request.app[KIOSK_LIMITER]
+    wait = limiter.take(f"kiosk:{kiosk_id}")
+    if wait > 0:
+        log.warning("Ki-ốt %s lấy số quá nhanh: từ chối", kiosk_id)
+        raise ApiError(429, "rate_limited",
+                       t.err_kiosk_rate.format(n=settings.tickets_per_minute, s=seconds_text(wait)),
+                       retry_after_s=seconds_text(wait))
+    wait = request.app[SITE_LIMITER].take("site")
+    if wait > 0:
+        limiter.give_back(f"kiosk:{kiosk_id}")
+        log.warning("Các ki-ốt lấy số quá nhanh (quá %d số một phút): từ chối", settings.site_tickets_per_minute)
+        raise ApiError(429, "rate_limited", t.err_site_rate.format(n=settings.site_tickets_per_minute,
+                                                                   s=seconds_text(wait)),
+                       retry_after_s=seconds_text(wait))
 
 
 def _printed(site: SiteConfig, names: dict[str, str], ticket: dict[str, Any], ahead: Any, est: Any,

@@ -55,6 +55,11 @@ class RateLimiter:
             return 0.0
         return (1.0 - b.tokens) / self.rate
 
+    def give_back(self, key: str) -> None:
+        """Undo one take(): the event it counted turned out not to count (a right password)."""
+        b = self._bucket(key)
+        b.tokens = min(float(self.capacity), b.tokens + 1.0)
+
     def hit(self, key: str) -> None:
         """Count one event whether or not it was allowed (a wrong password always counts)."""
         b = self._bucket(key)

@@ -19,7 +19,7 @@ from display_server.follower import LinkChange, StateFollower
 from display_server.hub import Resync
 from display_server.state import Call, Change
 from qms_common.mqtt import Requester, new_request_id
-from qms_common.protocol import ErrorCode, ProtocolError, QueryKind, Topics, query_command
+from qms_common.protocol import CALLABLE_STATUSES, ErrorCode, ProtocolError, QueryKind, Topics, query_command
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class TodayRecords:
         self.full_reads = 0
         self._by_id: dict[str, dict[str, Any]] = {}
         self._sorted: list[dict[str, Any]] = []
+        self._places: tuple[int, dict[str, int]] = (-1, {})
         self._watchers = 0
         self._full = True
         self._ids: set[str] = set()
@@ -94,6 +95,25 @@ class TodayRecords:
     @property
     def loaded(self) -> bool:
         return self.version > 0
+
+    def get(self, ticket_id: str) -> dict[str, Any] | None:
+        return self._by_id.get(ticket_id)
+
+    def ahead(self, record: dict[str, Any]) -> int | None:
+        """How many are called before this waiting ticket in its field, as the core counts them
+        (priority first, then issue time, then issue order); None if it is not waiting. The
+        places are worked out once per version of the records, however many pages ask."""
+        if self._places[0] != self.version:
+            queues: dict[str, list[dict[str, Any]]] = {}
+            for r in self._sorted:
+                if r.get("status") in CALLABLE_STATUSES:
+                    queues.setdefault(str(r.get("field")), []).append(r)
+            places = {}
+            for queue in queues.values():
+                queue.sort(key=lambda r: (not r.get("priority"), str(r.get("issued_at")), r.get("order") or 0))
+                places.update({str(r.get("id")): i for i, r in enumerate(queue)})
+            self._places = (self.version, places)
+        return self._places[1].get(str(record.get("id")))
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[None]:

@@ -43,6 +43,8 @@ class WebSettings:
     # where citizens' phones reach the tracking pages (the QR code on a ticket); None: the
     # address the kiosk itself used
     public_url: str | None = None
+    # the server's own secret (tracking tokens, paired tablets), made on the first start (0600)
+    secret_file: Path = Path("web.secret")
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,20 @@ class DisplaySettings:
     closed_counters: str = "dim"
     recent_calls: int = 6
     blink_s: float = 6.0
+    # the site's TVs (?id=): their presence stays, offline, when they go; others' is removed
+    ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class KioskSettings:
-    # kiosk ids (?id= of /kiosk) allowed to issue; empty: any id
-    ids: tuple[str, ...] = ()
+    # kiosk ids (?id= of /kiosk; "kiosk" without one) allowed to issue
+    ids: tuple[str, ...] = ("kiosk",)
+    # opt-in: any well-formed id issues (each with its own allowance, all under the site's cap)
+    any_id: bool = False
     # per kiosk id: a stuck button or a script must not exhaust a field's number range
     tickets_per_minute: int = 10
+    # all kiosks together: invented or stolen ids cannot add up to more than this
+    site_tickets_per_minute: int = 60
     # how long a new ticket stays on the screen
     show_s: float = 20.0
     priority: bool = True
@@ -119,9 +127,13 @@ class PrinterSettings:
 @dataclass(frozen=True)
 class SecuritySettings:
     session_hours: float = 12.0
-    # wrong passwords per user name (and per address) within login_window_s before logins are refused
+    # attempts per user name within login_window_s before that name's logins are refused
     login_failures: int = 5
     login_window_s: float = 300.0
+    # wrong passwords per address (an office's officers share one NAT address) within
+    # login_window_s before that address is slowed down: never refused, one check at a time
+    login_address_failures: int = 50
+    login_address_interval_s: float = 1.0
     # true behind HTTPS: the session cookie is then never sent in clear
     cookie_secure: bool = False
 
@@ -158,8 +170,12 @@ def _web(site: SiteConfig) -> WebSettings:
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url):
             t.fail("public_url", f"địa chỉ {public_url!r} không hợp lệ.",
                    "Ví dụ \"http://192.168.1.10:8080\" hoặc \"https://xephang.hoabinh.gov.vn\".")
+    secret = t.str("secret_file")
+    # next to the site's data by default: kept with it, and as private
+    secret_file = resolve_path(site.path, secret) if secret else site.storage_path.with_name(f"{site.id}-web.secret")
     t.reject_unknown()
-    return WebSettings(host=site.web_host, port=site.web_port, server_id=server_id, public_url=public_url)
+    return WebSettings(host=site.web_host, port=site.web_port, server_id=server_id, public_url=public_url,
+                       secret_file=secret_file)
 
 
 def _speech(site: SiteConfig) -> SpeechSettings:
@@ -216,6 +232,7 @@ def _display(site: SiteConfig) -> DisplaySettings:
         closed_counters=t.choice("closed_counters", CLOSED_COUNTERS, "dim"),
         recent_calls=t.int("recent_calls", 6, minimum=0, maximum=20),
         blink_s=t.float("blink_s", 6.0, minimum=0.0),
+        ids=_slug_list(t, "ids"),
     )
     t.reject_unknown()
     return s
@@ -225,8 +242,8 @@ def is_slug(value: str) -> bool:
     return bool(SLUG_RE.match(value))
 
 
-def _slug_list(t: Table, k: str) -> tuple[str, ...]:
-    values = t.str_list(k, [])
+def _slug_list(t: Table, k: str, default: list[str] | None = None) -> tuple[str, ...]:
+    values = t.str_list(k, default or [])
     for v in values:
         if not SLUG_RE.match(v):
             t.fail(k, f"mã {v!r} không hợp lệ.",
@@ -236,9 +253,16 @@ def _slug_list(t: Table, k: str) -> tuple[str, ...]:
 
 def _kiosk(site: SiteConfig) -> KioskSettings:
     t = site.section("kiosk")
+    ids = _slug_list(t, "ids", ["kiosk"])
+    any_id = t.bool("any_id", False)
+    if not ids and not any_id:
+        t.fail("ids", "không ki-ốt nào được lấy số.",
+               "Liệt kê các ki-ốt, ví dụ ids = [\"kiosk-1\", \"kiosk-2\"] (hoặc any_id = true).")
     s = KioskSettings(
-        ids=_slug_list(t, "ids"),
+        ids=ids,
+        any_id=any_id,
         tickets_per_minute=t.int("tickets_per_minute", 10, minimum=1, maximum=600),
+        site_tickets_per_minute=t.int("site_tickets_per_minute", 60, minimum=1, maximum=6000),
         show_s=t.float("show_s", 20.0, minimum=3.0),
         priority=t.bool("priority", True),
         idle_s=t.float("idle_s", 60.0, minimum=5.0),
@@ -286,6 +310,8 @@ def _security(site: SiteConfig) -> SecuritySettings:
         session_hours=t.float("session_hours", 12.0, minimum=0.01),
         login_failures=t.int("login_failures", 5, minimum=1, maximum=100),
         login_window_s=t.float("login_window_s", 300.0, minimum=1.0),
+        login_address_failures=t.int("login_address_failures", 50, minimum=1, maximum=10_000),
+        login_address_interval_s=t.float("login_address_interval_s", 1.0, minimum=0.0),
         cookie_secure=t.bool("cookie_secure", False),
     )
     t.reject_unknown()

@@ -123,6 +123,10 @@ class SiteState:
         return True
 
     def _status(self, key: str, payload: bytes, retained: bool) -> Change | None:
+        if not payload:  # a cleared retained presence: the device is gone for good
+            if self.presence.pop(key, None) is None:
+                return None
+            return Change("status", key, None, retained)
         try:
             value = payload.decode("utf-8").strip()
         except UnicodeDecodeError:
@@ -161,6 +165,8 @@ class SiteState:
             if call is None:
                 return None
             self.calls.append(call)
+            # the counter serves someone else now: the one before is no longer asked to rate
+            self.last_served.pop(call.counter, None)
             return Change("event", kind, call)
         self._served(kind, obj)
         return Change("event", kind, obj)

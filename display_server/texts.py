@@ -82,6 +82,7 @@ VI: dict[str, str] = {
     "track_expired": "Phiếu đã hết hạn (hết ngày làm việc).",
     "track_not_found": "Không tìm thấy phiếu này. Xin kiểm tra lại mã trên phiếu.",
     "track_rated": "Cảm ơn ông/bà đã đánh giá!",
+    "track_rate": "Mời ông/bà đánh giá mức độ hài lòng:",
     # the console
     "console_title": "Bàn điều khiển quầy",
     "console_choose": "Chọn quầy",
@@ -211,6 +212,24 @@ VI: dict[str, str] = {
     "err_range_exhausted": "Lĩnh vực này đã phát hết số của ngày hôm nay.",
     "err_counter_closed": "Quầy đang đóng. Hãy mở quầy trước.",
     "err_expired": "Lệnh đến máy chủ hàng đợi quá muộn nên không được thực hiện. Vui lòng thử lại.",
+    # the web server's own defences
+    "err_not_utf8": "Nội dung có ký tự không hợp lệ (không mã hoá được UTF-8).",
+    "err_login_busy": "Có quá nhiều lần đăng nhập từ địa chỉ này. Vui lòng thử lại sau {s} giây.",
+    "err_site_rate": "Các ki-ốt đã lấy quá {n} số trong một phút. Xin vui lòng chờ {s} giây rồi thử lại.",
+    "err_rating_closed": "Lượt phục vụ này không còn chờ đánh giá (quầy đã gọi số tiếp theo hoặc đã hết thời gian).",
+    "err_rate_ticket": "Trường “ticket” phải là mã vé đang chờ đánh giá.",
+    "err_pair_wrong": "Mã ghép nối không đúng hoặc đã hết hạn. Xin nhờ cán bộ giám sát tạo mã mới.",
+    "err_pair_limited": "Nhập sai mã quá nhiều lần. Vui lòng thử lại sau {s} giây.",
+    "rate_unpaired": "Máy tính bảng này chưa ghép nối với quầy",
+    "rate_pair_help": "Cán bộ giám sát tạo mã ghép nối cho quầy này ở trang Giám sát → Ghép nối máy tính bảng, "
+                      "rồi nhập mã đó vào đây (chỉ một lần).",
+    "rate_pair_code": "Mã ghép nối",
+    "rate_pair_submit": "Ghép nối",
+    "pairing_title": "Ghép nối máy tính bảng đánh giá",
+    "pairing_help": "Chọn quầy rồi tạo mã; nhập mã trên máy tính bảng đặt trước quầy đó (trang /rate/…).",
+    "pairing_make": "Tạo mã ghép nối",
+    "pairing_code_for": "Mã ghép nối cho {counter}:",
+    "pairing_code_help": "Dùng được một lần, trong {m} phút, trên trang /rate/{counter} của máy tính bảng.",
 }
 
 EN: dict[str, str] = {
@@ -281,6 +300,7 @@ EN: dict[str, str] = {
     "track_expired": "This ticket expired (the day is over).",
     "track_not_found": "No such ticket. Please check the code on your ticket.",
     "track_rated": "Thank you for your rating!",
+    "track_rate": "How satisfied are you?",
     "console_title": "Counter console",
     "console_choose": "Choose a counter",
     "console_officer": "Officer",
@@ -404,6 +424,23 @@ EN: dict[str, str] = {
     "err_range_exhausted": "This field has issued all its numbers today.",
     "err_counter_closed": "The counter is closed; open it first.",
     "err_expired": "The command reached the queue server too late and was not carried out. Please try again.",
+    "err_not_utf8": "The request holds characters that are not valid (cannot be encoded as UTF-8).",
+    "err_login_busy": "Too many logins from this address. Please try again in {s} seconds.",
+    "err_site_rate": "The kiosks took more than {n} numbers in a minute. Please wait {s} seconds and try again.",
+    "err_rating_closed": "This visit can no longer be rated (the counter called the next number, or time is up).",
+    "err_rate_ticket": "“ticket” must be the id of the ticket waiting for its rating.",
+    "err_pair_wrong": "Wrong or expired pairing code. Ask a supervisor for a new one.",
+    "err_pair_limited": "Too many wrong codes. Please try again in {s} seconds.",
+    "rate_unpaired": "This tablet is not paired with the counter",
+    "rate_pair_help": "A supervisor makes a pairing code for this counter (Supervisor → Pair a rating tablet); "
+                      "enter it here, once.",
+    "rate_pair_code": "Pairing code",
+    "rate_pair_submit": "Pair",
+    "pairing_title": "Pair a rating tablet",
+    "pairing_help": "Choose the counter and make a code; enter it on the tablet in front of that counter (/rate/…).",
+    "pairing_make": "Make a pairing code",
+    "pairing_code_for": "Pairing code for {counter}:",
+    "pairing_code_help": "Valid once, for {m} minutes, on the tablet's /rate/{counter} page.",
 }
 
 LANGUAGES: dict[str, dict[str, str]] = {"vi": VI, "en": EN}

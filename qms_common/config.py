@@ -23,6 +23,7 @@ KNOWN_SECTIONS = (
 )
 
 DEFAULT_RATING_LEVELS = ("Không hài lòng", "Hài lòng", "Rất hài lòng")
+DEFAULT_RATING_WINDOW_S = 600
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,8 @@ class SiteConfig:
     agents: tuple[AgentConfig, ...] = ()
     queue: QueueSettings = field(default_factory=QueueSettings)
     rating_levels: tuple[str, ...] = DEFAULT_RATING_LEVELS
+    # a ticket may be rated this long after it was finished, and only then
+    rating_window_s: int = DEFAULT_RATING_WINDOW_S
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -216,6 +219,7 @@ def load_site_config(path: Path | str, *, env: dict[str, str] | None = None) -> 
     if not 2 <= len(levels) <= 5:
         r.fail("levels", "cần từ 2 đến 5 mức đánh giá.",
                "Liệt kê từ mức thấp nhất đến cao nhất, ví dụ [\"Không hài lòng\", \"Hài lòng\", \"Rất hài lòng\"].")
+    rating_window_s = r.int("window_s", DEFAULT_RATING_WINDOW_S, minimum=10, maximum=86_400)
     r.reject_unknown()
 
     fields = _parse_fields(root)
@@ -226,7 +230,8 @@ def load_site_config(path: Path | str, *, env: dict[str, str] | None = None) -> 
         path=path, id=site_id, name=site_name, timezone=tz_name,
         day_starts=time(int(m.group(1)), int(m.group(2))),
         mqtt=mqtt, storage_path=storage_path, web_host=web_host, web_port=web_port,
-        fields=fields, counters=counters, agents=agents, queue=queue, rating_levels=levels, raw=data,
+        fields=fields, counters=counters, agents=agents, queue=queue, rating_levels=levels,
+        rating_window_s=rating_window_s, raw=data,
     )
 
 

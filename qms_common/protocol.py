@@ -79,6 +79,7 @@ class ErrorCode(StrEnum):
     RANGE_EXHAUSTED = "range_exhausted"
     COUNTER_CLOSED = "counter_closed"
     EXPIRED = "expired"
+    RATING_CLOSED = "rating_closed"
     INTERNAL = "internal"
 
 

@@ -134,7 +134,9 @@ def _serve(book: Book, c: Counter, t: Ticket, now: datetime, change: Change) -> 
     officer = _officer(book, c)
     served = replace(t, status=TicketStatus.SERVING, called_at=now, counter=c.id,
                      officer=officer, calls=t.calls + 1, finished_at=None)
-    c = _with_status(c, CounterStatus.SERVING, now, ticket=served.id, officer=officer)
+    # a call ends the rating by counter of the one before: the citizen at the counter is another
+    c = _with_status(c, CounterStatus.SERVING, now, ticket=served.id, officer=officer,
+                     last_served=None)
     change.tickets.append(served)
     change.counters.append(c)
     change.events.append(Event(EventKind.CALLED, served, c.id))
@@ -304,7 +306,7 @@ def rate(book: Book, req: RatingRequest, now: datetime) -> Change:
         if cc is None:
             raise ProtocolError(ErrorCode.UNKNOWN_COUNTER, f"Không có quầy “{req.counter}”.")
         last = book.counters[cc.id].last_served
-        if last is None:
+        if last is None:  # nothing finished there since its last call
             raise ProtocolError(ErrorCode.INVALID_STATE, f"{cc.name} chưa phục vụ xong lượt nào để đánh giá.")
         t = book.tickets[last]
     else:
@@ -318,6 +320,10 @@ def rate(book: Book, req: RatingRequest, now: datetime) -> Change:
                             f"Vé số {t.number} {STATUS_VI[t.status]}, chưa đánh giá được.")
     if t.rating is not None:
         raise ProtocolError(ErrorCode.INVALID_STATE, f"Vé số {t.number} đã được đánh giá.")
+    window = book.site.rating_window_s
+    if t.finished_at is None or (now - t.finished_at).total_seconds() > window:
+        raise ProtocolError(ErrorCode.RATING_CLOSED, f"Đã hết thời gian đánh giá vé số {t.number} "
+                                                     f"({window // 60} phút sau khi phục vụ xong).")
     rated = replace(t, rating=req.score, rated_at=now)
     return Change(tickets=[rated], events=[Event(EventKind.RATED, rated, t.counter)], ticket=rated)
 

@@ -113,7 +113,8 @@ def main() -> int:
         day = int(os.environ.get("BENCH_DAY", "2000"))
         broker = start_broker(workdir=tmp / "broker")
         port = free_port()
-        more = (f'[kiosk]\ntickets_per_minute = 600\n[printer]\ntype = "file"\ndevice = "{tmp / "printer.bin"}"\n'
+        more = ('[kiosk]\nids = ["kiosk-1", "kiosk-2"]\ntickets_per_minute = 600\nsite_tickets_per_minute = 6000\n'
+                f'[printer]\ntype = "file"\ndevice = "{tmp / "printer.bin"}"\n'
                 f'kiosks = ["kiosk-1"]\n' + accounts_extra())
         site, site_id = write_site(tmp, broker.url, site_id="bench", extra=web_extra(tmp, port, more=more),
                                    fields=FIELDS, counters=COUNTERS)

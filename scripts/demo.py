@@ -132,9 +132,10 @@ def main() -> int:
                    (một khu vực / one area: {tv}?fields=dat-dai ; tên TV / TV id: {tv}?id=phong-cho-1)
   Ki-ốt lấy số   : {base}/kiosk?id=kiosk-1          (in bằng trình duyệt / the browser prints)
   Quầy (cán bộ)  : {base}/counter/1 … {base}/counter/6
-  Đánh giá       : {base}/rate/1 … {base}/rate/6     (máy tính bảng trước quầy / the citizen's tablet)
+  Đánh giá       : {base}/rate/1 … {base}/rate/6     (máy tính bảng trước quầy / the citizen's tablet;
+                   ghép nối một lần / pair once: {base}/supervisor/pairing)
   Giám sát       : {base}/supervisor
-  Theo dõi vé    : {base}/t/<mã vé>                  (mã QR trên phiếu / the ticket's QR code)
+  Theo dõi vé    : {base}/t/<mã vé>/<mã bảo vệ>      (mã QR trên phiếu / the ticket's QR code)
   Tài khoản demo (CHỈ ĐỂ THỬ, mật khẩu công khai / DEMO ONLY, public passwords):
 {logins}
   Cơ sở dữ liệu  : {site.storage_path}

@@ -39,6 +39,8 @@ class Tv:
         self.errors: list[str] = []
         page.on("request", lambda r: self.requests.append(r.url))
         page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # what the Content-Security-Policy refused (an inline script or style, another site)
+        page.on("console", lambda m: self.errors.append(m.text) if "Content Security Policy" in m.text else None)
 
     @classmethod
     async def open(cls, browser: Browser, url: str) -> Tv:
@@ -49,6 +51,10 @@ class Tv:
         return tv
 
     async def until(self, expression: str, arg: Any = None) -> Any:
+        # as a function: Playwright would eval() a bare expression in the page, which the
+        # Content-Security-Policy (no 'unsafe-eval') rightly refuses
+        if not expression.lstrip().startswith(("(", "function", "async")):
+            expression = f"() => ({expression})"
         return await self.page.wait_for_function(expression, arg=arg, timeout=WAIT_MS)
 
     async def played(self) -> list[dict[str, Any]]:

@@ -45,9 +45,13 @@ class Rig:
         return Feed(ws)
 
 
+# the site's own TVs: their presence stays, offline, when they go
+LISTED_TVS = '[display]\nids = ["phong-cho-1", "hall", "ghost"]\n'
+
+
 @pytest.fixture
 async def rig(broker: Broker, tmp_path: Path) -> AsyncIterator[Rig]:
-    path, site_id = write_site(tmp_path, broker.url, extra=web_extra(tmp_path, free_port()))
+    path, site_id = write_site(tmp_path, broker.url, extra=web_extra(tmp_path, free_port(), more=LISTED_TVS))
     topics = Topics(site_id)
     async with Probe(broker.url) as probe, running_core(path) as core, running_web(path) as web, \
             aiohttp.ClientSession() as http:
@@ -153,7 +157,7 @@ async def test_shutdown_closes_pages_with_going_away(rig: Rig) -> None:
 
 
 async def test_a_tv_left_online_by_a_dead_server_is_marked_offline(broker: Broker, tmp_path: Path) -> None:
-    path, site_id = write_site(tmp_path, broker.url, extra=web_extra(tmp_path, free_port()))
+    path, site_id = write_site(tmp_path, broker.url, extra=web_extra(tmp_path, free_port(), more=LISTED_TVS))
     topics = Topics(site_id)
     async with Probe(broker.url) as probe:
         await probe.publish(topics.status_display("ghost"), "online", retain=True)

@@ -163,7 +163,7 @@ def test_call_next_finishes_the_current_ticket(office: Office) -> None:
     assert [e.kind for e in ch.events] == [EventKind.FINISHED, EventKind.CALLED]
     first = office.ticket("1001")
     assert first.status is TicketStatus.DONE and first.finished_at is not None
-    assert office.counter("1").last_served == first.id
+    assert office.counter("1").last_served is None  # 1002 is at the counter now: not 1001's rating
     assert office.counter("1").ticket == office.ticket("1002").id
 
 

@@ -9,14 +9,16 @@ import contextlib
 import csv
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from display_server.auth import AUTH
 from display_server.base import RECORDS
@@ -26,7 +28,17 @@ from qms_common.protocol import Topics
 from tests.support.core import InProcessCore, running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
-from tests.support.web import ACCOUNTS, Feed, WebServer, accounts_extra, csrf_of, login, running_web, web_extra
+from tests.support.web import (
+    ACCOUNTS,
+    Feed,
+    WebServer,
+    accounts_extra,
+    csrf_of,
+    login,
+    pairing_code,
+    running_web,
+    web_extra,
+)
 
 
 @dataclass
@@ -73,6 +85,18 @@ class Rig:
                 assert resp.status == 303, resp.status
             yield http
 
+    @contextlib.asynccontextmanager
+    async def tablet(self, counter: str) -> AsyncIterator[aiohttp.ClientSession]:
+        """A rating tablet paired with this counter, the way an office does it: a supervisor makes
+        a code on /supervisor/pairing, the tablet enters it on its "chưa ghép nối" page."""
+        async with self.browser("giamsat") as boss:
+            code = await pairing_code(boss, self.url, counter)
+        async with self.browser() as http:
+            async with http.post(f"{self.url}/rate/{counter}/pair", data={"code": code},
+                                 allow_redirects=False) as resp:
+                assert resp.status == 303, await resp.text()
+            yield http
+
     async def feed(self, http: aiohttp.ClientSession, path: str) -> Feed:
         return Feed(await http.ws_connect(self.url + path))
 
@@ -115,7 +139,9 @@ async def test_kiosk_issues_and_answers_with_the_wait(rig: Rig) -> None:
     second = await rig.take("dat-dai", priority=False)
     assert second["ticket"]["number"] == "1002" and second["ahead"] == 1 and second["est_wait_s"] == 300
     assert second["field_name"] == "Đất đai"
-    assert second["tracking_url"] == f"{rig.url}/t/{second['ticket']['id']}"
+    # the ticket's page, with its token: a ticket id alone is easy to guess
+    assert re.fullmatch(rf"{rig.url}/t/{second['ticket']['id']}/[\w-]{{16}}", second["tracking_url"])
+    assert second["qr_url"] == urlsplit(second["tracking_url"]).path + "/qr.svg"
     assert second["print"] == {"mode": "browser", "ok": True, "message": None}
     prio = await rig.take("dat-dai", priority=True)
     assert prio["ticket"]["priority"] is True and prio["ahead"] == 0
@@ -124,11 +150,13 @@ async def test_kiosk_issues_and_answers_with_the_wait(rig: Rig) -> None:
 
 async def test_pages_render(rig: Rig) -> None:
     t = await rig.take()
-    for path in ("/kiosk", "/kiosk?id=kiosk-2&lang=en", f"/t/{t['ticket']['id']}", "/rate/1", "/login", "/"):
+    for path in ("/kiosk", "/kiosk?id=kiosk-2&lang=en", urlsplit(t["tracking_url"]).path, "/login", "/"):
         async with rig.http.get(rig.url + path) as resp:
             assert resp.status == 200, (path, await resp.text())
             assert resp.charset == "utf-8"
-    async with rig.http.get(rig.url + f"/t/{t['ticket']['id']}/qr.svg") as resp:
+    async with rig.tablet("1") as tablet, tablet.get(rig.url + "/rate/1") as resp:
+        assert resp.status == 200
+    async with rig.http.get(rig.url + t["qr_url"]) as resp:
         assert resp.status == 200 and resp.content_type == "image/svg+xml"
     assert (await login(rig.http, rig.url, "giamsat")).status == 303
     for path in ("/supervisor", "/counter", "/counter/1", "/counter/3?lang=en"):
@@ -177,7 +205,7 @@ async def test_kiosk_bad_input_issues_nothing(rig: Rig, raw: bytes, content_type
     assert english[0] == status and not vietnamese(english[1]["error"]["message"])
 
 
-@pytest.mark.parametrize("rig", ["[kiosk]\ntickets_per_minute = 3\n"], indirect=True)
+@pytest.mark.parametrize("rig", ['[kiosk]\nids = ["kiosk-1", "kiosk-2"]\ntickets_per_minute = 3\n'], indirect=True)
 async def test_kiosk_rate_limit(rig: Rig) -> None:
     for _ in range(3):
         await rig.take(kiosk="kiosk-1")
@@ -242,8 +270,8 @@ async def test_kiosk_without_the_core_says_so_clearly(broker: Broker, own_broker
 
 async def test_tracking_page_follows_its_ticket(rig: Rig) -> None:
     await rig.take()
-    mine = (await rig.take())["ticket"]
-    feed = await rig.feed(rig.http, f"/t/{mine['id']}/ws")
+    path = urlsplit((await rig.take())["tracking_url"]).path
+    feed = await rig.feed(rig.http, f"{path}/ws")
     view = await feed.view(lambda v: v["found"] and v["online"])
     assert (view["ticket"]["number"], view["ticket"]["status"], view["ahead"]) == ("1002", "waiting", 1)
     assert view["ticket"]["field_name"] == "Đất đai" and view["est_wait_s"] == 300
@@ -255,16 +283,19 @@ async def test_tracking_page_follows_its_ticket(rig: Rig) -> None:
     await rig.act("2", "finish")
     await feed.view(lambda v: v["ticket"]["status"] == "done")
     await feed.ws.close()
-    async with rig.http.get(rig.url + f"/t/{mine['id']}") as resp:
+    async with rig.http.get(rig.url + path) as resp:
         assert resp.status == 200
 
 
-@pytest.mark.parametrize("path", ["/t/khong-phai-ma-ve", "/t/20261121-dat-dai-9999", "/t/..%2F..%2Fetc",
-                                  "/t/" + "1" * 200, "/t/20261121-dat-dai-9999/qr.svg", "/t/x/ws"])
-async def test_tracking_an_unknown_ticket(rig: Rig, path: str) -> None:
-    async with rig.http.get(rig.url + path) as resp:
-        assert resp.status == 404 if not path.endswith("qr.svg") else resp.status == 200
-        if path.count("/") == 2:
+@pytest.mark.parametrize("path", ["/t/khong-phai-ma-ve/AAAAAAAAAAAAAAAA", "/t/20261121-dat-dai-9999/AAAAAAAAAAAAAAAA",
+                                  "/t/..%2F..%2Fetc/x", "/t/" + "1" * 200 + "/x", "/t/MINE", "/t/MINE/AAAAAAAAAAAAAAAA",
+                                  "/t/MINE/AAAAAAAAAAAAAAAA/qr.svg", "/t/MINE/AAAAAAAAAAAAAAAA/ws", "/t/x/y/ws"])
+async def test_tracking_a_ticket_without_its_token(rig: Rig, path: str) -> None:
+    """Only the address on the ticket's own slip opens its page (on main, the ticket id did)."""
+    mine = (await rig.take())["ticket"]["id"]
+    async with rig.http.get(rig.url + path.replace("MINE", mine)) as resp:
+        assert resp.status == 404
+        if path.count("/") == 3:
             assert "Không tìm thấy phiếu này" in await resp.text()
 
 
@@ -310,9 +341,9 @@ async def test_wrong_passwords_are_refused_then_limited(rig: Rig) -> None:
         assert resp.status == 401 and "qms_session" not in resp.cookies
         resp = await login(http, rig.url, "khong-co-ai", "sai-mat-khau")
         assert resp.status == 401
-        for _ in range(3):
+        for _ in range(4):
             assert (await login(http, rig.url, "canbo1", "sai-mat-khau")).status == 401
-        # five wrong from this address within the window: even the right password waits now
+        # five wrong for this name within the window: even the right password waits now
         resp = await login(http, rig.url, "canbo1")
         assert resp.status == 429 and "qms_session" not in resp.cookies
         async with http.get(rig.url + "/api/me") as me:
@@ -498,39 +529,113 @@ async def test_console_bad_input_changes_nothing(rig: Rig, body: dict[str, Any],
 # ---------------------------------------------------------------- the rating tablet
 
 
-async def test_the_tablet_rates_what_its_counter_served_last(rig: Rig) -> None:
-    status, body = await call(rig.http, rig.url + "/api/rate/1", {"score": 3})
-    assert status == 409 and body["error"]["message"] == "Quầy 1 chưa phục vụ xong lượt nào để đánh giá."
-    feed = await rig.feed(rig.http, "/rate/1/ws")
-    view = await feed.view(lambda v: v["online"])
-    assert view["levels"] == ["Không hài lòng", "Hài lòng", "Rất hài lòng"] and view["last"] is None
-    await rig.take()
+async def test_the_tablet_rates_the_ticket_its_counter_just_finished(rig: Rig) -> None:
+    async with rig.tablet("1") as tablet:
+        status, body = await call(tablet, rig.url + "/api/rate/1", {"score": 3, "ticket": "20261121-dat-dai-1001"})
+        assert status == 409 and body["error"]["code"] == "rating_closed"
+        feed = await rig.feed(tablet, "/rate/1/ws")
+        view = await feed.view(lambda v: v["online"])
+        assert view["levels"] == ["Không hài lòng", "Hài lòng", "Rất hài lòng"] and view["last"] is None
+        await rig.take()
+        await rig.take()
+        await rig.act("1", "call_next")
+        view = await feed.view(lambda v: v["serving"] == "1001")
+        assert view["counter"]["status"] == "serving"
+        await rig.act("1", "finish")  # 1001 done: the tablet asks its citizen
+        view = await feed.view(lambda v: v["last"] is not None and v["serving"] is None)
+        assert view["last"]["number"] == "1001" and view["last"]["rating"] is None and view["serving"] is None
+        first = view["last"]["id"]
+        for bad in ({"score": 0, "ticket": first}, {"score": 4, "ticket": first}, {"score": "3", "ticket": first},
+                    {"score": True, "ticket": first}, {"score": 2.5, "ticket": first}, {}, {"score": 3},
+                    {"score": 3, "ticket": 5}, {"score": 3, "ticket": first, "counter": "2"}):
+            status, body = await call(tablet, rig.url + "/api/rate/1", bad)
+            assert status == 400 and vietnamese(body["error"]["message"]), bad
+        status, body = await call(tablet, rig.url + "/api/rate/1", {"score": 3, "ticket": first})
+        assert status == 200 and body["ticket"] == {"id": first, "number": "1001", "rating": 3}
+        await feed.view(lambda v: v["last"] is not None and v["last"]["rating"] == 3)
+        status, body = await call(tablet, rig.url + "/api/rate/1", {"score": 1, "ticket": first})
+        assert status == 409 and body["error"]["message"] == "Vé số 1001 đã được đánh giá."
+        # the next call ends the question: the citizen at the counter is 1002 now
+        await rig.act("1", "call_next")
+        await feed.view(lambda v: v["last"] is None and v["serving"] == "1002")
+        # a rating key on the counter's keypad shows on the tablet too
+        await rig.act("1", "finish")
+        await feed.view(lambda v: v["last"] is not None and v["last"]["number"] == "1002")
+        reply = await rig.probe.request(rig.topics.cmd_rating, {"request_id": new_id(), "counter": "1", "score": 2})
+        assert reply["ok"]
+        await feed.view(lambda v: v["last"] is not None and v["last"]["number"] == "1002" and v["last"]["rating"] == 2)
+        status, _ = await call(tablet, rig.url + "/api/rate/9", {"score": 3, "ticket": first})
+        assert status == 404
+        async with tablet.get(rig.url + "/rate/9") as resp:
+            assert resp.status == 404
+
+
+async def test_the_tablet_never_rates_the_one_before_once_the_next_is_called(rig: Rig) -> None:
+    """On main, the tablet still asked about 1003 while 1006 was served, and rated it."""
+    async with rig.tablet("1") as tablet:
+        feed = await rig.feed(tablet, "/rate/1/ws")
+        for _ in range(2):
+            await rig.take()
+        await rig.act("1", "call_next")
+        await rig.act("1", "finish")
+        view = await feed.view(lambda v: v["last"] is not None)
+        first = view["last"]["id"]
+        await rig.act("1", "call_next")  # 1002 called before anyone rated 1001
+        await feed.view(lambda v: v["last"] is None)
+        status, body = await call(tablet, rig.url + "/api/rate/1", {"score": 1, "ticket": first})
+        assert status == 409 and body["error"]["code"] == "rating_closed" and vietnamese(body["error"]["message"])
+        # nor by counter (a keypad): the rating would land on the citizen now at the counter
+        reply = await rig.probe.request(rig.topics.cmd_rating, {"request_id": new_id(), "counter": "1", "score": 1})
+        assert reply["ok"] is False and reply["error"]["code"] == "invalid_state"
+    reply = await rig.probe.request(rig.topics.cmd_query, {"request_id": new_id(), "query": "tickets"})
+    assert [t["rating"] for t in reply["tickets"]] == [None, None]
+
+
+async def test_an_unpaired_tablet_cannot_rate(rig: Rig) -> None:
     await rig.take()
     await rig.act("1", "call_next")
-    view = await feed.view(lambda v: v["serving"] == "1001")
-    assert view["counter"]["status"] == "serving"
-    await rig.act("1", "call_next")  # finishes 1001, calls 1002: 1001 is the one to rate
-    view = await feed.view(lambda v: v["last"] is not None and v["serving"] == "1002")
-    assert view["last"]["number"] == "1001" and view["last"]["rating"] is None and view["serving"] == "1002"
-    for bad in ({"score": 0}, {"score": 4}, {"score": "3"}, {"score": True}, {"score": 2.5}, {},
-                {"score": 3, "ticket": "1002"}, {"score": 3, "counter": "2"}):
-        status, body = await call(rig.http, rig.url + "/api/rate/1", bad)
-        assert status == 400 and vietnamese(body["error"]["message"]), bad
-    status, body = await call(rig.http, rig.url + "/api/rate/1", {"score": 3})
-    assert status == 200 and body["ticket"] == {"id": view["last"]["id"], "number": "1001", "rating": 3}
-    await feed.view(lambda v: v["last"]["rating"] == 3)
-    status, body = await call(rig.http, rig.url + "/api/rate/1", {"score": 1})
-    assert status == 409 and body["error"]["message"] == "Vé số 1001 đã được đánh giá."
-    # a rating key on the counter's keypad shows on the tablet too
     await rig.act("1", "finish")
-    await feed.view(lambda v: v["last"]["number"] == "1002")
-    reply = await rig.probe.request(rig.topics.cmd_rating, {"request_id": new_id(), "counter": "1", "score": 2})
-    assert reply["ok"]
-    await feed.view(lambda v: v["last"]["number"] == "1002" and v["last"]["rating"] == 2)
-    status, _ = await call(rig.http, rig.url + "/api/rate/9", {"score": 3})
-    assert status == 404
-    async with rig.http.get(rig.url + "/rate/9") as resp:
-        assert resp.status == 404
+    last = (await rig.probe.request(rig.topics.cmd_query, {"request_id": new_id(), "query": "tickets"}))["tickets"][0]
+    status, body = await call(rig.http, rig.url + "/api/rate/1", {"score": 1, "ticket": last["id"]})
+    assert status == 403 and body["error"]["code"] == "forbidden"
+    async with rig.http.get(rig.url + "/rate/1") as resp:
+        assert resp.status == 403 and "chưa ghép nối" in await resp.text()
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        await rig.http.ws_connect(rig.url + "/rate/1/ws")
+    assert err.value.status == 403
+    # a tablet paired with another counter is not this counter's
+    async with rig.tablet("2") as other:
+        status, _ = await call(other, rig.url + "/api/rate/1", {"score": 1, "ticket": last["id"]})
+        assert status == 403
+        forged = other.cookie_jar.filter_cookies(URL(rig.url))["qms_device"].value.replace("2:", "1:", 1)
+    async with rig.browser() as http:
+        http.cookie_jar.update_cookies({"qms_device": forged})
+        status, _ = await call(http, rig.url + "/api/rate/1", {"score": 1, "ticket": last["id"]})
+        assert status == 403
+    reply = await rig.probe.request(rig.topics.cmd_query, {"request_id": new_id(), "query": "tickets"})
+    assert reply["tickets"][0]["rating"] is None
+
+
+async def test_pairing_codes_are_one_time_and_limited(rig: Rig) -> None:
+    async with rig.browser("giamsat") as boss:
+        code = await pairing_code(boss, rig.url, "1")
+    async with rig.browser() as http:
+        async with http.post(rig.url + "/rate/2/pair", data={"code": code}, allow_redirects=False) as resp:
+            assert resp.status == 400  # another counter's code
+        async with http.post(rig.url + "/rate/1/pair", data={"code": code}, allow_redirects=False) as resp:
+            assert resp.status == 303
+        async with http.post(rig.url + "/rate/1/pair", data={"code": code}, allow_redirects=False) as resp:
+            assert resp.status == 400 and "không đúng hoặc đã hết hạn" in await resp.text()  # used up
+        for _ in range(10):
+            async with http.post(rig.url + "/rate/1/pair", data={"code": "00000000"}, allow_redirects=False):
+                pass
+        async with rig.browser("giamsat") as boss:
+            fresh = await pairing_code(boss, rig.url, "1")
+        async with http.post(rig.url + "/rate/1/pair", data={"code": fresh}, allow_redirects=False) as resp:
+            assert resp.status == 429  # too many wrong codes from this address: even a right one waits
+    async with rig.browser("canbo1") as officer, officer.get(rig.url + "/supervisor/pairing",
+                                                              allow_redirects=False) as resp:
+        assert resp.status == 403  # supervisors only
 
 
 # ---------------------------------------------------------------- the supervisor
@@ -674,7 +779,7 @@ async def test_behind_a_reverse_proxy_the_public_address_is_our_own(broker: Brok
         status, body = await call(http, web.url + "/api/tickets", {"field": "dat-dai"},
                                   headers={"Origin": "https://xephang.hoabinh.gov.vn"})
         assert status == 200
-        assert body["tracking_url"] == f"https://xephang.hoabinh.gov.vn/t/{body['ticket']['id']}"
+        assert body["tracking_url"].startswith(f"https://xephang.hoabinh.gov.vn/t/{body['ticket']['id']}/")
         status, _ = await call(http, web.url + "/api/tickets", {"field": "dat-dai"},
                                headers={"Origin": "https://hoabinh.gov.vn.evil.example"})
         assert status == 403

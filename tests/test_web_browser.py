@@ -38,6 +38,8 @@ class Tab:
         self.page = page
         self.errors: list[str] = []
         page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # what the Content-Security-Policy refused (an inline script or style, another site)
+        page.on("console", lambda m: self.errors.append(m.text) if "Content Security Policy" in m.text else None)
 
     @classmethod
     async def open(cls, context: BrowserContext, url: str, ready: str | None = None) -> Tab:
@@ -48,6 +50,10 @@ class Tab:
         return tab
 
     async def until(self, expression: str, arg: Any = None) -> Any:
+        # as a function: Playwright would eval() a bare expression in the page, which the
+        # Content-Security-Policy (no 'unsafe-eval') rightly refuses
+        if not expression.lstrip().startswith(("(", "function", "async")):
+            expression = f"() => ({expression})"
         return await self.page.wait_for_function(expression, arg=arg, timeout=WAIT_MS)
 
     async def text(self, selector: str) -> str:
@@ -92,10 +98,11 @@ async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broke
         assert await kiosk.page.evaluate("document.getElementById('t-qr').naturalWidth") > 0
         await kiosk.page.screenshot(path=str(tmp_path / "kiosk.png"))
         ticket = await kiosk.page.evaluate("window.qmsKiosk.last.ticket")
+        tracking = await kiosk.page.evaluate("window.qmsKiosk.last.tracking_url")
 
-        # and follows it on the QR code's page
-        phone = await Tab.open(citizen, base + f"/t/{ticket['id']}",
-                               "window.qmsTrack.view && window.qmsTrack.view.found")
+        # and follows it on the QR code's page (its address carries the ticket's token)
+        assert tracking.startswith(base + f"/t/{ticket['id']}/")
+        phone = await Tab.open(citizen, tracking, "window.qmsTrack.view && window.qmsTrack.view.found")
         assert await phone.text("#number") == "1001"
         assert await phone.text("#status") == "Đang chờ"
 
@@ -118,9 +125,20 @@ async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broke
         await console.until("document.getElementById('number').textContent === '—'")
         await console.page.screenshot(path=str(tmp_path / "console.png"))
 
+        # the supervisor pairs the counter's tablet once: a code made on the dashboard
+        boss = await chromium.new_context(viewport={"width": 1600, "height": 1000})
+        pairing = await log_in(boss, base, "giamsat", "/supervisor/pairing")
+        await pairing.page.select_option("#counter", "1")
+        await pairing.page.click("#make-code")
+        code = await pairing.text("#pairing-code strong")
+        tablet = await Tab.open(citizen, base + "/rate/1")
+        assert await tablet.text("#unpaired") == "Máy tính bảng này chưa ghép nối với quầy"
+        await tablet.page.fill("#code", code)
+        await tablet.page.click("#pair")
+        await tablet.page.wait_for_url(base + "/rate/1", timeout=WAIT_MS)
+
         # the tablet asks the citizen, who taps "Rất hài lòng"
-        tablet = await Tab.open(citizen, base + "/rate/1",
-                                "window.qmsRate.view && !document.getElementById('prompt').hidden")
+        await tablet.until("window.qmsRate && window.qmsRate.view && !document.getElementById('prompt').hidden")
         assert await tablet.text("#prompt-text") == "Mời công dân có số 1001 đánh giá mức độ hài lòng"
         labels = await tablet.page.locator(".rate-button span:not(.face)").all_text_contents()
         assert labels == ["Rất hài lòng", "Hài lòng", "Không hài lòng"]  # the best first
@@ -133,8 +151,7 @@ async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broke
         await tablet.page.screenshot(path=str(tmp_path / "rate.png"))
 
         # the supervisor sees it counted
-        boss = await chromium.new_context(viewport={"width": 1600, "height": 1000})
-        dash = await log_in(boss, base, "giamsat", "/supervisor")
+        dash = await Tab.open(boss, base + "/supervisor")
         await dash.until("window.qmsSupervisor.view && window.qmsSupervisor.view.stats "
                          "&& window.qmsSupervisor.view.stats.total.rated === 1")
         assert await dash.text("[data-total='served'] .value") == "1"
@@ -153,7 +170,7 @@ async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broke
         record = reply["ticket"]
         assert (record["status"], record["rating"], record["dossier"], record["officer"], record["source"]) == (
             "done", 3, "H12.34-261121-0007", "Nguyễn Thị Hoa", "kiosk-1")
-        for tab in (kiosk, phone, console, tablet, dash):
+        for tab in (kiosk, phone, console, pairing, tablet, dash):
             assert not tab.errors, tab.errors
 
 

@@ -119,7 +119,7 @@
       qr.onload = qr.onerror = null;
       if (r.print.mode === "browser") { state.printed += 1; window.print(); }
     };
-    qr.src = "/t/" + encodeURIComponent(t.id) + "/qr.svg";
+    qr.src = r.qr_url;  // the ticket's own page, with its token
     clearTimeout(backTimer);
     backTimer = setTimeout(back, config.show_s * 1000);
   }

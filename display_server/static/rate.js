@@ -1,5 +1,5 @@
 // The rating tablet: when the counter has finished a ticket that nobody rated yet, big buttons for
-// the site's levels (best first); a tap is one POST /api/rate/{counter}; then a thank-you.
+// the site's levels (best first); a tap is one POST /api/rate/{counter} naming that ticket; then a thank-you.
 "use strict";
 (function () {
   const P = window.QmsPages, $ = P.$;
@@ -76,7 +76,7 @@
     if (state.busy) return;
     state.busy = true;
     draw();
-    const res = await P.post(config.api, { score: score });
+    const res = await P.post(config.api, { score: score, ticket: id });  // this very ticket, nobody else's
     state.busy = false;
     if (res.body.ok || (res.body.error && res.body.error.code === "invalid_state")) {
       thank(id);  // rated now, or already (from the keypad): thanks either way

@@ -4,7 +4,7 @@
   const P = window.QmsPages, $ = P.$;
   const config = P.config();
   const T = config.texts;
-  const state = { view: null, connected: false };
+  const state = { view: null, connected: false, busy: false };
   window.qmsTrack = state;
   const STATUS = { waiting: T.track_waiting, transferred: T.track_transferred, done: T.track_done,
                    no_show: T.track_no_show, expired: T.track_expired };
@@ -34,6 +34,37 @@
     const lines = waiting ? P.waitLines(T, v.ahead, v.est_wait_s) : ["", ""];
     $("ahead").textContent = lines[0];
     $("wait").textContent = lines[1];
+    drawRating(v);
+  }
+
+  // served, not rated yet, within the site's window: the citizen may rate from here
+  function drawRating(v) {
+    const box = $("rate");
+    box.hidden = !v.rate || state.busy;
+    if (!v.rate || box.dataset.levels === String(v.rate.length)) return;
+    box.dataset.levels = String(v.rate.length);
+    const levels = $("rate-levels");
+    levels.replaceChildren();
+    for (let score = v.rate.length; score >= 1; score--) {
+      const b = P.el("button", "rate-button", v.rate[score - 1]);
+      b.type = "button";
+      b.dataset.score = String(score);
+      b.addEventListener("click", function () { rate(score); });
+      levels.append(b);
+    }
+  }
+
+  async function rate(score) {
+    if (state.busy) return;
+    state.busy = true;
+    draw();
+    const res = await P.post(config.rate_api, { score: score });
+    state.busy = false;
+    if (!res.body.ok) {
+      $("rate-error").textContent = (res.body.error && res.body.error.message) || T.err_network;
+      $("rate-error").hidden = false;
+    }
+    draw();
   }
 
   QmsLive.connect(config.ws, {

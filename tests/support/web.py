@@ -40,6 +40,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 AUTOPLAY = "--autoplay-policy=no-user-gesture-required"
 
 
+# The kiosks the tests use, unless a test's own [kiosk] names them.
+TEST_KIOSKS = '[kiosk]\nids = ["kiosk", "kiosk-1", "kiosk-2"]\n'
+
+
 # username: (password, role, counters or None)
 ACCOUNTS = {
     "canbo1": ("mat-khau-canbo1", "officer", ("1", "2")),
@@ -68,6 +72,10 @@ def web_extra(tmp: Path, port: int, *, speech: str | None = None, more: str = ""
     """Site-file sections for a web server on `port` with its clip cache under tmp (`web`: more
     keys of [web])."""
     speech = FAST_SPEECH if speech is None else speech
+    if "[kiosk]" not in more:
+        more = TEST_KIOSKS + more
+    elif not re.search(r"^\s*(ids|any_id)\s*=", more.split("[kiosk]", 1)[1].split("\n[", 1)[0], re.M):
+        more = more.replace("[kiosk]\n", TEST_KIOSKS, 1)  # a test's own [kiosk] keys, the tests' kiosks
     return f"""
 [web]
 host = "127.0.0.1"
@@ -181,6 +189,22 @@ async def login(http: aiohttp.ClientSession, base: str, user: str, password: str
     async with http.post(f"{base}/login", data=form, allow_redirects=False) as resp:
         await resp.read()
         return resp
+
+
+PAIRING_CODE = re.compile(r"<strong>(\d{8})</strong>")
+
+
+async def pairing_code(http: aiohttp.ClientSession, base: str, counter: str) -> str:
+    """A rating tablet's pairing code for a counter, made as a supervisor (logged in on `http`) does."""
+    async with http.get(f"{base}/supervisor/pairing") as resp:
+        assert resp.status == 200, await resp.text()
+        token = CSRF_INPUT.search(await resp.text())
+    assert token
+    async with http.post(f"{base}/supervisor/pairing", data={"csrf": token.group(1), "counter": counter}) as resp:
+        assert resp.status == 200, await resp.text()
+        code = PAIRING_CODE.search(await resp.text())
+    assert code, "no pairing code on the page"
+    return code.group(1)
 
 
 async def csrf_of(http: aiohttp.ClientSession, url: str) -> str:
