@@ -126,29 +126,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         obj = loads_object(body)
     except ProtocolError as exc:
         raise ApiError(400, "bad_request", core_message(t, exc.code, exc.message)) from None
-    if not storable(obj):
-        raise ApiError(400, "bad_request", t.err_not_utf8)
     return obj
-
-
-def storable(value: Any) -> bool:
-    """Every string in it, keys too, can be written as UTF-8. JSON may escape a lone surrogate
-    ("\\ud800") that decodes to a str no database, file or MQTT payload can hold; refused here,
-    once for every API, before any handler or the core sees it."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            try:
-                v.encode("utf-8")
-            except UnicodeEncodeError:
-                return False
-        elif isinstance(v, dict):
-            stack.extend(v.keys())
-            stack.extend(v.values())
-        elif isinstance(v, list):
-            stack.extend(v)
-    return True
 
 
 async def ask_core(request: web.Request, topic: str, payload: dict[str, Any], *,

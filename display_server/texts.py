@@ -213,7 +213,6 @@ VI: dict[str, str] = {
     "err_counter_closed": "Quầy đang đóng. Hãy mở quầy trước.",
     "err_expired": "Lệnh đến máy chủ hàng đợi quá muộn nên không được thực hiện. Vui lòng thử lại.",
     # the web server's own defences
-    "err_not_utf8": "Nội dung có ký tự không hợp lệ (không mã hoá được UTF-8).",
     "err_login_busy": "Có quá nhiều lần đăng nhập từ địa chỉ này. Vui lòng thử lại sau {s} giây.",
     "err_site_rate": "Các ki-ốt đã lấy quá {n} số trong một phút. Xin vui lòng chờ {s} giây rồi thử lại.",
     "err_rating_closed": "Lượt phục vụ này không còn chờ đánh giá (quầy đã gọi số tiếp theo hoặc đã hết thời gian).",
@@ -424,7 +423,6 @@ EN: dict[str, str] = {
     "err_range_exhausted": "This field has issued all its numbers today.",
     "err_counter_closed": "The counter is closed; open it first.",
     "err_expired": "The command reached the queue server too late and was not carried out. Please try again.",
-    "err_not_utf8": "The request holds characters that are not valid (cannot be encoded as UTF-8).",
     "err_login_busy": "Too many logins from this address. Please try again in {s} seconds.",
     "err_site_rate": "The kiosks took more than {n} numbers in a minute. Please wait {s} seconds and try again.",
     "err_rating_closed": "This visit can no longer be rated (the counter called the next number, or time is up).",
