@@ -10,10 +10,18 @@ largest single cost of the queue core: about 50 µs per object, several objects 
 errors, wire format) with the tables built once. `install()` makes paho use them;
 tests/test_paho_speedups.py checks them against paho's own classes. Pinned to the paho versions
 they were checked with.
+
+`fast_socket_io()` cuts the system calls of one client's plain TCP connection: paho reads each
+packet with at least three recv() calls (its type byte, its length byte by byte, then the rest)
+and writes each packet with a send() of its own; under the core's load that was a dozen system
+calls per command. With it, a recv() takes what the socket has (up to 64 KiB) and packets queued
+together leave in one send().
 """
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterable
 from typing import Any
 
 import paho.mqtt._packet as _paho_packet
@@ -157,3 +165,111 @@ def install() -> None:
     _paho_packet.Properties = FastProperties  # type: ignore[misc]
     _paho_client.ReasonCode = FastReasonCode  # type: ignore[misc]
     _paho_packet.ReasonCode = FastReasonCode  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------- socket I/O
+
+READ_CHUNK = 64 * 1024
+WRITE_CHUNK = 64 * 1024
+_PUBLISH = int(_paho_client.PUBLISH)
+_DISCONNECT = int(_paho_client.DISCONNECT)
+
+
+class BufferedSocket:
+    """A plain TCP socket whose recv() reads what the socket has and hands it out as asked.
+
+    paho reads a packet in small pieces; this serves them from one read. pending() is the
+    bytes read but not yet handed out: both paho's own loop and aiomqtt's reader keep reading
+    while it is not zero (as for an SSL socket's buffer), so nothing waits in it for a
+    readiness event that will not come. Everything else is the socket's own."""
+
+    __slots__ = ("_sock", "_buf", "_pos")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        buf, pos = self._buf, self._pos
+        if pos >= len(buf):
+            buf = self._sock.recv(max(bufsize, READ_CHUNK))
+            if len(buf) <= bufsize:  # also the end of the stream (b"")
+                self._buf, self._pos = b"", 0
+                return buf
+            self._buf, pos = buf, 0
+        end = pos + bufsize
+        self._pos = end
+        return buf[pos:end]
+
+    def pending(self) -> int:
+        return len(self._buf) - self._pos
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _coalescing_packet_write(client: _paho_client.Client, paho_write: Any) -> int:
+    """paho's Client._packet_write, with the queued packets sent together: one send() for as
+    many as fit in WRITE_CHUNK. A packet paho must act on once it is written (a QoS 0 PUBLISH,
+    a DISCONNECT) goes through paho's own code."""
+    out = client._out_packet
+    while out:
+        batch: list[Any] = []
+        size = 0
+        for pkt in out:
+            command = pkt["command"] & 0xF0
+            if command == _DISCONNECT or (command == _PUBLISH and pkt["qos"] == 0):
+                break
+            batch.append(pkt)
+            size += pkt["to_process"]
+            if size >= WRITE_CHUNK:
+                break
+        if not batch:
+            return paho_write()
+        data = b"".join(p["packet"][p["pos"]:] if p["pos"] else p["packet"] for p in batch)
+        try:
+            sent = client._sock_send(data)
+        except (AttributeError, ValueError):
+            return _paho_client.MQTTErrorCode.MQTT_ERR_SUCCESS
+        except BlockingIOError:
+            return _paho_client.MQTTErrorCode.MQTT_ERR_AGAIN
+        except OSError as err:
+            client._easy_log(_paho_client.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+            return _paho_client.MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if sent <= 0:
+            with client._msgtime_mutex:
+                client._last_msg_out = _paho_client.time_func()
+            break
+        for pkt in batch:
+            if sent < pkt["to_process"]:
+                pkt["pos"] += sent
+                pkt["to_process"] -= sent
+                break
+            sent -= pkt["to_process"]
+            pkt["pos"] += pkt["to_process"]
+            pkt["to_process"] = 0
+            out.popleft()
+    return _paho_client.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+def fast_socket_io(client: _paho_client.Client, socket_options: Iterable[tuple[int, int, int]] = ()) -> None:
+    """Read and write this paho client's plain TCP connections in large pieces (see the module's
+    docstring). TLS and WebSocket connections are left to paho.
+
+    `socket_options` are set on each new socket here: aiomqtt sets its own only on a
+    socket.socket, which the wrapper is not."""
+    create = client._create_socket
+    paho_write = client._packet_write
+    options = tuple(socket_options)
+
+    def create_socket() -> Any:
+        sock = create()
+        if type(sock) is not socket.socket or sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return sock
+        for option in options:
+            sock.setsockopt(*option)
+        return BufferedSocket(sock)
+
+    client._create_socket = create_socket  # type: ignore[method-assign]
+    client._packet_write = lambda: _coalescing_packet_write(client, paho_write)  # type: ignore[method-assign]
