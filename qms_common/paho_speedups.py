@@ -20,10 +20,12 @@ together leave in one send().
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterable
 from typing import Any
 
+import aiomqtt
 import paho.mqtt._packet as _paho_packet
 import paho.mqtt.client as _paho_client
 from paho.mqtt.packettypes import PacketTypes
@@ -125,7 +127,8 @@ class FastProperties(Properties):
         return VariableByteIntegers.encode(len(buffer)) + buffer
 
     def unpack(self, buffer: bytes) -> tuple[FastProperties, int]:
-        self.clear()
+        if len(self.__dict__) > len(_PRIVATE):  # paho unpacks into a new object: nothing to clear
+            self.clear()
         propslen, vbi_len = VariableByteIntegers.decode(buffer)
         buffer = buffer[vbi_len:]
         left = propslen
@@ -183,7 +186,7 @@ class BufferedSocket:
     while it is not zero (as for an SSL socket's buffer), so nothing waits in it for a
     readiness event that will not come. Everything else is the socket's own."""
 
-    __slots__ = ("_sock", "_buf", "_pos")
+    __slots__ = ("_buf", "_pos", "_sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
@@ -253,15 +256,22 @@ def _coalescing_packet_write(client: _paho_client.Client, paho_write: Any) -> in
     return _paho_client.MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
-def fast_socket_io(client: _paho_client.Client, socket_options: Iterable[tuple[int, int, int]] = ()) -> None:
-    """Read and write this paho client's plain TCP connections in large pieces (see the module's
-    docstring). TLS and WebSocket connections are left to paho.
+def fast_socket_io(client: aiomqtt.Client, socket_options: Iterable[tuple[int, int, int]] = ()) -> None:
+    """Read and write this client's plain TCP connections in large pieces (see the module's
+    docstring), and write what is queued at the end of the event loop's turn. TLS and WebSocket
+    connections are read and written by paho as before.
 
-    `socket_options` are set on each new socket here: aiomqtt sets its own only on a
-    socket.socket, which the wrapper is not."""
-    create = client._create_socket
-    paho_write = client._packet_write
+    aiomqtt waits for the socket to be writable before each write, announced through the loop's
+    self-pipe: four system calls and a turn of the loop, for a socket that is nearly always
+    writable. Here, a write queued on the loop's thread is tried at the end of the turn, and the
+    socket is watched only when it is full. `socket_options` are set on each new socket here:
+    aiomqtt sets its own only on a socket.socket, which the wrapper is not."""
+    paho = client._client
+    loop = client._loop
+    create = paho._create_socket
+    paho_write = paho._packet_write
     options = tuple(socket_options)
+    watched: list[int] = []  # the descriptor watched for writability, if any
 
     def create_socket() -> Any:
         sock = create()
@@ -271,5 +281,31 @@ def fast_socket_io(client: _paho_client.Client, socket_options: Iterable[tuple[i
             sock.setsockopt(*option)
         return BufferedSocket(sock)
 
-    client._create_socket = create_socket  # type: ignore[method-assign]
-    client._packet_write = lambda: _coalescing_packet_write(client, paho_write)  # type: ignore[method-assign]
+    def write() -> None:
+        try:
+            paho.loop_write()
+        except Exception as exc:  # as aiomqtt's own writer: the connection is broken
+            if not client._disconnected.done():
+                client._disconnected.set_exception(exc)
+            return
+        sock = paho._sock
+        # paho keeps the registration while packets wait: the socket is full, wait until it is not
+        if paho._registered_write and sock is not None and not watched:
+            fd = sock.fileno()
+            loop.add_writer(fd, write)
+            watched.append(fd)
+
+    def register_write(_client: Any, _userdata: Any, _sock: Any) -> None:
+        if asyncio._get_running_loop() is loop:
+            loop.call_soon(write)
+        else:  # paho's connect() runs in an executor thread
+            loop.call_soon_threadsafe(write)
+
+    def unregister_write(_client: Any, _userdata: Any, _sock: Any) -> None:
+        while watched:
+            loop.remove_writer(watched.pop())
+
+    paho._create_socket = create_socket  # type: ignore[method-assign]
+    paho._packet_write = lambda: _coalescing_packet_write(paho, paho_write)  # type: ignore[method-assign]
+    paho.on_socket_register_write = register_write
+    paho.on_socket_unregister_write = unregister_write

@@ -202,9 +202,13 @@ ONLINE = b"online"
 OFFLINE = b"offline"
 
 
+# json.dumps() with arguments builds a new encoder at every call; several messages per command
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(obj: Any) -> bytes:
     """UTF-8 JSON with the diacritics as they are (no \\u escapes), compact."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 def loads_object(payload: bytes | bytearray | str | None, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> dict[str, Any]:
