@@ -14,8 +14,8 @@ they were checked with.
 `fast_socket_io()` cuts the system calls of one client's plain TCP connection: paho reads each
 packet with at least three recv() calls (its type byte, its length byte by byte, then the rest)
 and writes each packet with a send() of its own; under the core's load that was a dozen system
-calls per command. With it, a recv() takes what the socket has (up to 64 KiB) and packets queued
-together leave in one send().
+calls per command. With it, a recv() takes what the socket has (up to 64 KiB), each whole packet
+in it is taken in one piece, and packets queued together leave in one send().
 """
 
 from __future__ import annotations
@@ -212,6 +212,51 @@ class BufferedSocket:
         return getattr(self._sock, name)
 
 
+def _new_in_packet() -> dict[str, Any]:
+    return {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
+            "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0}
+
+
+def _whole_packet_read(client: _paho_client.Client, paho_read: Any) -> int:
+    """paho's Client._packet_read for a packet already whole in the BufferedSocket: taken in one
+    piece instead of byte by byte. Anything else (a packet begun or not yet all read, an empty
+    buffer, a malformed length) goes through paho's own code, which reads from the same buffer."""
+    sock = client._sock
+    if type(sock) is not BufferedSocket or client._in_packet["command"] != 0:
+        return paho_read()
+    buf, start = sock._buf, sock._pos
+    end = len(buf)
+    i = start + 1
+    length = 0
+    shift = 0
+    while True:
+        if i >= end or shift > 21:
+            return paho_read()
+        byte = buf[i]
+        i += 1
+        length += (byte & 127) << shift
+        shift += 7
+        if not byte & 128:
+            break
+    if i + length > end:
+        return paho_read()
+    sock._pos = i + length
+    client._in_packet = {"command": buf[start], "have_remaining": 1, "remaining_count": list(buf[start + 1:i]),
+                         "remaining_mult": 1 << shift, "remaining_length": length,
+                         "packet": bytearray(buf[i:i + length]), "to_process": 0, "pos": 0}
+    with client._msgtime_mutex:
+        client._last_bytes_received = _paho_client.time_func()
+    try:
+        rc = client._packet_handle()
+    except _paho_client.MalformedPacket as exc:
+        client._easy_log(_paho_client.MQTT_LOG_DEBUG, "Received malformed packet: %s", exc)
+        rc = _paho_client.MQTTErrorCode.MQTT_ERR_PROTOCOL
+    client._in_packet = _new_in_packet()
+    with client._msgtime_mutex:
+        client._last_bytes_received = _paho_client.time_func()
+    return rc
+
+
 def _coalescing_packet_write(client: _paho_client.Client, paho_write: Any) -> int:
     """paho's Client._packet_write, with the queued packets sent together: one send() for as
     many as fit in WRITE_CHUNK. A packet paho must act on once it is written (a QoS 0 PUBLISH,
@@ -270,6 +315,7 @@ def fast_socket_io(client: aiomqtt.Client, socket_options: Iterable[tuple[int, i
     loop = client._loop
     create = paho._create_socket
     paho_write = paho._packet_write
+    paho_read = paho._packet_read
     options = tuple(socket_options)
     watched: list[int] = []  # the descriptor watched for writability, if any
 
@@ -307,5 +353,6 @@ def fast_socket_io(client: aiomqtt.Client, socket_options: Iterable[tuple[int, i
 
     paho._create_socket = create_socket  # type: ignore[method-assign]
     paho._packet_write = lambda: _coalescing_packet_write(paho, paho_write)  # type: ignore[method-assign]
+    paho._packet_read = lambda: _whole_packet_read(paho, paho_read)  # type: ignore[method-assign]
     paho.on_socket_register_write = register_write
     paho.on_socket_unregister_write = unregister_write
