@@ -176,6 +176,7 @@ READ_CHUNK = 64 * 1024
 WRITE_CHUNK = 64 * 1024
 _PUBLISH = int(_paho_client.PUBLISH)
 _DISCONNECT = int(_paho_client.DISCONNECT)
+_PUBACK = int(_paho_client.PUBACK)
 
 
 class BufferedSocket:
@@ -184,19 +185,29 @@ class BufferedSocket:
     paho reads a packet in small pieces; this serves them from one read. pending() is the
     bytes read but not yet handed out: both paho's own loop and aiomqtt's reader keep reading
     while it is not zero (as for an SSL socket's buffer), so nothing waits in it for a
-    readiness event that will not come. Everything else is the socket's own."""
+    readiness event that will not come. Everything else is the socket's own.
 
-    __slots__ = ("_buf", "_pos", "_sock")
+    After a read that got less than it asked for, the socket had nothing more: the next read
+    says so (BlockingIOError) without asking the kernel again, which ends the reader's turn. The
+    event loop's readiness is level-triggered, so anything that arrived since is read next turn."""
+
+    __slots__ = ("_buf", "_drained", "_pos", "_sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._buf = b""
         self._pos = 0
+        self._drained = False
 
     def recv(self, bufsize: int) -> bytes:
         buf, pos = self._buf, self._pos
         if pos >= len(buf):
-            buf = self._sock.recv(max(bufsize, READ_CHUNK))
+            if self._drained:
+                self._drained = False
+                raise BlockingIOError()
+            want = max(bufsize, READ_CHUNK)
+            buf = self._sock.recv(want)
+            self._drained = 0 < len(buf) < want
             if len(buf) <= bufsize:  # also the end of the stream (b"")
                 self._buf, self._pos = b"", 0
                 return buf
@@ -241,6 +252,18 @@ def _whole_packet_read(client: _paho_client.Client, paho_read: Any) -> int:
     if i + length > end:
         return paho_read()
     sock._pos = i + length
+    if buf[start] == _PUBACK and length == 2:
+        # The usual acknowledgement (success, no properties; several per command): what paho's
+        # _handle_pubackcomp does, without decoding it through the general path.
+        mid = buf[i] << 8 | buf[i + 1]
+        with client._msgtime_mutex:
+            client._last_bytes_received = _paho_client.time_func()
+        client._easy_log(_paho_client.MQTT_LOG_DEBUG, "Received %s (Mid: %d)", "PUBACK", mid)
+        with client._out_message_mutex:
+            if mid in client._out_messages:
+                return client._do_on_publish(mid, FastReasonCode(PacketTypes.PUBACK),
+                                             FastProperties(PacketTypes.PUBACK))
+        return _paho_client.MQTTErrorCode.MQTT_ERR_SUCCESS
     client._in_packet = {"command": buf[start], "have_remaining": 1, "remaining_count": list(buf[start + 1:i]),
                          "remaining_mult": 1 << shift, "remaining_length": length,
                          "packet": bytearray(buf[i:i + length]), "to_process": 0, "pos": 0}
