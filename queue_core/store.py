@@ -122,9 +122,6 @@ class Store:
         # were decided on a state that included the lost one, so none of them may be written
         # until the service has reloaded its state from the database.
         self._failed = False
-        # (seq, day) as the meta table holds them, known on the writer thread after each commit:
-        # most commands change neither, and an unchanged row is a page less to write and sync.
-        self._meta_written: tuple[int, str] | None = None
 
     def reset_after_failure(self) -> None:
         self._failed = False
@@ -230,15 +227,12 @@ class Store:
                 if request is not None:
                     conn.execute("INSERT INTO requests (sender, request_id, reply, at) VALUES (?, ?, ?, ?)",
                                  request)
-                if self._meta_written != (seq, day):
-                    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
-                                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                                     [("seq", str(seq)), ("day", day)])
+                conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?) "
+                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                 [("seq", str(seq)), ("day", day)])
                 conn.execute("COMMIT")
-                self._meta_written = (seq, day)
             except BaseException:
                 self._failed = True
-                self._meta_written = None
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
