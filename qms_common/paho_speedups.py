@@ -20,8 +20,8 @@ in it is taken in one piece, and packets queued together leave in one send().
 
 from __future__ import annotations
 
-import asyncio
 import socket
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -336,6 +336,9 @@ def fast_socket_io(client: aiomqtt.Client, socket_options: Iterable[tuple[int, i
     aiomqtt sets its own only on a socket.socket, which the wrapper is not."""
     paho = client._client
     loop = client._loop
+    # aiomqtt makes its client on the loop's thread; get_ident() costs no system call, unlike
+    # asyncio's get_running_loop() (a getpid() each time on Python 3.11)
+    loop_thread = threading.get_ident()
     create = paho._create_socket
     paho_write = paho._packet_write
     paho_read = paho._packet_read
@@ -365,7 +368,7 @@ def fast_socket_io(client: aiomqtt.Client, socket_options: Iterable[tuple[int, i
             watched.append(fd)
 
     def register_write(_client: Any, _userdata: Any, _sock: Any) -> None:
-        if asyncio._get_running_loop() is loop:
+        if threading.get_ident() == loop_thread:
             loop.call_soon(write)
         else:  # paho's connect() runs in an executor thread
             loop.call_soon_threadsafe(write)
