@@ -13,7 +13,7 @@ SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:
                mosquitto_passwd:mosquitto openssl:openssl espeak-ng:espeak-ng chromium:chromium \
                /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
 
-.PHONY: venv system-deps test run bench bench-agent bench-display bench-web chaos lint clean
+.PHONY: venv system-deps test run bench bench-core bench-agent bench-display bench-web chaos lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
@@ -46,6 +46,9 @@ bench: venv system-deps
 
 chaos: venv system-deps
 	$(PY) scripts/chaos.py --rounds $${ROUNDS:-100}
+
+bench-core: venv system-deps
+	$(PY) scripts/bench_core_cpu.py
 
 bench-agent: venv system-deps
 	$(PY) scripts/bench_agent.py

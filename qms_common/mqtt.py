@@ -96,6 +96,7 @@ def make_client(settings: MqttSettings, *, identifier: str, will: aiomqtt.Will |
     )
     # Many QoS 1 publishes in flight is our normal load, not a warning sign.
     client.pending_calls_threshold = 100_000
+    paho_speedups.fast_socket_io(client, NODELAY)
     return client
 
 

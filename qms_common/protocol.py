@@ -203,9 +203,13 @@ ONLINE = b"online"
 OFFLINE = b"offline"
 
 
+# json.dumps() with arguments builds a new encoder at every call; several messages per command
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(obj: Any) -> bytes:
     """UTF-8 JSON with the diacritics as they are (no \\u escapes), compact."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 # Only a \u escape of a surrogate (D800–DFFF) can put a string into a decoded object that has

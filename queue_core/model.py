@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from qms_common.protocol import CounterStatus, TicketStatus
@@ -11,7 +12,15 @@ from qms_common.protocol import CounterStatus, TicketStatus
 
 def iso(t: datetime | None, tz: tzinfo) -> str | None:
     """Public times: ISO 8601 in the site's zone, to the second, with the offset."""
-    return t.astimezone(tz).isoformat(timespec="seconds") if t else None
+    return _iso(t, tz) if t else None
+
+
+# A command shows the same few moments many times (its own moment in the reply, the events and
+# the state; each ticket's times in every view of it). Equal aware datetimes are the same
+# instant, so the text depends only on the key.
+@lru_cache(maxsize=4096)
+def _iso(t: datetime, tz: tzinfo) -> str:
+    return t.astimezone(tz).isoformat(timespec="seconds")
 
 
 @dataclass(frozen=True, slots=True)
