@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from qms_common.devbroker import Broker, start_broker
+from tests.support.web import CHROMIUM_ARGS
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +24,12 @@ def own_broker(tmp_path: Path) -> Iterator[Broker]:
     b = start_broker(workdir=tmp_path / "broker")
     yield b
     b.stop()
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """Headless Debian Chromium (the TV's tests start their own, allowed to play sound)."""
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()

@@ -29,19 +29,7 @@ from tests.support.core import InProcessCore, running_core
 from tests.support.mqtt import Probe, new_id, response_topic
 from tests.support.site import write_site
 from tests.support.web import WebServer, running_web, web_extra
-
-USERS = """
-[[agents]]
-id = "tang-1"
-counters = ["1", "2"]
-
-[[agents]]
-id = "tang-2"
-counters = ["3"]
-
-[[integrations]]
-id = "bang-tin"
-"""
+from tests.test_broker_security import AGENTS as USERS
 
 EVIL = b"attacker-was-here"
 

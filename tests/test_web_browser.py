@@ -5,12 +5,11 @@ counted on the dashboard; keyboard shortcuts, the login form, and the kiosk's pr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page
 
 from display_server.texts import Texts
 from qms_common.devbroker import Broker, free_port
@@ -18,17 +17,9 @@ from qms_common.protocol import Topics
 from tests.support.core import CoreProcess, running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
-from tests.support.web import ACCOUNTS, CHROMIUM_ARGS, accounts_extra, running_web, web_extra
+from tests.support.web import ACCOUNTS, accounts_extra, running_web, web_extra
 
 WAIT_MS = 30_000
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 class Tab:

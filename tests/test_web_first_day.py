@@ -5,14 +5,13 @@ skip, and the supervisor's units, dates and tables."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from display_server.timefmt import day_text, stamp_text
 from qms_common.config import load_site_config
@@ -21,19 +20,11 @@ from qms_common.protocol import Topics
 from tests.support.core import running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
-from tests.support.web import ACCOUNTS, CHROMIUM_ARGS, accounts_extra, login, running_web, web_extra
+from tests.support.web import ACCOUNTS, accounts_extra, login, running_web, web_extra
 from tests.test_web_browser import WAIT_MS, Tab, log_in
 
 PORTRAIT = {"width": 1080, "height": 1920}
 LANDSCAPE = {"width": 1280, "height": 800}
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
 
 
 def site_file(tmp_path: Path, broker: Broker, *, timezone: str | None = None, more: str = "",
