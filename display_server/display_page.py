@@ -119,10 +119,10 @@ class ViewCache:
 
 
 VIEWS = web.AppKey("tv_views", ViewCache)
-# The texts the page script needs.
 # The newest call is said within this many seconds of reaching the TV, however fast calls come
 # (static/announce_plan.js).
 MAX_DELAY_S = 5.0
+# The texts the page script needs.
 SCRIPT_TEXTS = ("counter", "to_counter", "waiting", "people", "no_calls", "counter_open", "counter_paused",
                 "counter_closed", "offline", "sound_on", "recall", "weekdays")
 

@@ -188,6 +188,7 @@ class EspeakRenderer:
         self._warned = False
         self._library: EspeakLibrary | None = None
         self._idle: IdleRenderProcess | None = None
+        self._idle_failures = 0
         if (path := find_library()) is not None:
             try:
                 self._library = EspeakLibrary(path)
@@ -214,10 +215,14 @@ class EspeakRenderer:
         if self._idle is not None:
             try:
                 await self._idle.render_to(text, self.espeak_voice, self.speed, path)
+                self._idle_failures = 0
                 return
-            except OSError as exc:
-                log.warning("Tiến trình nền của espeak-ng lỗi (%s): đọc trước ngay trong máy chủ web từ nay", exc)
-                self._idle = None
+            except OSError as exc:  # a new worker is started next time, unless it keeps failing
+                self._idle_failures += 1
+                log.warning("Tiến trình nền của espeak-ng lỗi (%s): câu này đọc ngay trong máy chủ web", exc)
+                if self._idle_failures >= 3:
+                    log.warning("Tiến trình nền của espeak-ng lỗi nhiều lần: đọc trước ngay trong máy chủ web từ nay")
+                    self._idle = None
         await asyncio.to_thread(write_atomically, path, await self.render(text))
 
     async def close(self) -> None:
