@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from display_server.announcer import CHIME_URL, Announcer
+from display_server.announcer import CHIME_URL, LOOKAHEAD, Announcer
 from display_server.chime import chime_wav
 from display_server.follower import StateFollower
 from display_server.settings import SpeechSettings
@@ -241,13 +241,22 @@ async def test_a_call_does_not_wait_for_a_starved_background_renderer(tmp_path: 
         await asyncio.wait_for(speech.idle(), 20)
         pid = renderer.idle_pid
         assert pid is not None
+        handed = asyncio.Event()
+        render_idle = renderer.render_idle
+
+        async def noted(text: str, path: Path) -> None:
+            handed.set()
+            await render_idle(text, path)
+
+        renderer.render_idle = noted  # type: ignore[method-assign]
         os.kill(pid, signal.SIGSTOP)  # a machine so busy that idle priority never runs
         try:
             speech.prerender_soon([PHRASE])
+            await asyncio.wait_for(handed.wait(), 10)  # with the (stopped) worker now
             started = time.monotonic()
             clip = await asyncio.wait_for(speech.clip(PHRASE), 10)
             assert clip is not None and time.monotonic() - started < 3
-            assert speech.renders_now == 1
+            assert speech.renders_now == 1 and PHRASE in speech._background  # the worker is still stuck
         finally:
             os.kill(pid, signal.SIGCONT)
     finally:
@@ -353,7 +362,7 @@ async def _one_day(tmp_path: Path, day: str, numbers: list[str]) -> tuple[Speech
 async def test_clips_are_kept_across_days_and_restarts(tmp_path: Path) -> None:
     first, _ = await _one_day(tmp_path, "2026-11-23", ["1001", "1002"])
     # the intro, the counter phrase, the numbers issued and the next ones ahead of them
-    assert first.renders >= 2 + announcer_lookahead() and first.renders_now == 0
+    assert first.renders >= 2 + LOOKAHEAD and first.renders_now == 0
     assert first.cached("một nghìn không trăm linh hai") is not None
     assert first.cached("một nghìn không trăm năm mươi hai") is not None  # 1002 + LOOKAHEAD
     names = {p.name for p in first.cache.dir.iterdir()}
@@ -366,9 +375,3 @@ async def test_clips_are_kept_across_days_and_restarts(tmp_path: Path) -> None:
     a = await announcer.announce(call)
     assert a is not None and len(a.clips) == 4 and second.renders == 0
     assert {p.name for p in second.cache.dir.iterdir()} == names
-
-
-def announcer_lookahead() -> int:
-    from display_server.announcer import LOOKAHEAD
-
-    return LOOKAHEAD
