@@ -39,8 +39,9 @@ MIME = {".mp3": "audio/mpeg", ".wav": "audio/wav"}
 PRERENDER_BACKLOG = 1000
 LATER_BACKLOG = 2000
 # How long a call waits for the background render of its phrase before rendering it itself: the
-# background runs at idle priority, and on a busy machine that can be a while.
-URGENT_WAIT_S = 0.3
+# background runs at idle priority: on a busy machine it may not run for a long while, and on an
+# idle one it takes a few milliseconds.
+URGENT_WAIT_S = 0.05
 # gTTS answers 32 kbit/s MP3: a clip's length from its size, without decoding it.
 MP3_BYTES_PER_S = 4000
 
