@@ -27,6 +27,7 @@
   function draw(view) {
     $("office").textContent = view.office;
     document.title = view.office;
+    drawCall();  // first: what the TV is for
 
     const counters = $("counters");
     counters.replaceChildren();
@@ -47,7 +48,6 @@
       li.append(el("span", "f", q.name), el("span", "w", String(q.waiting)));
       queues.append(li);
     }
-    drawCall();
     showOnline();
   }
 
