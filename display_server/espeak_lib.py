@@ -159,7 +159,10 @@ class IdleRenderProcess:
             try:
                 proc.stdin.write(json.dumps(request, ensure_ascii=False).encode() + b"\n")
                 await proc.stdin.drain()
-                line = await asyncio.wait_for(proc.stdout.readline(), self.timeout_s)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that comes
+                # as the line does, and the server's shutdown then waits for ever
+                async with asyncio.timeout(self.timeout_s):
+                    line = await proc.stdout.readline()
             except BaseException:
                 # out of step with its answers (cancelled, timed out, gone): start a new one next time
                 await self._stop(proc)
@@ -182,7 +185,8 @@ class IdleRenderProcess:
         if proc.stdin is not None:
             proc.stdin.close()  # it ends at the end of its input
         try:
-            await asyncio.wait_for(proc.wait(), 2)
+            async with asyncio.timeout(2):
+                await proc.wait()
         except TimeoutError:
             pass
         finally:

@@ -132,7 +132,9 @@ class GttsRenderer:
     async def render(self, text: str) -> bytes:
         try:
             # gTTS blocks and, by default, waits forever: a thread, and a timeout on both sides
-            audio = await asyncio.wait_for(asyncio.to_thread(self._fetch, text), self.timeout_s + 1)
+            # (asyncio.timeout: wait_for can lose a cancellation on 3.11)
+            async with asyncio.timeout(self.timeout_s + 1):
+                audio = await asyncio.to_thread(self._fetch, text)
         except Exception as exc:
             self._failed(exc)
             raise RenderError(f"gTTS: {exc or type(exc).__name__}") from None
