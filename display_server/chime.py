@@ -8,6 +8,7 @@ import math
 import wave
 
 RATE = 11025  # plenty for two bell tones, and keeps the clip small
+SECONDS = 1.2
 
 
 def _tone(freq: float, seconds: float, start: float, total: int, out: list[float]) -> None:
@@ -18,7 +19,7 @@ def _tone(freq: float, seconds: float, start: float, total: int, out: list[float
         out[first + i] += envelope * (math.sin(2 * math.pi * freq * t) + 0.3 * math.sin(4 * math.pi * freq * t))
 
 
-def chime_wav(seconds: float = 1.2) -> bytes:
+def chime_wav(seconds: float = SECONDS) -> bytes:
     total = int(seconds * RATE)
     samples = [0.0] * total
     _tone(659.25, 0.9, 0.0, total, samples)  # E5

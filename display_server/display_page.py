@@ -119,6 +119,9 @@ class ViewCache:
 
 
 VIEWS = web.AppKey("tv_views", ViewCache)
+# The newest call is said within this many seconds of reaching the TV, however fast calls come
+# (static/announce_plan.js).
+MAX_DELAY_S = 5.0
 # The texts the page script needs.
 SCRIPT_TEXTS = ("counter", "to_counter", "waiting", "people", "no_calls", "counter_open", "counter_paused",
                 "counter_closed", "offline", "sound_on", "recall", "weekdays")
@@ -149,6 +152,9 @@ async def display(request: web.Request) -> web.Response:
     page = {
         "ws": "/display/ws" + (f"?{query}" if query else ""),
         "blink_s": settings.display.blink_s,
+        "recent_calls": settings.display.recent_calls,
+        "max_delay_s": MAX_DELAY_S,
+        "chime": CHIME_URL if settings.speech.chime else None,
         "timezone": site.timezone,
         "keepalive_s": KEEPALIVE_S,
         "texts": t.pick(*SCRIPT_TEXTS),

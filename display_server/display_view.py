@@ -161,32 +161,50 @@ def build_view(state: SiteState, site: SiteConfig, settings: DisplaySettings, fl
         q = state.queues.get(fid, {})
         queues.append({"field": fid, "name": fname, "waiting": _count(q.get("waiting"))})
 
-    latest = None
-    # the latest of all calls (not of the recent list, which keeps one line per ticket)
-    for call in reversed(state.calls):
-        if flt.shows_call(call, fields_by_counter.get(call.counter, [])):
-            latest = call_view(call, names)
-            break
+    def shows(call: Call) -> bool:
+        return flt.shows_call(call, fields_by_counter.get(call.counter, []))
+
+    # the latest of all calls (not of the recent list, which keeps one line per ticket); after a
+    # restart of this server, the newest of the tickets being served
+    newest = next((c for c in reversed(state.calls) if shows(c)), None) \
+        or next((c for c in state.recent_calls() if shows(c)), None)
+    # the big box holds a call only while its ticket is at the counter: finished, skipped or
+    # transferred, it leaves (and stays in the recent calls)
+    current = newest if newest is not None and at_counter(state, newest) else None
     recent: list[dict[str, Any]] = []
     for c in state.recent_calls():  # newest first; only as many views as the TV shows
-        if latest is not None and len(recent) >= settings.recent_calls:
+        if len(recent) >= settings.recent_calls:
             break
-        if not flt.shows_call(c, fields_by_counter.get(c.counter, [])):
-            continue
-        view = call_view(c, names)
-        if latest is None:
-            latest = view
-        if view["ticket_id"] != latest["ticket_id"] and len(recent) < settings.recent_calls:
-            recent.append(view)
+        if shows(c) and (current is None or ticket_key(c) != ticket_key(current)):
+            recent.append(call_view(c, names))
     return {
         "office": nfc(str((state.site or {}).get("name") or site.name)),
         "counters": shown_counters,
         "closed": settings.closed_counters,
-        "latest": latest,
+        "latest": call_view(current, names) if current is not None else None,
         "recent": recent,
         "queues": queues,
         "online": link_up and state.core_online,
     }
+
+
+def ticket_key(call: Call) -> str:
+    return str(call.ticket.get("id") or call.number)
+
+
+def at_counter(state: SiteState, call: Call) -> bool:
+    """Whether the called ticket is still at its counter. The core publishes a command's events
+    before the state they change (one `seq` for both), so a counter state older than the call
+    does not know of it yet, and says nothing against it."""
+    live = state.counters.get(call.counter)
+    if not isinstance(live, dict):
+        return True
+    seq = live.get("seq")
+    if call.seq >= 0 and isinstance(seq, int) and not isinstance(seq, bool) and seq < call.seq:
+        return True
+    ticket = live.get("ticket")
+    return live.get("status") in (CounterStatus.SERVING, CounterStatus.PAUSED) and isinstance(ticket, dict) \
+        and str(ticket.get("id") or ticket.get("number")) == ticket_key(call)
 
 
 def _count(value: Any) -> int:

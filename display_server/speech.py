@@ -1,38 +1,49 @@
 """Speech clips for announcements: disk cache, then gTTS (online), then espeak-ng (offline); when
 no engine can speak, the call has only its chime and the text on screen.
 
-A clip is cached on disk under a hash of engine, voice and text, so each phrase is rendered once:
-counter phrases at start, a ticket's phrase when the ticket is issued, and a call plays at once.
-An engine that fails (gTTS without internet, a 429 from Google) is left alone for a while, so the
-fallback costs one failure, not a timeout per clip.
+A clip is cached on disk under a hash of engine, voice and text (never the day: ticket numbers
+come back every day, so after the first days nothing new is rendered, even after a restart).
+Clips are rendered ahead of need, in the background and at idle priority (espeak-ng in a worker
+process under SCHED_IDLE): the template's parts and counter phrases at start, the numbers a
+field will issue next, a ticket's number as soon as it is issued. A call finds its clips on disk;
+only when one is missing is it rendered on demand, at once. An engine that fails (gTTS without
+internet, a 429 from Google) is left alone for a while, so the fallback costs one failure, not a
+timeout per clip.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import io
 import logging
-import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable
+import wave
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from display_server.espeak_lib import EspeakLibrary, find_library
+from display_server.espeak_lib import EspeakLibrary, IdleRenderProcess, find_library, write_atomically
 from display_server.settings import SpeechSettings
 from display_server.vietnamese import nfc
 
 log = logging.getLogger(__name__)
 
 MIME = {".mp3": "audio/mpeg", ".wav": "audio/wav"}
-# Phrases waiting to be rendered ahead of need; beyond that new ones are dropped (a call still
-# renders its own on demand).
+# Phrases waiting to be rendered ahead of need (needed soon; likely needed later); beyond that
+# new ones are dropped (a call still renders its own on demand).
 PRERENDER_BACKLOG = 1000
+LATER_BACKLOG = 2000
+# How long a call waits for the background render of its phrase before rendering it itself: the
+# background runs at idle priority: on a busy machine it may not run for a long while, and on an
+# idle one it takes a few milliseconds.
+URGENT_WAIT_S = 0.05
+# gTTS answers 32 kbit/s MP3: a clip's length from its size, without decoding it.
+MP3_BYTES_PER_S = 4000
 
 
 class RenderError(Exception):
@@ -61,7 +72,15 @@ class Renderer(Protocol):
 
     def usable(self) -> bool: ...
 
-    async def render(self, text: str) -> bytes: ...
+    async def render(self, text: str) -> bytes:
+        """Now: a call is waiting for it."""
+        ...
+
+    async def render_idle(self, text: str, path: Path) -> None:
+        """Ahead of need, written to `path`, without competing with anything for the CPU."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 def clip_key(engine: str, voice: str, text: str) -> str:
@@ -81,17 +100,7 @@ class ClipCache:
 
     def put(self, renderer: Renderer, text: str, audio: bytes) -> Clip:
         p = self.path(renderer, text)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        # write then rename: a page never fetches half a clip, a crash never leaves one
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-", suffix=renderer.ext)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(audio)
-            os.replace(tmp, p)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_atomically(p, audio)
         return Clip(p.stem, p, renderer.name)
 
     def find(self, filename: str) -> Path | None:
@@ -123,7 +132,9 @@ class GttsRenderer:
     async def render(self, text: str) -> bytes:
         try:
             # gTTS blocks and, by default, waits forever: a thread, and a timeout on both sides
-            audio = await asyncio.wait_for(asyncio.to_thread(self._fetch, text), self.timeout_s + 1)
+            # (asyncio.timeout: wait_for can lose a cancellation on 3.11)
+            async with asyncio.timeout(self.timeout_s + 1):
+                audio = await asyncio.to_thread(self._fetch, text)
         except Exception as exc:
             self._failed(exc)
             raise RenderError(f"gTTS: {exc or type(exc).__name__}") from None
@@ -134,6 +145,14 @@ class GttsRenderer:
             log.info("Giọng đọc gTTS dùng được trở lại")
             self._warned = False
         return audio
+
+    async def render_idle(self, text: str, path: Path) -> None:
+        # the network is the slow part: nothing to gain from a process of its own
+        audio = await self.render(text)
+        await asyncio.to_thread(write_atomically, path, audio)
+
+    async def close(self) -> None:
+        pass
 
     def _fetch(self, text: str) -> bytes:
         from gtts import gTTS  # imported late: it pulls in requests, which only this needs
@@ -166,14 +185,17 @@ class EspeakRenderer:
         self.voice = f"{voice}@{speed}"
         self.timeout_s = timeout_s
         self.binary = shutil.which("espeak-ng")
-        # Rendering is background work next to a core and counter agents that answer key presses
-        # in milliseconds: it runs at low CPU priority.
+        # Even a clip a call waits for runs below the core and the agents, which answer key
+        # presses in milliseconds.
         self._nice = [nice, "-n", "10"] if (nice := shutil.which("nice")) else []
         self._warned = False
         self._library: EspeakLibrary | None = None
+        self._idle: IdleRenderProcess | None = None
+        self._idle_failures = 0
         if (path := find_library()) is not None:
             try:
                 self._library = EspeakLibrary(path)
+                self._idle = IdleRenderProcess()
             except OSError as exc:
                 log.info("Không nạp được thư viện espeak-ng (%s): dùng chương trình espeak-ng", exc)
 
@@ -186,6 +208,29 @@ class EspeakRenderer:
             log.warning("Không tìm thấy espeak-ng (apt-get install espeak-ng): không có giọng đọc offline")
             self._warned = True
         return self.binary is not None
+
+    @property
+    def idle_pid(self) -> int | None:
+        """The background worker's process id, while it runs."""
+        return self._idle.pid if self._idle is not None else None
+
+    async def render_idle(self, text: str, path: Path) -> None:
+        if self._idle is not None:
+            try:
+                await self._idle.render_to(text, self.espeak_voice, self.speed, path)
+                self._idle_failures = 0
+                return
+            except OSError as exc:  # a new worker is started next time, unless it keeps failing
+                self._idle_failures += 1
+                log.warning("Tiến trình nền của espeak-ng lỗi (%s): câu này đọc ngay trong máy chủ web", exc)
+                if self._idle_failures >= 3:
+                    log.warning("Tiến trình nền của espeak-ng lỗi nhiều lần: đọc trước ngay trong máy chủ web từ nay")
+                    self._idle = None
+        await asyncio.to_thread(write_atomically, path, await self.render(text))
+
+    async def close(self) -> None:
+        if self._idle is not None:
+            await self._idle.close()
 
     async def render(self, text: str) -> bytes:
         if self._library is not None:
@@ -228,6 +273,17 @@ def make_renderers(s: SpeechSettings) -> list[Renderer]:
     return renderers
 
 
+def clip_seconds(path: Path) -> float | None:
+    """How long a clip plays (WAV from its header, gTTS's MP3 from its size); None if unreadable."""
+    try:
+        if path.suffix == ".wav":
+            with wave.open(str(path)) as w:
+                return round(w.getnframes() / w.getframerate(), 3)
+        return round(path.stat().st_size / MP3_BYTES_PER_S, 3)
+    except (OSError, EOFError, wave.Error):
+        return None
+
+
 class Speech:
     """Clips for phrases, by the renderers in order of preference, cached on disk."""
 
@@ -235,87 +291,122 @@ class Speech:
         self.settings = settings
         self.renderers = make_renderers(settings) if renderers is None else renderers
         self.cache = ClipCache(settings.cache_dir)
-        self._inflight: dict[str, asyncio.Future[Clip | None]] = {}
-        self._backlog: asyncio.Queue[str] = asyncio.Queue(PRERENDER_BACKLOG)
+        self.renders = 0  # clips rendered (a cache that works keeps this low)
+        self.renders_now = 0  # of them, on demand: a call found its clip missing
+        self._background: dict[str, asyncio.Future[Clip | None]] = {}
+        self._urgent: dict[str, asyncio.Future[Clip | None]] = {}
+        # needed soon (a ticket just issued), then likely needed later (numbers not issued yet)
+        self._soon: deque[str] = deque()
+        self._later: deque[str] = deque()
         self._queued: set[str] = set()
+        self._work = asyncio.Event()
         self._renders = asyncio.Semaphore(2)  # two cores: never a crowd of espeak processes
         self._silent_warned = False
         self._drained = asyncio.Event()
         self._drained.set()
         self._new_clip = asyncio.Condition()
+        self._seconds: dict[str, float | None] = {}
 
     async def clip(self, text: str) -> Clip | None:
-        """The clip of a phrase: from the cache, or rendered now; None if no engine can say it."""
+        """The clip of a phrase for a call, now: from the cache, or rendered at once; None if no
+        engine can say it."""
         text = nfc(text).strip()
         if not text:
             return None
         cached = self.cached(text)
         if cached is not None:
             return cached
-        fut = self._inflight.get(text)
-        if fut is not None:  # the same phrase is being rendered already (a call racing its pre-render)
-            await asyncio.wait([fut])
-            return None if fut.cancelled() or fut.exception() else fut.result()
-        fut = asyncio.get_running_loop().create_future()
-        self._inflight[text] = fut
-        try:
-            result = await self._render(text)
-        except asyncio.CancelledError:
-            fut.cancel()
-            raise
-        except Exception as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-            raise
-        else:
-            fut.set_result(result)
-            return result
-        finally:
-            del self._inflight[text]
+        background = self._background.get(text)
+        if background is not None:  # a call racing the pre-render of its own number
+            await asyncio.wait([background], timeout=URGENT_WAIT_S)
+            if background.done() and not background.cancelled() and background.exception() is None:
+                return background.result()
+        return await _once(self._urgent, text, lambda: self._render(text, urgent=True))
 
-    async def _render(self, text: str) -> Clip | None:
-        async with self._renders:
-            for r in self.renderers:
-                if not r.usable():
-                    continue
-                try:
-                    audio = await r.render(text)
-                except RenderError as exc:
-                    log.debug("%s không đọc được %r: %s", r.name, text, exc)
-                    continue
-                clip = await asyncio.to_thread(self.cache.put, r, text, audio)
-                async with self._new_clip:
-                    self._new_clip.notify_all()
-                return clip
+    async def _render(self, text: str, *, urgent: bool) -> Clip | None:
+        for r in self.renderers:
+            if not r.usable():
+                continue
+            try:
+                if urgent:
+                    async with self._renders:
+                        audio = await r.render(text)
+                    clip = await asyncio.to_thread(self.cache.put, r, text, audio)
+                else:
+                    await r.render_idle(text, self.cache.path(r, text))
+                    found = self.cache.get(r, text)
+                    if found is None:
+                        raise RenderError("no clip written")
+                    clip = found
+            except RenderError as exc:
+                log.debug("%s không đọc được %r: %s", r.name, text, exc)
+                continue
+            self.renders += 1
+            self.renders_now += urgent
+            async with self._new_clip:
+                self._new_clip.notify_all()
+            return clip
         if not self._silent_warned:
             log.warning("Không bộ đọc nào dùng được: các lần gọi số chỉ có chuông và chữ trên màn hình")
             self._silent_warned = True
         return None
 
+    def seconds(self, clip: Clip) -> float | None:
+        """How long the clip plays (remembered: a clip's name says what it holds)."""
+        if clip.filename not in self._seconds:
+            if len(self._seconds) > 10_000:
+                self._seconds.clear()
+            self._seconds[clip.filename] = clip_seconds(clip.path)
+        return self._seconds[clip.filename]
+
     def prerender_soon(self, texts: Iterable[str]) -> None:
-        """Render ahead of need, in the background (run_prerender does the work)."""
+        """Render ahead of need, in the background, before anything asked for `later`."""
+        self._enqueue(self._soon, PRERENDER_BACKLOG, texts)
+
+    def prerender_later(self, texts: Iterable[str]) -> None:
+        """Render when nothing is needed soon: phrases likely to be needed (the next numbers)."""
+        self._enqueue(self._later, LATER_BACKLOG, texts)
+
+    def _enqueue(self, queue: deque[str], limit: int, texts: Iterable[str]) -> None:
         for text in texts:
             text = nfc(text).strip()
-            if not text or text in self._queued or self.cached(text):
+            if not text:
                 continue
-            try:
-                self._backlog.put_nowait(text)
-            except asyncio.QueueFull:
+            if queue is self._soon and text in self._queued and text in self._later:
+                self._later.remove(text)  # wanted sooner now (rare: a number beyond the look-ahead)
+            elif text in self._queued or self.cached(text):
+                continue
+            if len(queue) >= limit:
                 return
+            queue.append(text)
             self._queued.add(text)
             self._drained.clear()
+            self._work.set()
 
     async def run_prerender(self) -> None:
-        while True:
-            text = await self._backlog.get()
-            try:
-                await self.clip(text)
-            except Exception:
-                log.exception("Lỗi khi chuẩn bị trước câu đọc %r", text)
-            finally:
-                self._queued.discard(text)
-                if not self._queued:
-                    self._drained.set()
+        """The background renderer: one phrase at a time, at idle priority."""
+        try:
+            while True:
+                if not self._soon and not self._later:
+                    self._work.clear()
+                    await self._work.wait()
+                    continue
+                text = (self._soon or self._later).popleft()
+                try:
+                    if self.cached(text) is None:
+                        await _once(self._background, text, lambda t=text: self._render(t, urgent=False))
+                except Exception:
+                    log.exception("Lỗi khi chuẩn bị trước câu đọc %r", text)
+                finally:
+                    self._queued.discard(text)
+                    if not self._queued:
+                        self._drained.set()
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        for r in self.renderers:
+            await r.close()
 
     def cached(self, text: str) -> Clip | None:
         text = nfc(text).strip()
@@ -332,3 +423,28 @@ class Speech:
     async def idle(self) -> None:
         """Wait until every phrase asked for ahead of need is rendered."""
         await self._drained.wait()
+
+
+async def _once(table: dict[str, asyncio.Future[Clip | None]], text: str,
+                make: Callable[[], Coroutine[None, None, Clip | None]]) -> Clip | None:
+    """One render per phrase at a time: who asks for a phrase being rendered waits for that one."""
+    fut = table.get(text)
+    if fut is not None:
+        await asyncio.wait([fut])
+        return None if fut.cancelled() or fut.exception() else fut.result()
+    fut = asyncio.get_running_loop().create_future()
+    table[text] = fut
+    try:
+        result = await make()
+    except asyncio.CancelledError:
+        fut.cancel()
+        raise
+    except Exception as exc:
+        fut.set_exception(exc)
+        fut.exception()  # retrieved: no "never retrieved" warning when nobody else waited
+        raise
+    else:
+        fut.set_result(result)
+        return result
+    finally:
+        del table[text]

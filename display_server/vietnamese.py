@@ -152,8 +152,9 @@ class TemplateError(ValueError):
 
 @dataclass(frozen=True)
 class Phrasing:
-    """The announcement template, split where {number} ends: the ticket part is rendered when the
-    ticket is issued, the counter part at start, and a call plays the two one after the other.
+    """The announcement template, split at {number}: the intro before it and the counter part
+    after it are rendered at start, the number's words ahead of the ticket, and a call plays the
+    three one after the other.
 
     `template` holds {number} and then {counter} (the counter's id read aloud). A counter whose
     `spoken` name is set ("quầy tiếp nhận số ba") is announced with `spoken_template`, which
@@ -180,6 +181,16 @@ class Phrasing:
     def ticket_phrase(self, number: str) -> str:
         head, _ = self._parts()
         return _tidy(f"{head}{ticket_to_words(number, self.style)}")
+
+    @property
+    def intro(self) -> str:
+        """The part before {number} ("Mời công dân có số thứ tự"): one clip for every ticket, so a
+        new number costs only its own words, and calls that come quickly can leave it out."""
+        return _tidy(self._parts()[0])
+
+    def number_phrase(self, number: str) -> str:
+        """The ticket number alone, as said aloud ("một nghìn không trăm linh năm")."""
+        return ticket_to_words(number, self.style)
 
     def counter_phrase(self, counter_id: str, name: str, spoken: str | None = None) -> str:
         if spoken:

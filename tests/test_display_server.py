@@ -71,10 +71,9 @@ async def test_snapshot_on_connect(rig: Rig) -> None:
 
 async def test_a_call_is_pushed_with_its_announcement_and_clips(rig: Rig) -> None:
     t = await rig.ticket()
-    # the ticket's phrase is rendered when it is issued, before any call
-    phrase = "Mời công dân có số thứ tự một nghìn không trăm linh một"
+    # the ticket's number is rendered when it is issued (or before), ahead of any call
     async with asyncio.timeout(20):
-        await rig.web.speech.wait_cached(phrase)
+        await rig.web.speech.wait_cached("một nghìn không trăm linh một")
     feed = await rig.feed()
     await feed.view(lambda v: v["online"] and v["queues"][0]["waiting"] == 1)
     reply = await rig.counter("1", "call_next")
@@ -87,7 +86,8 @@ async def test_a_call_is_pushed_with_its_announcement_and_clips(rig: Rig) -> Non
     a = await feed.announcement("1001")
     assert a["text"] == "Mời công dân có số thứ tự một nghìn không trăm linh một đến quầy số một"
     assert a["counter_name"] == "Quầy 1" and a["recall"] is False
-    assert a["clips"][0] == CHIME_URL and len(a["clips"]) == 3
+    assert a["clips"][0] == CHIME_URL and len(a["clips"]) == 4 and a["short"] == a["clips"][2:]
+    assert rig.web.speech.renders_now == 0  # every clip of the call was on disk already
     for url in a["clips"]:
         async with rig.http.get(rig.web.url + url) as resp:
             assert resp.status == 200 and resp.content_type == "audio/wav"

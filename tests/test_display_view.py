@@ -153,6 +153,42 @@ def test_view_of_the_whole_site(site: SiteConfig) -> None:
     assert build_view(state_with_calls(), site, DisplaySettings(), DisplayFilter(), link_up=False)["online"] is False
 
 
+@pytest.mark.parametrize("after", [
+    ("open", None),  # finished or skipped
+    ("open", ticket("1002")),  # the next ticket's state, its call event lost
+    ("closed", None),
+], ids=["finished", "another-ticket", "closed"])
+def test_a_ticket_that_left_its_counter_leaves_the_big_box(site: SiteConfig,
+                                                          after: tuple[str, dict[str, Any] | None]) -> None:
+    s = state_with_calls()
+    flt = DisplayFilter()
+    assert build_view(s, site, DisplaySettings(), flt, link_up=True)["latest"]["number"] == "1001"
+    status, t = after
+    s.apply(*counter("1", status, t, 30))
+    v = build_view(s, site, DisplaySettings(), flt, link_up=True)
+    assert v["latest"] is None
+    assert [c["number"] for c in v["recent"]] == ["1001", "2001"]  # it stays in the last calls
+
+
+def test_a_transferred_ticket_leaves_the_big_box(site: SiteConfig) -> None:
+    s = state_with_calls()
+    s.apply(*counter("1", "open", None, 30))  # the state after event/transferred
+    s.apply(("state", "queue", "ho-tich"), msg({"field": "ho-tich", "waiting": 3, "next": ["1001"], "seq": 31}))
+    assert build_view(s, site, DisplaySettings(), DisplayFilter(), link_up=True)["latest"] is None
+
+
+def test_a_call_shows_before_its_counter_state_and_while_paused(site: SiteConfig) -> None:
+    s = state_with_calls()
+    s.apply(*counter("1", "open", None, 30))
+    # events come before the state they change: the counter still says "open" (seq 30)
+    s.apply(*called("1002", "1", 31))
+    v = build_view(s, site, DisplaySettings(), DisplayFilter(), link_up=True)
+    assert v["latest"]["number"] == "1002" and [c["number"] for c in v["recent"]] == ["1001", "2001"]
+    s.apply(*counter("1", "serving", ticket("1002"), 32))
+    s.apply(*counter("1", "paused", ticket("1002"), 33))
+    assert build_view(s, site, DisplaySettings(), DisplayFilter(), link_up=True)["latest"]["number"] == "1002"
+
+
 def test_closed_counters_can_be_hidden(site: SiteConfig) -> None:
     v = build_view(state_with_calls(), site, DisplaySettings(closed_counters="hide"), DisplayFilter(), link_up=True)
     assert [c["id"] for c in v["counters"]] == ["1", "2"]

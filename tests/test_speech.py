@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
+import json
 import logging
+import os
+import signal
 import threading
+import time
 import unicodedata
 import wave
 from collections.abc import Iterator
@@ -17,7 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from display_server.announcer import CHIME_URL, Announcer
+from display_server.announcer import CHIME_URL, LOOKAHEAD, Announcer
 from display_server.chime import chime_wav
 from display_server.follower import StateFollower
 from display_server.settings import SpeechSettings
@@ -200,7 +205,7 @@ async def test_concurrent_requests_for_one_phrase_render_once(tmp_path: Path, go
     assert len({c.path for c in clips if c}) == 1 and len(google.calls) == 1
 
 
-async def test_prerender_in_the_background(tmp_path: Path) -> None:
+async def test_prerender_in_the_background_in_an_idle_priority_process(tmp_path: Path) -> None:
     speech = Speech(settings(tmp_path, engines=("espeak",)))
     worker = asyncio.create_task(speech.run_prerender())
     try:
@@ -209,8 +214,55 @@ async def test_prerender_in_the_background(tmp_path: Path) -> None:
         renderer = speech.renderers[0]
         assert speech.cache.get(renderer, "đến quầy số một") is not None
         assert speech.cache.get(renderer, "đến quầy số hai") is not None
+        assert speech.renders == 2 and speech.renders_now == 0
+        # rendered by a process of its own that gets the CPU only when nothing else wants it
+        assert isinstance(renderer, EspeakRenderer)
+        pid = renderer.idle_pid
+        assert pid is not None and pid != os.getpid()
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 10
+        assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the server itself is left alone
     finally:
         worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+    assert renderer.idle_pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the worker ended with the server's renderer
+
+
+async def test_a_call_does_not_wait_for_a_starved_background_renderer(tmp_path: Path) -> None:
+    speech = Speech(settings(tmp_path, engines=("espeak",)))
+    renderer = speech.renderers[0]
+    assert isinstance(renderer, EspeakRenderer)
+    worker = asyncio.create_task(speech.run_prerender())
+    try:
+        speech.prerender_soon(["đến quầy số một"])
+        await asyncio.wait_for(speech.idle(), 20)
+        pid = renderer.idle_pid
+        assert pid is not None
+        handed = asyncio.Event()
+        render_idle = renderer.render_idle
+
+        async def noted(text: str, path: Path) -> None:
+            handed.set()
+            await render_idle(text, path)
+
+        renderer.render_idle = noted  # type: ignore[method-assign]
+        os.kill(pid, signal.SIGSTOP)  # a machine so busy that idle priority never runs
+        try:
+            speech.prerender_soon([PHRASE])
+            await asyncio.wait_for(handed.wait(), 10)  # with the (stopped) worker now
+            started = time.monotonic()
+            clip = await asyncio.wait_for(speech.clip(PHRASE), 10)
+            assert clip is not None and time.monotonic() - started < 3
+            assert speech.renders_now == 1 and PHRASE in speech._background  # the worker is still stuck
+        finally:
+            os.kill(pid, signal.SIGCONT)
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
 
 
 def test_cache_serves_only_its_own_names(tmp_path: Path) -> None:
@@ -252,16 +304,74 @@ spoken = "quầy tiếp nhận số hai"
     a = await twice.announce(call)
     assert a is not None and a.recall and a.counter_name == "Quầy 2" and a.field == "chung-thuc"
     assert a.text == "Mời công dân có số thứ tự xê một đến quầy tiếp nhận số hai"
-    assert a.clips[0] == CHIME_URL and len(a.clips) == 5
-    assert a.clips[1:3] == a.clips[3:5] and a.clips[1] != a.clips[2]
+    # chime, then intro, number and counter phrase twice; the second round is left out when calls wait
+    assert a.clips[0] == CHIME_URL and len(a.clips) == 7 and a.must == 4
+    assert a.clips[1:4] == a.clips[4:7] and len(set(a.clips[1:4])) == 3
+    assert a.short == a.clips[2:4]  # said quickly: number and counter phrase, no chime, no intro
+    assert set(a.seconds) == set(a.clips) and a.seconds[CHIME_URL] == 1.2
+    intro, number, counter = (a.seconds[u] for u in a.clips[1:4])
+    assert 0.3 < number < 3 and 0.3 < counter < 3 and 0.3 < intro < 4
 
     no_chime = Announcer(site, follower, Speech(settings(tmp_path, engines=("espeak",))),
                          settings(tmp_path, engines=("espeak",), chime=False))
     b = await no_chime.announce(call)
-    assert b is not None and len(b.clips) == 2 and CHIME_URL not in b.clips
+    assert b is not None and len(b.clips) == 3 and CHIME_URL not in b.clips and b.must == 3
 
     silent = Announcer(site, follower, Speech(settings(tmp_path / "none", engines=())),
                        settings(tmp_path / "none", engines=(), chime=False))
     c = await silent.announce(call)
-    assert c is not None and c.clips == [CHIME_URL]  # nobody misses a call
+    assert c is not None and c.clips == [CHIME_URL] == c.short  # nobody misses a call
     assert c.text == a.text  # still on screen
+
+
+def _site_message(day: str, seq: int) -> bytes:
+    return json.dumps({"name": "Xã X", "day": day, "seq": seq,
+                       "fields": [{"id": "dat-dai", "name": "Đất đai", "first": 1001, "last": 1999, "prefix": None}],
+                       "counters": [{"id": "1", "name": "Quầy 1", "fields": ["dat-dai"]}]}).encode()
+
+
+def _issued(number: str, seq: int) -> bytes:
+    return json.dumps({"kind": "issued", "seq": seq, "counter": None,
+                       "ticket": {"id": f"x-{number}", "number": number, "field": "dat-dai"}}).encode()
+
+
+async def _one_day(tmp_path: Path, day: str, numbers: list[str]) -> tuple[Speech, Announcer]:
+    """A web server's speech for one business day: the day starts, tickets are issued, and
+    everything asked for ahead of need is rendered."""
+    path, _ = write_site(tmp_path, "mqtt://127.0.0.1:1")
+    site = load_site_config(path)
+    follower = StateFollower(site, "t")
+    speech = Speech(settings(tmp_path, engines=("espeak",)))
+    announcer = Announcer(site, follower, speech, speech.settings)
+    worker = asyncio.create_task(speech.run_prerender())
+    try:
+        messages = [(("state", "site"), _site_message(day, 1))]
+        messages += [(("event", "issued"), _issued(n, 2 + i)) for i, n in enumerate(numbers)]
+        for parts, payload in messages:
+            change = follower.state.apply(parts, payload)
+            assert change is not None
+            await announcer.on_change(change)
+        await asyncio.wait_for(speech.idle(), 60)
+        return speech, announcer
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+
+
+async def test_clips_are_kept_across_days_and_restarts(tmp_path: Path) -> None:
+    first, _ = await _one_day(tmp_path, "2026-11-23", ["1001", "1002"])
+    # the intro, the counter phrase, the numbers issued and the next ones ahead of them
+    assert first.renders >= 2 + LOOKAHEAD and first.renders_now == 0
+    assert first.cached("một nghìn không trăm linh hai") is not None
+    assert first.cached("một nghìn không trăm năm mươi hai") is not None  # 1002 + LOOKAHEAD
+    names = {p.name for p in first.cache.dir.iterdir()}
+
+    # the next day, after a restart: the same numbers come again, and nothing is rendered
+    second, announcer = await _one_day(tmp_path, "2026-11-24", ["1001", "1002"])
+    assert second.renders == 0
+    # a number never issued yet, rendered ahead the day before
+    call = Call(seq=9, ticket={"number": "1040", "field": "dat-dai"}, counter="1", recall=False, at=None)
+    a = await announcer.announce(call)
+    assert a is not None and len(a.clips) == 4 and second.renders == 0
+    assert {p.name for p in second.cache.dir.iterdir()} == names

@@ -1,5 +1,5 @@
-// The waiting-room TV: draws the view the server pushes and plays each call's announcement.
-// Announcements queue: a new call waits until the one playing has finished.
+// The waiting-room TV: draws the view the server pushes and plays the calls' announcements.
+// A new call waits until the clip playing has finished; announce_plan.js decides what is said.
 "use strict";
 (function () {
   const config = JSON.parse(document.getElementById("page-config").textContent);
@@ -7,7 +7,7 @@
   const $ = function (id) { return document.getElementById(id); };
 
   // what tests and the curious can look at: window.qmsDisplay
-  const state = { connected: false, view: null, latestSeq: null, played: [], blocked: false, queue: [] };
+  const state = { connected: false, view: null, latestSeq: null, newestShown: -Infinity, played: [], blocked: false };
   window.qmsDisplay = state;
 
   // ------------------------------------------------------------------ drawing
@@ -27,6 +27,7 @@
   function draw(view) {
     $("office").textContent = view.office;
     document.title = view.office;
+    drawCall();  // first: what the TV is for
 
     const counters = $("counters");
     counters.replaceChildren();
@@ -39,29 +40,6 @@
       counters.append(tile);
     }
 
-    const latest = $("latest");
-    if (view.latest) {
-      latest.classList.remove("empty");
-      $("latest-number").textContent = view.latest.number;
-      $("latest-counter").textContent = T.to_counter + " " + view.latest.counter_name;
-      if (view.latest.seq !== state.latestSeq) state.latestAt = performance.timeOrigin + performance.now();
-      if (state.latestSeq !== null && view.latest.seq !== state.latestSeq) blink();
-      state.latestSeq = view.latest.seq;
-    } else {
-      latest.classList.add("empty");
-      $("latest-number").textContent = "—";
-      $("latest-counter").textContent = T.no_calls;
-      state.latestSeq = state.latestSeq === null ? -1 : state.latestSeq;
-    }
-
-    const recent = $("recent");
-    recent.replaceChildren();
-    for (const call of view.recent) {
-      const li = el("li");
-      li.append(el("span", "n", call.number), el("span", "c", call.counter_name));
-      recent.append(li);
-    }
-
     const queues = $("queues");
     queues.replaceChildren();
     for (const q of view.queues) {
@@ -71,6 +49,51 @@
       queues.append(li);
     }
     showOnline();
+  }
+
+  // The big box and its caption show one call, from one place: the call whose clip is playing,
+  // else the view's latest call (gone once its ticket has left the counter). Its caption is that
+  // call's own announcement text, never another's.
+  function shownCall() {
+    if (playing && !state.blocked) {
+      const a = playing.a;
+      return { seq: a.seq, number: a.number, counter_name: a.counter_name, text: a.text };
+    }
+    const latest = state.view && state.view.latest;
+    if (!latest) return null;
+    return { seq: latest.seq, number: latest.number, counter_name: latest.counter_name,
+             text: spokenText.get(latest.seq) || "" };
+  }
+
+  function drawCall() {
+    const call = shownCall();
+    const latest = $("latest");
+    latest.classList.toggle("empty", !call);
+    $("latest-number").textContent = call ? call.number : "—";
+    $("latest-counter").textContent = call ? T.to_counter + " " + call.counter_name
+      : (state.view && state.view.recent.length ? "" : T.no_calls);
+    $("latest-text").textContent = call ? call.text : "";
+    latest.dataset.seq = call ? String(call.seq) : "";
+    if (call && call.seq !== state.latestSeq) {
+      state.latestAt = performance.timeOrigin + performance.now();
+      if (state.latestSeq !== null && call.seq > state.newestShown) blink();
+      state.newestShown = Math.max(state.newestShown, call.seq);
+    }
+    state.latestSeq = call ? call.seq : -1;
+
+    // the last calls: the view's, and its latest while the box still says an earlier one
+    const view = state.view;
+    const recent = $("recent");
+    recent.replaceChildren();
+    if (!view) return;
+    const lines = (view.latest ? [view.latest] : []).concat(view.recent)
+      .filter(function (c) { return !call || c.number !== call.number; })
+      .slice(0, config.recent_calls);
+    for (const c of lines) {
+      const li = el("li");
+      li.append(el("span", "n", c.number), el("span", "c", c.counter_name));
+      recent.append(li);
+    }
   }
 
   let blinkTimer = null;
@@ -104,10 +127,15 @@
   setInterval(tick, 1000);
 
   // ------------------------------------------------------------------ announcements
-  // One audio element plays the queue clip by clip; `ended` starts the next one, so nothing is cut off.
+  // One audio element plays the plan clip by clip; `ended` starts the next one, so nothing is cut
+  // off. What to say is QmsPlan.plan's (announce_plan.js): when calls come quickly they are said
+  // short and the oldest left out, so the voice stays within a few seconds of the newest call.
   const audio = new Audio();
   audio.preload = "auto";
-  let current = null;  // {a: announcement, i: clip index}
+  let items = [];  // the rest of the plan: [{a: announcement, src, i}]
+  let playing = null;  // the item whose clip plays now
+  let waiting = [];  // announcements that arrived since the plan was made
+  const spokenText = new Map();  // seq → its announcement's text, for the box's caption
 
   function log(event, extra) {
     const entry = Object.assign({ event: event, t: performance.now() }, extra || {});
@@ -116,64 +144,71 @@
   }
 
   function announce(a) {
+    a.at = performance.now();
     log("queued", { seq: a.seq, number: a.number, recall: a.recall });
-    state.queue.push(a);
-    if (!current) next();
+    spokenText.set(a.seq, a.text);
+    if (spokenText.size > 100) spokenText.delete(spokenText.keys().next().value);
+    waiting.push(a);
+    if (!playing) advance(null);
   }
 
-  function next() {
-    current = null;
-    if (state.blocked || state.queue.length === 0) return;
-    current = { a: state.queue.shift(), i: 0 };
-    log("announce", { seq: current.a.seq, number: current.a.number, recall: current.a.recall });
-    $("latest-text").textContent = current.a.text;
-    playClip();
+  // The clip of `ended` has finished (null: the TV was silent): plan again if calls came, then
+  // play the next clip.
+  function advance(ended) {
+    if (waiting.length) {
+      const p = QmsPlan.plan(items, ended ? ended.a : null, waiting,
+        { now: performance.now(), silent: !ended, maxDelayMs: config.max_delay_s * 1000, chime: config.chime });
+      waiting = [];
+      items = p.items;
+      for (const a of p.left) log("left", { seq: a.seq, number: a.number });
+    }
+    if (ended && !items.some(function (it) { return it.a === ended.a; })) {
+      log("done", { seq: ended.a.seq, number: ended.a.number });
+    }
+    playing = items.shift() || null;
+    if (playing && (!ended || playing.a !== ended.a)) {
+      log("announce", { seq: playing.a.seq, number: playing.a.number, recall: playing.a.recall });
+    }
+    drawCall();
+    if (playing) playClip();
   }
 
   function playClip() {
-    const a = current.a;
-    if (current.i >= a.clips.length) {
-      log("done", { seq: a.seq, number: a.number });
-      next();
-      return;
-    }
-    const src = a.clips[current.i];
-    audio.src = src;
+    const it = playing;
+    audio.src = it.src;
     const p = audio.play();
-    log("start", { seq: a.seq, number: a.number, src: src });
+    log("start", { seq: it.a.seq, number: it.a.number, src: it.src });
     if (p && p.catch) {
       p.catch(function (err) {
-        if (err && err.name === "NotAllowedError") {
+        if (err && err.name === "NotAllowedError" && playing === it) {
           // the browser wants a gesture first: keep the clip, show the button
-          log("blocked", { seq: a.seq, number: a.number, src: src });
+          log("blocked", { seq: it.a.seq, number: it.a.number, src: it.src });
           state.blocked = true;
           $("sound-on").hidden = false;
+          drawCall();
         }
-        // a clip that cannot load fires the audio element's "error" event: clipFailed skips it
+        // a clip that cannot load fires the audio element's "error" event: it is skipped
       });
     }
   }
 
-  function clipFailed() {
-    if (!current) return;
-    log("error", { seq: current.a.seq, number: current.a.number, src: current.a.clips[current.i] });
-    current.i += 1;
-    playClip();
-  }
-
   audio.addEventListener("ended", function () {
-    if (!current) return;
-    log("end", { seq: current.a.seq, number: current.a.number, src: current.a.clips[current.i] });
-    current.i += 1;
-    playClip();
+    if (!playing || state.blocked) return;
+    log("end", { seq: playing.a.seq, number: playing.a.number, src: playing.src });
+    advance(playing);
   });
-  audio.addEventListener("error", clipFailed);
+  audio.addEventListener("error", function () {
+    if (!playing || state.blocked) return;
+    log("error", { seq: playing.a.seq, number: playing.a.number, src: playing.src });
+    advance(playing);
+  });
 
   $("sound-on").addEventListener("click", function () {
     state.blocked = false;
     $("sound-on").hidden = true;
-    if (current) playClip();
-    else next();
+    if (playing) playClip();
+    else advance(null);
+    drawCall();
   });
 
   // ------------------------------------------------------------------ feed
