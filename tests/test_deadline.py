@@ -42,7 +42,7 @@ from tests.support.core import CoreProcess
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
 from tests.support.web import accounts_extra, csrf_of, login, running_web, web_extra
-from tests.test_web_browser import Tab, chromium  # noqa: F401  (chromium: the fixture)
+from tests.test_web_browser import Tab
 
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 09:00 in Hà Nội
 
@@ -287,7 +287,7 @@ KIOSK_READY = "window.qmsKiosk.view && window.qmsKiosk.view.online && window.qms
 
 
 async def test_the_kiosk_asks_again_and_shows_the_ticket_whose_answer_was_lost(
-        chromium: Browser, broker: Broker, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
+        chromium: Browser, broker: Broker, tmp_path: Path) -> None:
     path, topics = site_with_web(tmp_path, broker)
     async with Probe(broker.url) as probe:
         await probe.subscribe(topics.status_core)
@@ -319,7 +319,7 @@ async def test_the_kiosk_asks_again_and_shows_the_ticket_whose_answer_was_lost(
 
 
 async def test_the_kiosk_says_not_issued_when_the_core_answers_too_late(
-        chromium: Browser, broker: Broker, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
+        chromium: Browser, broker: Broker, tmp_path: Path) -> None:
     path, topics = site_with_web(tmp_path, broker)
     async with Probe(broker.url) as probe:
         await probe.subscribe(topics.status_core)
@@ -346,7 +346,7 @@ async def test_the_kiosk_says_not_issued_when_the_core_answers_too_late(
 
 
 async def test_the_kiosk_says_not_issued_when_no_answer_comes_at_all(
-        chromium: Browser, broker: Broker, tmp_path: Path) -> None:  # noqa: F811 (the fixture)
+        chromium: Browser, broker: Broker, tmp_path: Path) -> None:
     """The server cannot be reached for the kiosk's whole retry time (its clock runs fast here)."""
     path, topics = site_with_web(tmp_path, broker)
     async with Probe(broker.url) as probe:
