@@ -39,6 +39,7 @@ class CoreLink:
         # set once the state of the first connection is published (tests and tools wait on it)
         self.ready = asyncio.Event()
         self._since_flush = 0
+        self._flusher: asyncio.Task[None] | None = None
         self._finishing: set[asyncio.Future[None]] = set()
 
     async def run(self) -> None:
@@ -52,6 +53,8 @@ class CoreLink:
 
     async def stop(self) -> None:
         await self._settle()
+        if self._flusher is not None:
+            await self._flusher
         await self.session.drain()
         await self.session.say_offline()
 
@@ -91,8 +94,12 @@ class CoreLink:
         self._finishing.add(task)
         task.add_done_callback(self._finishing.discard)
         self._since_flush += 1
-        if self.session.queued_messages() == 0 or self._since_flush >= FLUSH_EVERY:
+        if self._since_flush >= FLUSH_EVERY:
             await self._flush()
+        elif self.session.queued_messages() == 0 and (self._flusher is None or self._flusher.done()):
+            # Nothing waiting: the state goes out once the commands taken so far are written, but
+            # a command arriving meanwhile is decided at once, not after the others' disk writes.
+            self._flusher = asyncio.ensure_future(self._flush_quietly())
 
     async def _finish(self, pending: Pending, response_topic: str | None, correlation: bytes | None) -> None:
         try:
@@ -131,6 +138,12 @@ class CoreLink:
         """Until every command taken so far is written, answered and its events sent."""
         while self._finishing:
             await asyncio.wait(set(self._finishing))
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self._flush()
+        except Exception:
+            log.exception("Không phát được trạng thái")
 
     async def _flush(self) -> None:
         # Retained state is computed from the book: only once every command in it is written.

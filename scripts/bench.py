@@ -56,6 +56,8 @@ CALLS_PER_S = 20.0
 TICKETS_PER_S = 20.0
 SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 FLAT = int(os.environ.get("BENCH_FLAT", "30000"))
+# The speech cache's folder (default: in the run's directory, on the database's file system)
+SPEECH_DIR = os.environ.get("BENCH_SPEECH_DIR")
 TARGETS = {"press_to_panel_p99_ms": 15, "press_to_tv_p99_ms": 25, "core_commands_per_s": 1000, "core_rss_mb": 80}
 
 
@@ -108,7 +110,7 @@ id = "bench-web"
 
 [speech]
 engines = ["espeak"]
-cache_dir = "{tmp / 'speech'}"
+cache_dir = "{SPEECH_DIR or tmp / 'speech'}"
 
 {fields}
 {counters}
