@@ -291,6 +291,16 @@ async def form_fields(request: web.Request) -> dict[str, str]:
     return {k: v[0] for k, v in fields.items()}
 
 
+async def session_form(request: web.Request, session: Session) -> dict[str, str]:
+    """The fields of a form this session's own page posted; ApiError for another origin, a bad
+    form or a wrong CSRF token."""
+    check_origin(request)
+    form = await form_fields(request)
+    if not hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):
+        raise ApiError(403, "forbidden", texts_for(request).err_csrf)
+    return form
+
+
 async def login(request: web.Request) -> web.Response:
     t = texts_for(request)
     auth = request.app[AUTH]
@@ -340,16 +350,12 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    t = texts_for(request)
     session = session_of(request)
     if session is not None:
         try:
-            check_origin(request)
-            form = await form_fields(request)
+            await session_form(request, session)
         except ApiError as exc:
             return error_page(request, exc.status, exc.message)
-        if not hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):
-            return error_page(request, 403, t.err_csrf)
         request.app[AUTH].end(session.token)
         log.info("Đăng xuất: %s", session.account.username)
     resp = web.HTTPSeeOther("/login")

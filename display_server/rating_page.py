@@ -25,7 +25,7 @@ from aiohttp import web
 
 from display_server.accounts import Role
 from display_server.api import ApiError, ask_core, bad_request, check_origin, json_response, read_json
-from display_server.auth import form_fields, page_session
+from display_server.auth import form_fields, page_session, session_form
 from display_server.base import FOLLOWER, SETTINGS, SIGNER, SITE, error_page, render, render_page, texts_for
 from display_server.live import serve_feed
 from display_server.ratelimit import RateLimiter, seconds_text
@@ -253,12 +253,9 @@ async def pairing_make(request: web.Request) -> web.Response:
     t = texts_for(request)
     session = page_session(request, role=Role.SUPERVISOR)
     try:
-        check_origin(request)
-        form = await form_fields(request)
+        form = await session_form(request, session)
     except ApiError as exc:
         return error_page(request, exc.status, exc.message)
-    if not secrets.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):
-        return error_page(request, 403, t.err_csrf)
     cid = form.get("counter", "")
     if request.app[SITE].counter(cid) is None:
         return error_page(request, 404, t.err_unknown_counter.format(counter=cid))
