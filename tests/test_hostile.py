@@ -124,6 +124,9 @@ async def office(tmp_path: Path) -> AsyncIterator[Office]:
                 running_agent(agent_config) as agent, \
                 Probe(f"mqtt://bang-tin:{passwords['bang-tin']}@127.0.0.1:{port}") as watch:
             await watch.subscribe(topics.state_all, topics.event_all, topics.status_all)
+            # retained messages follow the SUBACK: the core's presence must be in before any test
+            # takes its mark, or it would count as published during the attack
+            await watch.wait_for(lambda m: m.topic == topics.status_core)
             office = Office(topics, broker, passwords, core, web, agent, bus, watch)
             send = core.link.session.publish_soon
 
