@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Route
+from playwright.async_api import Browser, BrowserContext, Route
 
 from display_server.texts import Texts
 from qms_common.config import MqttSettings, load_site_config
@@ -286,40 +286,11 @@ async def test_a_keypad_press_that_timed_out_never_calls_anyone(broker: Broker, 
 KIOSK_READY = "window.qmsKiosk.view && window.qmsKiosk.view.online && window.qmsKiosk.connected"
 
 
-async def test_the_kiosk_asks_again_and_shows_the_ticket_whose_answer_was_lost(
-        chromium: Browser, broker: Broker, tmp_path: Path) -> None:
-    path, topics = site_with_web(tmp_path, broker)
-    async with Probe(broker.url) as probe:
-        await probe.subscribe(topics.status_core)
-        with core_process(path, tmp_path):
-            await core_online(probe, topics)
-            async with running_web(path) as web:
-                context = await chromium.new_context(viewport={"width": 1080, "height": 1920}, has_touch=True)
-                await context.add_init_script("window.print = () => {};")
-                kiosk = await Tab.open(context, web.url + "/kiosk?id=kiosk-1", KIOSK_READY)
-                bodies: list[dict[str, Any]] = []
-
-                async def lose_the_first_answer(route: Route) -> None:
-                    bodies.append(json.loads(route.request.post_data or "{}"))
-                    if len(bodies) == 1:
-                        answer = await route.fetch()  # the server issues the ticket...
-                        assert answer.status == 200
-                        await route.abort("timedout")  # ...and its answer never reaches the kiosk
-                    else:
-                        await route.continue_()
-
-                await kiosk.page.route("**/api/tickets*", lose_the_first_answer)
-                await kiosk.page.tap(".field-button[data-field='dat-dai']")
-                await kiosk.until("!document.getElementById('issued').hidden")
-                assert await kiosk.text("#t-number") == "1001"
-                assert len(bodies) == 2 and bodies[0]["request_id"] == bodies[1]["request_id"]
-                assert await issued_numbers(probe, topics) == ["1001"]  # one tap, one ticket
-                assert not kiosk.errors
-                await context.close()
-
-
-async def test_the_kiosk_says_not_issued_when_the_core_answers_too_late(
-        chromium: Browser, broker: Broker, tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def kiosk_office(chromium: Browser, broker: Broker, tmp_path: Path) -> AsyncIterator[
+        tuple[Probe, Topics, CoreProcess, str, BrowserContext]]:
+    """A core process, the web server and a portrait touch screen: (probe on the core's presence,
+    topics, core, the server's URL, the browser context)."""
     path, topics = site_with_web(tmp_path, broker)
     async with Probe(broker.url) as probe:
         await probe.subscribe(topics.status_core)
@@ -327,59 +298,83 @@ async def test_the_kiosk_says_not_issued_when_the_core_answers_too_late(
             await core_online(probe, topics)
             async with running_web(path) as web:
                 context = await chromium.new_context(viewport={"width": 1080, "height": 1920}, has_touch=True)
-                await context.add_init_script("window.print = () => {};")
-                kiosk = await Tab.open(context, web.url + "/kiosk?id=kiosk-1", KIOSK_READY)
-                with frozen(core):
-                    async with kiosk.page.expect_response("**/api/tickets*", timeout=30_000) as first:
-                        await kiosk.page.tap(".field-button[data-field='dat-dai']")
-                    assert (await first.value).status == 503  # the server waited for the core in vain
-                # the core takes the tap late and refuses it; the kiosk's retry learns that
-                not_issued = Texts("vi").kiosk_not_issued
-                await kiosk.until("(t) => !document.getElementById('error').hidden "
-                                  "&& document.getElementById('error').textContent === t", not_issued)
-                assert not_issued == "Chưa lấy được số, mời ông/bà thử lại."
-                assert await kiosk.page.evaluate("window.qmsKiosk.attempts") == 2
-                assert await kiosk.page.is_hidden("#issued")
-                assert await issued_numbers(probe, topics) == []
-                assert not kiosk.errors
+                yield probe, topics, core, web.url, context
                 await context.close()
+
+
+async def test_the_kiosk_asks_again_and_shows_the_ticket_whose_answer_was_lost(
+        chromium: Browser, broker: Broker, tmp_path: Path) -> None:
+    async with kiosk_office(chromium, broker, tmp_path) as (probe, topics, _, url, context):
+        await context.add_init_script("window.print = () => {};")
+        kiosk = await Tab.open(context, url + "/kiosk?id=kiosk-1", KIOSK_READY)
+        bodies: list[dict[str, Any]] = []
+
+        async def lose_the_first_answer(route: Route) -> None:
+            bodies.append(json.loads(route.request.post_data or "{}"))
+            if len(bodies) == 1:
+                answer = await route.fetch()  # the server issues the ticket...
+                assert answer.status == 200
+                await route.abort("timedout")  # ...and its answer never reaches the kiosk
+            else:
+                await route.continue_()
+
+        await kiosk.page.route("**/api/tickets*", lose_the_first_answer)
+        await kiosk.page.tap(".field-button[data-field='dat-dai']")
+        await kiosk.until("!document.getElementById('issued').hidden")
+        assert await kiosk.text("#t-number") == "1001"
+        assert len(bodies) == 2 and bodies[0]["request_id"] == bodies[1]["request_id"]
+        assert await issued_numbers(probe, topics) == ["1001"]  # one tap, one ticket
+        assert not kiosk.errors
+
+
+async def test_the_kiosk_says_not_issued_when_the_core_answers_too_late(
+        chromium: Browser, broker: Broker, tmp_path: Path) -> None:
+    async with kiosk_office(chromium, broker, tmp_path) as (probe, topics, core, url, context):
+        await context.add_init_script("window.print = () => {};")
+        kiosk = await Tab.open(context, url + "/kiosk?id=kiosk-1", KIOSK_READY)
+        with frozen(core):
+            async with kiosk.page.expect_response("**/api/tickets*", timeout=30_000) as first:
+                await kiosk.page.tap(".field-button[data-field='dat-dai']")
+            assert (await first.value).status == 503  # the server waited for the core in vain
+        # the core takes the tap late and refuses it; the kiosk's retry learns that
+        not_issued = Texts("vi").kiosk_not_issued
+        await kiosk.until("(t) => !document.getElementById('error').hidden "
+                          "&& document.getElementById('error').textContent === t", not_issued)
+        assert not_issued == "Chưa lấy được số, mời ông/bà thử lại."
+        assert await kiosk.page.evaluate("window.qmsKiosk.attempts") == 2
+        assert await kiosk.page.is_hidden("#issued")
+        assert await issued_numbers(probe, topics) == []
+        assert not kiosk.errors
 
 
 async def test_the_kiosk_says_not_issued_when_no_answer_comes_at_all(
         chromium: Browser, broker: Broker, tmp_path: Path) -> None:
     """The server cannot be reached for the kiosk's whole retry time (its clock runs fast here)."""
-    path, topics = site_with_web(tmp_path, broker)
-    async with Probe(broker.url) as probe:
-        await probe.subscribe(topics.status_core)
-        with core_process(path, tmp_path):
-            await core_online(probe, topics)
-            async with running_web(path) as web:
-                context = await chromium.new_context(viewport={"width": 1080, "height": 1920}, has_touch=True)
-                page = await context.new_page()
-                await page.clock.install()
-                kiosk = Tab(page)
-                await page.goto(web.url + "/kiosk?id=kiosk-1")
-                await kiosk.until(KIOSK_READY)
-                attempts: list[float] = []
+    async with kiosk_office(chromium, broker, tmp_path) as (_, _, _, url, context):
+        page = await context.new_page()
+        await page.clock.install()
+        kiosk = Tab(page)
+        await page.goto(url + "/kiosk?id=kiosk-1")
+        await kiosk.until(KIOSK_READY)
+        attempts: list[float] = []
 
-                async def unreachable(route: Route) -> None:
-                    attempts.append(await page.evaluate("Date.now()"))
-                    await route.abort("internetdisconnected")
+        async def unreachable(route: Route) -> None:
+            attempts.append(await page.evaluate("Date.now()"))
+            await route.abort("internetdisconnected")
 
-                await page.route("**/api/tickets*", unreachable)
-                started = await page.evaluate("Date.now()")
-                await page.tap(".field-button[data-field='dat-dai']")
-                not_issued = Texts("vi").kiosk_not_issued
-                for _ in range(200):  # fake time: each step moves the page's clock, no one waits
-                    if await page.evaluate("document.getElementById('error').textContent") == not_issued:
-                        break
-                    await page.clock.run_for(500)
-                shown = await page.evaluate("Date.now()")
-                assert await page.evaluate("document.getElementById('error').textContent") == not_issued
-                assert len(attempts) >= 4 and await page.evaluate("window.qmsKiosk.attempts") == len(attempts)
-                assert shown - started >= 20_000  # it kept asking for its whole retry time...
-                assert shown - attempts[-1] >= 5_000  # ...and said so once its last attempt's deadline had passed
-                assert await page.is_hidden("#issued")
-                assert not await page.is_disabled(".field-button[data-field='dat-dai']")
-                assert not kiosk.errors
-                await context.close()
+        await page.route("**/api/tickets*", unreachable)
+        started = await page.evaluate("Date.now()")
+        await page.tap(".field-button[data-field='dat-dai']")
+        not_issued = Texts("vi").kiosk_not_issued
+        for _ in range(200):  # fake time: each step moves the page's clock, no one waits
+            if await page.evaluate("document.getElementById('error').textContent") == not_issued:
+                break
+            await page.clock.run_for(500)
+        shown = await page.evaluate("Date.now()")
+        assert await page.evaluate("document.getElementById('error').textContent") == not_issued
+        assert len(attempts) >= 4 and await page.evaluate("window.qmsKiosk.attempts") == len(attempts)
+        assert shown - started >= 20_000  # it kept asking for its whole retry time...
+        assert shown - attempts[-1] >= 5_000  # ...and said so once its last attempt's deadline had passed
+        assert await page.is_hidden("#issued")
+        assert not await page.is_disabled(".field-button[data-field='dat-dai']")
+        assert not kiosk.errors
