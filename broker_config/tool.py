@@ -6,6 +6,9 @@ Users:
   announces its TVs.
 - one user per [[agents]] entry, named by the agent id: commands only its own counters,
   publishes only its own presence and health, reads state.
+- `notify` (`[notify] user`), when the site has [notify]: the notifier; the only user besides the
+  core that reads qms/{site}/private/# (citizens' phone numbers), and the only one the core
+  answers a `contacts` query; publishes its presence and its statistics (qms/{site}/notify/#).
 - `readonly`, and one user per [[integrations]] entry: for integrations; read state, events and
   presence, publish nothing.
 
@@ -59,7 +62,8 @@ def integration_ids(site: SiteConfig) -> list[str]:
     ids: list[str] = []
     for table in Table(site.path, "", site.raw).tables("integrations"):
         iid = table.slug("id")
-        if iid in ids or iid in RESERVED_USERS or any(a.id == iid for a in site.agents):
+        if (iid in ids or iid in RESERVED_USERS or any(a.id == iid for a in site.agents)
+                or (site.notify_enabled and iid == site.notify_user)):
             table.fail("id", f"tên {iid!r} đã dùng cho người dùng khác của broker.",
                        f"Đặt tên khác {', '.join(RESERVED_USERS)}, các tác tử quầy và các tích hợp khác.")
         table.reject_unknown()
@@ -75,9 +79,17 @@ def site_users(site: SiteConfig) -> list[BrokerUser]:
         BrokerUser("web", "máy chủ web (web server)", [
             ("write", t.cmd_ticket), ("write", t.cmd_counter("+")), ("write", t.cmd_rating),
             ("write", t.cmd_query), ("write", t.status_display("+")), ("write", t.status_web("+")),
-            *watch, *replies(t, WEB_CLIENT_ID),
+            ("read", t.notify_all), *watch, *replies(t, WEB_CLIENT_ID),
         ]),
     ]
+    if site.notify_enabled:
+        if site.notify_user in RESERVED_USERS or any(a.id == site.notify_user for a in site.agents):
+            raise ConfigError(site.path, "notify.user", f"tên {site.notify_user!r} đã dùng cho người dùng khác.",
+                              "Đặt tên khác cho người dùng broker của bộ gửi tin.")
+        users.append(BrokerUser(site.notify_user, "bộ gửi tin nhắn cho công dân (notifier)", [
+            ("write", t.cmd_query), ("write", t.status_notify), ("write", t.notify_all),
+            ("read", t.private_all), *watch, *replies(t, site.notify_user),
+        ]))
     for agent in site.agents:
         if agent.id in RESERVED_USERS:
             raise ConfigError(site.path, "agents.id", f"mã tác tử {agent.id!r} trùng tên người dùng dành riêng.",

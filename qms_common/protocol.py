@@ -80,6 +80,7 @@ class ErrorCode(StrEnum):
     COUNTER_CLOSED = "counter_closed"
     EXPIRED = "expired"
     RATING_CLOSED = "rating_closed"
+    FORBIDDEN = "forbidden"
     INTERNAL = "internal"
 
 
@@ -142,6 +143,24 @@ class Topics:
             return None
         return levels[0]
 
+    # private: only the core and the notifier's broker user may read here (phone numbers)
+    @property
+    def private_contact(self) -> str:
+        return f"{self.root}/private/contact"
+
+    @property
+    def private_all(self) -> str:
+        return f"{self.root}/private/#"
+
+    # the notifier's own reports (no phone numbers)
+    @property
+    def notify_stats(self) -> str:
+        return f"{self.root}/notify/stats"
+
+    @property
+    def notify_all(self) -> str:
+        return f"{self.root}/notify/#"
+
     # retained state
     @property
     def state_site(self) -> str:
@@ -166,6 +185,10 @@ class Topics:
 
     def status_display(self, display: str) -> str:
         return f"{self.root}/status/display/{display}"
+
+    @property
+    def status_notify(self) -> str:
+        return f"{self.root}/status/notify"
 
     def status_web(self, server: str) -> str:
         """The web server's presence (it serves the TV pages whose status/display it publishes)."""
@@ -451,6 +474,7 @@ class RatingRequest:
 class QueryKind(StrEnum):
     TICKET = "ticket"
     TICKETS = "tickets"
+    CONTACTS = "contacts"   # today's tickets with a phone: answered to the notifier's user alone
 
 
 MAX_QUERY_LIMIT = 1000

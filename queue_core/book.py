@@ -160,6 +160,10 @@ class Book:
     def waiting(self, field_id: str) -> int:
         return len(self._waiting.get(field_id, ()))
 
+    def front(self, field_id: str, n: int) -> list[Ticket]:
+        """The first n tickets of a field's queue, in calling order."""
+        return [self.tickets[tid] for _, tid in self._waiting.get(field_id, [])[:n]]
+
     def ahead(self, t: Ticket) -> int:
         """How many are called before this ticket in its field's queue."""
         return bisect_left(self._waiting.get(t.field, []), (t.sort_key, t.id))

@@ -13,7 +13,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from qms_common.config import SiteConfig
@@ -107,6 +107,7 @@ class Pending:
     reserved: int = 0
     moment: datetime | None = None
     replay: asyncio.Future[dict[str, Any]] | None = None  # the same request_id is in flight
+    contacts: list[dict[str, Any]] = field(default_factory=list)  # for the notifier, once written
     request: tuple[tuple[str, ...], dict[str, Any], str] | None = None  # to decide it again
 
 
@@ -137,6 +138,8 @@ class QueueService:
         self._in_flight: dict[RequestKey, asyncio.Future[dict[str, Any]]] = {}  # -> its reply
         self._commits: set[asyncio.Future[None]] = set()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        # tickets with a phone already told to the notifier as near the front (today, this run)
+        self._neared: set[str] = set()
 
     # ------------------------------------------------------------ start
 
@@ -152,7 +155,20 @@ class QueueService:
         today = self._today(now)
         self.book = Book(self.site, snap.day or today, tickets=snap.tickets, counters=snap.counters,
                          last_numbers=snap.numbers, next_order=snap.next_order)
+        self._neared = set()
         log.info("Đã nạp ngày làm việc %s: %d vé, seq %d", self.book.day, len(self.book.tickets), self.seq)
+        await self._forget_phones(self.book.day)
+
+    async def _forget_phones(self, today: str) -> None:
+        """Citizens' phone numbers are kept `[notify] phone_days` after their business day."""
+        cutoff = (date.fromisoformat(today) - timedelta(days=self.site.phone_days)).isoformat()
+        try:
+            n = await self.store.forget_phones(before_day=cutoff)
+        except Exception as exc:  # a full disk must not stop the office; it is tried again tomorrow
+            log.error("Không xoá được số điện thoại cũ (%s)", exc)
+            return
+        if n:
+            log.info("Đã xoá số điện thoại của %d vé trước ngày %s", n, cutoff)
 
     def _today(self, now: datetime) -> str:
         return rules.business_day(now, self.tz, self.site.day_starts)
@@ -182,7 +198,7 @@ class QueueService:
             return Pending(Result(None))  # refused, answered nowhere, nothing changed
         result = Result(None, reply_to=reply_to)
         if parts == ("cmd", "query"):
-            result.reply = await self._query(obj)
+            result.reply = await self._query(obj, sender)
             return Pending(result)
         await self._slots.acquire()
         try:
@@ -240,7 +256,10 @@ class QueueService:
         fields = self._fields_touched(change)
         self.book.apply(change)
         result.reply = self._reply(change, rid)
-        return self._queue_commit(result, rows, change, kind, fields, request)
+        contacts = self._contacts_after(change, fields) if self.site.notify_enabled else []
+        pending = self._queue_commit(result, rows, change, kind, fields, request, extra=len(contacts))
+        pending.contacts = contacts
+        return pending
 
     @staticmethod
     def _rows(change: Change, rid: str | None, sender: str) -> Rows:
@@ -252,9 +271,9 @@ class QueueService:
             raise bad_request(f"nội dung không lưu được ({exc}).") from None
 
     def _queue_commit(self, result: Result, rows: Rows, change: Change, kind: str, fields: set[str],
-                      request: tuple[tuple[str, ...], dict[str, Any], str]) -> Pending:
+                      request: tuple[tuple[str, ...], dict[str, Any], str], *, extra: int = 0) -> Pending:
         rid, sender = rows.request_id, rows.sender
-        reserved = self._reserve(len(change.events))
+        reserved = self._reserve(len(change.events) + extra)
         commit = asyncio.ensure_future(self.store.commit(
             rows, day=self.book.day, seq=reserved, now=self._now(), reply=result.reply,
             forget=self._take_forget()))
@@ -292,6 +311,7 @@ class QueueService:
         self._dirty_fields |= p.fields
         self._dirty_counters |= p.counters
         p.result.messages += self._event_messages(p.change, p.moment)
+        p.result.messages += self._contact_messages(p.contacts, p.moment)
         t = p.change.ticket
         if t is not None:
             what = f"vé {t.number} {rules.STATUS_VI[t.status]}" + (f", quầy {t.counter}" if t.counter else "")
@@ -383,7 +403,7 @@ class QueueService:
             self._publics[id(t)] = (t, view)
         return view
 
-    async def _query(self, obj: dict[str, Any]) -> dict[str, Any]:
+    async def _query(self, obj: dict[str, Any], sender: str) -> dict[str, Any]:
         """Read-only questions: answered from the book and the database, never stored."""
         try:
             q = QueryRequest.parse(obj)
@@ -394,6 +414,8 @@ class QueueService:
                 if not q.after.isdigit():
                     raise bad_request("“after” phải là giá trị “next” của trang trước.")
                 after = int(q.after)
+            if q.query is QueryKind.CONTACTS:
+                return self._query_contacts(q, sender, after)
             tickets = await self.store.tickets(day_from=q.day_from, day_to=q.day_to, after_order=after,
                                                limit=q.limit)
             records, size = [], 0
@@ -423,6 +445,48 @@ class QueueService:
         holder = self.book.counters.get(t.counter) if t.counter and t.day == self.book.day else None
         counter = self.counter_view(holder) if holder is not None else None
         return ok_reply(q.request_id, t.record(self.tz), counter, ahead=ahead, est_wait_s=est)
+
+    def _query_contacts(self, q: QueryRequest, sender: str, after: int) -> dict[str, Any]:
+        """Today's tickets with a phone number, for the notifier to catch up after a restart.
+        Only the notifier's broker user can read its reply namespace, and only it is answered."""
+        if not self.site.notify_enabled or sender != self.site.notify_user:
+            log.warning("Từ chối truy vấn số điện thoại từ %r: chỉ bộ gửi tin (%s) được hỏi", sender,
+                        self.site.notify_user)
+            raise ProtocolError(ErrorCode.FORBIDDEN, "Chỉ bộ gửi tin nhắn được hỏi số điện thoại.")
+        tickets = sorted((t for t in self.book.tickets.values() if t.phone and t.order > after),
+                         key=lambda t: t.order)[:q.limit]
+        contacts = [self._contact(t) for t in tickets]
+        nxt = str(tickets[-1].order) if len(tickets) == q.limit else None
+        return ok_reply(q.request_id, contacts=contacts, next=nxt, day=self.book.day, seq=self.seq)
+
+    def _contact(self, t: Ticket) -> dict[str, Any]:
+        """A ticket with its phone, as only the notifier sees it."""
+        ahead = est = None
+        if t.status in CALLABLE_STATUSES:
+            ahead = self.book.ahead(t)
+            est = self.book.est_wait_s(t.field, ahead)
+        return {"ticket": t.record(self.tz), "phone": t.phone, "ahead": ahead, "est_wait_s": est}
+
+    def _contacts_after(self, change: Change, fields: set[str]) -> list[dict[str, Any]]:
+        """What the notifier hears of a command: every changed ticket with a phone, and each
+        waiting one that came within `[notify] ahead` of the front (once a day per ticket)."""
+        out: dict[str, dict[str, Any]] = {}
+        for t in change.tickets:
+            current = self.book.tickets.get(t.id)
+            if current is not None and current.phone:
+                out[t.id] = self._contact(current)
+        for fid in fields:
+            for t in self.book.front(fid, self.site.notify_ahead + 1):
+                if t.phone and t.id not in self._neared:
+                    self._neared.add(t.id)
+                    out.setdefault(t.id, self._contact(t))
+        return list(out.values())
+
+    def _contact_messages(self, contacts: list[dict[str, Any]], moment: datetime | None) -> list[Outgoing]:
+        if not contacts:
+            return []
+        at = iso(moment or self._now(), self.tz)
+        return [self._stamp(self.topics.private_contact, body, False, at) for body in contacts]
 
     def _decide(self, parts: tuple[str, ...], obj: dict[str, Any]) -> tuple[Change, str]:
         now = self._now()
@@ -634,6 +698,8 @@ class QueueService:
         self.book = Book(self.site, today, counters=self.book.counters,
                          next_order=self.book.next_order)
         await self._commit_now(change)
+        self._neared = set()
+        await self._forget_phones(today)
         expired = sum(1 for t in change.tickets if t.status == "expired")
         log.info("Sang ngày làm việc mới %s (ngày %s: %d vé hết hạn)", today, old_day, expired)
         return await self._full_state_locked()

@@ -342,6 +342,16 @@ class Store:
         args.append(limit)
         return [ticket_from_row(r) for r in await self._db.execute_fetchall(sql, args)]
 
+    async def forget_phones(self, *, before_day: str) -> int:
+        """Erase the phone numbers of tickets of business days before this one."""
+        def erase(conn: sqlite3.Connection) -> int:
+            if self._failed:
+                raise StoreFailed("an earlier write failed")
+            cur = conn.execute("UPDATE tickets SET phone = NULL WHERE day < ? AND phone IS NOT NULL",
+                               (before_day,))
+            return cur.rowcount
+        return await self._in_thread(erase)
+
     async def ticket(self, ticket_id: str) -> Ticket | None:
         rows = await self._db.execute_fetchall("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
         return ticket_from_row(rows[0]) if rows else None

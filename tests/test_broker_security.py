@@ -34,6 +34,9 @@ counters = ["3"]
 
 [[integrations]]
 id = "bang-tin"
+
+[notify]
+ahead = 3
 """
 
 
@@ -238,3 +241,34 @@ async def test_the_websockets_listener_speaks_only_tls(tmp_path: Path) -> None:
                 pass
     finally:
         broker.stop()
+
+
+async def test_only_the_notifier_reads_phone_numbers(secure: SecureSite, tmp_path: Path) -> None:
+    """Every other user subscribes to the whole site, and the web server asks the core for the
+    contacts: the phone number reaches the notifier alone."""
+    t = secure.topics
+    core_config = tmp_path / "core.toml"
+    core_config.write_text(secure.config.read_text(encoding="utf-8").replace(
+        f'url = "mqtt://127.0.0.1:{secure.broker.port}"', f'url = "{secure.url("core")}"'), encoding="utf-8")
+    phone = "84987654321"
+    async with running_core(core_config), Probe(secure.url("notify")) as notify, \
+            Probe(secure.url("web")) as web, Probe(secure.url("readonly")) as ro, \
+            Probe(secure.url("bang-tin")) as board, Probe(secure.url("tang-1")) as agent:
+        spies = [web, ro, board, agent]
+        for spy in spies:
+            await spy.subscribe(f"{t.root}/#", "#")
+        await notify.subscribe(t.private_all)
+        issued = await web.request(t.cmd_ticket, {"request_id": "n1", "field": "dat-dai", "phone": phone})
+        assert issued["ok"]
+        contact = await notify.wait_topic(t.private_contact)
+        assert contact["phone"] == phone and contact["ticket"]["id"] == issued["ticket"]["id"]
+        # the queue's state follows the private message: once a spy has it, it would have the other
+        for spy in spies:
+            await spy.wait_topic(t.state_queue("dat-dai"), lambda q: q["waiting"] == 1)
+        # of the others, only the web server may ask the core at all
+        answer = await web.request(t.cmd_query, {"request_id": "c1", "query": "contacts"})
+        assert answer["error"]["code"] == "forbidden"
+        answer = await notify.request(t.cmd_query, {"request_id": "c1", "query": "contacts"})
+        assert [c["phone"] for c in answer["contacts"]] == [phone]
+        for spy in spies:
+            assert not any(phone.encode() in m.payload for m in spy.received), spy.user
