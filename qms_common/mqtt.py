@@ -86,11 +86,17 @@ NODELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 def make_client(settings: MqttSettings, *, identifier: str, will: aiomqtt.Will | None = None,
-                keepalive: int = 10) -> aiomqtt.Client:
+                keepalive: int = 10, session_expiry_s: int = 0) -> aiomqtt.Client:
+    """`session_expiry_s` > 0: a persistent session: the broker keeps the subscriptions and
+    queues QoS 1 messages while the client is away, that long."""
+    properties = None
+    if session_expiry_s:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = session_expiry_s
     client = aiomqtt.Client(
         settings.host, settings.port, username=settings.username, password=settings.password,
-        identifier=identifier, protocol=aiomqtt.ProtocolVersion.V5, will=will,
-        clean_start=True, keepalive=keepalive, timeout=10, tls_context=_tls_context(settings),
+        identifier=identifier, protocol=aiomqtt.ProtocolVersion.V5, will=will, properties=properties,
+        clean_start=not session_expiry_s, keepalive=keepalive, timeout=10, tls_context=_tls_context(settings),
         # 0 = no limit: with a limit paho rescans every queued message at each PUBACK
         max_inflight_messages=0, socket_options=NODELAY,
     )
@@ -123,7 +129,7 @@ class MqttSession:
                  on_message: MessageHandler | None = None,
                  on_connect: ConnectHandler | None = None,
                  on_disconnect: ConnectHandler | None = None,
-                 keepalive: int = 10, retain_as_published: bool = False) -> None:
+                 keepalive: int = 10, retain_as_published: bool = False, session_expiry_s: int = 0) -> None:
         self.settings = settings
         self.identifier = identifier
         self.name = name
@@ -136,6 +142,7 @@ class MqttSession:
         # MQTT 5: deliver the retain flag as the publisher set it, also on live messages (by
         # default a broker clears it on everything but the retained copies sent at subscribe)
         self.retain_as_published = retain_as_published
+        self.session_expiry_s = session_expiry_s
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._unacked: list[Any] = []
@@ -158,7 +165,7 @@ class MqttSession:
         while True:
             client = make_client(self.settings, identifier=self.identifier,
                                  will=self.presence.will if self.presence else None,
-                                 keepalive=self.keepalive)
+                                 keepalive=self.keepalive, session_expiry_s=self.session_expiry_s)
             try:
                 async with client:
                     options = SubscribeOptions(qos=1, retainAsPublished=self.retain_as_published)
