@@ -19,7 +19,7 @@ MQTT_URL_ENV = "QMS_MQTT_URL"
 # Sections other parts read from the same file; listed so a misspelt section name is caught.
 KNOWN_SECTIONS = (
     "site", "mqtt", "storage", "web", "queue", "rating", "fields", "counters", "agents", "integrations",
-    "speech", "display", "kiosk", "printer", "accounts", "security",
+    "speech", "display", "kiosk", "printer", "accounts", "security", "notify",
 )
 
 DEFAULT_RATING_LEVELS = ("Không hài lòng", "Hài lòng", "Rất hài lòng")
@@ -142,6 +142,11 @@ class SiteConfig:
     rating_levels: tuple[str, ...] = DEFAULT_RATING_LEVELS
     # a ticket may be rated this long after it was finished, and only then
     rating_window_s: int = DEFAULT_RATING_WINDOW_S
+    # [notify]: the core sends "turn nears" with this many people ahead, deletes phones this many
+    # days after their business day, and answers the notifier under this broker user
+    notify_ahead: int = 3
+    phone_days: int = 30
+    notify_user: str = "notify"
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -222,6 +227,12 @@ def load_site_config(path: Path | str, *, env: dict[str, str] | None = None) -> 
     rating_window_s = r.int("window_s", DEFAULT_RATING_WINDOW_S, minimum=10, maximum=86_400)
     r.reject_unknown()
 
+    # the notifier owns the rest of [notify] and checks all of it (notifier/settings.py)
+    notify = root.table("notify")
+    notify_ahead = notify.int("ahead", 3, minimum=1, maximum=20)
+    phone_days = notify.int("phone_days", 30, minimum=1, maximum=3650)
+    notify_user = notify.slug("user", required=False, default="notify")
+
     fields = _parse_fields(root)
     counters = _parse_counters(root, {f.id for f in fields})
     agents = _parse_agents(root, {c.id for c in counters})
@@ -231,7 +242,8 @@ def load_site_config(path: Path | str, *, env: dict[str, str] | None = None) -> 
         day_starts=time(int(m.group(1)), int(m.group(2))),
         mqtt=mqtt, storage_path=storage_path, web_host=web_host, web_port=web_port,
         fields=fields, counters=counters, agents=agents, queue=queue, rating_levels=levels,
-        rating_window_s=rating_window_s, raw=data,
+        rating_window_s=rating_window_s, notify_ahead=notify_ahead, phone_days=phone_days,
+        notify_user=notify_user, raw=data,
     )
 
 
