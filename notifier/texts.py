@@ -55,14 +55,14 @@ ZNS_KEYS: dict[Kind, tuple[str, ...]] = {
 # Short on purpose: an SMS is one GSM-7 part of 160 characters, and the link alone takes ~80.
 DEFAULT_TEMPLATES: dict[str, dict[Kind, str]] = {
     "vi": {
-        Kind.ISSUED: "{office}: số {number} ({field}). Còn {ahead} người trước, chờ {wait}. Xem lượt: {link}",
+        Kind.ISSUED: "{office}: số {number} ({field}), còn {ahead} người trước, chờ {wait}. {link}",
         Kind.NEARS: "{office}: sắp đến lượt số {number}, còn {ahead} người phía trước. "
                     "Mời ông/bà quay lại phòng chờ.",
         Kind.CALLED: "{office}: mời công dân có số {number} đến {counter}.",
         Kind.RATE: "{office}: cảm ơn ông/bà. Mời đánh giá mức độ hài lòng: {link}",
     },
     "en": {
-        Kind.ISSUED: "{office}: number {number} ({field}). {ahead} ahead of you, wait {wait}. Track: {link}",
+        Kind.ISSUED: "{office}: number {number} ({field}), {ahead} ahead of you, wait {wait}. {link}",
         Kind.NEARS: "{office}: number {number}, your turn is near ({ahead} ahead). "
                     "Please return to the waiting room.",
         Kind.CALLED: "{office}: number {number}, please go to {counter}.",
