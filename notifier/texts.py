@@ -173,7 +173,10 @@ def check_template(kind: Kind | str, template: str) -> None:
 def _kind_words(kind: str | None) -> str:
     if kind is None:
         return ""
-    label = KIND_LABELS.get(Kind(kind)) if kind in Kind._value2member_map_ else None
+    try:
+        label: str | None = KIND_LABELS[Kind(kind)]
+    except ValueError:
+        label = None
     return f"{kind!r} ({label}) " if label else f"{kind!r} "
 
 
