@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from qms_common.phones import PhoneError, normalize_phone
+
 PROTOCOL_VERSION = 1
 # Larger payloads are refused unread: no request of the contract comes near this.
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -399,7 +401,7 @@ class TicketRequest:
             field=_slug(obj, "field") or "",
             priority=_opt_bool(obj, "priority"),
             source=_opt_str(obj, "source"),
-            phone=_opt_str(obj, "phone", 20),
+            phone=_opt_phone(obj),
         )
 
 
@@ -488,6 +490,17 @@ def _opt_day(obj: dict[str, Any], key: str) -> str | None:
     if not isinstance(value, str) or not _DAY_RE.match(value):
         raise bad_request(f"trường “{key}” phải là ngày dạng YYYY-MM-DD.")
     return value
+
+
+def _opt_phone(obj: dict[str, Any]) -> str | None:
+    """A citizen's mobile number, normalised to 84…; anything else is refused, not stored."""
+    raw = _opt_str(obj, "phone", 20)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return normalize_phone(raw)
+    except PhoneError as exc:
+        raise bad_request(str(exc)) from None
 
 
 @dataclass(frozen=True)
