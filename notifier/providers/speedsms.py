@@ -15,6 +15,8 @@ fixes it); other HTTP 4xx are permanent.
 
 from __future__ import annotations
 
+import base64
+
 import aiohttp
 
 from notifier.providers import http
@@ -45,7 +47,8 @@ class SpeedSmsChannel:
 
     def __init__(self, *, base_url: str, token: str, sender: str, timeout_s: float = 10.0) -> None:
         self._url = base_url.rstrip("/") + "/index.php/sms/send"
-        self._auth = aiohttp.BasicAuth(token, "x")
+        # Built by hand: aiohttp.BasicAuth is deprecated in new aiohttp, encode_basic_auth absent in old.
+        self._auth = "Basic " + base64.b64encode(f"{token}:x".encode()).decode("ascii")
         self._sender = sender
         self._timeout = http.timeout(timeout_s)
         self._session: aiohttp.ClientSession | None = None
@@ -64,7 +67,8 @@ class SpeedSmsChannel:
         if (o := bad_key(msg)) is not None:
             return o
         payload = {"to": [msg.phone], "content": msg.text, "sms_type": BRANDNAME, "sender": self._sender}
-        reply = await http.request(self._http(), "POST", self._url, label=LABEL, json=payload, auth=self._auth)
+        reply = await http.request(self._http(), "POST", self._url, label=LABEL, json=payload,
+                                   headers={"Authorization": self._auth})
         if isinstance(reply, Outcome):
             return reply
         if reply.status == 401:

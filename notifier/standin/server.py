@@ -9,6 +9,7 @@ POST /_standin/faults, GET /_standin/stats.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import secrets
@@ -249,13 +250,20 @@ async def esms_send(request: web.Request) -> web.Response:
     return _json({"CodeResult": "100", "CountRegenerate": 0, "SMSID": sms_id})
 
 
+def _basic_login(header: str) -> str:
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return ""
+    try:
+        return base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")[0]
+    except (ValueError, UnicodeDecodeError):
+        return ""
+
+
 async def speedsms_send(request: web.Request) -> web.Response:
     st = _state(request)
     auth = request.headers.get("Authorization", "")
-    try:
-        token = aiohttp.BasicAuth.decode(auth).login if auth else ""
-    except ValueError:
-        token = ""
+    token = _basic_login(auth)
     body = await _body_json(request)
     to = body.get("to") if isinstance(body, dict) else None
     phones = [str(p) for p in to] if isinstance(to, list) else []
