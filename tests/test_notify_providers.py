@@ -408,3 +408,25 @@ async def test_standin_runs_as_a_program() -> None:
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 10) == 0
+
+
+async def test_a_new_seed_in_the_settings_replaces_the_stored_chain(tmp_path: Path) -> None:
+    """An operator who re-authorised the OA puts a new first refresh token in the settings: it wins
+    over the stored chain, which grew from the old one; the same seed keeps the stored chain."""
+    from notifier.providers.tokens import Refreshed
+
+    spent: list[str] = []
+
+    async def refresher(refresh_token: str) -> Refreshed:
+        spent.append(refresh_token)
+        return Refreshed(access_token=f"acc-{len(spent)}", refresh_token=f"ref-{len(spent)}", expires_in=3600)
+
+    tokens = ZaloTokens(tmp_path / "s.sqlite3")
+    try:
+        assert await tokens.access_token(refresher, seed="seed-A") == "acc-1"
+        assert await tokens.access_token(refresher, seed="seed-A") == "acc-1"  # still valid: no refresh
+        assert await tokens.access_token(refresher, seed="seed-A", stale="acc-1") == "acc-2"
+        assert await tokens.access_token(refresher, seed="seed-B") == "acc-3"
+        assert spent == ["seed-A", "ref-1", "seed-B"]
+    finally:
+        await tokens.close()

@@ -44,8 +44,12 @@ async def request(session: aiohttp.ClientSession, method: str, url: str, *, labe
     """The reply, or a RETRY Outcome for timeouts, refused connections and unreadable answers."""
     try:
         async with session.request(method, url, **kwargs) as resp:
-            raw = await resp.content.read(MAX_REPLY_BYTES)
-            text = raw.decode("utf-8", errors="replace")
+            raw = bytearray()
+            async for chunk in resp.content.iter_chunked(65536):  # read(n) may stop at a chunk's end
+                raw += chunk
+                if len(raw) > MAX_REPLY_BYTES:
+                    break
+            text = bytes(raw[:MAX_REPLY_BYTES]).decode("utf-8", errors="replace")
             try:
                 body = json.loads(text) if text.strip() else None
             except ValueError:

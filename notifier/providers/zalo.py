@@ -20,7 +20,6 @@ as -101…-105; a refresh that failed on the network retries.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 import aiohttp
@@ -110,7 +109,7 @@ class ZaloChannel:
             if e.spent:
                 log.error("Zalo refused the refresh token; the OA must be re-authorised: %s", e)
             return Outcome(verdict, str(e))
-        except (sqlite3.Error, OSError) as e:
+        except Exception as e:  # the store's trouble (disk, locked file) must not escape to the dispatcher
             log.exception("Zalo: token store unavailable")
             return Outcome(Verdict.RETRY, f"{LABEL}: không lưu được token ({type(e).__name__})")
 
