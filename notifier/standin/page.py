@@ -27,7 +27,7 @@ Trang tự tải lại sau 5 giây.</p>
 
 def render_inbox(inbox: list[Delivered]) -> str:
     rows = []
-    for d in sorted(inbox, key=lambda d: d.at, reverse=True):
+    for d in reversed(inbox):  # appended as delivered: the newest last
         when = time.strftime("%H:%M:%S %d/%m/%Y", time.localtime(d.at))
         who = mask_phone(d.phone) if d.phone.isdigit() else d.phone
         rows.append(f'<li><div class="meta"><time>{escape(when)}</time> · <span class="channel">{escape(d.channel)}'
