@@ -47,15 +47,6 @@ class Channel(Protocol):
     async def close(self) -> None: ...
 
 
-def mask_phone(phone: str) -> str:
-    """`84912345678` → `09x…x78`: enough for an officer to tell two citizens apart, not to call one."""
-    digits = "".join(c for c in phone if c.isdigit())
-    local = "0" + digits[2:] if digits.startswith("84") else digits
-    if len(local) < 5:
-        return "x…x"
-    return f"{local[:2]}x…x{local[-2:]}"
-
-
 def bad_key(msg: Message) -> Outcome | None:
     """A key the providers would refuse or truncate is our bug: no attempt, no retry."""
     if KEY_PATTERN.fullmatch(msg.key):

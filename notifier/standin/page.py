@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from html import escape
 
-from notifier.providers.base import mask_phone
+from qms_common.phones import mask_phone
 from notifier.standin.state import Delivered
 
 HEAD = """<!doctype html>
