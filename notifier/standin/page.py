@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from html import escape
 
-from qms_common.phones import mask_phone
 from notifier.standin.state import Delivered
+from qms_common.phones import mask_phone
 
 HEAD = """<!doctype html>
 <html lang="vi"><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
