@@ -43,9 +43,9 @@ from display_server.base import (
 from display_server.follower import StateFollower
 from display_server.records import TodayRecords
 from display_server.settings import ServerSettings, load_server_settings
-from display_server.signing import Signer, load_secret
 from display_server.speech import Speech
 from qms_common.config import SiteConfig
+from qms_common.signing import Signer, load_secret
 
 log = logging.getLogger(__name__)
 

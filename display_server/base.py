@@ -21,10 +21,10 @@ from display_server.follower import StateFollower
 from display_server.live import dumps
 from display_server.records import TodayRecords
 from display_server.settings import ServerSettings
-from display_server.signing import Signer
 from display_server.speech import Speech
 from display_server.texts import DEFAULT_LANGUAGE, LANGUAGES, Texts
 from qms_common.config import SiteConfig
+from qms_common.signing import Signer
 
 SITE = web.AppKey("site", SiteConfig)
 SETTINGS = web.AppKey("settings", ServerSettings)

@@ -24,6 +24,7 @@ from display_server.vietnamese import (
     TemplateError,
 )
 from qms_common.config import SiteConfig
+from qms_common.signing import web_secret_file
 from qms_common.tomlconf import SLUG_RE, Table, resolve_path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -170,9 +171,8 @@ def _web(site: SiteConfig) -> WebSettings:
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url):
             t.fail("public_url", f"địa chỉ {public_url!r} không hợp lệ.",
                    "Ví dụ \"http://192.168.1.10:8080\" hoặc \"https://xephang.hoabinh.gov.vn\".")
-    secret = t.str("secret_file")
-    # next to the site's data by default: kept with it, and as private
-    secret_file = resolve_path(site.path, secret) if secret else site.storage_path.with_name(f"{site.id}-web.secret")
+    secret_file = web_secret_file(site)
+    t.used.add("secret_file")
     t.reject_unknown()
     return WebSettings(host=site.web_host, port=site.web_port, server_id=server_id, public_url=public_url,
                        secret_file=secret_file)

@@ -25,10 +25,11 @@ from display_server.rating_page import levels_of, rate_ticket, rating_open, read
 from display_server.records import TodayRecords
 from display_server.state import SiteState
 from qms_common.config import SiteConfig
+from qms_common.signing import TRACKING
+from qms_common.signing import tracking_path as signed_tracking_path
 
 # day, field, number: 20261121-dat-dai-1001 (a field's prefix may be Đ: 20261121-ho-tich-đ005)
 TICKET_ID_RE = re.compile(r"^\d{8}-[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?-[a-z0-9đ]{1,12}$")
-TRACKING = "track"  # the signer's purpose for tracking tokens
 SCRIPT_TEXTS = ("track_waiting", "track_serving", "track_done", "track_thanks", "track_no_show", "track_transferred",
                 "track_expired", "ticket_next", "ticket_ahead", "ticket_wait", "minutes", "hours", "hours_minutes",
                 "to_counter", "offline", "track_not_found", "priority_badge", "track_rated", "ticket_ahead_one",
@@ -43,7 +44,7 @@ def setup(app: web.Application) -> None:
 
 
 def tracking_path(app: web.Application, ticket_id: str) -> str:
-    return f"/t/{quote(ticket_id)}/{app[SIGNER].token(TRACKING, ticket_id)}"
+    return signed_tracking_path(app[SIGNER], ticket_id)
 
 
 def tracking_url(request: web.Request, ticket_id: str) -> str:

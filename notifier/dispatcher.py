@@ -63,6 +63,7 @@ class Worker:
     give_up_s: float = 3600.0
     concurrency: int = 8
     on_sent: Callable[[Row, Outcome], None] | None = None
+    moved: Callable[[str], None] | None = None    # a message went over to another channel's worker
     stats: RouteStats = field(default_factory=RouteStats)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _busy: set[int] = field(default_factory=set)
@@ -141,6 +142,8 @@ class Worker:
             route, rest = nxt
             log.info("Tin %s: %s từ chối (%s); chuyển sang %s", row.id, self.route, outcome.reason, route)
             await self.outbox.fall_back(row.id, route=route, rest=rest, attempts=attempts, reason=outcome.reason)
+            if self.moved is not None:
+                self.moved(route)
             return
         log.warning("Tin %s không gửi được: %s", row.id, outcome.reason)
         await self.outbox.fail(row.id, reason=outcome.reason, attempts=attempts)

@@ -231,8 +231,9 @@ class Outbox:
 
     async def sent(self, row_id: int, *, via: str, provider_id: str | None, attempts: int) -> None:
         now = time.time()
+        # the reason stays: why an earlier attempt failed (or why it went by another channel)
         await self._update(row_id, state=SENT, sent_via=via, provider_id=provider_id, sent_at=now,
-                           attempts=attempts, reason=None)
+                           attempts=attempts)
 
     async def retry(self, row_id: int, *, next_at: float, attempts: int, reason: str) -> None:
         await self._update(row_id, state=PENDING, next_at=next_at, attempts=attempts, reason=reason)
@@ -288,13 +289,10 @@ class Outbox:
 
     # ------------------------------------------------------------ reads
 
-    async def kinds_decided(self, day: str) -> dict[str, set[str]]:
-        """ticket -> the kinds of citizens' messages already decided (sent, waiting or dropped)."""
-        out: dict[str, set[str]] = {}
-        for r in await self._read("SELECT ticket, kind FROM messages WHERE day = ? AND route NOT LIKE 'webhook:%' "
-                                  "AND key LIKE 'c:%'", (day,)):
-            out.setdefault(r[0], set()).add(r[1])
-        return out
+    async def kinds_of(self, ticket: str) -> set[str]:
+        """The kinds of citizens' messages already decided for a ticket (sent, waiting or dropped)."""
+        return {r[0] for r in await self._read("SELECT kind FROM messages WHERE ticket = ? AND key LIKE 'c:%'",
+                                               (ticket,))}
 
     async def due(self, route: str, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Row]:
         skip = list(exclude)

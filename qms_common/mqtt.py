@@ -117,7 +117,9 @@ class Presence:
         return aiomqtt.Will(self.topic, OFFLINE, qos=1, retain=True)
 
 
-MessageHandler = Callable[[aiomqtt.Message], Awaitable[None]]
+# A handler may return an awaitable: with manual_ack, the message is acknowledged when it is done
+# (a durable write, say), so a crash before that leaves it with the broker.
+MessageHandler = Callable[[aiomqtt.Message], Awaitable[Awaitable[Any] | None]]
 ConnectHandler = Callable[[], Awaitable[None]]
 
 
@@ -129,7 +131,8 @@ class MqttSession:
                  on_message: MessageHandler | None = None,
                  on_connect: ConnectHandler | None = None,
                  on_disconnect: ConnectHandler | None = None,
-                 keepalive: int = 10, retain_as_published: bool = False, session_expiry_s: int = 0) -> None:
+                 keepalive: int = 10, retain_as_published: bool = False, session_expiry_s: int = 0,
+                 manual_ack: bool = False) -> None:
         self.settings = settings
         self.identifier = identifier
         self.name = name
@@ -143,6 +146,9 @@ class MqttSession:
         # default a broker clears it on everything but the retained copies sent at subscribe)
         self.retain_as_published = retain_as_published
         self.session_expiry_s = session_expiry_s
+        # acknowledge a QoS 1 message only once its handler is done with it (paho's own option;
+        # aiomqtt does not pass it through)
+        self.manual_ack = manual_ack
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._unacked: list[Any] = []
@@ -167,6 +173,8 @@ class MqttSession:
                                  will=self.presence.will if self.presence else None,
                                  keepalive=self.keepalive, session_expiry_s=self.session_expiry_s)
             try:
+                if self.manual_ack:
+                    client._client._manual_ack = True
                 async with client:
                     options = SubscribeOptions(qos=1, retainAsPublished=self.retain_as_published)
                     for topic in self.subscriptions:
@@ -186,9 +194,14 @@ class MqttSession:
                         self._connect_cond.notify_all()
                     async for message in client.messages:
                         if any(r.handle(message) for r in self._requesters):
+                            self._ack(client, message)
                             continue
-                        if self.on_message:
-                            await self.on_message(message)
+                        later = await self.on_message(message) if self.on_message else None
+                        if later is None:
+                            self._ack(client, message)
+                        else:
+                            fut = asyncio.ensure_future(later)
+                            fut.add_done_callback(lambda f, c=client, m=message: self._acked_when_done(c, m, f))
                 # the iterator ends only when the connection does
                 raise aiomqtt.MqttError("connection closed")
             except (aiomqtt.MqttError, NotConnected) as exc:
@@ -202,6 +215,17 @@ class MqttSession:
             except BaseException:
                 await self._lost()
                 raise
+
+    def _ack(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        if self.manual_ack and message.qos > 0 and self._client is client:
+            client._client.ack(message.mid, message.qos)
+
+    def _acked_when_done(self, client: aiomqtt.Client, message: aiomqtt.Message, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            # not acknowledged: the broker sends it again after a reconnect
+            log.warning("%s: chưa xử lý xong tin trên %s; chờ broker gửi lại", self.name, message.topic)
+            return
+        self._ack(client, message)
 
     async def wait_connects(self, count: int) -> None:
         """Wait until `count` connections have been made (and their on_connect has run)."""

@@ -1,5 +1,6 @@
 """The web server's own secret, and what it signs: the tracking pages' tokens (a ticket id alone is
-guessable: day, field, number) and the rating tablets' device cookies.
+guessable: day, field, number) and the rating tablets' device cookies. The notifier reads the
+same secret to put a ticket's tracking link in its messages.
 
 The secret is 32 random bytes in a file only the server's user may read (mode 0600), made on the
 first start and kept across restarts, so printed tickets and paired tablets stay valid. Nothing
@@ -16,9 +17,14 @@ import os
 import secrets
 import stat
 from pathlib import Path
+from urllib.parse import quote
+
+from qms_common.config import SiteConfig
+from qms_common.tomlconf import resolve_path
 
 log = logging.getLogger(__name__)
 
+TRACKING = "track"  # the signer's purpose for tracking tokens
 SECRET_BYTES = 32
 # 96 bits: far beyond guessing over HTTP, short enough for a small QR code
 TOKEN_CHARS = 16
@@ -72,3 +78,15 @@ class Signer:
             return None
         value, _, token = signed.rpartition(".")
         return value if self.check(purpose, value, token) else None
+
+
+def web_secret_file(site: SiteConfig) -> Path:
+    """Where the web server keeps its secret: `[web] secret_file`, else beside the database."""
+    # next to the site's data by default: kept with it, and as private
+    value = site.section("web").str("secret_file")
+    return resolve_path(site.path, value) if value else site.storage_path.with_name(f"{site.id}-web.secret")
+
+
+def tracking_path(signer: Signer, ticket_id: str) -> str:
+    """A ticket's own page, /t/{id}/{token}: only who holds its slip (or its message) opens it."""
+    return f"/t/{quote(ticket_id)}/{signer.token(TRACKING, ticket_id)}"

@@ -1,0 +1,375 @@
+"""The notifier: hears the core, decides what each citizen and integrator is told, and sends it
+from the durable outbox.
+
+- Citizens: the core tells this service alone (broker ACL) of every ticket with a phone number
+  (`private/contact`); after a restart or a lost connection it asks the core for today's
+  (`contacts`), so nothing is missed. The rules in plan.py decide each kind once.
+- Integrators: the core's public events, as signed webhooks, one row per (subscriber, event).
+- The broker keeps this service's session (and its QoS 1 messages) while it is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import aiomqtt
+from aiohttp import web
+
+from notifier import plan
+from notifier.dispatcher import RateLimit, Worker
+from notifier.outbox import DROPPED, NewMessage, Outbox, Row, idempotency_key
+from notifier.plan import Contact, Step
+from notifier.providers import Channel, Message, Outcome, Verdict, sms_channel
+from notifier.providers.tokens import ZaloTokens
+from notifier.providers.webhook import WebhookTarget
+from notifier.providers.zalo import ZaloChannel
+from notifier.receipts import receipt_routes
+from notifier.settings import EVENT_KINDS, NotifySettings
+from notifier.texts import format_wait, render_sms, zns_data
+from qms_common.config import SiteConfig
+from qms_common.mqtt import MqttSession, NotConnected, Presence, Requester, RequestTimeout, message_topic
+from qms_common.protocol import ProtocolError, Topics, dumps, loads_object
+from qms_common.signing import Signer, load_secret, tracking_path, web_secret_file
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 24 * 3600   # the broker keeps our messages this long while we are away
+STATS_EVERY_S = 5.0
+CONTACTS_PAGE = 200
+
+
+@dataclass
+class Notifier:
+    site: SiteConfig
+    settings: NotifySettings
+    outbox: Outbox
+    channels: dict[str, Channel]
+    webhooks: dict[str, WebhookTarget]
+    signer: Signer
+    now: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
+    workers: dict[str, Worker] = field(default_factory=dict)
+    latest: dict[str, Contact] = field(default_factory=dict)         # ticket -> what the core last said
+    decided: dict[str, set[str]] = field(default_factory=dict)       # ticket -> kinds already decided
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _stats_dirty: bool = True
+
+    def __post_init__(self) -> None:
+        self.topics = Topics(self.site.id)
+        subs = [self.topics.private_contact]
+        if self.webhooks:
+            subs.append(self.topics.event_all)
+        self.session = MqttSession(
+            self.site.mqtt, identifier=self.settings.user, name="notifier", subscriptions=subs,
+            presence=Presence(self.topics.status_notify), on_message=self._on_message,
+            on_connect=self._on_connect, session_expiry_s=SESSION_EXPIRY_S, manual_ack=True)
+        self.requester = Requester(self.session, self.topics, self.settings.user)
+        for name, channel in self.channels.items():
+            self.workers[name] = self._worker(name, channel.deduplicates, self._send_citizen,
+                                              self._rate(name))
+        for name in self.webhooks:
+            # at least once: a receiver drops a repeated X-QMS-Delivery (docs/notify.md), so a
+            # delivery cut short by a crash is sent again rather than lost
+            self.workers[name] = self._worker(name, True, self._send_webhook, self._rate(name))
+
+    def _rate(self, route: str) -> float:
+        if route == "zalo" and self.settings.zalo:
+            return self.settings.zalo.rate_per_s
+        if route == "sms" and self.settings.sms:
+            return self.settings.sms.rate_per_s
+        i = int(route.split(":", 1)[1]) if route.startswith("webhook:") else -1
+        return self.settings.webhooks[i].rate_per_s if 0 <= i < len(self.settings.webhooks) else 10.0
+
+    def _worker(self, route: str, dedup: bool, send: Callable[[Row], Any], per_s: float) -> Worker:
+        return Worker(route=route, outbox=self.outbox, send=send, deduplicates=dedup, rate=RateLimit(per_s),
+                      check=self._stale, next_route=self._next_route, moved=self._wake,
+                      retry_max_s=self.settings.retry_max_s, give_up_s=self.settings.give_up_s,
+                      on_sent=self._sent)
+
+    # ------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        dedup = {name for name, w in self.workers.items() if w.deduplicates}
+        resumed, failed = await self.outbox.recover(dedup)
+        if resumed or failed:
+            log.warning("Sau lần dừng đột ngột: gửi lại %d tin (nhà cung cấp chống trùng), bỏ %d tin", resumed, failed)
+        await self._forget_phones()
+        tasks = [asyncio.create_task(self.session.run(), name="mqtt")]
+        tasks += [asyncio.create_task(w.run(), name=f"worker-{w.route}") for w in self.workers.values()]
+        tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.session.say_offline()
+        for ch in [*self.channels.values(), *self.webhooks.values()]:
+            with contextlib.suppress(Exception):
+                await ch.close()
+
+    def _wake(self, route: str) -> None:
+        worker = self.workers.get(route)
+        if worker is not None:
+            worker.wake()
+
+    async def _housekeeping(self) -> None:
+        last_day = ""
+        while True:
+            today = self._today()
+            if today != last_day:
+                last_day = today
+                await self._forget_phones()
+                self._prune(today)
+            if self._stats_dirty:
+                self._stats_dirty = False
+                with contextlib.suppress(Exception):
+                    await self.publish_stats()
+            await asyncio.sleep(STATS_EVERY_S)  # a period, not a wait for an event
+
+    def _today(self) -> str:
+        now = self.now().astimezone(self.site.tz)
+        start = now.replace(hour=self.site.day_starts.hour, minute=self.site.day_starts.minute, second=0,
+                            microsecond=0)
+        return (now.date() if now >= start else now.date() - timedelta(days=1)).isoformat()
+
+    def _day_start(self) -> float:
+        day = date.fromisoformat(self._today())
+        return datetime.combine(day, self.site.day_starts, tzinfo=self.site.tz).timestamp()
+
+    def _prune(self, today: str) -> None:
+        for tid in [t for t, c in self.latest.items() if c.day < today]:
+            self.latest.pop(tid, None)
+            self.decided.pop(tid, None)
+
+    async def _forget_phones(self) -> None:
+        cutoff = (date.fromisoformat(self._today()) - timedelta(days=self.settings.phone_days)).isoformat()
+        try:
+            n = await self.outbox.forget_phones(cutoff)
+        except Exception as exc:
+            log.error("Không xoá được số điện thoại cũ trong hộp thư đi (%s)", exc)
+            return
+        if n:
+            log.info("Đã xoá số điện thoại của %d tin trước ngày %s", n, cutoff)
+
+    # ------------------------------------------------------------ hearing the core
+
+    async def _on_connect(self) -> None:
+        # not awaited here: the catch-up's replies arrive through this same connection's loop
+        asyncio.get_running_loop().create_task(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        """Today's tickets with a phone, from the core: what happened while we were away."""
+        after: str | None = None
+        seen = 0
+        try:
+            while True:
+                ask: dict[str, Any] = {"query": "contacts", "limit": CONTACTS_PAGE}
+                if after is not None:
+                    ask["after"] = after
+                reply = await self.requester.request(self.topics.cmd_query, ask, timeout=10)
+                if not reply.get("ok"):
+                    log.error("Lõi hàng đợi không trả danh sách số điện thoại: %s", reply.get("error"))
+                    return
+                seq = int(reply.get("seq") or 0)
+                writes = [await self.hear_soon(body, seq=seq) for body in reply.get("contacts") or []]
+                await asyncio.gather(*(w for w in writes if w is not None))
+                seen += len(writes)
+                after = reply.get("next")
+                if after is None:
+                    break
+        except (RequestTimeout, NotConnected) as exc:
+            log.warning("Chưa hỏi được lõi hàng đợi (%s); sẽ hỏi lại khi kết nối lại", exc)
+            return
+        log.info("Đã đối chiếu %d vé có số điện thoại với lõi hàng đợi", seen)
+        self.caught_up.set()
+
+    async def _on_message(self, message: aiomqtt.Message) -> asyncio.Future[None] | None:
+        """Decide at once; the broker's copy is acknowledged once the outbox has it on disk."""
+        topic = message_topic(message)
+        try:
+            body = loads_object(message.payload)  # type: ignore[arg-type]
+        except ProtocolError as exc:
+            log.warning("Bỏ tin trên %s: %s", topic, exc.message)
+            return None
+        try:
+            if topic == self.topics.private_contact:
+                return await self.hear_soon(body)
+            if topic.startswith(self.topics.root + "/event/"):
+                return self.event_soon(topic.rsplit("/", 1)[1], body)
+        except (KeyError, ValueError, TypeError) as exc:
+            log.warning("Bỏ tin không đúng dạng trên %s (%s)", topic, exc)
+        return None
+
+    def _store(self, new: list[NewMessage]) -> asyncio.Future[None] | None:
+        """Write the new messages (one group commit with whatever else is being written), then
+        wake the workers that send them."""
+        if not new:
+            return None
+        self._stats_dirty = True
+
+        async def write() -> None:
+            await self.outbox.add(new)
+            for route in {m.routes[0] for m in new if m.state == "pending"}:
+                self._wake(route)
+        return asyncio.ensure_future(write())
+
+    async def hear_soon(self, body: dict[str, Any], seq: int | None = None) -> asyncio.Future[None] | None:
+        """What the core says of a ticket with a phone number: decide what is now due."""
+        c = Contact.parse(body, seq)
+        async with self._lock:
+            known = self.latest.get(c.ticket_id)
+            if known is not None and known.seq > c.seq:
+                return None  # older news than what we have
+            self.latest[c.ticket_id] = c
+            if c.ticket_id not in self.decided:
+                self.decided[c.ticket_id] = await self.outbox.kinds_of(c.ticket_id)
+            decided = self.decided[c.ticket_id]
+            decisions = plan.decide(c, decided, ahead=self.settings.ahead,
+                                    rating_window_s=self.site.rating_window_s, now=self.now())
+            new = [self._citizen_message(c, d) for d in decisions if d.step is not Step.WAIT]
+            decided.update(d.kind for d in decisions if d.step is not Step.WAIT)
+            return self._store(new)
+
+    def _citizen_message(self, c: Contact, d: plan.Decision) -> NewMessage:
+        routes = [ch for ch in self.settings.channels if ch in self.channels]
+        if d.kind not in self._zalo_kinds() and "zalo" in routes:
+            routes.remove("zalo")  # no ZNS template for this kind: SMS only
+        f = self.site.field(c.field)
+        values = {
+            "office": self.site.name, "number": c.number, "field": f.name if f else c.field,
+            "ahead": str(c.ahead if c.ahead is not None else 0),
+            "wait": format_wait(c.est_wait_s, self.settings.language),
+            "link": self.settings.public_url + tracking_path(self.signer, c.ticket_id),
+        }
+        if c.counter:
+            cc = self.site.counter(c.counter)
+            values["counter"] = cc.name if cc else f"quầy {c.counter}"
+        state, reason = ("pending", None) if d.step is Step.SEND else (DROPPED, d.reason)
+        if state == "pending" and not routes:
+            state, reason = "failed", "không có kênh nào gửi được loại tin này"
+        return NewMessage(key=f"c:{c.ticket_id}:{d.kind}", day=c.day, ticket=c.ticket_id, kind=d.kind,
+                          routes=routes or [""], body=values, phone=c.phone, state=state, reason=reason)
+
+    def _zalo_kinds(self) -> set[str]:
+        return {str(k) for k in self.settings.zalo.templates} if self.settings.zalo else set()
+
+    def event_soon(self, kind: str, body: dict[str, Any]) -> asyncio.Future[None] | None:
+        """A public event of the core, for the webhook subscribers that listed its kind."""
+        if kind not in EVENT_KINDS:
+            return None
+        seq = int(body["seq"])
+        ticket = body.get("ticket") or {}
+        tid = str(ticket.get("id", ""))
+        new = []
+        for i, w in enumerate(self.settings.webhooks):
+            if kind in w.events:
+                payload = {"site": self.site.id, "kind": kind, "ticket": ticket, "counter": body.get("counter"),
+                           "recall": bool(body.get("recall")), "seq": seq, "at": body.get("at")}
+                new.append(NewMessage(key=f"w:{i}:{seq}", day=self._today(), ticket=tid, kind=kind,
+                                      routes=[f"webhook:{i}"], body=payload))
+        return self._store(new)
+
+    # ------------------------------------------------------------ sending
+
+    def _stale(self, row: Row) -> str | None:
+        if not row.key.startswith("c:"):
+            return None
+        c = self.latest.get(row.ticket)
+        if c is None:
+            return None  # not heard since a restart: the catch-up will tell
+        return plan.stale(row.kind, c, rating_window_s=self.site.rating_window_s, now=self.now())
+
+    def _next_route(self, row: Row) -> tuple[str, list[str]] | None:
+        rest = [r for r in row.fallback if r in self.workers]
+        return (rest[0], rest[1:]) if rest else None
+
+    def _sent(self, row: Row, outcome: Outcome) -> None:
+        self._stats_dirty = True
+
+    async def _send_citizen(self, row: Row) -> Outcome:
+        if not row.phone:
+            return Outcome(Verdict.PERMANENT, "số điện thoại đã bị xoá")
+        values = {k: str(v) for k, v in row.body.items()}
+        template = self.settings.template(row.kind)
+        try:
+            text = render_sms(template, values, kind=row.kind)
+        except ValueError as exc:
+            return Outcome(Verdict.PERMANENT, f"không dựng được nội dung tin: {exc}")
+        msg = Message(key=idempotency_key(self.site.id, row.key), phone=row.phone, kind=row.kind, text=text,
+                      template_data=zns_data(row.kind, values))
+        return await self.channels[row.route].send(msg)
+
+    async def _send_webhook(self, row: Row) -> Outcome:
+        return await self.webhooks[row.route].send(idempotency_key(self.site.id, row.key), row.body)
+
+    # ------------------------------------------------------------ reports
+
+    async def stats(self) -> dict[str, Any]:
+        since = self._day_start()
+        counts = await self.outbox.counts(since)
+        zalo = self.workers.get("zalo")
+        return {"day": self._today(), "channels": counts,
+                "failures": await self.outbox.last_failures(since),
+                "zalo_quota_left": zalo.stats.quota_left if zalo else None,
+                "at": self.now().astimezone(self.site.tz).isoformat(timespec="seconds")}
+
+    async def publish_stats(self) -> None:
+        if self.session.is_connected:
+            await self.session.publish(self.topics.notify_stats, dumps(await self.stats()), retain=True)
+
+    async def delivered(self, msg_id: str, delivery_time: str) -> None:
+        if await self.outbox.delivered(msg_id):
+            self._stats_dirty = True
+
+
+async def build(site: SiteConfig, settings: NotifySettings) -> Notifier:
+    """The notifier with its store, its channels and the web server's signing secret."""
+    outbox = await Outbox.open(settings.store)
+    channels: dict[str, Channel] = {}
+    if settings.zalo is not None:
+        z = settings.zalo
+        channels["zalo"] = ZaloChannel(base_url=z.base_url, oauth_url=z.oauth_url, app_id=z.app_id,
+                                       secret_key=z.secret_key, first_refresh_token=z.refresh_token or "",
+                                       templates={str(k): v for k, v in z.templates.items()},
+                                       tokens=ZaloTokens(settings.store))
+    if settings.sms is not None:
+        s = settings.sms
+        kw: dict[str, Any] = {"base_url": s.base_url}
+        if s.provider == "esms":
+            kw.update(api_key=s.api_key, secret_key=s.secret_key, brandname=s.brandname)
+        else:
+            kw.update(token=s.token, sender=s.brandname)
+        channels["sms"] = sms_channel(s.provider, **kw)
+    webhooks = {f"webhook:{i}": WebhookTarget(url=w.url, secret=w.secret) for i, w in enumerate(settings.webhooks)}
+    signer = Signer(await _web_secret(site))
+    return Notifier(site, settings, outbox, channels, webhooks, signer)
+
+
+async def _web_secret(site: SiteConfig) -> bytes:
+    """The web server's secret (made by whichever of the two starts first)."""
+    path = web_secret_file(site)
+    for _ in range(50):
+        try:
+            return load_secret(path)
+        except ValueError:
+            await asyncio.sleep(0.1)  # the web server is writing it this instant
+    return load_secret(path)
+
+
+def receipt_app(n: Notifier) -> web.Application | None:
+    if n.settings.zalo is None:
+        return None
+    app = web.Application(client_max_size=64 * 1024)
+    receipt_routes(app, app_id=n.settings.zalo.app_id, secret_key=n.settings.zalo.secret_key,
+                   on_delivered=n.delivered)
+    return app
