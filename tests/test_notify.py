@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -309,7 +310,7 @@ async def test_kill_9_ten_times_during_a_burst_sends_each_message_once(office: t
             for _ in range(30):
                 tickets.append(await o.issue(phone(1000 + len(tickets))))
             # wait until this round's messages are reaching the provider, then kill mid-stream
-            await standin.wait(lambda seen=len(standin.state.log): len(standin.state.log) > seen)
+            await standin.wait(functools.partial(lambda seen: len(standin.state.log) > seen, len(standin.state.log)))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             proc = start()
