@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from display_server.base import FOLLOWER, SETTINGS, texts_for
-from display_server.live import dumps
+from display_server.feed.live import dumps
 from display_server.texts import Texts
 from qms_common.mqtt import NotConnected, RequestTimeout
 from qms_common.protocol import ErrorCode, ProtocolError, loads_object

@@ -14,17 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from display_server import (
-    auth,
-    console_page,
-    display_page,
-    kiosk_page,
-    live,
-    rating_page,
-    supervisor_page,
-    track_page,
-)
-from display_server.announcer import Announcer
+from display_server.accounts import auth
 from display_server.api import api_errors
 from display_server.base import (
     ANNOUNCER,
@@ -40,10 +30,14 @@ from display_server.base import (
     make_templates,
     render,
 )
-from display_server.follower import StateFollower
-from display_server.records import TodayRecords
+from display_server.feed import live
+from display_server.feed.follower import StateFollower
+from display_server.feed.records import TodayRecords
+from display_server.pages import console, kiosk, rating, supervisor, track
 from display_server.settings import ServerSettings, load_server_settings
-from display_server.speech import Speech
+from display_server.speech.render import Speech
+from display_server.tv import page as tv_page
+from display_server.tv.announcer import Announcer
 from qms_common.config import SiteConfig
 from qms_common.signing import Signer, load_secret
 
@@ -52,8 +46,8 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 PageSetup = Callable[[web.Application], None]
-PAGES: tuple[PageSetup, ...] = (auth.setup, display_page.setup, kiosk_page.setup, track_page.setup,
-                                 console_page.setup, rating_page.setup, supervisor_page.setup)
+PAGES: tuple[PageSetup, ...] = (auth.setup, tv_page.setup, kiosk.setup, track.setup,
+                                 console.setup, rating.setup, supervisor.setup)
 
 
 def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,

@@ -16,13 +16,13 @@ from urllib.parse import urlencode
 import jinja2
 from aiohttp import web
 
-from display_server.announcer import Announcer
-from display_server.follower import StateFollower
-from display_server.live import dumps
-from display_server.records import TodayRecords
+from display_server.feed.follower import StateFollower
+from display_server.feed.live import dumps
+from display_server.feed.records import TodayRecords
 from display_server.settings import ServerSettings
-from display_server.speech import Speech
+from display_server.speech.render import Speech
 from display_server.texts import DEFAULT_LANGUAGE, LANGUAGES, Texts
+from display_server.tv.announcer import Announcer
 from qms_common.config import SiteConfig
 from qms_common.signing import Signer
 

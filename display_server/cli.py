@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from display_server.accounts import hash_password
+from display_server.accounts.store import hash_password
 from qms_common.runner import service_main, settle_memory, until_signalled
 
 log = logging.getLogger("display_server")

@@ -2,7 +2,8 @@
 
 Read strictly with qms_common.tomlconf.Table: a misspelt key or a wrong value stops start-up
 with one line naming the file, the key and the fix. Pages added later read their own sections
-here too, so every setting of the web server is found in one module.
+here too, so every setting of the web server is read in one module; a feature package may own its
+section's dataclass (speech.settings), so that it imports nothing above itself.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from display_server.accounts import Accounts, parse_accounts
-from display_server.vietnamese import (
+from display_server.accounts.store import Accounts, parse_accounts
+from display_server.speech.settings import DEFAULT_CACHE_DIR, ENGINES, SpeechSettings
+from display_server.speech.vietnamese import (
     DEFAULT_SPOKEN_TEMPLATE,
     DEFAULT_TEMPLATE,
     FOUR_WORDS,
@@ -27,10 +29,6 @@ from qms_common.config import SiteConfig
 from qms_common.signing import web_secret_file
 from qms_common.tomlconf import SLUG_RE, Table, resolve_path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CACHE_DIR = REPO_ROOT / "var" / "speech-cache"
-
-ENGINES = ("gtts", "espeak")
 ESPEAK_VOICES = ("vi", "vi-vn-x-central", "vi-vn-x-south")
 CLOSED_COUNTERS = ("dim", "hide")
 
@@ -46,21 +44,6 @@ class WebSettings:
     public_url: str | None = None
     # the server's own secret (tracking tokens, paired tablets), made on the first start (0600)
     secret_file: Path = Path("web.secret")
-
-
-@dataclass(frozen=True)
-class SpeechSettings:
-    engines: tuple[str, ...] = ENGINES
-    phrasing: Phrasing = field(default_factory=Phrasing)
-    repeat: int = 1
-    chime: bool = True
-    cache_dir: Path = DEFAULT_CACHE_DIR
-    gtts_tld: str = "com"
-    gtts_timeout_s: float = 5.0
-    # after a failure gTTS is left alone this long, so a call never waits for its timeout again
-    gtts_retry_s: float = 600.0
-    espeak_voice: str = "vi"
-    espeak_speed: int = 150
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 from playwright.async_api import async_playwright  # noqa: E402
 
-from display_server.display_page import apply_patch  # noqa: E402
+from display_server.tv.page import apply_patch  # noqa: E402
 from qms_common.devbroker import Broker, free_port, scratch_dir, start_broker, stop_process, wait_for_port  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
 from scripts.bench import summary  # noqa: E402

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from display_server import stats  # noqa: E402
+from display_server.reports import stats  # noqa: E402
 from qms_common.devbroker import free_port, scratch_dir, start_broker  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
 from scripts.bench import summary  # noqa: E402

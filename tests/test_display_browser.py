@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from display_server.vietnamese import announcement_text
+from display_server.speech.vietnamese import announcement_text
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import CoreProcess, running_core

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from display_server.announcer import CHIME_URL
+from display_server.tv.announcer import CHIME_URL
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import InProcessCore, running_core

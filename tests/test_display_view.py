@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from display_server.display_page import apply_patch, view_patch
-from display_server.display_view import DisplayFilter, FilterError, build_view
-from display_server.hub import RESYNC, Hub
+from display_server.feed.hub import RESYNC, Hub
+from display_server.feed.state import SiteState
 from display_server.settings import DisplaySettings, load_server_settings
-from display_server.state import SiteState
 from display_server.texts import Texts
+from display_server.tv.page import apply_patch, view_patch
+from display_server.tv.view import DisplayFilter, FilterError, build_view
 from qms_common.config import SiteConfig, load_site_config
 from qms_common.tomlconf import ConfigError
 from tests.support.site import write_site

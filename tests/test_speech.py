@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 import requests
 
-from display_server.announcer import CHIME_URL, LOOKAHEAD, Announcer
-from display_server.chime import chime_wav
-from display_server.follower import StateFollower
-from display_server.settings import SpeechSettings
-from display_server.speech import ClipCache, EspeakRenderer, GttsRenderer, RenderError, Speech, clip_key
-from display_server.state import Call
+from display_server.feed.follower import StateFollower
+from display_server.feed.state import Call
+from display_server.speech.chime import chime_wav
+from display_server.speech.render import ClipCache, EspeakRenderer, GttsRenderer, RenderError, Speech, clip_key
+from display_server.speech.settings import SpeechSettings
+from display_server.tv.announcer import CHIME_URL, LOOKAHEAD, Announcer
 from qms_common.config import load_site_config
 from tests.support.site import write_site
 
@@ -110,7 +110,7 @@ async def test_a_hanging_gtts_times_out_to_espeak_and_is_left_alone(
         tmp_path: Path, google: FakeGoogle, caplog: pytest.LogCaptureFixture) -> None:
     google.mode = "hang"
     speech = Speech(settings(tmp_path, gtts_timeout_s=0.5))
-    caplog.set_level(logging.DEBUG, "display_server.speech")
+    caplog.set_level(logging.DEBUG, "display_server.speech.render")
     clip = await speech.clip(PHRASE)
     assert clip is not None and clip.engine == "espeak" and clip.path.suffix == ".wav"
     with wave.open(str(clip.path)) as w:
@@ -144,14 +144,14 @@ async def test_gtts_is_tried_again_after_the_retry_time(tmp_path: Path, google: 
     google.mode = "429"
     renderer = GttsRenderer(retry_s=60)
     now = [1000.0]
-    monkeypatch.setattr("display_server.speech.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("display_server.speech.render.time.monotonic", lambda: now[0])
     with pytest.raises(RenderError, match="429"):
         await renderer.render(PHRASE)
     assert not renderer.usable()
     now[0] += 61
     assert renderer.usable()
     google.mode = "ok"
-    caplog.set_level(logging.INFO, "display_server.speech")
+    caplog.set_level(logging.INFO, "display_server.speech.render")
     assert await renderer.render(PHRASE) == FAKE_MP3
     assert "trở lại" in caplog.text
 

@@ -6,7 +6,7 @@ import unicodedata
 
 import pytest
 
-from display_server.vietnamese import (
+from display_server.speech.vietnamese import (
     LETTER_NAMES,
     NumberStyle,
     Phrasing,

@@ -20,9 +20,9 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from display_server.auth import AUTH
+from display_server.accounts.auth import AUTH
 from display_server.base import RECORDS
-from display_server.records import iter_records
+from display_server.feed.records import iter_records
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import InProcessCore, running_core

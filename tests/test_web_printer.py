@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from display_server.printer import PrintResult, TicketPrinter
+from display_server.printing.printer import PrintResult, TicketPrinter
+from display_server.printing.ticket_image import Fonts, PrintedTicket, render
 from display_server.settings import DEFAULT_BOLD_FONT, DEFAULT_FONT, PrinterSettings
 from display_server.texts import Texts
-from display_server.ticket_image import Fonts, PrintedTicket, render
 from display_server.timefmt import stamp_text
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics

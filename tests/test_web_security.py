@@ -14,14 +14,14 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from display_server.auth import AUTH
+from display_server.accounts.auth import AUTH
 from display_server.base import SETTINGS
-from display_server.exports import TICKET_COLUMNS, CsvWriter
-from display_server.follower import MAX_UNLISTED_DISPLAYS
-from display_server.kiosk_page import KIOSK_LIMITER, PRINTER
-from display_server.printer import PrintResult
+from display_server.feed.follower import MAX_UNLISTED_DISPLAYS
+from display_server.pages.kiosk import KIOSK_LIMITER, PRINTER
+from display_server.printing.printer import PrintResult
+from display_server.printing.ticket_image import PrintedTicket
+from display_server.reports.exports import TICKET_COLUMNS, CsvWriter
 from display_server.texts import Texts
-from display_server.ticket_image import PrintedTicket
 from qms_common.devbroker import Broker
 from tests import test_web_api
 from tests.support.mqtt import Probe

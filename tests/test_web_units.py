@@ -18,20 +18,21 @@ from zoneinfo import ZoneInfo
 import pytest
 from PIL import Image, ImageFont
 
-from display_server import qr, stats
-from display_server.accounts import (
+from display_server.accounts.ratelimit import RateLimiter, seconds_text
+from display_server.accounts.store import (
     HashFormatError,
     Role,
     hash_password,
     parse_hash,
     verify_password,
 )
-from display_server.exports import BOM, RATING_COLUMNS, TICKET_COLUMNS, CsvWriter, Names, is_rated
-from display_server.ratelimit import RateLimiter, seconds_text
+from display_server.feed.state import SiteState
+from display_server.printing import qr
+from display_server.printing.ticket_image import Fonts, PrintedTicket, render, wait_text
+from display_server.reports import stats
+from display_server.reports.exports import BOM, RATING_COLUMNS, TICKET_COLUMNS, CsvWriter, Names, is_rated
 from display_server.settings import DEFAULT_FONT, load_server_settings
-from display_server.state import SiteState
 from display_server.texts import EN, VI, Texts
-from display_server.ticket_image import Fonts, PrintedTicket, render, wait_text
 from display_server.timefmt import stamp_text
 from qms_common.config import load_site_config
 from qms_common.tomlconf import ConfigError

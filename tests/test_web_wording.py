@@ -19,7 +19,7 @@ def test_citizens_are_addressed_as_ong_ba_everywhere() -> None:
     # "bạn" is how one speaks to a friend; a public office says "ông/bà"
     for key, text in VI.items():
         assert not re.search(r"\bbạn\b", text, re.I), (key, text)
-    for path in [*PAGES.glob("templates/*.html"), *PAGES.glob("static/*.js"), *PAGES.glob("*.py")]:
+    for path in [*PAGES.glob("templates/*.html"), *PAGES.glob("static/*.js"), *PAGES.rglob("*.py")]:
         assert not re.search(r"\bbạn\b", path.read_text(encoding="utf-8"), re.I), path
     assert Texts("vi").ticket_next == "Ông/bà là người tiếp theo"
 

@@ -17,12 +17,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from display_server.accounts import hash_password
+from display_server.accounts.store import hash_password
 from display_server.app import create_app
 from display_server.base import FOLLOWER, RECORDS, SPEECH
-from display_server.display_page import apply_patch
-from display_server.follower import StateFollower
-from display_server.speech import Speech
+from display_server.feed.follower import StateFollower
+from display_server.speech.render import Speech
+from display_server.tv.page import apply_patch
 from qms_common.config import load_site_config
 from qms_common.devbroker import wait_for_port
 from tests.support.core import CoreProcess

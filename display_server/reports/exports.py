@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from display_server.stats import service_s, wait_s
+from display_server.reports.stats import service_s, wait_s
 from qms_common.protocol import TicketStatus
 
 BOM = "\ufeff"

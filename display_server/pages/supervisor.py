@@ -16,17 +16,17 @@ from typing import Any
 
 from aiohttp import web
 
-from display_server import stats
-from display_server.accounts import Role
+from display_server.accounts.auth import AUTH, WS_SESSION_ENDED, api_session, page_session, socket_session
+from display_server.accounts.store import Role
 from display_server.api import ApiError
-from display_server.auth import AUTH, WS_SESSION_ENDED, api_session, page_session, socket_session
 from display_server.base import FOLLOWER, RECORDS, SITE, add_link, render_page, texts_for
-from display_server.console_page import CONSOLES
-from display_server.exports import RATING_COLUMNS, TICKET_COLUMNS, CsvWriter, Names, is_rated
-from display_server.live import FeedEnded, serve_feed
-from display_server.rating_page import levels_of
-from display_server.records import TodayRecords, iter_records
-from display_server.state import SiteState
+from display_server.feed.live import FeedEnded, serve_feed
+from display_server.feed.records import TodayRecords, iter_records
+from display_server.feed.state import SiteState
+from display_server.pages.console import CONSOLES
+from display_server.pages.rating import levels_of
+from display_server.reports import stats
+from display_server.reports.exports import RATING_COLUMNS, TICKET_COLUMNS, CsvWriter, Names, is_rated
 from display_server.timefmt import day_text, parse_day
 from qms_common.config import SiteConfig
 from qms_common.protocol import ProtocolError

@@ -19,9 +19,9 @@ from escpos import printer
 from escpos.escpos import Escpos
 from PIL import Image
 
+from display_server.printing.ticket_image import Fonts, PrintedTicket, render
 from display_server.settings import PrinterSettings
 from display_server.texts import Texts
-from display_server.ticket_image import Fonts, PrintedTicket, render
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
-from display_server.accounts import Role
+from display_server.accounts.auth import AUTH, WS_SESSION_ENDED, Session, api_session, page_session, socket_session
+from display_server.accounts.store import Role
 from display_server.api import ApiError, ask_core, bad_request, json_response, read_json
-from display_server.auth import AUTH, WS_SESSION_ENDED, Session, api_session, page_session, socket_session
 from display_server.base import FOLLOWER, RECORDS, SITE, add_link, error_page, render, render_page, texts_for
-from display_server.live import FeedEnded, serve_feed
-from display_server.records import TodayRecords
-from display_server.state import SiteState
+from display_server.feed.live import FeedEnded, serve_feed
+from display_server.feed.records import TodayRecords
+from display_server.feed.state import SiteState
 from qms_common.config import SiteConfig
 from qms_common.mqtt import new_request_id
 from qms_common.protocol import MAX_ID_LEN, Action, TicketStatus, counter_command

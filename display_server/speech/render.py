@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from display_server.espeak_lib import EspeakLibrary, IdleRenderProcess, find_library, write_atomically
-from display_server.settings import SpeechSettings
-from display_server.vietnamese import nfc
+from display_server.speech.espeak_lib import EspeakLibrary, IdleRenderProcess, find_library, write_atomically
+from display_server.speech.settings import SpeechSettings
+from display_server.speech.vietnamese import nfc
 
 log = logging.getLogger(__name__)
 

@@ -17,12 +17,12 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any
 
-from display_server import chime
-from display_server.follower import StateFollower
-from display_server.hub import Resync
-from display_server.settings import SpeechSettings
-from display_server.speech import Clip, Speech
-from display_server.state import Call, Change
+from display_server.feed.follower import StateFollower
+from display_server.feed.hub import Resync
+from display_server.feed.state import Call, Change
+from display_server.speech import chime
+from display_server.speech.render import Clip, Speech
+from display_server.speech.settings import SpeechSettings
 from qms_common.config import FieldConfig, SiteConfig
 from qms_common.protocol import EventKind
 

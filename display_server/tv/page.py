@@ -15,13 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
-from display_server.announcer import CHIME_URL, Announcement
 from display_server.base import FOLLOWER, SETTINGS, SITE, SPEECH, add_link, error_page, render_page, texts_for
-from display_server.chime import chime_wav
-from display_server.display_view import DisplayFilter, FilterError, build_view, shown_on_tv
-from display_server.live import KEEPALIVE_S, dumps, live_socket, push_views, run_until_closed
-from display_server.speech import MIME
-from display_server.state import Change
+from display_server.feed.live import KEEPALIVE_S, dumps, live_socket, push_views, run_until_closed
+from display_server.feed.state import Change
+from display_server.speech.chime import chime_wav
+from display_server.speech.render import MIME
+from display_server.tv.announcer import CHIME_URL, Announcement
+from display_server.tv.view import DisplayFilter, FilterError, build_view, shown_on_tv
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from display_server.feed.state import Call, Change, SiteState
 from display_server.settings import DisplaySettings, is_slug
-from display_server.state import Call, Change, SiteState
+from display_server.speech.vietnamese import nfc
 from display_server.texts import Texts
-from display_server.vietnamese import nfc
 from qms_common.config import SiteConfig
 from qms_common.protocol import CounterStatus
 

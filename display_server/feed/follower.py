@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from display_server.display_view import shown_on_tv
-from display_server.hub import Hub
-from display_server.state import Change, SiteState
+from display_server.feed.hub import Hub
+from display_server.feed.state import Change, SiteState
+from display_server.tv.view import shown_on_tv
 from qms_common.config import SiteConfig
 from qms_common.mqtt import MqttSession, Presence, Requester, message_topic
 from qms_common.protocol import OFFLINE, ONLINE, Topics

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from display_server.follower import LinkChange, StateFollower
-from display_server.hub import Resync
-from display_server.state import Call, Change
+from display_server.feed.follower import LinkChange, StateFollower
+from display_server.feed.hub import Resync
+from display_server.feed.state import Call, Change
 from qms_common.mqtt import Requester, new_request_id
 from qms_common.protocol import CALLABLE_STATUSES, ErrorCode, ProtocolError, QueryKind, Topics, query_command
 

@@ -30,10 +30,10 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from aiohttp import web
 
-from display_server.accounts import Account, Accounts, Role
+from display_server.accounts.ratelimit import RateLimiter, seconds_text
+from display_server.accounts.store import Account, Accounts, Role
 from display_server.api import ApiError, check_origin, json_response, read_body, same_site
 from display_server.base import SETTINGS, SITE, error_page, render, texts_for
-from display_server.ratelimit import RateLimiter, seconds_text
 from display_server.settings import SecuritySettings
 from display_server.texts import DEFAULT_LANGUAGE
 

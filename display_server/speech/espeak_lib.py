@@ -134,7 +134,7 @@ def idle_priority() -> None:
 
 
 class IdleRenderProcess:
-    """The worker process (`python -m display_server.espeak_lib`), started on first use: one JSON
+    """The worker process (`python -m display_server.speech.espeak_lib`), started on first use: one JSON
     line per clip in ({"text", "voice", "speed", "path"}), the clip written to `path` by the
     worker, one JSON line back. It ends when its stdin closes, so it never outlives the server."""
 
@@ -152,7 +152,7 @@ class IdleRenderProcess:
             proc = self._proc
             if proc is None or proc.returncode is not None:
                 proc = self._proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "display_server.espeak_lib",
+                    sys.executable, "-m", "display_server.speech.espeak_lib",
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
             assert proc.stdin is not None and proc.stdout is not None
             request = {"text": text, "voice": voice, "speed": speed, "path": str(path)}

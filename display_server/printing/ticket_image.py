@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from display_server import qr
+from display_server.printing import qr
 from display_server.texts import Texts
 
 BASE_WIDTH = 576

@@ -23,13 +23,13 @@ from typing import Any
 
 from aiohttp import web
 
-from display_server.accounts import Role
+from display_server.accounts.auth import form_fields, page_session, session_form
+from display_server.accounts.ratelimit import RateLimiter, seconds_text
+from display_server.accounts.store import Role
 from display_server.api import ApiError, ask_core, bad_request, check_origin, json_response, read_json
-from display_server.auth import form_fields, page_session, session_form
 from display_server.base import FOLLOWER, SETTINGS, SIGNER, SITE, error_page, render, render_page, texts_for
-from display_server.live import serve_feed
-from display_server.ratelimit import RateLimiter, seconds_text
-from display_server.state import SiteState
+from display_server.feed.live import serve_feed
+from display_server.feed.state import SiteState
 from qms_common.config import SiteConfig
 from qms_common.mqtt import new_request_id
 from qms_common.protocol import TicketStatus, rating_command

@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
+from display_server.accounts.ratelimit import RateLimiter, seconds_text
 from display_server.api import CORE_TIMEOUT_S, ApiError, ask_core, bad_request, json_response, read_json
 from display_server.base import (
     FOLLOWER,
@@ -28,15 +29,14 @@ from display_server.base import (
     render_page,
     texts_for,
 )
-from display_server.live import serve_feed
-from display_server.printer import PrintResult, TicketPrinter, status_of
-from display_server.ratelimit import RateLimiter, seconds_text
+from display_server.feed.live import serve_feed
+from display_server.feed.state import SiteState
+from display_server.pages.track import tracking_path, tracking_url
+from display_server.printing.printer import PrintResult, TicketPrinter, status_of
+from display_server.printing.ticket_image import PrintedTicket
 from display_server.settings import is_slug
-from display_server.state import SiteState
 from display_server.texts import DEFAULT_LANGUAGE, Texts
-from display_server.ticket_image import PrintedTicket
 from display_server.timefmt import stamp_text
-from display_server.track_page import tracking_path, tracking_url
 from qms_common.config import SiteConfig
 from qms_common.mqtt import new_request_id
 from qms_common.protocol import MAX_ID_LEN, ticket_command

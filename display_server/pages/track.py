@@ -5,7 +5,7 @@ citizen may rate it from here (POST /api/track/{ticket id}/{token}/rate).
 
 A ticket id (day, field, number) is easy to guess, so the address carries a token, the HMAC of the
 id with the server's secret (signing.py): only the ticket's own slip opens its page. The page is
-served from the web server's live state (today's records and queues, records.py), never a core
+served from the web server's live state (today's records and queues, feed/records.py), never a core
 query per page or per change.
 """
 
@@ -17,13 +17,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from display_server import qr
 from display_server.api import ApiError
 from display_server.base import FOLLOWER, RECORDS, SETTINGS, SIGNER, SITE, error_page, render_page, texts_for
-from display_server.live import serve_feed
-from display_server.rating_page import levels_of, rate_ticket, rating_open, read_score
-from display_server.records import TodayRecords
-from display_server.state import SiteState
+from display_server.feed.live import serve_feed
+from display_server.feed.records import TodayRecords
+from display_server.feed.state import SiteState
+from display_server.pages.rating import levels_of, rate_ticket, rating_open, read_score
+from display_server.printing import qr
 from qms_common.config import SiteConfig
 from qms_common.signing import TRACKING
 from qms_common.signing import tracking_path as signed_tracking_path

@@ -1,0 +1,1 @@
+"""What the web server knows of the core (follower, state, records), fanned out and pushed to live pages."""

@@ -1,0 +1,1 @@
+"""One module per staff or citizen page (kiosk, ticket tracking, console, rating, supervisor): routes, view, API."""

@@ -1,0 +1,1 @@
+"""Statistics of ticket records and their CSV exports (pure)."""

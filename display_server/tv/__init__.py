@@ -1,0 +1,1 @@
+"""The waiting-room TV: its page, the pure view per TV filter, and the announcer that turns calls into speech."""
