@@ -66,7 +66,8 @@ class Notifier:
         if self.webhooks:
             subs.append(self.topics.event_all)
         self.session = MqttSession(
-            self.site.mqtt, identifier=self.settings.user, name="notifier", subscriptions=subs,
+            # the production broker names the client after its user (`notify`) whatever it asks
+            self.site.mqtt, identifier=f"qms-notify-{self.site.id}", name="notifier", subscriptions=subs,
             presence=Presence(self.topics.status_notify), on_message=self._on_message,
             on_connect=self._on_connect, session_expiry_s=SESSION_EXPIRY_S, manual_ack=True)
         self.requester = Requester(self.session, self.topics, self.settings.user)

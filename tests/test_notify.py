@@ -236,6 +236,20 @@ async def test_no_zalo_account_falls_back_to_sms_without_diacritics(office: tupl
         assert "-118" in reason  # why it went by SMS
 
 
+async def test_a_slow_provider_never_delays_another(office: tuple[Office, Path, str], standin: Standin) -> None:
+    o, config, site = office
+    slow = [phone(40 + i) for i in range(12)]  # more than a channel sends at once
+    await standin.fault({"provider": "zalo", "error": -118, "phones": slow})
+    await standin.fault({"provider": "esms", "delay_s": 8})
+    async with running_notifier(config):
+        by_sms = [await o.issue(p) for p in slow]
+        await standin.wait(lambda: sum(e["provider"] == "esms" for e in standin.state.log) >= 8)
+        # the SMS gateway is still thinking about all it has; Zalo goes on
+        by_zalo = await o.issue(phone(60))
+        await standin.wait(lambda: bool(standin.delivered(key(site, by_zalo["id"], "issued"))), timeout=4)
+        assert not any(standin.delivered(key(site, t["id"], "issued")) for t in by_sms)
+
+
 async def test_a_provider_down_for_30_s_loses_and_repeats_nothing(office: tuple[Office, Path, str],
                                                                   standin: Standin) -> None:
     o, config, site = office

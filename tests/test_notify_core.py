@@ -61,6 +61,16 @@ async def test_a_ticket_with_a_phone_is_told_privately_and_events_never_carry_it
     assert contacts_of(messages, t) == []
 
 
+async def test_phones_are_normalised_and_a_wrong_one_is_refused(service: QueueService) -> None:
+    svc, t = service, service.topics
+    _, messages = await issue(svc, "n", phone="091 234 5678")
+    assert contacts_of(messages, t)[0]["phone"] == PHONE
+    result = await svc.handle(t.cmd_ticket, b'{"request_id":"w","field":"dat-dai","phone":"12345"}')
+    assert result.reply is not None and result.reply["error"]["code"] == "bad_request"
+    assert "0912345678" in result.reply["error"]["message"]  # says how to write one
+    assert len(svc.book.tickets) == 1
+
+
 async def test_each_waiting_ticket_is_told_once_when_it_comes_near_the_front(service: QueueService) -> None:
     svc, t = service, service.topics
     ids = []
