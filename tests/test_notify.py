@@ -264,6 +264,41 @@ async def test_a_provider_down_for_30_s_loses_and_repeats_nothing(office: tuple[
         assert len(standin.delivered(k)) == 1
 
 
+async def test_what_happened_while_it_was_stopped_is_caught_up_and_late_news_dropped(
+        office: tuple[Office, Path, str], standin: Standin) -> None:
+    o, config, site = office
+    async with running_notifier(config):
+        pass  # the broker now keeps its session
+    served, waiting = await o.issue(phone(70)), await o.issue(phone(71))
+    await o.counter("open")
+    await o.counter("call_next")
+    await o.counter("finish")
+    async with running_notifier(config) as n:
+        await standin.wait(lambda: bool(standin.delivered(key(site, waiting["id"], "issued")))
+                           and bool(standin.delivered(key(site, served["id"], "rate"))))
+        rows = {r.key: r for r in await n.outbox.all_rows()}
+    late = rows[f"c:{served['id']}:issued"]
+    assert late.state == "dropped"
+    with sqlite3.connect(n.outbox.path) as conn:
+        reasons = dict(conn.execute("SELECT kind, reason FROM messages WHERE ticket = ?", (served["id"],)))
+    assert "đã phục vụ xong" in reasons["issued"] and "đã phục vụ xong" in reasons["called"]
+    assert not standin.delivered(key(site, served["id"], "called"))
+
+
+async def test_a_broker_restart_loses_nothing(own_broker: Broker, tmp_path: Path, standin: Standin) -> None:
+    config, site = write_site(tmp_path, own_broker.url, extra=notify_toml(standin))
+    async with running_core(config), running_notifier(config) as n:
+        own_broker.stop()
+        own_broker.start()
+        async with asyncio.timeout(20):
+            await n.session.wait_connects(2)
+        async with Probe(own_broker.url) as probe:
+            o = Office(probe, Topics(site))
+            tickets = [await o.issue(phone(80 + i)) for i in range(3)]
+            keys = [key(site, t["id"], "issued") for t in tickets]
+            await standin.wait(lambda: all(standin.delivered(k) for k in keys), timeout=20)
+
+
 async def test_a_forged_delivery_receipt_is_refused(office: tuple[Office, Path, str], standin: Standin) -> None:
     o, config, site = office
     settings = load_notify_settings(load_site_config(config))
