@@ -242,7 +242,7 @@ class Notifier:
             return self._store(new)
 
     def _citizen_message(self, c: Contact, d: plan.Decision) -> NewMessage:
-        routes = [ch for ch in self.settings.channels if ch in self.channels]
+        routes = [ch for ch in self.settings.channels_for(d.kind) if ch in self.channels]
         if d.kind not in self._zalo_kinds() and "zalo" in routes:
             routes.remove("zalo")  # no ZNS template for this kind: SMS only
         f = self.site.field(c.field)

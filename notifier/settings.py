@@ -79,6 +79,8 @@ class NotifySettings:
     public_url: str
     ahead: int = 3
     channels: tuple[str, ...] = CHANNELS
+    # [notify.kind_channels]: another order for some kinds (e.g. rate = ["sms"])
+    kind_channels: Mapping[Kind, tuple[str, ...]] = field(default_factory=dict)
     phone_days: int = 30
     language: str = "vi"
     user: str = "notify"
@@ -90,6 +92,10 @@ class NotifySettings:
     webhooks: tuple[WebhookSettings, ...] = ()
     retry_max_s: float = 300.0
     give_up_s: float = 3600.0
+
+    def channels_for(self, kind: Kind | str) -> tuple[str, ...]:
+        """The order of attempts for this kind of message."""
+        return self.kind_channels.get(Kind(kind), self.channels)
 
     def template(self, kind: Kind | str, language: str | None = None) -> str:
         lang = language if language in self.templates else self.language
@@ -106,6 +112,13 @@ def load_notify_settings(site: SiteConfig, *, env: Mapping[str, str] | None = No
     phone_days = t.int("phone_days", 30, minimum=1, maximum=3650)
     user = t.slug("user", required=False, default="notify")
     channels = _channels(t)
+    kind_channels: dict[Kind, tuple[str, ...]] = {}
+    if "kind_channels" in t.data:
+        kc = t.table("kind_channels")
+        for k in kc.data:
+            if k not in {str(x) for x in Kind}:
+                kc.fail(k, "loại tin không có.", f"Chọn trong: {', '.join(str(x) for x in Kind)}.")
+            kind_channels[Kind(k)] = _channels(kc, k)
     language = t.choice("language", LANGUAGES, "vi")
     store_s = t.str("store")
     # beside the core's database by default: backed up and protected with it
@@ -122,7 +135,7 @@ def load_notify_settings(site: SiteConfig, *, env: Mapping[str, str] | None = No
     sms = _sms(t, env) if "sms" in t.data else None
     t.used.update({"zalo", "sms"})
     for channel, section in (("zalo", zalo), ("sms", sms)):
-        if channel in channels and section is None:
+        if any(channel in cs for cs in (channels, *kind_channels.values())) and section is None:
             t.fail("channels", f"kênh {channel!r} được liệt kê nhưng thiếu mục [notify.{channel}].",
                    f"Thêm [notify.{channel}] với thông tin tài khoản, hoặc bỏ {channel!r} khỏi channels.")
 
@@ -130,20 +143,21 @@ def load_notify_settings(site: SiteConfig, *, env: Mapping[str, str] | None = No
     webhooks = tuple(_webhook(w) for w in t.tables("webhooks"))
     t.reject_unknown()
     return NotifySettings(
-        store=store, public_url=public_url, ahead=ahead, channels=channels, phone_days=phone_days,
+        store=store, public_url=public_url, ahead=ahead, channels=channels, kind_channels=kind_channels,
+        phone_days=phone_days,
         language=language, user=user, listen=listen, zalo=zalo, sms=sms, templates=templates,
         webhooks=webhooks, retry_max_s=retry_max_s, give_up_s=give_up_s,
     )
 
 
-def _channels(t: Table) -> tuple[str, ...]:
-    channels = t.str_list("channels", list(CHANNELS))
+def _channels(t: Table, k: str = "channels") -> tuple[str, ...]:
+    channels = t.str_list(k, list(CHANNELS))
     for c in channels:
         if c not in CHANNELS:
-            t.fail("channels", f"kênh {c!r} không có.",
+            t.fail(k, f"kênh {c!r} không có.",
                    f"Liệt kê các kênh theo thứ tự thử, trong: {', '.join(CHANNELS)} (hoặc [] để chỉ dùng webhook).")
     if len(set(channels)) != len(channels):
-        t.fail("channels", "một kênh được liệt kê hai lần.", "Mỗi kênh chỉ ghi một lần, ví dụ [\"zalo\", \"sms\"].")
+        t.fail(k, "một kênh được liệt kê hai lần.", "Mỗi kênh chỉ ghi một lần, ví dụ [\"zalo\", \"sms\"].")
     return tuple(channels)
 
 

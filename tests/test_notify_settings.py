@@ -99,6 +99,12 @@ def load(tmp_path: Path, notify: str, *, env: dict[str, str] | None = None, web_
     return site, load_notify_settings(site, env=env or {})
 
 
+def test_a_kind_may_have_its_own_order_of_channels(tmp_path: Path) -> None:
+    _, s = load(tmp_path, '[notify]\nchannels = ["zalo", "sms"]\n' + BOTH + '[notify.kind_channels]\nrate = ["sms"]\n')
+    assert s is not None
+    assert s.channels_for("rate") == ("sms",) and s.channels_for("issued") == ("zalo", "sms")
+
+
 def test_full_section_loads(tmp_path: Path) -> None:
     site, s = load(tmp_path, FULL)
     assert s is not None
@@ -198,6 +204,9 @@ BOTH = ZALO + SMS
     ('listen = "127.0.0.1:70000"\n' + BOTH, "notify.listen", ["máy:cổng"]),
     ("retry_max_s = 600\ngive_up_s = 60\n" + BOTH, "notify.give_up_s", ["retry_max_s"]),
     ("chanels = []\n" + BOTH, "notify.chanels", ["không được hỗ trợ"]),
+    ('[notify.kind_channels]\nrated = ["sms"]\n' + BOTH, "notify.kind_channels.rated", ["issued, nears"]),
+    ('[notify.kind_channels]\nrate = ["fax"]\n' + BOTH, "notify.kind_channels.rate", ["fax"]),
+    ('channels = ["zalo"]\n[notify.kind_channels]\nrate = ["sms"]\n' + ZALO, "notify.channels", ["[notify.sms]"]),
     ('[notify.zalo]\nsecret_key = "s"\ntemplates = { issued = "1" }\n', "notify.zalo.app_id", ["thiếu"]),
     ('[notify.zalo]\napp_id = "1"\ntemplates = { issued = "1" }\n' + SMS, "notify.zalo.secret_key",
      ["QMS_ZALO_SECRET_KEY"]),
