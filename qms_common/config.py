@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
-from datetime import time
+from datetime import date, time
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ MQTT_URL_ENV = "QMS_MQTT_URL"
 # Sections other parts read from the same file; listed so a misspelt section name is caught.
 KNOWN_SECTIONS = (
     "site", "mqtt", "storage", "web", "queue", "rating", "fields", "counters", "agents", "integrations",
-    "speech", "display", "kiosk", "printer", "accounts", "security", "notify",
+    "speech", "display", "kiosk", "printer", "accounts", "security", "notify", "remote", "appointments",
 )
 
 DEFAULT_RATING_LEVELS = ("Không hài lòng", "Hài lòng", "Rất hài lòng")
@@ -124,6 +124,65 @@ class QueueSettings:
     tick_s: float = 1.0
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # date.weekday() order
+_RANGE_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+Minutes = tuple[int, int]  # [start, end) in minutes after midnight, site time
+
+
+def minutes_text(m: int) -> str:
+    return f"{m // 60:02d}:{m % 60:02d}"
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """[remote]: today's number taken from a phone (docs/protocol.md, remote tickets)."""
+
+    hours: tuple[Minutes, ...]
+    checkin_required: bool = True
+    per_phone: int = 1
+    quota: dict[str, int] = field(default_factory=dict)  # field -> remote tickets a day; absent: none
+
+    def open_at(self, minute: int) -> bool:
+        return any(a <= minute < b for a, b in self.hours)
+
+
+@dataclass(frozen=True)
+class AppointmentField:
+    field: str
+    slot_min: int
+    hours: tuple[Minutes, ...]
+    capacity: int
+    weekday_capacity: dict[int, int] = field(default_factory=dict)  # date.weekday() -> places
+
+    def capacity_on(self, weekday: int) -> int:
+        return self.weekday_capacity.get(weekday, self.capacity)
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """Every slot's start (minutes after midnight): on the slot_min grid from each range's
+        start, each slot ending within its range."""
+        return tuple(m for a, b in self.hours for m in range(a, b - self.slot_min + 1, self.slot_min))
+
+
+@dataclass(frozen=True)
+class AppointmentSettings:
+    """[appointments]: bookings of a time on a later day."""
+
+    fields: tuple[AppointmentField, ...]
+    days_ahead: int = 14
+    closed_weekdays: frozenset[int] = frozenset({5, 6})
+    holidays: frozenset[str] = frozenset()
+    checkin_before_min: int = 30
+    checkin_after_min: int = 15
+    late: str = "ordinary"   # or "refuse"
+    max_share: float = 0.5
+    per_phone: int = 2
+
+    def field(self, field_id: str) -> AppointmentField | None:
+        return next((f for f in self.fields if f.field == field_id), None)
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     path: Path
@@ -147,6 +206,8 @@ class SiteConfig:
     notify_ahead: int = 3
     notify_user: str = "notify"
     phone_days: int = 30
+    remote: RemoteSettings | None = None              # [remote]; None: no remote tickets
+    appointments: AppointmentSettings | None = None  # [appointments]; None: no bookings
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -237,6 +298,9 @@ def load_site_config(path: Path | str, *, env: dict[str, str] | None = None) -> 
     fields = _parse_fields(root)
     counters = _parse_counters(root, {f.id for f in fields})
     agents = _parse_agents(root, {c.id for c in counters})
+    field_ids = {f.id for f in fields}
+    remote = _parse_remote(root.table("remote"), field_ids) if "remote" in data else None
+    appointments = _parse_appointments(root.table("appointments"), field_ids) if "appointments" in data else None
 
     return SiteConfig(
         path=path, id=site_id, name=site_name, timezone=tz_name,
@@ -244,8 +308,94 @@ def load_site_config(path: Path | str, *, env: dict[str, str] | None = None) -> 
         mqtt=mqtt, storage_path=storage_path, web_host=web_host, web_port=web_port,
         fields=fields, counters=counters, agents=agents, queue=queue, rating_levels=levels,
         rating_window_s=rating_window_s, notify_enabled=notify_enabled, notify_ahead=notify_ahead,
-        notify_user=notify_user, phone_days=phone_days, raw=data,
+        notify_user=notify_user, phone_days=phone_days, remote=remote, appointments=appointments, raw=data,
     )
+
+
+def _ranges(t: Table, k: str, *, required: bool = True) -> tuple[Minutes, ...]:
+    """["07:30-11:00", "13:30-16:30"]: ascending ranges of the day that do not overlap."""
+    items = t.str_list(k, required=required) or []
+    out: list[Minutes] = []
+    for item in items:
+        m = _RANGE_RE.match(item.strip())
+        a = int(m.group(1)) * 60 + int(m.group(2)) if m else 0
+        b = int(m.group(3)) * 60 + int(m.group(4)) if m else 0
+        if not m or b > 24 * 60 or a >= b:
+            t.fail(k, f"khoảng giờ {item!r} không hợp lệ.",
+                   "Viết dạng \"HH:MM-HH:MM\", giờ bắt đầu trước giờ kết thúc, ví dụ \"07:30-11:00\".")
+        if out and a < out[-1][1]:
+            t.fail(k, f"khoảng giờ {item!r} trùng hoặc đứng trước khoảng trước nó.",
+                   "Liệt kê các khoảng theo thứ tự thời gian, không chồng lên nhau.")
+        out.append((a, b))
+    if required and not out:
+        t.fail(k, "cần ít nhất một khoảng giờ.", "Ví dụ [\"07:30-11:00\", \"13:30-16:30\"].")
+    return tuple(out)
+
+
+def _field_ref(t: Table, k: str, fid: str, field_ids: set[str]) -> None:
+    if fid not in field_ids:
+        t.fail(k, f"lĩnh vực {fid!r} không có trong [[fields]].",
+               f"Dùng một trong: {', '.join(sorted(field_ids))}.")
+
+
+def _parse_remote(t: Table, field_ids: set[str]) -> RemoteSettings:
+    hours = _ranges(t, "hours")
+    checkin_required = t.bool("checkin_required", True)
+    per_phone = t.int("per_phone", 1, minimum=1, maximum=10)
+    q = t.table("quota")
+    quota: dict[str, int] = {}
+    for fid in q.data:
+        _field_ref(q, fid, fid, field_ids)
+        quota[fid] = q.int(fid, minimum=0, maximum=100_000)
+    t.reject_unknown()
+    return RemoteSettings(hours=hours, checkin_required=checkin_required, per_phone=per_phone, quota=quota)
+
+
+def _weekday(t: Table, k: str, name: object) -> int:
+    if not isinstance(name, str) or name.lower() not in WEEKDAYS:
+        t.fail(k, f"thứ {name!r} không hợp lệ.", f"Dùng một trong: {', '.join(WEEKDAYS)}.")
+    return WEEKDAYS.index(name.lower())
+
+
+def _parse_appointments(t: Table, field_ids: set[str]) -> AppointmentSettings:
+    days_ahead = t.int("days_ahead", 14, minimum=1, maximum=90)
+    closed = frozenset(_weekday(t, "closed_weekdays", d) for d in t.str_list("closed_weekdays", ["sat", "sun"]))
+    holidays: set[str] = set()
+    for d in t.str_list("holidays", []):
+        try:
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", d):
+                raise ValueError(d)
+            holidays.add(date.fromisoformat(d).isoformat())
+        except ValueError:
+            t.fail("holidays", f"ngày {d!r} không hợp lệ.", "Viết dạng \"YYYY-MM-DD\", ví dụ \"2027-01-01\".")
+    before = t.int("checkin_before_min", 30, minimum=0, maximum=240)
+    after = t.int("checkin_after_min", 15, minimum=0, maximum=240)
+    late = t.choice("late", ("ordinary", "refuse"), "ordinary")
+    max_share = t.float("max_share", 0.5, minimum=0.0)
+    if max_share > 1:
+        t.fail("max_share", f"phải từ 0 đến 1 (đang là {max_share}).", "Ví dụ 0.5: tối đa nửa số lượt gọi mỗi giờ.")
+    per_phone = t.int("per_phone", 2, minimum=1, maximum=20)
+    fields: list[AppointmentField] = []
+    for ft in t.tables("fields", required=True):
+        fid = ft.slug("field")
+        _field_ref(ft, "field", fid, field_ids)
+        if any(f.field == fid for f in fields):
+            ft.fail("field", f"lĩnh vực {fid!r} đã có lịch hẹn ở mục trước.", "Mỗi lĩnh vực chỉ một mục.")
+        slot_min = ft.int("slot_min", required=True, minimum=5, maximum=240)
+        hours = _ranges(ft, "hours")
+        for a, b in hours:
+            if b - a < slot_min:
+                ft.fail("hours", f"khoảng {minutes_text(a)}-{minutes_text(b)} ngắn hơn một lượt hẹn ({slot_min} phút).",
+                        "Kéo dài khoảng giờ hoặc giảm slot_min.")
+        capacity = ft.int("capacity", required=True, minimum=1, maximum=1000)
+        wt = ft.table("weekday_capacity")
+        weekday_capacity = {_weekday(wt, k, k): wt.int(k, minimum=0, maximum=1000) for k in wt.data}
+        ft.reject_unknown()
+        fields.append(AppointmentField(fid, slot_min, hours, capacity, weekday_capacity))
+    t.reject_unknown()
+    return AppointmentSettings(fields=tuple(fields), days_ahead=days_ahead, closed_weekdays=closed,
+                               holidays=frozenset(holidays), checkin_before_min=before, checkin_after_min=after,
+                               late=late, max_share=max_share, per_phone=per_phone)
 
 
 def _parse_fields(root: Table) -> tuple[FieldConfig, ...]:

@@ -10,6 +10,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
@@ -84,15 +85,56 @@ class ErrorCode(StrEnum):
     RATING_CLOSED = "rating_closed"
     FORBIDDEN = "forbidden"
     INTERNAL = "internal"
+    # remote tickets and appointments (issue 12)
+    SLOT_FULL = "slot_full"
+    OUTSIDE_HOURS = "outside_hours"
+    QUOTA_REACHED = "quota_reached"
+    TOO_EARLY = "too_early"
+    TOO_LATE = "too_late"
+    UNKNOWN_BOOKING = "unknown_booking"
+
+
+class Via(StrEnum):
+    """How a ticket came: printed at the kiosk (or by a keypad), taken from a phone, or given at
+    the check-in of an appointment."""
+
+    KIOSK = "kiosk"
+    REMOTE = "remote"
+    APPOINTMENT = "appointment"
+
+
+class BookingStatus(StrEnum):
+    BOOKED = "booked"
+    CANCELLED = "cancelled"
+    CHECKED_IN = "checked_in"
+    NO_SHOW = "no_show"
+
+
+class AppointmentAction(StrEnum):
+    BOOK = "book"
+    CANCEL = "cancel"
+    MOVE = "move"
+    GET = "get"
+
+
+# The web server's broker user: the only sender of remote tickets, bookings and check-ins (it
+# verifies phones), and the only one the broker lets publish on cmd/appointment and cmd/checkin.
+WEB_USER = "web"
+# Check-in and booking codes: no 0/O, 1/I/L, 2/Z, 5/S, 8/B, so a code read aloud or typed is not mistaken.
+CODE_ALPHABET = "ACDEFGHJKLMNPQRTUVWXY34679"
+TICKET_CODE_LEN = 6
+BOOKING_CODE_LEN = 8
 
 
 class ProtocolError(Exception):
-    """A request the core refuses: the code is for programs, the message (Vietnamese) for people."""
+    """A request the core refuses: the code is for programs, the message (Vietnamese) for people;
+    `extra`: more keys of the error reply (e.g. `from` of too_early)."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.extra = extra
 
 
 def bad_request(message: str) -> ProtocolError:
@@ -126,6 +168,14 @@ class Topics:
         return f"{self.root}/cmd/query"
 
     @property
+    def cmd_appointment(self) -> str:
+        return f"{self.root}/cmd/appointment"
+
+    @property
+    def cmd_checkin(self) -> str:
+        return f"{self.root}/cmd/checkin"
+
+    @property
     def cmd_all(self) -> str:
         return f"{self.root}/cmd/#"
 
@@ -151,6 +201,16 @@ class Topics:
         return f"{self.root}/private/contact"
 
     @property
+    def private_booking(self) -> str:
+        return f"{self.root}/private/booking"
+
+    @property
+    def private_otp(self) -> str:
+        """The web server asks the notifier to send a one-time code (the web server writes, only
+        the notifier and the core read)."""
+        return f"{self.root}/private/otp"
+
+    @property
     def private_all(self) -> str:
         return f"{self.root}/private/#"
 
@@ -173,6 +233,9 @@ class Topics:
 
     def state_counter(self, counter: str) -> str:
         return f"{self.root}/state/counter/{counter}"
+
+    def state_appointments(self, field: str) -> str:
+        return f"{self.root}/state/appointments/{field}"
 
     @property
     def state_all(self) -> str:
@@ -393,16 +456,21 @@ class TicketRequest:
     priority: bool = False
     source: str | None = None
     phone: str | None = None
+    remote: bool = False  # taken from a phone (the web server only); needs a phone
 
     @classmethod
     def parse(cls, obj: dict[str, Any]) -> TicketRequest:
-        return cls(
+        req = cls(
             request_id=_require_request_id(obj),
             field=_slug(obj, "field") or "",
             priority=_opt_bool(obj, "priority"),
             source=_opt_str(obj, "source"),
             phone=_opt_phone(obj),
+            remote=_opt_bool(obj, "remote"),
         )
+        if req.remote and req.phone is None:
+            raise bad_request("vé lấy từ xa cần số điện thoại (“phone”).")
+        return req
 
 
 @dataclass(frozen=True)
@@ -477,6 +545,7 @@ class QueryKind(StrEnum):
     TICKET = "ticket"
     TICKETS = "tickets"
     CONTACTS = "contacts"   # today's tickets with a phone: answered to the notifier's user alone
+    BOOKINGS = "bookings"   # live bookings of today and later with their phones: the notifier alone
 
 
 MAX_QUERY_LIMIT = 1000
@@ -529,6 +598,76 @@ class QueryRequest:
             raise bad_request(f"“limit” phải là số nguyên từ 1 đến {MAX_QUERY_LIMIT}.")
         return cls(rid, query, day_from=_opt_day(obj, "from"), day_to=_opt_day(obj, "to"),
                    after=_opt_str(obj, "after", MAX_ID_LEN), limit=limit)
+
+
+_SLOT_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _day(obj: dict[str, Any], key: str) -> str:
+    value = _opt_day(obj, key)
+    if value is None:
+        raise bad_request(f"thiếu trường “{key}” (ngày dạng YYYY-MM-DD).")
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise bad_request(f"ngày “{value}” không có thật.") from None
+    return value
+
+
+def _slot(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not _SLOT_RE.match(value):
+        raise bad_request(f"trường “{key}” phải là giờ dạng HH:MM.")
+    return value
+
+
+def _code(obj: dict[str, Any]) -> str:
+    """A check-in or booking code as typed: case and spaces do not matter."""
+    raw = _req_str(obj, "code", 32)
+    code = "".join(raw.split()).upper()
+    if not code or any(c not in CODE_ALPHABET for c in code):
+        raise bad_request("mã không hợp lệ.")
+    return code
+
+
+@dataclass(frozen=True)
+class AppointmentRequest:
+    request_id: str
+    action: AppointmentAction
+    field: str | None = None    # book
+    day: str | None = None      # book, move
+    slot: str | None = None     # book, move
+    phone: str | None = None    # book
+    code: str | None = None     # cancel, move, get
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> AppointmentRequest:
+        rid = _require_request_id(obj)
+        try:
+            action = AppointmentAction(obj.get("action"))
+        except ValueError:
+            raise bad_request(
+                f"“action” phải là một trong: {', '.join(a.value for a in AppointmentAction)}.") from None
+        if action is AppointmentAction.BOOK:
+            phone = _opt_phone(obj)
+            if phone is None:
+                raise bad_request("đặt lịch cần số điện thoại (“phone”).")
+            return cls(rid, action, field=_slug(obj, "field"), day=_day(obj, "day"), slot=_slot(obj, "slot"),
+                       phone=phone)
+        code = _code(obj)
+        if action is AppointmentAction.MOVE:
+            return cls(rid, action, day=_day(obj, "day"), slot=_slot(obj, "slot"), code=code)
+        return cls(rid, action, code=code)
+
+
+@dataclass(frozen=True)
+class CheckinRequest:
+    request_id: str
+    code: str
+
+    @classmethod
+    def parse(cls, obj: dict[str, Any]) -> CheckinRequest:
+        return cls(_require_request_id(obj), _code(obj))
 
 
 # ---------------------------------------------------------------- replies

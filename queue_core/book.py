@@ -9,11 +9,14 @@ import math
 from bisect import bisect_left, insort
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from qms_common.config import SiteConfig
-from qms_common.protocol import CALLABLE_STATUSES, CounterStatus, EventKind, ProtocolError, TicketStatus
-from queue_core.model import Counter, Ticket
+from qms_common.protocol import CALLABLE_STATUSES, CounterStatus, EventKind, ProtocolError, TicketStatus, Via
+from queue_core.appointments import FAIRNESS_WINDOW, appointment_may_go_first
+from queue_core.bookings import BookingIndex
+from queue_core.model import Booking, Counter, Ticket
 
 ACTIVE_STATUSES = frozenset({CounterStatus.OPEN, CounterStatus.SERVING})
 
@@ -39,10 +42,15 @@ class Change:
     ticket: Ticket | None = None        # for the reply
     counter: Counter | None = None      # for the reply
     error: ProtocolError | None = None  # refused, but after changing something (see call_next)
+    bookings: list[Booking] = field(default_factory=list)
+    booking: Booking | None = None      # for the reply
+    passed_over: set[str] = field(default_factory=set)  # tickets whose turn came while awaiting check-in
+    extra: dict[str, Any] = field(default_factory=dict)  # more keys of the reply (code, late)
+    show_ahead: bool = False            # the reply tells the ticket's place (issue, check-in)
 
     @property
     def empty(self) -> bool:
-        return not (self.tickets or self.counters or self.numbers or self.events or self.day)
+        return not (self.tickets or self.counters or self.numbers or self.events or self.day or self.bookings)
 
 
 @dataclass
@@ -69,8 +77,10 @@ class FieldStats:
 class Book:
     def __init__(self, site: SiteConfig, day: str, *, tickets: Iterable[Ticket] = (),
                  counters: dict[str, Counter] | None = None,
-                 last_numbers: dict[str, int] | None = None, next_order: int = 1) -> None:
+                 last_numbers: dict[str, int] | None = None, next_order: int = 1,
+                 bookings: BookingIndex | None = None) -> None:
         self.site = site
+        self.bookings = bookings if bookings is not None else BookingIndex()
         self.day = day
         self.next_order = next_order
         self.last_number: dict[str, int] = dict(last_numbers or {})
@@ -84,8 +94,16 @@ class Book:
         self._waiting: dict[str, list[tuple[tuple[Any, ...], str]]] = {f.id: [] for f in site.fields}
         self._targeted: dict[str, set[str]] = {c.id: set() for c in site.counters}
         self._stats: dict[str, FieldStats] = {f.id: FieldStats() for f in site.fields}
+        self._awaiting: dict[str, set[str]] = {}  # field -> waiting remote tickets not yet checked in
+        # counter -> (when, went to an appointment) of its calls, for the fairness share
+        self._calls: dict[str, list[tuple[datetime, bool]]] = {}
         for t in tickets:
             self._put(t)
+            if t.counter and t.called_at and t.status in (TicketStatus.SERVING, TicketStatus.DONE,
+                                                          TicketStatus.NO_SHOW):
+                self._calls.setdefault(t.counter, []).append((t.called_at, t.via is Via.APPOINTMENT))
+        for calls in self._calls.values():
+            calls.sort()
 
     # ------------------------------------------------------------ changes
 
@@ -99,6 +117,14 @@ class Book:
         self.last_number.update(change.numbers)
         if change.next_order is not None:
             self.next_order = change.next_order
+        for b in change.bookings:
+            self.bookings.put(b)
+        for ev in change.events:
+            if ev.kind is EventKind.CALLED and not ev.recall and ev.counter and ev.ticket.called_at:
+                calls = self._calls.setdefault(ev.counter, [])
+                calls.append((ev.ticket.called_at, ev.ticket.via is Via.APPOINTMENT))
+                if len(calls) > 512:  # only the last hour matters
+                    del calls[:256]
 
     def _put(self, new: Ticket) -> None:
         old = self.tickets.get(new.id)
@@ -111,6 +137,9 @@ class Book:
         self._stats.setdefault(t.field, FieldStats()).add(t, sign)
         if t.status not in CALLABLE_STATUSES:
             return
+        if t.awaiting_checkin:
+            awaiting = self._awaiting.setdefault(t.field, set())
+            (awaiting.add if sign > 0 else awaiting.discard)(t.id)
         entry = (t.sort_key, t.id)
         queue = self._waiting.setdefault(t.field, [])
         if sign > 0:
@@ -126,24 +155,63 @@ class Book:
 
     # ------------------------------------------------------------ queries
 
-    def find_next(self, counter_id: str) -> Ticket | None:
-        """The ticket this counter calls next: priority first, then the oldest, among its fields
-        and the tickets transferred to it."""
+    def find_next(self, counter_id: str, now: datetime | None = None) -> Ticket | None:
+        """The ticket this counter calls next, among its fields and the tickets transferred to it:
+        priority first, then appointment tickets by slot, then the others by issue time; never a
+        remote ticket awaiting check-in. Fairness: an appointment ticket gives way to a walk-in
+        when appointments already had their share of the counter's last hour of calls."""
         best: Ticket | None = None
+        walk_in: Ticket | None = None   # the first of class 2 (walk-in or remote)
         cc = self.site.counter(counter_id)
+        candidates: list[Ticket] = []
         for fid in cc.fields if cc else ():
+            found_best = False
             for _, tid in self._waiting.get(fid, ()):
                 t = self.tickets[tid]
-                if t.targeted and t.counter != counter_id:
+                if (t.targeted and t.counter != counter_id) or t.awaiting_checkin:
                     continue
-                if best is None or t.sort_key < best.sort_key:
-                    best = t
-                break
-        for tid in self._targeted.get(counter_id, ()):
-            t = self.tickets[tid]
+                if not found_best:
+                    candidates.append(t)
+                    found_best = True
+                if t.sort_key[0] == 2:
+                    candidates.append(t)
+                    break
+        candidates += [self.tickets[tid] for tid in self._targeted.get(counter_id, ())
+                       if not self.tickets[tid].awaiting_checkin]
+        for t in candidates:
             if best is None or t.sort_key < best.sort_key:
                 best = t
+            if t.sort_key[0] == 2 and (walk_in is None or t.sort_key < walk_in.sort_key):
+                walk_in = t
+        if best is not None and best.sort_key[0] == 1 and walk_in is not None and not self._appointment_may_go(
+                counter_id, now):
+            return walk_in
         return best
+
+    def _appointment_may_go(self, counter_id: str, now: datetime | None) -> bool:
+        settings = self.site.appointments
+        if settings is None:
+            return True
+        calls = self._calls.get(counter_id, [])
+        if now is None:
+            now = calls[-1][0] if calls else None
+        since = now - FAIRNESS_WINDOW if now is not None else None
+        recent = [appt for at, appt in calls if since is None or at >= since]
+        return appointment_may_go_first(sum(recent), len(recent), settings.max_share)
+
+    def passed_over(self, counter_id: str, chosen: Ticket | None) -> list[Ticket]:
+        """Remote tickets awaiting check-in in this counter's fields whose turn has come: the
+        counter calls `chosen` (or nobody) though they come first. Each is told once."""
+        cc = self.site.counter(counter_id)
+        out: list[Ticket] = []
+        for fid in cc.fields if cc else ():
+            for tid in self._awaiting.get(fid, ()):
+                t = self.tickets[tid]
+                if t.passed_over or (t.targeted and t.counter != counter_id):
+                    continue
+                if chosen is None or t.sort_key < chosen.sort_key:
+                    out.append(t)
+        return sorted(out, key=lambda t: t.sort_key)
 
     def find_ticket(self, ref: str, counter_id: str | None = None) -> Ticket | None:
         """A ticket of the day by id, or by the number people see ("1005", "a005")."""
@@ -158,15 +226,30 @@ class Book:
         return matches[0] if matches else None
 
     def waiting(self, field_id: str) -> int:
-        return len(self._waiting.get(field_id, ()))
+        """Tickets that may be called now (remote tickets awaiting check-in are not)."""
+        return len(self._waiting.get(field_id, ())) - len(self._awaiting.get(field_id, ()))
+
+    def awaiting(self, field_id: str) -> int:
+        return len(self._awaiting.get(field_id, ()))
 
     def front(self, field_id: str, n: int) -> list[Ticket]:
         """The first n tickets of a field's queue, in calling order."""
         return [self.tickets[tid] for _, tid in self._waiting.get(field_id, [])[:n]]
 
     def ahead(self, t: Ticket) -> int:
-        """How many are called before this ticket in its field's queue."""
-        return bisect_left(self._waiting.get(t.field, []), (t.sort_key, t.id))
+        """How many are called before this ticket in its field's queue: those before it in the
+        calling order, but not remote tickets still awaiting check-in (they are passed over).
+        The fairness share may still put a walk-in before an appointment ticket."""
+        key = (t.sort_key, t.id)
+        before = bisect_left(self._waiting.get(t.field, []), key)
+        awaiting = self._awaiting.get(t.field)
+        if awaiting:
+            before -= sum(1 for tid in awaiting if (self.tickets[tid].sort_key, tid) < key)
+        return before
+
+    def live_codes(self) -> set[str]:
+        """Check-in codes of today's remote tickets (a new one must differ from all of them)."""
+        return {t.code for t in self.tickets.values() if t.code}
 
     def active_counters(self, field_id: str) -> int:
         return self._active.get(field_id, 0)
@@ -191,14 +274,23 @@ class Book:
         f = self.site.field(field_id)
         stats = self._stats.get(field_id, FieldStats())
         queue = self._waiting.get(field_id, [])
+        awaiting = self._awaiting.get(field_id, set())
         preview = self.site.queue.next_preview
+        nxt: list[str] = []
+        for _, tid in queue:
+            if len(nxt) >= preview:
+                break
+            if tid not in awaiting:
+                nxt.append(self.tickets[tid].number)
+        waiting = len(queue) - len(awaiting)
         return {
             "field": field_id,
             "name": f.name if f else field_id,
-            "waiting": len(queue),
+            "waiting": waiting,
             "priority_waiting": stats.priority_waiting,
-            "next": [self.tickets[tid].number for _, tid in queue[:preview]],
+            "next": nxt,
             "served": stats.served,
             "avg_wait_s": round(stats.wait_sum / stats.wait_n) if stats.wait_n else None,
-            "est_wait_s": self.est_wait_s(field_id, len(queue)),
+            "est_wait_s": self.est_wait_s(field_id, waiting),
+            "awaiting_checkin": len(awaiting),
         }

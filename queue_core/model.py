@@ -7,7 +7,7 @@ from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import Any
 
-from qms_common.protocol import CounterStatus, TicketStatus
+from qms_common.protocol import BookingStatus, CounterStatus, TicketStatus, Via
 
 
 def iso(t: datetime | None, tz: tzinfo) -> str | None:
@@ -45,11 +45,22 @@ class Ticket:
     rating: int | None = None
     rated_at: datetime | None = None
     dossier: str | None = None
+    via: Via = Via.KIOSK
+    awaiting_checkin: bool = False  # a remote ticket kept in its place, callable after check-in
+    appointment: str | None = None  # the booking code of a ticket given at its check-in
+    code: str | None = None         # a remote ticket's check-in code: private like the phone
+    slot_at: datetime | None = None  # an appointment ticket's slot: its place in the calling order
+    passed_over: bool = False       # its turn came while it awaited check-in (told once)
 
     @property
     def sort_key(self) -> tuple[int, datetime, int]:
-        # priority first, then the place earned by issue time, kept through transfers
-        return (0 if self.priority else 1, self.issued_at, self.order)
+        # priority first (by issue time), then appointments by their slot, then everyone else by
+        # issue time; the place is kept through transfers
+        if self.priority:
+            return (0, self.issued_at, self.order)
+        if self.slot_at is not None:
+            return (1, self.slot_at, self.order)
+        return (2, self.issued_at, self.order)
 
     @property
     def targeted(self) -> bool:
@@ -71,6 +82,9 @@ class Ticket:
             "calls": self.calls,
             "rating": self.rating,
             "dossier": self.dossier,
+            "via": str(self.via),
+            "awaiting_checkin": self.awaiting_checkin,
+            "appointment": self.appointment,
         }
 
 
@@ -89,3 +103,27 @@ class Counter:
     officer: str | None = None
     last_served: str | None = None   # the ticket a rating by counter goes to
     since: datetime | None = None    # when the status last changed
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """An appointment: a slot of a later day, booked with a phone the web server verified."""
+
+    code: str            # 8 characters of CODE_ALPHABET, unique forever
+    field: str
+    day: str             # YYYY-MM-DD
+    slot: str            # HH:MM, site time
+    phone: str | None    # erased `[notify] phone_days` after its day
+    status: BookingStatus
+    created_at: datetime
+    updated_at: datetime
+    ticket: str | None = None  # the ticket its check-in gave (check-in again answers it)
+
+    @property
+    def live(self) -> bool:
+        """Holds its place in the slot."""
+        return self.status in (BookingStatus.BOOKED, BookingStatus.CHECKED_IN)
+
+    def public(self) -> dict[str, Any]:
+        return {"code": self.code, "field": self.field, "day": self.day, "slot": self.slot,
+                "status": str(self.status)}

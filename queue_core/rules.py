@@ -6,11 +6,15 @@ No I/O and no mutation: the service commits the Change, then applies it to the b
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 
+from qms_common.config import FieldConfig
 from qms_common.protocol import (
     CALLABLE_STATUSES,
     Action,
+    AppointmentRequest,
+    BookingStatus,
+    CheckinRequest,
     CounterRequest,
     CounterStatus,
     ErrorCode,
@@ -19,10 +23,12 @@ from qms_common.protocol import (
     RatingRequest,
     TicketRequest,
     TicketStatus,
+    Via,
     bad_request,
 )
+from queue_core import appointments as appt
 from queue_core.book import Book, Change, Event
-from queue_core.model import Counter, Ticket
+from queue_core.model import Booking, Counter, Ticket
 
 STATUS_VI = {
     TicketStatus.WAITING: "đang chờ",
@@ -57,10 +63,36 @@ def check_deadline(deadline: float | None, now: datetime) -> None:
 # ---------------------------------------------------------------- tickets
 
 
-def issue_ticket(book: Book, req: TicketRequest, now: datetime) -> Change:
-    f = book.site.field(req.field)
+def issue_ticket(book: Book, req: TicketRequest, now: datetime, *, code: str | None = None) -> Change:
+    """A ticket from the kiosk (or a keypad, an integration); `req.remote`: from a phone, with
+    its check-in `code` (the caller checked that the web server sent it)."""
+    f = _field(book, req.field)
+    if not req.remote:
+        return _new_ticket(book, f, now, priority=req.priority, source=req.source, phone=req.phone)
+    remote = book.site.remote
+    local = now.astimezone(book.site.tz)
+    issued = live = 0
+    for t in book.tickets.values():
+        if t.via is Via.REMOTE and t.origin_field == f.id:
+            issued += 1
+            if t.phone == req.phone and (t.status in CALLABLE_STATUSES or t.status is TicketStatus.SERVING):
+                live += 1
+    appt.check_remote(remote, f.id, f.name, local.hour * 60 + local.minute, issued, live)
+    assert remote is not None and code is not None
+    change = _new_ticket(book, f, now, priority=req.priority, source=req.source, phone=req.phone, via=Via.REMOTE,
+                         code=code, awaiting_checkin=remote.checkin_required)
+    change.extra = {"code": code}
+    return change
+
+
+def _field(book: Book, field_id: str) -> FieldConfig:
+    f = book.site.field(field_id)
     if f is None:
-        raise ProtocolError(ErrorCode.UNKNOWN_FIELD, f"Không có lĩnh vực “{req.field}”.")
+        raise ProtocolError(ErrorCode.UNKNOWN_FIELD, f"Không có lĩnh vực “{field_id}”.")
+    return f
+
+
+def _new_ticket(book: Book, f: FieldConfig, now: datetime, *, priority: bool = False, **kw: object) -> Change:
     value = book.last_number.get(f.id, f.first - 1) + 1
     if value > f.last:
         raise ProtocolError(ErrorCode.RANGE_EXHAUSTED,
@@ -68,10 +100,10 @@ def issue_ticket(book: Book, req: TicketRequest, now: datetime) -> Change:
                             f"({f.format_number(f.first)}–{f.format_number(f.last)}).")
     number = f.format_number(value)
     t = Ticket(id=ticket_id(book.day, f.id, number), day=book.day, number=number, value=value,
-               origin_field=f.id, field=f.id, priority=req.priority, status=TicketStatus.WAITING,
-               issued_at=now, order=book.next_order, source=req.source, phone=req.phone)
+               origin_field=f.id, field=f.id, priority=priority, status=TicketStatus.WAITING,
+               issued_at=now, order=book.next_order, **kw)  # type: ignore[arg-type]
     return Change(tickets=[t], numbers={f.id: value}, next_order=book.next_order + 1,
-                  events=[Event(EventKind.ISSUED, t, None)], ticket=t)
+                  events=[Event(EventKind.ISSUED, t, None)], ticket=t, show_ahead=True)
 
 
 # ---------------------------------------------------------------- counters
@@ -133,7 +165,7 @@ def _officer(book: Book, c: Counter) -> str | None:
 def _serve(book: Book, c: Counter, t: Ticket, now: datetime, change: Change) -> Change:
     officer = _officer(book, c)
     served = replace(t, status=TicketStatus.SERVING, called_at=now, counter=c.id,
-                     officer=officer, calls=t.calls + 1, finished_at=None)
+                     officer=officer, calls=t.calls + 1, finished_at=None, awaiting_checkin=False)
     # a call ends the rating by counter of the one before: the citizen at the counter is another
     c = _with_status(c, CounterStatus.SERVING, now, ticket=served.id, officer=officer,
                      last_served=None)
@@ -148,7 +180,11 @@ def _call_next(book: Book, c: Counter, req: CounterRequest, now: datetime) -> Ch
     # An officer who presses "next" wants to serve: it opens a closed counter and ends a pause.
     change = Change()
     after = _finish_current(book, c, now, change)
-    nxt = book.find_next(c.id)
+    nxt = book.find_next(c.id, now)
+    for t in book.passed_over(c.id, nxt):
+        # its turn came, but it has not checked in: it keeps its place, and is told once
+        change.tickets.append(replace(t, passed_over=True))
+        change.passed_over.add(t.id)
     if nxt is None:
         after = _with_status(after, CounterStatus.OPEN, now)
         if after != c:
@@ -332,7 +368,8 @@ def rate(book: Book, req: RatingRequest, now: datetime) -> Change:
 
 
 def rollover(book: Book, new_day: str, now: datetime) -> Change:
-    """End the business day: waiting tickets expire, services end, every counter closes."""
+    """End the business day: waiting tickets expire, services end, every counter closes, and
+    bookings of the ended days never checked in become no-shows."""
     change = Change(day=new_day)
     for t in book.tickets.values():
         if t.status in CALLABLE_STATUSES or t.status is TicketStatus.NO_SHOW:
@@ -341,4 +378,112 @@ def rollover(book: Book, new_day: str, now: datetime) -> Change:
             change.tickets.append(replace(t, status=TicketStatus.DONE, finished_at=now))
     for c in book.counters.values():
         change.counters.append(Counter(c.id, CounterStatus.CLOSED, officer=c.officer, since=now))
+    for b in book.bookings.by_code.values():
+        if b.day < new_day and b.status is BookingStatus.BOOKED:
+            change.bookings.append(replace(b, status=BookingStatus.NO_SHOW, updated_at=now))
+    return change
+
+
+# ---------------------------------------------------------------- appointments
+
+
+def _booking(book: Book, code: str) -> Booking:
+    b = book.bookings.get(code)
+    if b is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_BOOKING, f"Không tìm thấy lịch hẹn mã {code}.")
+    return b
+
+
+BOOKING_VI = {
+    BookingStatus.BOOKED: "đã đặt",
+    BookingStatus.CANCELLED: "đã huỷ",
+    BookingStatus.CHECKED_IN: "đã xác nhận có mặt",
+    BookingStatus.NO_SHOW: "đã quá hạn (không đến)",
+}
+
+
+def _still_booked(b: Booking) -> None:
+    if b.status is not BookingStatus.BOOKED:
+        raise ProtocolError(ErrorCode.INVALID_STATE, f"Lịch hẹn {b.code} {BOOKING_VI[b.status]}, không thay đổi được.")
+
+
+def appointment(book: Book, req: AppointmentRequest, now: datetime, *, code: str | None = None) -> Change:
+    """book (with a fresh `code`), cancel or move; `get` only reads."""
+    today = date.fromisoformat(book.day)
+    settings = book.site.appointments
+    if req.code is not None:
+        b = _booking(book, req.code)
+        if req.action == "get":
+            return Change(booking=b)
+        _still_booked(b)
+        if req.action == "cancel":
+            gone = replace(b, status=BookingStatus.CANCELLED, updated_at=now)
+            return Change(bookings=[gone], booking=gone)
+        assert req.day is not None and req.slot is not None
+        if (req.day, req.slot) == (b.day, b.slot):
+            return Change(booking=b)
+        f = _field(book, b.field)
+        capacity = appt.place_capacity(settings, f.id, f.name, req.day, req.slot, today)
+        appt.check_free(capacity, book.bookings.used(f.id, req.day, req.slot), req.slot, req.day)
+        moved = replace(b, day=req.day, slot=req.slot, updated_at=now)
+        return Change(bookings=[moved], booking=moved)
+    assert req.field is not None and req.day is not None and req.slot is not None and req.phone is not None
+    assert code is not None
+    f = _field(book, req.field)
+    capacity = appt.place_capacity(settings, f.id, f.name, req.day, req.slot, today)
+    assert settings is not None
+    appt.check_phone_bookings(settings, book.bookings.booked_for_phone(req.phone))
+    appt.check_free(capacity, book.bookings.used(f.id, req.day, req.slot), req.slot, req.day)
+    new = Booking(code=code, field=f.id, day=req.day, slot=req.slot, phone=req.phone, status=BookingStatus.BOOKED,
+                  created_at=now, updated_at=now)
+    return Change(bookings=[new], booking=new)
+
+
+def checkin(book: Book, req: CheckinRequest, now: datetime) -> Change:
+    """At the kiosk: a remote ticket's code makes it callable; a booking's code of today, in its
+    window, gives an appointment ticket. Again with the same code: the same answer."""
+    for t in book.tickets.values():
+        if t.code == req.code:
+            if t.awaiting_checkin and t.status in CALLABLE_STATUSES:
+                present = replace(t, awaiting_checkin=False)
+                return Change(tickets=[present], ticket=present, show_ahead=True)
+            return Change(ticket=t, show_ahead=t.status in CALLABLE_STATUSES)
+    b = _booking(book, req.code)
+    if b.status is BookingStatus.CHECKED_IN:
+        t = book.tickets.get(b.ticket) if b.ticket else None
+        if t is None:
+            raise ProtocolError(ErrorCode.INVALID_STATE, f"Lịch hẹn {b.code} đã xác nhận có mặt.")
+        return Change(ticket=t, booking=b, show_ahead=t.status in CALLABLE_STATUSES,
+                      extra={"late": True} if t.appointment is None else {})
+    if b.status is not BookingStatus.BOOKED:
+        raise ProtocolError(ErrorCode.INVALID_STATE, f"Lịch hẹn {b.code} {BOOKING_VI[b.status]}.")
+    settings = book.site.appointments
+    if settings is None:
+        raise ProtocolError(ErrorCode.OUTSIDE_HOURS, "Bộ phận Một cửa không còn nhận lịch hẹn.")
+    tz = book.site.tz
+    when = appt.checkin_time(settings, b.day, b.slot, tz, now)
+    opens, closes = (m.astimezone(tz).strftime("%H:%M") for m in (when.opens, when.closes))
+    if b.day > book.day:
+        raise ProtocolError(ErrorCode.TOO_EARLY,
+                            f"Lịch hẹn của ông/bà vào {appt.day_vi(date.fromisoformat(b.day))} lúc {b.slot}. "
+                            f"Mời ông/bà quay lại ngày đó từ {opens}.", **{"from": opens, "day": b.day})
+    if b.day < book.day or when.window is appt.Window.LATE:
+        if settings.late == "refuse" or b.day < book.day:
+            raise ProtocolError(ErrorCode.TOO_LATE, f"Đã quá giờ xác nhận của lịch hẹn {b.slot} "
+                                                    f"(đến {closes}). "
+                                                    "Mời ông/bà lấy số tại ki-ốt.")
+        f = _field(book, b.field)
+        change = _new_ticket(book, f, now, phone=b.phone, via=Via.KIOSK)
+        change.extra = {"late": True}
+    elif when.window is appt.Window.EARLY:
+        raise ProtocolError(ErrorCode.TOO_EARLY, f"Chưa đến giờ xác nhận lịch hẹn {b.slot}. "
+                                                 f"Mời ông/bà quay lại từ {opens}.", **{"from": opens})
+    else:
+        f = _field(book, b.field)
+        change = _new_ticket(book, f, now, phone=b.phone, via=Via.APPOINTMENT, appointment=b.code,
+                             slot_at=appt.slot_moment(b.day, b.slot, tz))
+    assert change.ticket is not None
+    done = replace(b, status=BookingStatus.CHECKED_IN, ticket=change.ticket.id, updated_at=now)
+    change.bookings.append(done)
+    change.booking = done
     return change

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,9 +19,15 @@ from typing import Any
 
 from qms_common.config import SiteConfig
 from qms_common.protocol import (
+    BOOKING_CODE_LEN,
     CALLABLE_STATUSES,
     MAX_REPLY_BYTES,
     PROTOCOL_VERSION,
+    TICKET_CODE_LEN,
+    WEB_USER,
+    AppointmentAction,
+    AppointmentRequest,
+    CheckinRequest,
     CounterRequest,
     CounterStatus,
     ErrorCode,
@@ -39,10 +46,12 @@ from qms_common.protocol import (
     reply_to_of,
     request_id_of,
 )
+from queue_core import appointments as appt
 from queue_core import rules
 from queue_core.book import Book, Change
+from queue_core.bookings import BookingIndex
 from queue_core.clock import Clock
-from queue_core.model import Counter, Ticket, iso
+from queue_core.model import Booking, Counter, Ticket, iso
 from queue_core.store import Rows, Store, StoreFailed, Unstorable
 
 log = logging.getLogger(__name__)
@@ -108,13 +117,16 @@ class Pending:
     moment: datetime | None = None
     replay: asyncio.Future[dict[str, Any]] | None = None  # the same request_id is in flight
     contacts: list[dict[str, Any]] = field(default_factory=list)  # for the notifier, once written
+    booking_fields: set[str] = field(default_factory=set)  # whose state/appointments changes
     request: tuple[tuple[str, ...], dict[str, Any], str] | None = None  # to decide it again
 
 
 class QueueService:
     def __init__(self, site: SiteConfig, store: Store, clock: Clock,
-                 retention: ReplyRetention = ReplyRetention()) -> None:
+                 retention: ReplyRetention = ReplyRetention(), rng: random.Random | None = None) -> None:
         self.site = site
+        # check-in and booking codes are guessed by nobody: the system's randomness (tests may seed)
+        self._rng = rng or random.SystemRandom()
         self.topics = Topics(site.id)
         self.store = store
         self.clock = clock
@@ -132,6 +144,8 @@ class QueueService:
         self._counter_views: dict[str, dict[str, Any]] = {}
         self._dirty_fields: set[str] = set()
         self._dirty_counters: set[str] = set()
+        self._appointment_views: dict[str, dict[str, Any]] = {}
+        self._dirty_appointments: set[str] = set()
         # one command sees one moment, and shows each ticket version once (reply, events, state)
         self._moment: datetime | None = None
         self._publics: dict[int, tuple[Ticket, dict[str, Any]]] = {}
@@ -154,7 +168,8 @@ class QueueService:
         self._prune_replies(now)
         today = self._today(now)
         self.book = Book(self.site, snap.day or today, tickets=snap.tickets, counters=snap.counters,
-                         last_numbers=snap.numbers, next_order=snap.next_order)
+                         last_numbers=snap.numbers, next_order=snap.next_order,
+                         bookings=BookingIndex(snap.bookings, snap.booking_codes))
         self._neared = set()
         log.info("Đã nạp ngày làm việc %s: %d vé, seq %d", self.book.day, len(self.book.tickets), self.seq)
         await self._forget_phones(self.book.day)
@@ -200,6 +215,9 @@ class QueueService:
         if parts == ("cmd", "query"):
             result.reply = await self._query(obj, sender)
             return Pending(result)
+        if parts == ("cmd", "appointment") and obj.get("action") == AppointmentAction.GET:
+            result.reply = await self._get_booking(obj, sender)
+            return Pending(result)
         await self._slots.acquire()
         try:
             async with self._lock:
@@ -242,13 +260,13 @@ class QueueService:
         try:
             # after the replay above: a late copy of a request already answered changes nothing
             rules.check_deadline(deadline_of(obj), self._now())
-            change, kind = self._decide(parts, obj)
+            change, kind = self._decide(parts, obj, sender)
             rows = self._rows(change, rid, sender)
         except ProtocolError as exc:
             # bad input is worth a warning; "nobody waiting" is an ordinary answer
             level = logging.WARNING if exc.code in _NOT_STORED else logging.INFO
             log.log(level, "Từ chối yêu cầu %s trên %s: %s (%s)", rid, topic, exc.message, exc.code)
-            result.reply = error_reply(rid, exc.code, exc.message)
+            result.reply = error_reply(rid, exc.code, exc.message, **exc.extra)
             if rid is not None and exc.code not in _NOT_STORED:
                 return self._queue_commit(result, Rows.of(Change(), rid, sender), Change(), "refusal", set(),
                                           request)
@@ -257,8 +275,10 @@ class QueueService:
         self.book.apply(change)
         result.reply = self._reply(change, rid)
         contacts = self._contacts_after(change, fields) if self.site.notify_enabled else []
-        pending = self._queue_commit(result, rows, change, kind, fields, request, extra=len(contacts))
+        pending = self._queue_commit(result, rows, change, kind, fields, request,
+                                     extra=len(contacts) + len(change.bookings))
         pending.contacts = contacts
+        pending.booking_fields = {b.field for b in change.bookings}
         return pending
 
     @staticmethod
@@ -310,11 +330,16 @@ class QueueService:
             self._remember((p.sender, p.rid), p.result.reply, p.moment or self.clock.now())
         self._dirty_fields |= p.fields
         self._dirty_counters |= p.counters
+        self._dirty_appointments |= p.booking_fields
         p.result.messages += self._event_messages(p.change, p.moment)
         p.result.messages += self._contact_messages(p.contacts, p.moment)
+        p.result.messages += self._booking_messages(p.change.bookings, p.moment)
         t = p.change.ticket
         if t is not None:
             what = f"vé {t.number} {rules.STATUS_VI[t.status]}" + (f", quầy {t.counter}" if t.counter else "")
+        elif p.change.booking is not None:
+            b = p.change.booking
+            what = f"lịch hẹn {b.code} {b.field} {b.day} {b.slot}: {b.status}"
         elif p.change.counter is not None:
             what = f"quầy {p.change.counter.id}: {p.change.counter.status}"
         else:
@@ -380,6 +405,7 @@ class QueueService:
         await self.load()
         self._dirty_fields.update(f.id for f in self.site.fields)
         self._dirty_counters.update(self.book.counters)
+        self._dirty_appointments.update(self._appointment_fields())
         log.warning("Đã nạp lại trạng thái từ cơ sở dữ liệu")
 
     @contextlib.contextmanager
@@ -416,6 +442,8 @@ class QueueService:
                 after = int(q.after)
             if q.query is QueryKind.CONTACTS:
                 return self._query_contacts(q, sender, after)
+            if q.query is QueryKind.BOOKINGS:
+                return self._query_bookings(q, sender, after)
             tickets = await self.store.tickets(day_from=q.day_from, day_to=q.day_to, after_order=after,
                                                limit=q.limit)
             records, size = [], 0
@@ -446,13 +474,45 @@ class QueueService:
         counter = self.counter_view(holder) if holder is not None else None
         return ok_reply(q.request_id, t.record(self.tz), counter, ahead=ahead, est_wait_s=est)
 
-    def _query_contacts(self, q: QueryRequest, sender: str, after: int) -> dict[str, Any]:
-        """Today's tickets with a phone number, for the notifier to catch up after a restart.
-        Only the notifier's broker user can read its reply namespace, and only it is answered."""
+    def _only_notifier(self, sender: str) -> None:
+        """Only the notifier's broker user can read its reply namespace, and only it is answered."""
         if not self.site.notify_enabled or sender != self.site.notify_user:
             log.warning("Từ chối truy vấn số điện thoại từ %r: chỉ bộ gửi tin (%s) được hỏi", sender,
                         self.site.notify_user)
             raise ProtocolError(ErrorCode.FORBIDDEN, "Chỉ bộ gửi tin nhắn được hỏi số điện thoại.")
+
+    @staticmethod
+    def _only_web(sender: str, what: str) -> None:
+        """Remote tickets, bookings and check-ins come from the web server alone: it verified the
+        phone (one-time code) or stands at the kiosk."""
+        if sender != WEB_USER:
+            log.warning("Từ chối %s từ %r: chỉ máy chủ web được gửi", what, sender)
+            raise ProtocolError(ErrorCode.FORBIDDEN, f"Chỉ máy chủ web được gửi lệnh {what}.")
+
+    def _query_bookings(self, q: QueryRequest, sender: str, after: int) -> dict[str, Any]:
+        """Live bookings of today and later with their phones, for the notifier's reminders."""
+        self._only_notifier(sender)
+        live = self.book.bookings.live_from(self.book.day)[after:after + q.limit]
+        nxt = str(after + len(live)) if len(live) == q.limit else None
+        return ok_reply(q.request_id, bookings=[{"appointment": b.public(), "phone": b.phone} for b in live],
+                        next=nxt, day=self.book.day, seq=self.seq)
+
+    async def _get_booking(self, obj: dict[str, Any], sender: str) -> dict[str, Any]:
+        """`get`: a booking as it is now, for the booking page; read-only, never stored."""
+        try:
+            self._only_web(sender, "lịch hẹn")
+            req = AppointmentRequest.parse(obj)
+            assert req.code is not None
+            b = self.book.bookings.get(req.code) or await self.store.booking(req.code)
+            if b is None:
+                raise ProtocolError(ErrorCode.UNKNOWN_BOOKING, f"Không tìm thấy lịch hẹn mã {req.code}.")
+            return ok_reply(req.request_id, appointment=b.public())
+        except ProtocolError as exc:
+            return error_reply(request_id_of(obj), exc.code, exc.message, **exc.extra)
+
+    def _query_contacts(self, q: QueryRequest, sender: str, after: int) -> dict[str, Any]:
+        """Today's tickets with a phone number, for the notifier to catch up after a restart."""
+        self._only_notifier(sender)
         tickets = sorted((t for t in self.book.tickets.values() if t.phone and t.order > after),
                          key=lambda t: t.order)[:q.limit]
         contacts = [self._contact(t) for t in tickets]
@@ -465,7 +525,10 @@ class QueueService:
         if t.status in CALLABLE_STATUSES:
             ahead = self.book.ahead(t)
             est = self.book.est_wait_s(t.field, ahead)
-        return {"ticket": t.record(self.tz), "phone": t.phone, "ahead": ahead, "est_wait_s": est}
+        contact = {"ticket": t.record(self.tz), "phone": t.phone, "ahead": ahead, "est_wait_s": est}
+        if t.code:
+            contact["code"] = t.code
+        return contact
 
     def _contacts_after(self, change: Change, fields: set[str]) -> list[dict[str, Any]]:
         """What the notifier hears of a command: every changed ticket with a phone, and each
@@ -475,6 +538,8 @@ class QueueService:
             current = self.book.tickets.get(t.id)
             if current is not None and current.phone:
                 out[t.id] = self._contact(current)
+                if t.id in change.passed_over:
+                    out[t.id]["passed_over"] = True
         for fid in fields:
             for t in self.book.front(fid, self.site.notify_ahead + 1):
                 if t.phone and t.id not in self._neared:
@@ -488,11 +553,35 @@ class QueueService:
         at = iso(moment or self._now(), self.tz)
         return [self._stamp(self.topics.private_contact, body, False, at) for body in contacts]
 
-    def _decide(self, parts: tuple[str, ...], obj: dict[str, Any]) -> tuple[Change, str]:
+    def _booking_messages(self, bookings: list[Booking], moment: datetime | None) -> list[Outgoing]:
+        """private/booking after every change of a booking, for the notifier's reminders."""
+        if not bookings or not self.site.notify_enabled:
+            return []
+        at = iso(moment or self._now(), self.tz)
+        return [self._stamp(self.topics.private_booking, {"appointment": b.public(), "phone": b.phone}, False, at)
+                for b in bookings]
+
+    def _decide(self, parts: tuple[str, ...], obj: dict[str, Any], sender: str) -> tuple[Change, str]:
         now = self._now()
         match parts:
             case ("cmd", "ticket"):
+                if obj.get("remote") is True:
+                    self._only_web(sender, "lấy số từ xa")
+                    req = TicketRequest.parse(obj)
+                    codes = self.book.live_codes()
+                    code = appt.fresh_code(TICKET_CODE_LEN, codes.__contains__, self._rng)
+                    return rules.issue_ticket(self.book, req, now, code=code), "remote ticket"
                 return rules.issue_ticket(self.book, TicketRequest.parse(obj), now), "ticket"
+            case ("cmd", "appointment"):
+                self._only_web(sender, "lịch hẹn")
+                areq = AppointmentRequest.parse(obj)
+                code = None
+                if areq.action is AppointmentAction.BOOK:
+                    code = appt.fresh_code(BOOKING_CODE_LEN, self.book.bookings.taken, self._rng)
+                return rules.appointment(self.book, areq, now, code=code), f"appointment {areq.action}"
+            case ("cmd", "checkin"):
+                self._only_web(sender, "xác nhận có mặt")
+                return rules.checkin(self.book, CheckinRequest.parse(obj), now), "checkin"
             case ("cmd", "counter", counter_id):
                 req = CounterRequest.parse(obj)
                 return rules.counter_action(self.book, counter_id, req, now), str(req.action)
@@ -505,10 +594,13 @@ class QueueService:
         if change.error is not None:
             return error_reply(rid, change.error.code, change.error.message, counter=counter)
         ticket = self._public(change.ticket) if change.ticket else None
-        extra: dict[str, Any] = {}
-        if change.ticket is not None and change.events and change.events[0].kind == "issued":
-            ahead = self.book.ahead(change.ticket)
-            extra = {"ahead": ahead, "est_wait_s": self.book.est_wait_s(change.ticket.field, ahead)}
+        extra: dict[str, Any] = dict(change.extra)
+        if change.booking is not None:
+            extra["appointment"] = change.booking.public()
+        if change.ticket is not None and change.show_ahead and change.ticket.status in CALLABLE_STATUSES:
+            current = self.book.tickets.get(change.ticket.id, change.ticket)
+            ahead = self.book.ahead(current)
+            extra |= {"ahead": ahead, "est_wait_s": self.book.est_wait_s(current.field, ahead)}
         return ok_reply(rid or "", ticket, counter, **extra)
 
     async def _previous_reply(self, key: RequestKey) -> dict[str, Any] | None:
@@ -553,10 +645,10 @@ class QueueService:
         forget, self._forget = self._forget, []
         return forget
 
-    async def _commit_now(self, change: Change) -> None:
+    async def _commit_now(self, change: Change, messages: int = 0) -> None:
         """A transaction of the core's own (a new day, a reservation), awaited at once."""
         await self.settle()
-        await self.store.commit(Rows.of(change), day=self.book.day, seq=self._reserve(0), now=self._now(),
+        await self.store.commit(Rows.of(change), day=self.book.day, seq=self._reserve(messages), now=self._now(),
                                 forget=self._take_forget())
 
     # ------------------------------------------------------------ messages
@@ -583,7 +675,28 @@ class QueueService:
         return counters
 
     def _state_topics(self) -> int:
-        return 1 + len(self.site.fields) + len(self.site.counters)
+        return 1 + len(self.site.fields) + len(self.site.counters) + len(self._appointment_fields())
+
+    def _appointment_fields(self) -> list[str]:
+        s = self.site.appointments
+        return [af.field for af in s.fields if self.site.field(af.field)] if s else []
+
+    def appointments_view(self, field_id: str) -> dict[str, Any]:
+        """Free places per slot of today and of the days one may book, without seq and time."""
+        settings = self.site.appointments
+        af = settings.field(field_id) if settings else None
+        assert settings is not None and af is not None
+        today = date.fromisoformat(self.book.day)
+        used = self.book.bookings.used
+        days = []
+        for d in [today, *appt.bookable_days(settings, today)]:
+            slots = appt.slots_of(settings, af, d)
+            if slots:
+                day = d.isoformat()
+                days.append({"day": day, "slots": [{"slot": slot, "capacity": cap,
+                                                    "free": max(0, cap - used(field_id, day, slot))}
+                                                   for slot, cap in slots]})
+        return {"field": field_id, "days": days}
 
     def _stamp(self, topic: str, body: dict[str, Any], retain: bool, at: str | None) -> Outgoing:
         self.seq += 1
@@ -601,7 +714,7 @@ class QueueService:
 
         The adapter calls this when no command is waiting (or every so many commands), so
         under a burst a field's queue state goes out once rather than after every ticket."""
-        if not (self._dirty_counters or self._dirty_fields):
+        if not (self._dirty_counters or self._dirty_fields or self._dirty_appointments):
             return []
         at = iso(self._now(), self.tz)
         out: list[Outgoing] = []
@@ -615,8 +728,14 @@ class QueueService:
             if self._queue_views.get(fid) != view:
                 self._queue_views[fid] = view
                 out.append(self._stamp(self.topics.state_queue(fid), view, True, at))
+        for fid in sorted(self._dirty_appointments & set(self._appointment_fields())):
+            view = self.appointments_view(fid)
+            if self._appointment_views.get(fid) != view:
+                self._appointment_views[fid] = view
+                out.append(self._stamp(self.topics.state_appointments(fid), view, True, at))
         self._dirty_counters.clear()
         self._dirty_fields.clear()
+        self._dirty_appointments.clear()
         return out
 
     def counter_view(self, c: Counter) -> dict[str, Any]:
@@ -662,6 +781,10 @@ class QueueService:
             view = self.counter_view(self.book.counters[cc.id])
             self._counter_views[cc.id] = view
             bodies.append((self.topics.state_counter(cc.id), view))
+        for fid in self._appointment_fields():
+            view = self.appointments_view(fid)
+            self._appointment_views[fid] = view
+            bodies.append((self.topics.state_appointments(fid), view))
         try:
             await self._commit_now(Change())
         except Exception as exc:
@@ -671,6 +794,7 @@ class QueueService:
             await self._recover()
         self._dirty_counters.clear()
         self._dirty_fields.clear()
+        self._dirty_appointments.clear()
         return [self._stamp(topic, body, True, now_s) for topic, body in bodies]
 
     # ------------------------------------------------------------ the business day
@@ -695,11 +819,15 @@ class QueueService:
         await self.settle()  # the old day's commands are written before the new day begins
         change = rules.rollover(self.book, today, now)
         self.book.apply(change)
+        bookings = self.book.bookings
+        bookings.forget_before(today)
         self.book = Book(self.site, today, counters=self.book.counters,
-                         next_order=self.book.next_order)
-        await self._commit_now(change)
+                         next_order=self.book.next_order, bookings=bookings)
+        await self._commit_now(change, messages=len(change.bookings))
         self._neared = set()
         await self._forget_phones(today)
         expired = sum(1 for t in change.tickets if t.status == "expired")
-        log.info("Sang ngày làm việc mới %s (ngày %s: %d vé hết hạn)", today, old_day, expired)
-        return await self._full_state_locked()
+        log.info("Sang ngày làm việc mới %s (ngày %s: %d vé hết hạn, %d lịch hẹn không đến)", today, old_day,
+                 expired, len(change.bookings))
+        no_shows = self._booking_messages(change.bookings, now)
+        return no_shows + await self._full_state_locked()

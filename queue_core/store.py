@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from qms_common.protocol import CounterStatus, TicketStatus
+from qms_common.protocol import BookingStatus, CounterStatus, TicketStatus, Via
 from queue_core.book import Change
-from queue_core.model import Counter, Ticket
+from queue_core.model import Booking, Counter, Ticket
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -57,11 +57,26 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE requests_v2 RENAME TO requests;
     CREATE INDEX requests_at ON requests (at);
     """,
+    # Remote tickets and appointments (issue 12). Tickets written before came from the kiosk.
+    """
+    ALTER TABLE tickets ADD COLUMN via TEXT NOT NULL DEFAULT 'kiosk';
+    ALTER TABLE tickets ADD COLUMN awaiting_checkin INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tickets ADD COLUMN appointment TEXT;
+    ALTER TABLE tickets ADD COLUMN code TEXT;
+    ALTER TABLE tickets ADD COLUMN slot_at TEXT;
+    ALTER TABLE tickets ADD COLUMN passed_over INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE bookings (
+        code TEXT PRIMARY KEY, field TEXT NOT NULL, day TEXT NOT NULL, slot TEXT NOT NULL, phone TEXT,
+        status TEXT NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, ticket TEXT
+    );
+    CREATE INDEX bookings_day ON bookings (day);
+    """,
 )
 
 TICKET_COLUMNS = ("id", "day", "number", "value", "origin_field", "field", "priority", "status",
                   "issued_at", "ord", "called_at", "finished_at", "counter", "officer", "calls",
-                  "source", "phone", "rating", "rated_at", "dossier")
+                  "source", "phone", "rating", "rated_at", "dossier", "via", "awaiting_checkin", "appointment",
+                  "code", "slot_at", "passed_over")
 _TICKET_UPSERT = (
     f"INSERT INTO tickets ({', '.join(TICKET_COLUMNS)}) VALUES ({', '.join('?' * len(TICKET_COLUMNS))}) "
     "ON CONFLICT (id) DO UPDATE SET "
@@ -71,6 +86,12 @@ _COUNTER_UPSERT = (
     "INSERT INTO counters (id, status, ticket, officer, last_served, since) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET status = excluded.status, ticket = excluded.ticket, "
     "officer = excluded.officer, last_served = excluded.last_served, since = excluded.since"
+)
+BOOKING_COLUMNS = ("code", "field", "day", "slot", "phone", "status", "created_at", "updated_at", "ticket")
+_BOOKING_UPSERT = (
+    f"INSERT INTO bookings ({', '.join(BOOKING_COLUMNS)}) VALUES ({', '.join('?' * len(BOOKING_COLUMNS))}) "
+    "ON CONFLICT (code) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in BOOKING_COLUMNS if c != "code")
 )
 
 
@@ -85,7 +106,8 @@ def _dt(s: str | None) -> datetime | None:
 def ticket_row(t: Ticket) -> tuple[Any, ...]:
     return (t.id, t.day, t.number, t.value, t.origin_field, t.field, int(t.priority), str(t.status),
             _ts(t.issued_at), t.order, _ts(t.called_at), _ts(t.finished_at), t.counter, t.officer,
-            t.calls, t.source, t.phone, t.rating, _ts(t.rated_at), t.dossier)
+            t.calls, t.source, t.phone, t.rating, _ts(t.rated_at), t.dossier, str(t.via), int(t.awaiting_checkin),
+            t.appointment, t.code, _ts(t.slot_at), int(t.passed_over))
 
 
 def ticket_from_row(r: Any) -> Ticket:
@@ -97,7 +119,20 @@ def ticket_from_row(r: Any) -> Ticket:
                   called_at=_dt(r["called_at"]), finished_at=_dt(r["finished_at"]),
                   counter=r["counter"], officer=r["officer"], calls=r["calls"], source=r["source"],
                   phone=r["phone"], rating=r["rating"], rated_at=_dt(r["rated_at"]),
-                  dossier=r["dossier"])
+                  dossier=r["dossier"], via=Via(r["via"]), awaiting_checkin=bool(r["awaiting_checkin"]),
+                  appointment=r["appointment"], code=r["code"], slot_at=_dt(r["slot_at"]),
+                  passed_over=bool(r["passed_over"]))
+
+
+def booking_row(b: Booking) -> tuple[Any, ...]:
+    return (b.code, b.field, b.day, b.slot, b.phone, str(b.status), _ts(b.created_at), _ts(b.updated_at), b.ticket)
+
+
+def booking_from_row(r: Any) -> Booking:
+    created, updated = _dt(r["created_at"]), _dt(r["updated_at"])
+    assert created is not None and updated is not None
+    return Booking(code=r["code"], field=r["field"], day=r["day"], slot=r["slot"], phone=r["phone"],
+                   status=BookingStatus(r["status"]), created_at=created, updated_at=updated, ticket=r["ticket"])
 
 
 @dataclass
@@ -110,6 +145,8 @@ class Snapshot:
     numbers: dict[str, int] = field(default_factory=dict)
     # (sender, request id) -> when its reply was stored (POSIX seconds), oldest first
     request_ids: dict[tuple[str, str], float] = field(default_factory=dict)
+    bookings: list[Booking] = field(default_factory=list)  # of the business day and later
+    booking_codes: set[str] = field(default_factory=set)   # every code ever given
 
 
 class StoreFailed(RuntimeError):
@@ -145,6 +182,7 @@ class Rows:
     numbers: list[tuple[str, int]]
     request_id: str | None = None
     sender: str = ""  # whose request id it is (Topics.reply_owner)
+    bookings: list[tuple[Any, ...]] = field(default_factory=list)
 
     @classmethod
     def of(cls, change: Change, request_id: str | None = None, sender: str = "") -> Rows:
@@ -153,8 +191,8 @@ class Rows:
         rows = cls([ticket_row(t) for t in change.tickets],
                    [(c.id, str(c.status), c.ticket, c.officer, c.last_served, _ts(c.since))
                     for c in change.counters],
-                   list(change.numbers.items()), request_id, sender)
-        for row in (*rows.tickets, *rows.counters, *rows.numbers, (request_id, sender)):
+                   list(change.numbers.items()), request_id, sender, [booking_row(b) for b in change.bookings])
+        for row in (*rows.tickets, *rows.counters, *rows.numbers, *rows.bookings, (request_id, sender)):
             _check_storable(row)
         return rows
 
@@ -256,6 +294,9 @@ class Store:
                             await self._db.execute_fetchall("SELECT * FROM tickets WHERE day = ?", (day,))]
             snap.numbers = {r["field"]: r["last"] for r in await self._db.execute_fetchall(
                 "SELECT field, last FROM numbers WHERE day = ?", (day,))}
+            snap.bookings = [booking_from_row(r) for r in await self._db.execute_fetchall(
+                "SELECT * FROM bookings WHERE day >= ?", (day,))]
+        snap.booking_codes = {r[0] for r in await self._db.execute_fetchall("SELECT code FROM bookings")}
         for r in await self._db.execute_fetchall("SELECT * FROM counters"):
             snap.counters[r["id"]] = Counter(id=r["id"], status=CounterStatus(r["status"]),
                                              ticket=r["ticket"], officer=r["officer"],
@@ -291,7 +332,7 @@ class Store:
                      forget: list[tuple[str, str]] | None = None) -> None:
         """Write one command's effects, its reply and the new seq in one durable transaction;
         `forget`: (sender, request id) pairs whose stored replies are dropped in the same transaction."""
-        tickets, counters = rows.tickets, rows.counters
+        tickets, counters, bookings = rows.tickets, rows.counters, rows.bookings
         numbers = [(day, f, n) for f, n in rows.numbers]
         request = ((rows.sender, rows.request_id, json.dumps(reply, ensure_ascii=False), now.isoformat())
                    if rows.request_id is not None and reply is not None else None)
@@ -306,6 +347,8 @@ class Store:
                     conn.executemany(_TICKET_UPSERT, tickets)
                 if counters:
                     conn.executemany(_COUNTER_UPSERT, counters)
+                if bookings:
+                    conn.executemany(_BOOKING_UPSERT, bookings)
                 if numbers:
                     conn.executemany("INSERT INTO numbers (day, field, last) VALUES (?, ?, ?) "
                                      "ON CONFLICT (day, field) DO UPDATE SET last = excluded.last", numbers)
@@ -349,8 +392,13 @@ class Store:
                 raise StoreFailed("an earlier write failed")
             cur = conn.execute("UPDATE tickets SET phone = NULL WHERE day < ? AND phone IS NOT NULL",
                                (before_day,))
+            conn.execute("UPDATE bookings SET phone = NULL WHERE day < ? AND phone IS NOT NULL", (before_day,))
             return cur.rowcount
         return await self._in_thread(erase)
+
+    async def booking(self, code: str) -> Booking | None:
+        rows = await self._db.execute_fetchall("SELECT * FROM bookings WHERE code = ?", (code,))
+        return booking_from_row(rows[0]) if rows else None
 
     async def ticket(self, ticket_id: str) -> Ticket | None:
         rows = await self._db.execute_fetchall("SELECT * FROM tickets WHERE id = ?", (ticket_id,))

@@ -126,3 +126,66 @@ def test_core_refuses_to_start_with_one_clear_line(tmp_path: Path) -> None:
     assert len(lines) == 1, proc.stderr
     assert "site.timezone" in lines[0] and "Mars/Olympus" in lines[0] and str(path) in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_example_shows_remote_tickets_and_appointments() -> None:
+    site = load_site_config(EXAMPLE, env={})
+    assert site.remote is not None and site.appointments is not None
+    assert site.remote.hours == ((7 * 60 + 30, 11 * 60), (13 * 60 + 30, 16 * 60 + 30))
+    assert site.remote.quota == {"dat-dai": 30, "ho-tich": 20} and site.remote.per_phone == 1
+    a = site.appointments
+    assert a.closed_weekdays == {5, 6} and "2027-01-01" in a.holidays and a.late == "ordinary"
+    dat_dai = a.field("dat-dai")
+    assert dat_dai is not None and dat_dai.capacity_on(4) == 1 and dat_dai.capacity_on(0) == 2
+    # 08:00–11:00 and 13:30–16:00 by 30 minutes: each slot ends inside its range
+    assert len(dat_dai.grid) == 6 + 5 and dat_dai.grid[0] == 480 and dat_dai.grid[-1] == 15 * 60 + 30
+
+
+def test_a_site_without_the_sections_has_neither(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(BASE.format(site_extra="", fields_extra="", counters_extra=""), encoding="utf-8")
+    site = load_site_config(path, env={})
+    assert site.remote is None and site.appointments is None
+
+
+APPT = '[appointments]\n{top}\n[[appointments.fields]]\nfield = "dat-dai"\nslot_min = 30\n' \
+       'hours = ["08:00-11:00"]\ncapacity = 2\n{field}'
+
+
+@pytest.mark.parametrize(("extra", "key", "words"), [
+    ('[remote]\nhours = ["11:00-07:30"]', "remote.hours", ["11:00-07:30", "HH:MM-HH:MM"]),
+    ('[remote]\nhours = ["7h30-11h"]', "remote.hours", ["7h30-11h"]),
+    ('[remote]\nhours = ["08:00-11:00", "10:00-12:00"]', "remote.hours", ["trùng"]),
+    ('[remote]\nhours = []', "remote.hours", ["ít nhất"]),
+    ('[remote]\nhours = ["08:00-11:00"]\n[remote.quota]\nthue = 3', "remote.quota.thue", ["thue", "dat-dai"]),
+    ('[remote]\nhours = ["08:00-11:00"]\n[remote.quota]\ndat-dai = -1', "remote.quota.dat-dai", ["0"]),
+    ('[remote]\nhours = ["08:00-11:00"]\nper_phon = 1', "remote.per_phon", ["không được hỗ trợ"]),
+    (APPT.format(top="days_ahead = 0", field=""), "appointments.days_ahead", ["1"]),
+    (APPT.format(top="days_ahead = 91", field=""), "appointments.days_ahead", ["90"]),
+    (APPT.format(top='closed_weekdays = ["saturday"]', field=""), "appointments.closed_weekdays",
+     ["saturday", "mon"]),
+    (APPT.format(top='holidays = ["2027-02-30"]', field=""), "appointments.holidays", ["2027-02-30", "YYYY-MM-DD"]),
+    (APPT.format(top='holidays = ["20270101"]', field=""), "appointments.holidays", ["20270101"]),
+    (APPT.format(top='late = "maybe"', field=""), "appointments.late", ["ordinary", "refuse"]),
+    (APPT.format(top="max_share = 1.5", field=""), "appointments.max_share", ["0 đến 1"]),
+    (APPT.format(top="", field="").replace('"dat-dai"', '"thue"'), "appointments.fields[1].field", ["thue"]),
+    (APPT.format(top="", field="").replace("slot_min = 30", "slot_min = 2"), "appointments.fields[1].slot_min",
+     ["5"]),
+    (APPT.format(top="", field="").replace('"08:00-11:00"', '"08:00-08:20"'), "appointments.fields[1].hours",
+     ["08:00-08:20", "slot_min"]),
+    (APPT.format(top="", field="").replace("capacity = 2", "capacity = 0"), "appointments.fields[1].capacity",
+     ["1"]),
+    (APPT.format(top="", field="[appointments.fields.weekday_capacity]\nfriday = 1"),
+     "appointments.fields[1].weekday_capacity.friday", ["friday"]),
+    (APPT.format(top="", field="") + '\n[[appointments.fields]]\nfield = "dat-dai"\nslot_min = 15\n'
+     'hours = ["08:00-09:00"]\ncapacity = 1', "appointments.fields[2].field", ["dat-dai"]),
+    ("[appointments]\ndays_ahead = 3", "appointments.fields", ["thiếu"]),
+])
+def test_remote_and_appointment_mistakes_name_the_key(tmp_path: Path, extra: str, key: str, words: list[str]) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(BASE.format(site_extra="", fields_extra="", counters_extra=extra), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_site_config(path, env={})
+    assert info.value.key == key, str(info.value)
+    for w in words:
+        assert w in str(info.value)
