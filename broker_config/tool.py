@@ -3,7 +3,9 @@
 Users:
 - `core`: the single writer; reads and writes qms/{site}/#.
 - `web`: the web server; sends the commands the pages need, reads state, events and presence,
-  announces its TVs.
+  announces its TVs. The only user besides the core that may publish remote-ticket bookings and
+  check-ins (cmd/appointment, cmd/checkin: it verifies phones) and ask the notifier for a one-time
+  code (private/otp, which it may write but not read).
 - one user per [[agents]] entry, named by the agent id: commands only its own counters,
   publishes only its own presence and health, reads state.
 - `notify` (`[notify] user`), when the site has [notify]: the notifier; the only user besides the
@@ -79,6 +81,7 @@ def site_users(site: SiteConfig) -> list[BrokerUser]:
         BrokerUser("web", "máy chủ web (web server)", [
             ("write", t.cmd_ticket), ("write", t.cmd_counter("+")), ("write", t.cmd_rating),
             ("write", t.cmd_query), ("write", t.status_display("+")), ("write", t.status_web("+")),
+            ("write", t.cmd_appointment), ("write", t.cmd_checkin), ("write", t.private_otp),
             ("read", t.notify_all), *watch, *replies(t, WEB_CLIENT_ID),
         ]),
     ]

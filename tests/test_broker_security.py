@@ -126,8 +126,29 @@ async def test_an_agent_commands_only_its_own_counters(secure: SecureSite) -> No
 async def test_the_web_server_cannot_publish_state_as_the_core(secure: SecureSite) -> None:
     t = secure.topics
     attempts = [t.state_counter("1"), t.state_queue("dat-dai"), t.event("called"), t.status_core, t.cmd_ticket,
-                 t.status_agent("tang-1"), t.status_web("srv"), t.status_display("hall")]
+                 t.status_agent("tang-1"), t.status_web("srv"), t.status_display("hall"),
+                 t.state_appointments("dat-dai"), t.private_contact, t.private_booking]
     assert await delivered(secure, "web", attempts) == [t.cmd_ticket, t.status_web("srv"), t.status_display("hall")]
+
+
+async def test_only_the_web_server_books_checks_in_and_asks_for_one_time_codes(secure: SecureSite) -> None:
+    t = secure.topics
+    attempts = [t.cmd_appointment, t.cmd_checkin, t.private_otp]
+    assert await delivered(secure, "web", attempts) == attempts
+    for user in ("tang-1", "tang-2", "readonly", "bang-tin", "notify"):
+        assert await delivered(secure, user, attempts) == [], user
+    # the web server writes the one-time code for the notifier but cannot read it back
+    async with Probe(secure.url("web")) as web, Probe(secure.url("notify")) as notify, \
+            Probe(secure.url("core")) as core:
+        await web.subscribe(t.private_all, t.state_site)
+        await notify.subscribe(t.private_all)
+        await web.publish(t.private_otp, {"phone": "84912345678", "code": "123456", "purpose": "booking",
+                                          "request_id": "o1"})
+        assert (await notify.wait_topic(t.private_otp))["code"] == "123456"
+        # sent after the code reached the notifier: once the web server has it, it would have the code
+        await core.publish(t.state_site, b'{"site":"after"}')
+        await web.wait_topic(t.state_site)
+        assert not any(m.topic.startswith(f"{t.root}/private/") for m in web.received)
 
 
 async def test_the_readonly_user_reads_but_cannot_publish_at_all(secure: SecureSite) -> None:
