@@ -13,7 +13,7 @@ ho-tich = 2
 
 [appointments]
 days_ahead = 14
-closed_weekdays = ["sat", "sun"]
+closed_weekdays = {closed}
 holidays = ["2026-11-26"]
 checkin_before_min = 30
 checkin_after_min = 15
@@ -32,6 +32,7 @@ fri = 1
 
 
 def appointment_site(*, late: str = "ordinary", max_share: float = 0.5, per_phone: int = 2,
-                     capacity: int = 2, notify: bool = False) -> str:
-    text = REMOTE_AND_APPOINTMENTS.format(late=late, max_share=max_share, per_phone=per_phone, capacity=capacity)
+                     capacity: int = 2, notify: bool = False, closed: str = '["sat", "sun"]') -> str:
+    text = REMOTE_AND_APPOINTMENTS.format(late=late, max_share=max_share, per_phone=per_phone, capacity=capacity,
+                                          closed=closed)
     return text + ("\n[notify]\nahead = 2\n" if notify else "")
