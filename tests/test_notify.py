@@ -294,6 +294,8 @@ async def test_a_broker_restart_loses_nothing(own_broker: Broker, tmp_path: Path
             await n.session.wait_connects(2)
         async with Probe(own_broker.url) as probe:
             o = Office(probe, Topics(site))
+            await probe.subscribe(o.t.status_core)
+            await probe.wait_for(lambda m: m.topic == o.t.status_core and m.payload == b"online", timeout=20)
             tickets = [await o.issue(phone(80 + i)) for i in range(3)]
             keys = [key(site, t["id"], "issued") for t in tickets]
             await standin.wait(lambda: all(standin.delivered(k) for k in keys), timeout=20)
