@@ -465,6 +465,10 @@ class ZnsArrivals:
         self.seen: dict[str, float] = {}
         self.keys: dict[str, str] = {}  # idempotency key -> ticket
         self.zns: dict[str, float] = {}  # ticket -> first request's arrival
+        # ZNS requests of tickets whose contact this process had not yet seen: the notifier was
+        # faster than this process's own subscriber (which then counts them late, below zero)
+        self.early: dict[str, float] = {}
+        self.early_count = 0
         self.expected: int | None = None
         self.all_in = asyncio.Event()
 
@@ -476,11 +480,21 @@ class ZnsArrivals:
             return
         if tid not in self.seen:
             self.seen[tid] = at
-            self.keys[idempotency_key(SITE_ID, f"c:{tid}:issued")] = tid
+            key = idempotency_key(SITE_ID, f"c:{tid}:issued")
+            self.keys[key] = tid
+            if key in self.early:
+                self.zns[tid] = self.early.pop(key)
+                self.early_count += 1
+                self.check()
 
     def on_request(self, entry: dict[str, Any]) -> None:
-        tid = self.keys.get(entry.get("key") or "")
-        if entry["provider"] == "zalo" and tid is not None and tid not in self.zns:
+        key = entry.get("key") or ""
+        if entry["provider"] != "zalo" or not key:
+            return
+        tid = self.keys.get(key)
+        if tid is None:
+            self.early.setdefault(key, entry["at"])
+        elif tid not in self.zns:
             self.zns[tid] = entry["at"]
         self.check()
 
@@ -553,6 +567,7 @@ async def notify_phase(url: str, tmp: Path, web_port: int, env: dict[str, str],
                  "core (notifier phase)": procs["core (notifier phase)"].peak_mb()}
         return {"peak_rss_mb": peaks, "seconds": round(elapsed, 1), "tickets": issued, "refused": refused,
                 "contacts_seen": len(arrivals.seen), "zns_requests": len(arrivals.zns),
+                "zns_before_contact_seen": arrivals.early_count,
                 "zns_duplicates": sum(1 for e in log_entries if e["provider"] == "zalo" and e["duplicate"]),
                 "zalo_rate_per_s": NOTIFY_RATE_PER_S, "latencies_ms": arrivals.latencies_ms()}
     finally:
