@@ -24,7 +24,8 @@ def test_the_example_notify_section_loads_with_every_setting() -> None:
     assert n is not None
     assert (n.ahead, n.channels, n.phone_days) == (3, ("zalo", "sms"), 30)
     assert n.zalo is not None and n.sms is not None
-    assert set(n.zalo.templates) == set(Kind)  # a ZNS template for every kind
+    # a ZNS template for each queue message
+    assert set(n.zalo.templates) >= {Kind.ISSUED, Kind.NEARS, Kind.CALLED, Kind.RATE}
     assert n.zalo.app_id and n.zalo.secret_key and n.zalo.refresh_token
     assert (n.sms.provider, n.sms.brandname) == ("esms", "UBND-HB")
     assert n.sms.api_key and n.sms.secret_key
