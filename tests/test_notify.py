@@ -37,7 +37,8 @@ from tests.support.core import running_core
 from tests.support.mqtt import Probe
 from tests.support.site import write_site
 
-APP_ID, SECRET, HOOK_SECRET = "app-1", "oa-secret-key", "hook-secret-0123456789"
+APP_ID, SECRET, HOOK_SECRET = "app-1", "app-secret-key", "hook-secret-0123456789"
+OA_SECRET = "oa-webhook-key"  # Zalo signs the OA's events with a key of their own
 KINDS = ("issued", "nears", "called", "rate")
 
 
@@ -61,7 +62,8 @@ class Standin:
 
 @pytest.fixture
 async def standin() -> AsyncIterator[Standin]:
-    app = make_app(StandinSettings(zalo_app_id=APP_ID, zalo_secret=SECRET, webhook_secret=HOOK_SECRET))
+    app = make_app(StandinSettings(zalo_app_id=APP_ID, zalo_secret=SECRET, zalo_oa_secret=OA_SECRET,
+                                   webhook_secret=HOOK_SECRET))
     runner = web.AppRunner(app, shutdown_timeout=1)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -101,6 +103,7 @@ base_url = "{standin.url}"
 oauth_url = "{standin.url}"
 app_id = "{APP_ID}"
 secret_key = "{SECRET}"
+oa_secret_key = "{OA_SECRET}"
 refresh_token = "first-refresh"
 templates = {{ issued = "101", nears = "102", called = "103", rate = "104" }}
 rate_per_s = 200
@@ -322,7 +325,11 @@ async def test_a_forged_delivery_receipt_is_refused(office: tuple[Office, Path, 
         async with http.post(url, data=body, headers=forged) as r:
             assert r.status == 403
         assert {r.state for r in await n.outbox.all_rows() if r.key == f"c:{t['id']}:issued"} == {"sent"}
-        good = {**forged, "X-ZEvent-Signature": zalo_signature(APP_ID, SECRET, body, ts)}
+        # signed with the app's secret is forged too: receipts are the OA key's
+        async with http.post(url, data=body, headers={**forged, "X-ZEvent-Signature": zalo_signature(
+                APP_ID, SECRET, body, ts)}) as r:
+            assert r.status == 403
+        good = {**forged, "X-ZEvent-Signature": zalo_signature(APP_ID, OA_SECRET, body, ts)}
         async with http.post(url, data=body, headers=good) as r:
             assert r.status == 200
         assert {r.state for r in await n.outbox.all_rows() if r.key == f"c:{t['id']}:issued"} == {"delivered"}
