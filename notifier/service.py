@@ -371,6 +371,6 @@ def receipt_app(n: Notifier) -> web.Application | None:
     if n.settings.zalo is None:
         return None
     app = web.Application(client_max_size=64 * 1024)
-    receipt_routes(app, app_id=n.settings.zalo.app_id, secret_key=n.settings.zalo.secret_key,
+    receipt_routes(app, app_id=n.settings.zalo.app_id, secret_key=n.settings.zalo.oa_secret_key,
                    on_delivered=n.delivered)
     return app

@@ -29,6 +29,7 @@ EVENT_KINDS = ("issued", "called", "skipped", "finished", "transferred", "rated"
 ENV_SECRETS = {
     ("zalo", "secret_key"): "QMS_ZALO_SECRET_KEY",
     ("zalo", "refresh_token"): "QMS_ZALO_REFRESH_TOKEN",
+    ("zalo", "oa_secret_key"): "QMS_ZALO_OA_SECRET_KEY",
     ("sms", "api_key"): "QMS_SMS_API_KEY",
     ("sms", "secret_key"): "QMS_SMS_SECRET_KEY",
     ("sms", "token"): "QMS_SMS_TOKEN",
@@ -48,6 +49,7 @@ class ZaloSettings:
     secret_key: str
     # None: the notifier's store already holds the current one (each refresh spends the old one)
     refresh_token: str | None
+    oa_secret_key: str                # checks the signature of delivery receipts
     templates: Mapping[Kind, str]  # ZNS template ids; a kind without one goes by SMS only
     base_url: str = ZALO_BASE_URL
     oauth_url: str = ZALO_OAUTH_URL
@@ -226,6 +228,8 @@ def _zalo(notify: Table, env: Mapping[str, str]) -> ZaloSettings:
     app_id = t.str("app_id", required=True)
     secret_key = _secret(t, "zalo", "secret_key", env, required=True)
     refresh_token = _secret(t, "zalo", "refresh_token", env, required=False)
+    # Zalo may sign the OA's webhook events with a key of their own; by default the app's
+    oa_secret_key = _secret(t, "zalo", "oa_secret_key", env, required=False)
     tt = t.table("templates", required=True)
     templates: dict[Kind, str] = {}
     for kind in Kind:
@@ -248,6 +252,7 @@ def _zalo(notify: Table, env: Mapping[str, str]) -> ZaloSettings:
     rate = _rate(t)
     t.reject_unknown()
     return ZaloSettings(app_id=app_id, secret_key=secret_key or "", refresh_token=refresh_token,
+                        oa_secret_key=oa_secret_key or secret_key or "",
                         templates=templates, base_url=base_url, oauth_url=oauth_url, rate_per_s=rate)
 
 

@@ -23,6 +23,10 @@ class Kind(StrEnum):
     NEARS = "nears"
     CALLED = "called"
     RATE = "rate"
+    CHECKIN = "checkin"          # a remote ticket's turn came before its check-in
+    OTP = "otp"                  # a one-time code for a phone given on the web
+    REMIND_EVE = "remind_eve"    # a booking, the evening before
+    REMIND_SOON = "remind_soon"  # a booking, 30 minutes before
 
 
 # How the kinds are named to an installer reading an error.
@@ -31,9 +35,13 @@ KIND_LABELS = {
     Kind.NEARS: "sắp đến lượt",
     Kind.CALLED: "mời đến quầy",
     Kind.RATE: "mời đánh giá",
+    Kind.CHECKIN: "mời xác nhận có mặt",
+    Kind.OTP: "mã xác nhận",
+    Kind.REMIND_EVE: "nhắc lịch hẹn tối hôm trước",
+    Kind.REMIND_SOON: "nhắc lịch hẹn trước 30 phút",
 }
 
-PLACEHOLDERS = ("office", "number", "field", "ahead", "wait", "counter", "link")
+PLACEHOLDERS = ("office", "number", "field", "ahead", "wait", "counter", "link", "code", "day", "slot")
 
 # The values the notifier has for each kind: a template may use only these (a "nears" message is
 # sent before any counter is known, so it cannot name one).
@@ -42,6 +50,10 @@ KIND_PLACEHOLDERS: dict[Kind, frozenset[str]] = {
     Kind.NEARS: frozenset({"office", "number", "field", "ahead", "wait", "link"}),
     Kind.CALLED: frozenset({"office", "number", "field", "counter", "link"}),
     Kind.RATE: frozenset({"office", "number", "field", "counter", "link"}),
+    Kind.CHECKIN: frozenset({"office", "number", "field", "link"}),
+    Kind.OTP: frozenset({"office", "code"}),
+    Kind.REMIND_EVE: frozenset({"office", "field", "day", "slot", "code", "link"}),
+    Kind.REMIND_SOON: frozenset({"office", "field", "day", "slot", "code", "link"}),
 }
 
 # The ZNS template parameters each kind fills (the approved template must declare them).
@@ -50,6 +62,10 @@ ZNS_KEYS: dict[Kind, tuple[str, ...]] = {
     Kind.NEARS: ("office", "number", "ahead"),
     Kind.CALLED: ("office", "number", "counter"),
     Kind.RATE: ("office", "number", "link"),
+    Kind.CHECKIN: ("office", "number"),
+    Kind.OTP: ("code",),
+    Kind.REMIND_EVE: ("office", "field", "day", "slot", "code"),
+    Kind.REMIND_SOON: ("office", "field", "slot", "code"),
 }
 
 # Short on purpose: an SMS is one GSM-7 part of 160 characters, and the link alone takes ~80.
@@ -60,6 +76,11 @@ DEFAULT_TEMPLATES: dict[str, dict[Kind, str]] = {
                     "Mời ông/bà quay lại phòng chờ.",
         Kind.CALLED: "{office}: mời công dân có số {number} đến {counter}.",
         Kind.RATE: "{office}: cảm ơn ông/bà. Mời đánh giá mức độ hài lòng: {link}",
+        Kind.CHECKIN: "{office}: đã đến lượt số {number}, mời ông/bà xác nhận có mặt tại ki-ốt.",
+        Kind.OTP: "{office}: mã xác nhận của ông/bà là {code}, dùng trong 5 phút. Không đưa mã này cho ai.",
+        Kind.REMIND_EVE: "{office}: nhắc lịch hẹn {field} lúc {slot} ngày {day}, mã {code}. {link}",
+        Kind.REMIND_SOON: "{office}: lịch hẹn {field} lúc {slot} hôm nay, mã {code}. "
+                          "Mời ông/bà đến xác nhận tại ki-ốt.",
     },
     "en": {
         Kind.ISSUED: "{office}: number {number} ({field}), {ahead} ahead of you, wait {wait}. {link}",
@@ -67,6 +88,11 @@ DEFAULT_TEMPLATES: dict[str, dict[Kind, str]] = {
                     "Please return to the waiting room.",
         Kind.CALLED: "{office}: number {number}, please go to {counter}.",
         Kind.RATE: "{office}: thank you for your visit. Please rate our service: {link}",
+        Kind.CHECKIN: "{office}: it is the turn of number {number}. Please check in at the kiosk.",
+        Kind.OTP: "{office}: your code is {code}, valid for 5 minutes. Do not share it.",
+        Kind.REMIND_EVE: "{office}: appointment ({field}) at {slot} on {day}, code {code}. {link}",
+        Kind.REMIND_SOON: "{office}: appointment ({field}) at {slot} today, code {code}. "
+                          "Please check in at the kiosk.",
     },
 }
 
@@ -276,6 +302,9 @@ def check_sms_fits(templates: Mapping[str, str], *, office: str, field_names: li
         "wait": worst_wait(language),
         "counter": _longest(counter_names),
         "link": "x" * link_len,
+        "code": "XXXXXXXX",
+        "day": "31/12/2026",
+        "slot": "16:30",
     }
     for kind, template in templates.items():
         check_template(kind, template)

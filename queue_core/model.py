@@ -90,9 +90,10 @@ class Ticket:
 
     def record(self, tz: tzinfo) -> dict[str, Any]:
         """The ticket as the records show it (statistics, exports): who served it and when it
-        was rated. Still without the phone number."""
+        was rated, and whether a phone number will be told (for the tracking page), never which."""
         return {**self.public(tz), "day": self.day, "origin_field": self.origin_field, "officer": self.officer,
-                "source": self.source, "rated_at": iso(self.rated_at, tz), "order": self.order}
+                "source": self.source, "rated_at": iso(self.rated_at, tz), "order": self.order,
+                "has_phone": self.phone is not None}
 
 
 @dataclass(frozen=True, slots=True)

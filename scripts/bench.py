@@ -11,6 +11,12 @@ Flat phase (BENCH_FLAT commands, default 30000): agents, web server and TVs stop
 alone takes tickets and call_next from Mosquitto's own C clients (mosquitto_pub -l, MQTT 5
 Response Topic) as fast as it answers; every command is a durable transaction.
   core_commands_per_s: answered commands per second over the flat phase.
+Notifier phase (BENCH_NOTIFY_SECONDS, default 30; 0 skips it): a fresh core on a site with
+[notify], the notifier, and the providers' stand-in in this process; tickets with a phone
+issued at 20 per second.
+  notify_event_to_zns_ms: from the moment this process sees the core's private/contact message
+                          of a new ticket on the broker to the stand-in receiving the Zalo ZNS
+                          request of its "issued" message (one clock: both are in this process).
 QMS_KEEP=1 keeps the processes' logs and the database.
 Every process: CPU seconds in each phase and peak resident memory (VmHWM); core_rss_mb is the
 core's peak over both phases (the flat phase's day holds far more tickets than an office's).
@@ -38,9 +44,13 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 import psutil  # noqa: E402
+from aiohttp import web  # noqa: E402
 
 from counter_agent.simulator.bus import SimulatedBus  # noqa: E402
 from counter_agent.simulator.devices import Panel, Shown  # noqa: E402
+from notifier.outbox import idempotency_key  # noqa: E402
+from notifier.standin.server import STATE, make_app  # noqa: E402
+from notifier.standin.state import StandinSettings  # noqa: E402
 from qms_common.config import MqttSettings  # noqa: E402
 from qms_common.devbroker import free_port, scratch_dir, start_broker, stop_process, wait_for_port  # noqa: E402
 from qms_common.mqtt import MqttSession, Requester  # noqa: E402
@@ -56,9 +66,14 @@ CALLS_PER_S = 20.0
 TICKETS_PER_S = 20.0
 SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 FLAT = int(os.environ.get("BENCH_FLAT", "30000"))
+NOTIFY_SECONDS = float(os.environ.get("BENCH_NOTIFY_SECONDS", "30"))
+# ZNS requests per second the notifier may make: above the load's 20 tickets/s (the default 10
+# would queue them; a real office issues a ticket every few seconds)
+NOTIFY_RATE_PER_S = 50
 # The speech cache's folder (default: in the run's directory, on the database's file system)
 SPEECH_DIR = os.environ.get("BENCH_SPEECH_DIR")
-TARGETS = {"press_to_panel_p99_ms": 15, "press_to_tv_p99_ms": 25, "core_commands_per_s": 1000, "core_rss_mb": 80}
+TARGETS = {"press_to_panel_p99_ms": 15, "press_to_tv_p99_ms": 25, "core_commands_per_s": 1000, "core_rss_mb": 80,
+           "notify_event_to_zns_p99_ms": 100}
 
 
 def log(text: str) -> None:
@@ -78,7 +93,7 @@ def summary(values: list[float]) -> dict[str, float]:
 
 # ---------------------------------------------------------------- the site
 
-def site_toml(url: str, tmp: Path, web_port: int) -> str:
+def site_toml(url: str, tmp: Path, web_port: int, *, db: str = "bench.sqlite3", extra: str = "") -> str:
     fields = "".join(f"""
 [[fields]]
 id = "f{i}"
@@ -101,7 +116,7 @@ name = "Trung tâm Phục vụ hành chính công (benchmark)"
 url = "{url}"
 
 [storage]
-path = "{tmp / 'bench.sqlite3'}"
+path = "{tmp / db}"
 
 [web]
 host = "127.0.0.1"
@@ -112,8 +127,37 @@ id = "bench-web"
 engines = ["espeak"]
 cache_dir = "{SPEECH_DIR or tmp / 'speech'}"
 
+{extra}
 {fields}
 {counters}
+"""
+
+
+BENCH_APP_ID, BENCH_ZALO_SECRET = "bench-app", "bench-oa-secret"
+
+
+def notify_toml(standin: str) -> str:
+    """Zalo ZNS for every citizen (SMS behind it), all at the in-process stand-in."""
+    return f"""
+[notify]
+channels = ["zalo", "sms"]
+
+[notify.zalo]
+base_url = "{standin}"
+oauth_url = "{standin}"
+app_id = "{BENCH_APP_ID}"
+secret_key = "{BENCH_ZALO_SECRET}"
+refresh_token = "bench-first-refresh"
+templates = {{ issued = "1", nears = "2", called = "3", rate = "4" }}
+rate_per_s = {NOTIFY_RATE_PER_S}
+
+[notify.sms]
+provider = "esms"
+base_url = "{standin}"
+api_key = "bench"
+secret_key = "bench"
+brandname = "BENCH"
+rate_per_s = {NOTIFY_RATE_PER_S}
 """
 
 
@@ -411,6 +455,131 @@ def flat_phase(port: int, tmp: Path, core: Proc) -> dict[str, Any]:
             "core_cpu_s": round(core.cpu_now() - cpu0, 2)}
 
 
+# ---------------------------------------------------------------- the notifier phase
+
+class ZnsArrivals:
+    """When this process saw each ticket's first private/contact message, and when the stand-in
+    received the ZNS request of its "issued" message (time.time() both)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+        self.keys: dict[str, str] = {}  # idempotency key -> ticket
+        self.zns: dict[str, float] = {}  # ticket -> first request's arrival
+        # ZNS requests of tickets whose contact this process had not yet seen: the notifier was
+        # faster than this process's own subscriber (which then counts them late, below zero)
+        self.early: dict[str, float] = {}
+        self.early_count = 0
+        self.expected: int | None = None
+        self.all_in = asyncio.Event()
+
+    async def on_contact(self, m: Any) -> None:
+        at = time.time()
+        try:
+            tid = json.loads(m.payload)["ticket"]["id"]
+        except (ValueError, KeyError, TypeError):
+            return
+        if tid not in self.seen:
+            self.seen[tid] = at
+            key = idempotency_key(SITE_ID, f"c:{tid}:issued")
+            self.keys[key] = tid
+            if key in self.early:
+                self.zns[tid] = self.early.pop(key)
+                self.early_count += 1
+                self.check()
+
+    def on_request(self, entry: dict[str, Any]) -> None:
+        key = entry.get("key") or ""
+        if entry["provider"] != "zalo" or not key:
+            return
+        tid = self.keys.get(key)
+        if tid is None:
+            self.early.setdefault(key, entry["at"])
+        elif tid not in self.zns:
+            self.zns[tid] = entry["at"]
+        self.check()
+
+    def check(self) -> None:
+        if self.expected is not None and len(self.zns) >= self.expected:
+            self.all_in.set()
+
+    def latencies_ms(self) -> list[float]:
+        return [(at - self.seen[tid]) * 1000 for tid, at in self.zns.items()]
+
+
+async def notify_phase(url: str, tmp: Path, web_port: int, env: dict[str, str],
+                       procs: dict[str, Proc]) -> dict[str, Any]:
+    """A fresh core (its [notify] on: the steady and flat phases ran without that work) with the
+    notifier, the stand-in in this process, and tickets with a phone at 20 per second."""
+    arrivals = ZnsArrivals()
+    app = make_app(StandinSettings(zalo_app_id=BENCH_APP_ID, zalo_secret=BENCH_ZALO_SECRET, daily_quota=10**6))
+    app[STATE].observers.append(arrivals.on_request)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    standin = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    site = tmp / "site-notify.toml"
+    site.write_text(site_toml(url, tmp, web_port, db="notify-core.sqlite3", extra=notify_toml(standin)),
+                    encoding="utf-8")
+    py = sys.executable
+    topics = Topics(SITE_ID)
+    listener = MqttSession(MqttSettings.from_url(url), identifier="bench-contacts", name="bench-contacts",
+                           subscriptions=[topics.private_contact], on_message=arrivals.on_contact)
+    session = MqttSession(MqttSettings.from_url(url), identifier="bench-kiosk-phones", name="bench-kiosk-phones")
+    req = Requester(session, topics, "bench-kiosk-phones")
+    tasks = [asyncio.create_task(listener.run()), asyncio.create_task(session.run())]
+    try:
+        procs["core (notifier phase)"] = start("core-notify", [py, "-m", "queue_core", "--config", str(site),
+                                                               "--log-level", "WARNING"], tmp, env)
+        procs["notifier"] = start("notifier", [py, "-m", "notifier", "--config", str(site),
+                                               "--log-level", "WARNING"], tmp, env)
+        await wait_online(url, [f"qms/{SITE_ID}/status/core", f"qms/{SITE_ID}/status/notify"])
+        await listener.wait_connects(1)
+        await session.wait_connects(1)
+        watched = [procs["core (notifier phase)"], procs["notifier"]]
+        cpu0 = [p.cpu_now() for p in watched]
+        log(f"notifier phase: {NOTIFY_SECONDS:.0f} s, {TICKETS_PER_S:.0f} tickets/s with a phone")
+        rng = random.Random(2)
+        period = 1 / TICKETS_PER_S
+        t0 = next_at = time.perf_counter()
+        issued = refused = 0
+        while time.perf_counter() - t0 < NOTIFY_SECONDS:
+            phone = f"09{rng.randrange(10**8):08d}"
+            reply = await req.request(topics.cmd_ticket, {"field": f"f{rng.randint(1, N_FIELDS)}", "phone": phone},
+                                      timeout=10)
+            if reply.get("ok"):
+                issued += 1
+            else:
+                refused += 1
+            next_at += period
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))  # the load's pace
+        arrivals.expected = issued
+        arrivals.check()
+        try:
+            await asyncio.wait_for(arrivals.all_in.wait(), 30)
+        except TimeoutError:
+            log(f"notifier phase: {issued - len(arrivals.zns)} of {issued} ZNS requests missing after 30 s")
+        elapsed = time.perf_counter() - t0
+        for p, c0 in zip(watched, cpu0, strict=True):
+            p.cpu["notify"] = round(p.cpu_now() - c0, 2)
+        log_entries = app[STATE].log
+        # read while they run: VmHWM goes with the process
+        peaks = {"notifier": procs["notifier"].peak_mb(),
+                 "core (notifier phase)": procs["core (notifier phase)"].peak_mb()}
+        return {"peak_rss_mb": peaks, "seconds": round(elapsed, 1), "tickets": issued, "refused": refused,
+                "contacts_seen": len(arrivals.seen), "zns_requests": len(arrivals.zns),
+                "zns_before_contact_seen": arrivals.early_count,
+                "zns_duplicates": sum(1 for e in log_entries if e["provider"] == "zalo" and e["duplicate"]),
+                "zalo_rate_per_s": NOTIFY_RATE_PER_S, "latencies_ms": arrivals.latencies_ms()}
+    finally:
+        for name in ("notifier", "core (notifier phase)"):
+            if name in procs:
+                procs[name].stop()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await runner.cleanup()
+
+
 # ---------------------------------------------------------------- main
 
 async def run(tmp: Path) -> dict[str, Any]:
@@ -477,6 +646,14 @@ async def run(tmp: Path) -> dict[str, Any]:
         procs["core"].cpu["flat"] = flat.pop("core_cpu_s")
         procs["broker"].cpu["flat"] = round(procs["broker"].cpu_now() - broker_cpu0, 2)
         peaks.update({n: procs[n].peak_mb() for n in ("core", "broker")})
+        notify: dict[str, Any] = {}
+        if NOTIFY_SECONDS > 0:
+            procs["core"].stop()
+            broker_cpu0 = procs["broker"].cpu_now()
+            notify = await notify_phase(url, tmp, web_port, env, procs)
+            procs["broker"].cpu["notify"] = round(procs["broker"].cpu_now() - broker_cpu0, 2)
+            peaks.update(notify.pop("peak_rss_mb"))
+            log(f"notifier phase done: {notify['tickets']} tickets, {notify['zns_requests']} ZNS requests")
     finally:
         for p in procs.values():
             if p.name != "broker":
@@ -485,14 +662,19 @@ async def run(tmp: Path) -> dict[str, Any]:
             bus.close()
         broker.stop()
     panel, tv = summary(steady.panel_ms), summary(steady.tv_ms)
+    zns = summary(notify.pop("latencies_ms", []))
     result = {
         "press_to_panel_ms": panel,
         "press_to_tv_ms": tv,
         "core_commands_per_s": flat["core_commands_per_s"],
         "core_rss_mb": peaks["core"],
         "core_rss_mb_after_steady": core_steady_mb,
+        "notify_event_to_zns_ms": zns,
+        "notifier_cpu_s": procs["notifier"].cpu.get("notify") if "notifier" in procs else None,
+        "notifier_rss_mb": peaks.get("notifier"),
         "steady": steady_result,
         "flat": flat,
+        "notify": notify,
         "processes": {n: {"cpu_s": p.cpu, "peak_rss_mb": peaks[n]} for n, p in procs.items()}
         | {"bench (simulated devices, kiosk)": {"cpu_s": {"steady": bench_steady_cpu},
                                                "peak_rss_mb": peak_mb(os.getpid())},
@@ -506,6 +688,9 @@ async def run(tmp: Path) -> dict[str, Any]:
         "core_commands_per_s": flat["core_commands_per_s"] >= TARGETS["core_commands_per_s"],
         "core_rss_mb": peaks["core"] <= TARGETS["core_rss_mb"],
     }
+    if NOTIFY_SECONDS > 0:
+        result["targets_met"]["notify_event_to_zns_p99_ms"] = (zns.get("p99", 1e9)
+                                                               <= TARGETS["notify_event_to_zns_p99_ms"])
     return result
 
 

@@ -3,7 +3,8 @@
 Starts our own Mosquitto (1883 if free, otherwise a free port), the queue core and the web
 server (the TV page; port 8080 if free) with examples/site.toml, simulated LED panels and
 keypads for every counter (on ptys) with the counter agent that drives them
-(examples/agent-demo.toml), and prints how to talk to them.
+(examples/agent-demo.toml), the notifier with a local stand-in for Zalo ZNS, eSMS and a webhook
+receiver (its "phone inbox" page shows what citizens would receive), and prints how to talk to them.
 Children that die are restarted; Ctrl-C stops everything. Logs go to var/logs/.
 """
 
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from counter_agent.config import load_agent_config  # noqa: E402
+from notifier.settings import ENV_SECRETS, NotifySettings, load_notify_settings  # noqa: E402
 from qms_common.config import load_site_config  # noqa: E402
 from qms_common.devbroker import free_port, start_broker, stop_process, wait_for_port  # noqa: E402
 from qms_common.tomlconf import ConfigError  # noqa: E402
@@ -38,6 +40,8 @@ DEMO_LOGINS = (
 AGENT = ROOT / "examples" / "agent-demo.toml"
 VAR = ROOT / "var"
 LOGS = VAR / "logs"
+# the stand-in's integrator receiver that the example's webhook is pointed at
+HOOK_PATH = "/hook/demo"
 
 
 @dataclass
@@ -57,7 +61,8 @@ class Child:
         self.started = time.monotonic()
 
     def stop(self) -> None:
-        stop_process(self.proc, timeout=5)
+        # a service gives its own stop up to 5 s (say offline, close the store) when the broker is gone
+        stop_process(self.proc, timeout=10)
 
 
 def tail(path: Path, n: int = 5) -> str:
@@ -78,6 +83,43 @@ def wait_online(port: int, topic: str, timeout: float = 30) -> bool:
     return False
 
 
+def demo_site_text(text: str, *, web_port: int, standin_url: str, listen_port: int) -> str:
+    """examples/site.toml as this run uses it: the web port that is free, and every provider
+    address of [notify] pointing at the local stand-in (the real providers are out of reach, and
+    must never get the demo's messages), the delivery receipts on a free port."""
+    text = re.sub(r"(?m)^port = \d+$", f"port = {web_port}", text, count=1)
+    head, sep, notify = text.partition("\n[notify]\n")
+    if not sep:
+        return text
+    notify = re.sub(r'(?m)^(base_url|oauth_url) = "[^"]*"', rf'\1 = "{standin_url}"', notify)
+    notify = re.sub(r'(?m)^url = "[^"]*"', f'url = "{standin_url}{HOOK_PATH}"', notify)
+    notify = re.sub(r'(?m)^listen = "[^"]*"', f'listen = "127.0.0.1:{listen_port}"', notify)
+    return head + sep + notify
+
+
+def not_at_standin(n: NotifySettings, standin_url: str) -> list[str]:
+    """The [notify] addresses that would still leave this machine (none, or the demo stops)."""
+    urls = {"[notify.webhooks] url": [w.url for w in n.webhooks]}
+    if n.zalo is not None:
+        urls["[notify.zalo] base_url, oauth_url"] = [n.zalo.base_url, n.zalo.oauth_url]
+    if n.sms is not None:
+        urls["[notify.sms] base_url"] = [n.sms.base_url]
+    return [k for k, v in urls.items() if any(not u.startswith(standin_url) for u in v)]
+
+
+def standin_argv(py: str, port: int, n: NotifySettings) -> list[str]:
+    """The stand-in with the site's own Zalo app and webhook secret, so it checks the notifier's
+    signatures and signs its delivery receipts as the real ones would."""
+    argv = [py, "-m", "notifier.standin", "--port", str(port)]
+    if n.zalo is not None:
+        argv += ["--zalo-app-id", n.zalo.app_id, "--zalo-secret", n.zalo.secret_key]
+    if n.listen is not None:
+        argv += ["--receipt-url", f"http://{n.listen[0]}:{n.listen[1]}/zalo/events"]
+    if n.webhooks:
+        argv += ["--webhook-secret", n.webhooks[0].secret]
+    return argv
+
+
 def main() -> int:
     try:
         site = load_site_config(SITE, env={})
@@ -93,9 +135,24 @@ def main() -> int:
     # the example's web port if it is free, else another: the web server reads a copy of the site
     # file that says which (in var/, a sibling of examples/, so relative paths mean the same)
     web_port = free_port(site.web_port)
+    standin_port = free_port()
+    standin_url = f"http://127.0.0.1:{standin_port}"
     site_file = VAR / "demo-site.toml"
-    site_file.write_text(re.sub(r"(?m)^port = \d+$", f"port = {web_port}", SITE.read_text(encoding="utf-8"), count=1),
-                         encoding="utf-8")
+    site_file.write_text(demo_site_text(SITE.read_text(encoding="utf-8"), web_port=web_port, standin_url=standin_url,
+                                        listen_port=free_port()), encoding="utf-8")
+    try:
+        notify = load_notify_settings(load_site_config(site_file, env={}), env={})
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        broker.stop()
+        return 2
+    if notify is not None and (outside := not_at_standin(notify, standin_url)):
+        print(f"{site_file}: {', '.join(outside)} không trỏ về máy chủ giả lập; demo không gửi tin ra ngoài.",
+              file=sys.stderr)
+        broker.stop()
+        return 2
+    # the secrets of a real deployment in this shell would win over the demo's (settings.py)
+    notify_env = {k: v for k, v in env.items() if k not in ENV_SECRETS.values()}
     children = [
         # the simulated panels first: they make the ports the agent opens
         Child("simulator", [py, "-m", "counter_agent.simulator", "--config", str(AGENT)], env,
@@ -104,6 +161,11 @@ def main() -> int:
         Child("agent", [py, "-m", "counter_agent", "--config", str(AGENT)], env, LOGS / "agent.log"),
         Child("web", [py, "-m", "display_server", "--config", str(site_file)], env, LOGS / "web.log"),
     ]
+    if notify is not None:
+        children += [
+            Child("standin", standin_argv(py, standin_port, notify), notify_env, LOGS / "standin.log"),
+            Child("notifier", [py, "-m", "notifier", "--config", str(site_file)], notify_env, LOGS / "notifier.log"),
+        ]
     for c in children:
         c.start()
     ok = wait_online(broker.port, f"qms/{site.id}/status/core")
@@ -114,6 +176,13 @@ def main() -> int:
         web_ok = True
     except (TimeoutError, RuntimeError):
         web_ok = False
+    if notify is not None:
+        notify_ok = wait_online(broker.port, f"qms/{site.id}/status/notify")
+        notify_line = ("sẵn sàng (Zalo ZNS, SMS, webhook → máy chủ giả lập / to the local stand-in)" if notify_ok
+                       else "CHƯA sẵn sàng, xem " + str(LOGS / "notifier.log"))
+        inbox = f"{standin_url}/"
+    else:
+        notify_line, inbox = f"tắt (không có [notify] trong {SITE.name}) / off", "(không có / none)"
     base = f"http://127.0.0.1:{web_port}"
     tv = f"{base}/display"
     logins = "\n".join(f"                   {user:8} / {password:13} {who}" for user, password, who in DEMO_LOGINS)
@@ -136,6 +205,9 @@ def main() -> int:
                    ghép nối một lần / pair once: {base}/supervisor/pairing)
   Giám sát       : {base}/supervisor
   Theo dõi vé    : {base}/t/<mã vé>/<mã bảo vệ>      (mã QR trên phiếu / the ticket's QR code)
+  Bộ gửi tin     : {notify_line}
+  Hộp thư điện thoại (giả lập) / phone inbox: {inbox}
+                   (tin Zalo/SMS công dân sẽ nhận và webhook; vé có số điện thoại / tickets with a phone)
   Tài khoản demo (CHỈ ĐỂ THỬ, mật khẩu công khai / DEMO ONLY, public passwords):
 {logins}
   Cơ sở dữ liệu  : {site.storage_path}
@@ -147,6 +219,9 @@ Thử với mosquitto_rr / Try it (mỗi request_id chỉ được xử lý mộ
   # lấy số (take a ticket)
   mosquitto_rr -p {p} -t qms/{s}/cmd/ticket -e qms/{s}/reply/cli \\
     -m '{{"request_id":"'$RANDOM$RANDOM'","field":"dat-dai"}}'
+  # lấy số kèm số điện thoại: tin nhắn hiện trong hộp thư giả lập (with a phone: see the phone inbox)
+  mosquitto_rr -p {p} -t qms/{s}/cmd/ticket -e qms/{s}/reply/cli \\
+    -m '{{"request_id":"'$RANDOM$RANDOM'","field":"dat-dai","phone":"0912345678"}}'
   # quầy 1 gọi số tiếp theo: TV hiện số và đọc (counter 1 calls next: the TV shows and speaks it)
   mosquitto_rr -p {p} -t qms/{s}/cmd/counter/1 -e qms/{s}/reply/cli \\
     -m '{{"request_id":"'$RANDOM$RANDOM'","action":"call_next"}}'

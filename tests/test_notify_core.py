@@ -155,3 +155,20 @@ async def test_the_private_topic_reaches_the_notifier_over_the_real_broker(broke
         reply = await notifier.request(t.cmd_ticket, {"request_id": "r1", "field": "dat-dai", "phone": PHONE})
         contact = await notifier.wait_topic(t.private_contact)
         assert contact["ticket"]["id"] == reply["ticket"]["id"] and contact["phone"] == PHONE
+
+
+async def test_the_record_says_whether_a_ticket_has_a_phone_never_which(service: QueueService) -> None:
+    svc, t = service, service.topics
+    with_phone, messages = await issue(svc, "r1")
+    without, _ = await issue(svc, "r2", phone=None)
+    # the public ticket (replies, events, state) is unchanged: only the records say it
+    assert "has_phone" not in with_phone["ticket"]
+    assert all("has_phone" not in m.payload.decode() for m in messages if m.topic != t.private_contact)
+    for reply, has in ((with_phone, True), (without, False)):
+        ask = json.dumps({"request_id": "q", "query": "ticket", "ticket": reply["ticket"]["id"]}).encode()
+        result = await svc.handle(t.cmd_query, ask, t.reply("web") + "/x")
+        assert result.reply is not None and result.reply["ticket"]["has_phone"] is has, result.reply
+        assert PHONE not in json.dumps(result.reply) and PHONE[2:] not in json.dumps(result.reply)
+    result = await svc.handle(t.cmd_query, b'{"request_id":"q","query":"tickets"}', t.reply("web") + "/x")
+    assert result.reply is not None
+    assert [r["has_phone"] for r in result.reply["tickets"]] == [True, False]

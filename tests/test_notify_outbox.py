@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import time
 from pathlib import Path
 
-from notifier.dispatcher import backoff_s
+from notifier.dispatcher import RateLimit, backoff_s
 from notifier.outbox import NewMessage, Outbox, idempotency_key
 
 
@@ -66,3 +67,12 @@ def test_retries_back_off_exponentially_with_jitter_up_to_the_cap() -> None:
     assert 1 <= delays[0] <= 2 and 4 <= delays[2] <= 8
     assert all(30 <= d <= 60 for d in delays[5:])
     assert len({round(backoff_s(3, rng=rng), 6) for _ in range(20)}) > 1  # spread, not in lockstep
+
+
+async def test_a_channel_never_goes_faster_than_its_rate_limit() -> None:
+    limit = RateLimit(per_s=20)
+    start = time.monotonic()
+    for _ in range(11):
+        await limit.wait()
+    # ten intervals of 1/20 s at least, however fast the caller asks
+    assert time.monotonic() - start >= 0.5

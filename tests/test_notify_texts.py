@@ -133,12 +133,14 @@ _value = st.text(max_size=60)
 
 
 @given(office=_value, field=st.text(max_size=120), ahead=st.text(max_size=4), wait=st.text(max_size=24),
-       number=st.text(max_size=7), link=st.text(max_size=80), counter=st.text(max_size=40))
+       number=st.text(max_size=7), link=st.text(max_size=80), counter=st.text(max_size=40),
+       code=st.text(max_size=8), day=st.text(max_size=10), slot=st.text(max_size=5))
 @settings(max_examples=300)
 def test_a_rendered_sms_is_one_gsm7_part_or_an_error(office: str, field: str, ahead: str, wait: str,
-                                                     number: str, link: str, counter: str) -> None:
+                                                     number: str, link: str, counter: str, code: str, day: str,
+                                                     slot: str) -> None:
     values = {"office": office, "field": field, "ahead": ahead, "wait": wait, "number": number, "link": link,
-              "counter": counter}
+              "counter": counter, "code": code, "day": day, "slot": slot}
     for kind, template in DEFAULT_TEMPLATES["vi"].items():
         try:
             text = render_sms(template, values, kind=kind)

@@ -54,7 +54,7 @@ class StateFollower:
             identifier=f"qms-web-{site.id}-{server_id}-{uuid.uuid4().hex[:6]}",
             name="display_server",
             subscriptions=[self.topics.state_all, self.topics.event_all, self.topics.status_all,
-                           self.topics.health_all],
+                           self.topics.health_all, self.topics.notify_stats],
             presence=Presence(self.topics.status_web(server_id)),
             on_message=self._on_message, on_connect=self._on_connect, on_disconnect=self._on_disconnect,
         )

@@ -47,7 +47,7 @@ class Call:
 
 @dataclass(frozen=True)
 class Change:
-    """What one message changed. kind: site, queue, counter, status, health, event.
+    """What one message changed. kind: site, queue, counter, status, health, notify, event.
     key: the field, counter, presence name ("core", "agent/a1", "display/hall"), agent (health), or the event kind."""
 
     kind: str
@@ -67,6 +67,8 @@ class SiteState:
     # per counter, the ticket it finished last as the events told it (a rating by counter goes
     # there); unknown for tickets finished before this server started
     last_served: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the notifier's retained notify/stats (today's messages to citizens), for the supervisor
+    notify_stats: dict[str, Any] | None = None
     calls: deque[Call] = field(default_factory=lambda: deque(maxlen=CALL_HISTORY))
     _seq: dict[str, int] = field(default_factory=dict)
     _events: OrderedDict[tuple[int, str, str, str], None] = field(default_factory=OrderedDict)
@@ -84,6 +86,8 @@ class SiteState:
             return self._status("/".join(parts[1:]), payload, retained)
         if head == "health" and len(parts) == 3 and parts[1] == "agent":
             return self._health(parts[2], payload, retained)
+        if parts == ("notify", "stats"):
+            return self._notify_stats(payload, retained)
         if head not in ("state", "event") or len(parts) < 2:
             return None
         obj = _json_object(payload, parts)
@@ -148,6 +152,14 @@ class SiteState:
             return None
         self.health[agent] = obj
         return Change("health", agent, obj, retained)
+
+    def _notify_stats(self, payload: bytes, retained: bool) -> Change | None:
+        # no seq here: the notifier publishes the whole day each time, the latest wins
+        obj = _json_object(payload, ("notify", "stats")) if payload else None
+        if payload and obj is None:
+            return None
+        self.notify_stats = obj
+        return Change("notify", "stats", obj, retained)
 
     def _event(self, kind: str, obj: dict[str, Any]) -> Change | None:
         seq = obj.get("seq")

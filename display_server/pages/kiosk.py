@@ -31,6 +31,7 @@ from display_server.base import (
 )
 from display_server.feed.live import serve_feed
 from display_server.feed.state import SiteState
+from display_server.notify import notify_channels
 from display_server.pages.track import tracking_path, tracking_url
 from display_server.printing.printer import PrintResult, TicketPrinter, status_of
 from display_server.printing.ticket_image import PrintedTicket
@@ -39,6 +40,7 @@ from display_server.texts import DEFAULT_LANGUAGE, Texts
 from display_server.timefmt import stamp_text
 from qms_common.config import SiteConfig
 from qms_common.mqtt import new_request_id
+from qms_common.phones import PhoneError, normalize_phone
 from qms_common.protocol import MAX_ID_LEN, ticket_command
 
 log = logging.getLogger(__name__)
@@ -52,7 +54,11 @@ SCRIPT_TEXTS = ("kiosk_priority", "kiosk_normal", "waiting", "people", "people_o
                 "ticket_wait", "minutes", "hours", "hours_minutes", "kiosk_done", "kiosk_printing", "kiosk_take_it",
                 "kiosk_print_browser", "offline", "kiosk_unavailable", "err_network", "ticket_scan", "priority_badge",
                 "kiosk_waiting", "kiosk_not_issued")
-_BODY_KEYS = frozenset({"field", "priority", "kiosk", "request_id"})
+PHONE_TEXTS = ("kiosk_phone_heading", "kiosk_phone_placeholder", "kiosk_phone_delete", "kiosk_phone_skip",
+               "kiosk_phone_take", "kiosk_phone_back")
+# digits the keypad takes: "84912345678" is 11, a mistyped longer one is refused by the server
+PHONE_MAX_DIGITS = 12
+_BODY_KEYS = frozenset({"field", "priority", "kiosk", "request_id", "phone"})
 # A tap whose answer did not come back is asked again with its request id for this long; then the
 # kiosk says no ticket was issued (every attempt's deadline has passed by then).
 RETRY_S = 20.0
@@ -135,8 +141,33 @@ async def kiosk(request: web.Request) -> web.Response:
         # another language is one citizen's choice: after their ticket, or idle, back to Vietnamese
         "home": lang_switch_url(request, t) if t.lang != DEFAULT_LANGUAGE else None,
         "idle_s": settings.kiosk.idle_s,
+        "phone": _phone_config(t, request.app[SITE]),
     }
-    return render_page(request, "kiosk.html", page, kiosk=kiosk_id)
+    return render_page(request, "kiosk.html", page, kiosk=kiosk_id, phone=page["phone"])
+
+
+def _phone_config(t: Texts, site: SiteConfig) -> dict[str, Any] | None:
+    """The optional phone entry, only where the notifier runs (`[notify]` with a phone channel)."""
+    channels = notify_channels(site)
+    if not channels:
+        return None
+    names = t.notify_channels_or.join(t.get(f"notify_channel_{c}", c) for c in channels)
+    return {"consent": t.kiosk_phone_consent.format(channels=names, days=site.phone_days),
+            "max_digits": PHONE_MAX_DIGITS, "texts": t.pick(*PHONE_TEXTS)}
+
+
+def _phone(request: web.Request, value: Any) -> str | None:
+    """The citizen's number as the core keeps it ("84…"), None when left out; ApiError when it is
+    not a Vietnamese mobile or the site sends no messages. The number is never in the message."""
+    t = texts_for(request)
+    if value is None or value == "":
+        return None
+    if not notify_channels(request.app[SITE]):
+        raise ApiError(400, "bad_request", t.err_phone_off)
+    try:
+        return normalize_phone(value)
+    except PhoneError as exc:
+        raise ApiError(400, "bad_phone", str(exc) if t.lang == "vi" else t.err_phone) from None
 
 
 async def feed(request: web.Request) -> web.StreamResponse:
@@ -161,6 +192,7 @@ async def issue(request: web.Request) -> web.Response:
     if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 64):
         raise bad_request(request, "err_request_id")
     kiosk_id = _kiosk_id(request, body.get("kiosk"))
+    phone = _phone(request, body.get("phone"))
     follower, site, settings = request.app[FOLLOWER], request.app[SITE], request.app[SETTINGS]
     names = {str(f["id"]): str(f.get("name", f["id"])) for f in follower.state.field_list(site)}
     if field not in names:
@@ -172,7 +204,8 @@ async def issue(request: web.Request) -> web.Response:
         _take_allowance(request, kiosk_id)
         charged.add(request_id)
     reply = await ask_core(request, follower.topics.cmd_ticket,
-                           ticket_command(request_id, field, priority=priority, source=kiosk_id))
+                           ticket_command(request_id, field, priority=priority, source=kiosk_id,
+                                                          phone=phone))
     ticket = reply.get("ticket") or {}
     ahead, est = reply.get("ahead"), reply.get("est_wait_s")
     url = tracking_url(request, str(ticket.get("id", "")))  # with the ticket's token: only its slip opens it

@@ -23,6 +23,7 @@ from display_server.base import FOLLOWER, RECORDS, SITE, add_link, render_page, 
 from display_server.feed.live import FeedEnded, serve_feed
 from display_server.feed.records import TodayRecords, iter_records
 from display_server.feed.state import SiteState
+from display_server.notify import notify_panel
 from display_server.pages.console import CONSOLES
 from display_server.pages.rating import levels_of
 from display_server.reports import stats
@@ -40,6 +41,8 @@ SCRIPT_TEXTS = (
     "sup_hour_label", "sup_ports", "sup_devices", "sup_errors", "sup_no_data", "dur_h", "dur_m", "dur_s", "sup_rated",
     "sup_waiting",
     "sup_no_show", "sup_avg_service", "sup_core",
+    "sup_notify_running", "sup_notify_lost", "sup_notify_no_failures", "sup_notify_no_stats",
+    "notify_kind_issued", "notify_kind_nears", "notify_kind_called", "notify_kind_rate",
 )
 
 
@@ -117,6 +120,8 @@ def supervisor_view(state: SiteState, site: SiteConfig, records: TodayRecords, d
         "stats": day_stats,
         "stats_day": records.day,
         "stats_error": records.error,
+        # the notifier's retained stats and presence; None where the site sends no messages
+        "notify": notify_panel(state.notify_stats, state.presence.get("notify"), site),
     }
 
 
@@ -142,7 +147,8 @@ async def dashboard(request: web.Request) -> web.Response:
     today = _today(request)
     page = {"ws": "/supervisor/ws", "csrf": session.csrf, "texts": t.pick(*SCRIPT_TEXTS),
             "timezone": request.app[SITE].timezone}
-    return render_page(request, "supervisor.html", page, session=session, today=day_text(today))
+    return render_page(request, "supervisor.html", page, session=session, today=day_text(today),
+                       notify=request.app[SITE].notify_enabled)
 
 
 async def feed(request: web.Request) -> web.StreamResponse:

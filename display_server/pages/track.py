@@ -22,6 +22,7 @@ from display_server.base import FOLLOWER, RECORDS, SETTINGS, SIGNER, SITE, error
 from display_server.feed.live import serve_feed
 from display_server.feed.records import TodayRecords
 from display_server.feed.state import SiteState
+from display_server.notify import tracking_notice
 from display_server.pages.rating import levels_of, rate_ticket, rating_open, read_score
 from display_server.printing import qr
 from qms_common.config import SiteConfig
@@ -33,7 +34,7 @@ TICKET_ID_RE = re.compile(r"^\d{8}-[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?-[a-z0-9Ä
 SCRIPT_TEXTS = ("track_waiting", "track_serving", "track_done", "track_thanks", "track_no_show", "track_transferred",
                 "track_expired", "ticket_next", "ticket_ahead", "ticket_wait", "minutes", "hours", "hours_minutes",
                 "to_counter", "offline", "track_not_found", "priority_badge", "track_rated", "ticket_ahead_one",
-                "err_network")
+                "err_network", "track_notify", "notify_channel_zalo", "notify_channel_sms")
 
 
 def setup(app: web.Application) -> None:
@@ -93,6 +94,8 @@ def track_view(ticket_id: str, records: TodayRecords, state: SiteState, site: Si
                    "counter_name": counters.get(str(counter), counter) if counter else None,
                    "rating": t.get("rating")},
         "ahead": ahead, "est_wait_s": est,
+        # which message will come, and when: only for a waiting ticket whose citizen left a phone
+        "notify": tracking_notice(t, ahead, site),
         "rate": levels_of(state, site) if rating_open(t, site) else None,
     }
 

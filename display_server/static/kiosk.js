@@ -6,7 +6,9 @@
   const config = P.config();
   const T = config.texts;
   // what tests and the curious can look at: window.qmsKiosk
-  const state = { view: null, connected: false, busy: false, last: null, printed: 0, priority: false, attempts: 0 };
+  // phone: the digits being typed on the optional phone screen (never kept past the tap that used them)
+  const state = { view: null, connected: false, busy: false, last: null, printed: 0, priority: false, attempts: 0,
+                  choosing: null, phone: "" };
   window.qmsKiosk = state;
   let backTimer = null;
 
@@ -25,10 +27,14 @@
         b.append(P.el("span", "fb-waiting", T.waiting + ": " + f.waiting + " " + P.plural(T, "people", f.waiting)));
       }
       b.disabled = !usable;
-      b.addEventListener("click", function () { take(f.id); });
+      b.addEventListener("click", function () { choose(f); });
       box.append(b);
     }
     $("unavailable").hidden = state.connected && view.online;
+    if (config.phone) {
+      $("phone-skip").disabled = !usable;
+      $("phone-take").disabled = !usable;
+    }
   }
 
   function showError(message) {
@@ -74,20 +80,103 @@
     }
   }
 
-  async function take(field) {
+  // ------------------------------------------------------------ the optional phone number
+  // Only where the office sends messages ([notify]): after the field, a keypad; "Bỏ qua" takes
+  // the number without a phone in one tap.
+
+  function choose(f) {
+    if (state.busy) return;
+    if (!config.phone) { take(f.id, ""); return; }
+    state.choosing = f.id;
+    state.phone = "";
+    $("phone-field").textContent = f.name;
+    drawPhone();
+    $("choose").hidden = true;
+    $("phone").hidden = false;
+    idlePhone();
+  }
+
+  // "0912 345 678": easier to check against one's own phone
+  function grouped(digits) {
+    return [digits.slice(0, 4), digits.slice(4, 7), digits.slice(7)].filter(Boolean).join(" ");
+  }
+
+  function drawPhone(message) {
+    $("phone-number").textContent = grouped(state.phone);
+    const e = $("phone-error");
+    e.textContent = message || "";
+    e.hidden = !message;
+  }
+
+  function closePhone() {
+    clearTimeout(phoneTimer);
+    state.choosing = null;
+    state.phone = "";
+    if (!config.phone) return;
+    drawPhone();
+    $("phone").hidden = true;
+  }
+
+  // the next citizen never finds the last one's digits: untouched for idle_s, the kiosk starts over
+  let phoneTimer = null;
+  function idlePhone() {
+    clearTimeout(phoneTimer);
+    phoneTimer = setTimeout(function () {
+      if (state.busy) { idlePhone(); return; }
+      if (state.choosing === null) return;
+      closePhone();
+      setPriority(false);
+      $("choose").hidden = false;
+    }, config.idle_s * 1000);
+  }
+
+  if (config.phone) {
+    for (const key of document.querySelectorAll("#keypad [data-digit]")) {
+      key.addEventListener("click", function () {
+        if (state.phone.length < config.phone.max_digits) state.phone += key.dataset.digit;
+        drawPhone();
+        idlePhone();
+      });
+    }
+    $("phone-delete").addEventListener("click", function () {
+      state.phone = state.phone.slice(0, -1);
+      drawPhone();
+      idlePhone();
+    });
+    $("phone-skip").addEventListener("click", function () {
+      if (state.choosing !== null) take(state.choosing, "");
+    });
+    $("phone-take").addEventListener("click", function () {
+      if (state.choosing !== null) take(state.choosing, state.phone);
+    });
+    $("phone-back").addEventListener("click", function () {
+      if (state.busy) return;
+      closePhone();
+      $("choose").hidden = false;
+    });
+  }
+
+  async function take(field, phone) {
     if (state.busy) return;  // one ticket per tap, whatever the finger does
     state.busy = true;
     draw();
-    const res = await ask({ field: field, priority: state.priority, kiosk: config.kiosk,
-                            request_id: P.requestId() });
+    const body = { field: field, priority: state.priority, kiosk: config.kiosk, request_id: P.requestId() };
+    if (phone) body.phone = phone;
+    const res = await ask(body);
     state.busy = false;
     if (!res.body.ok) {
       draw();
       const error = res.body.error || {};
+      if (error.code === "bad_phone" && state.choosing !== null) {
+        drawPhone(error.message);  // no ticket: the citizen corrects the number, or skips
+        idlePhone();
+        return;
+      }
       showError(error.code === "expired" ? T.kiosk_not_issued : error.message);
       return;
     }
     $("error").hidden = true;
+    closePhone();
     state.last = res.body;
     setPriority(false);
     show(res.body);

@@ -156,6 +156,49 @@
         T.sup_devices + (errors ? " · " + errors + " " + T.sup_errors : "") + (bad.length ? " · " + bad.join("; ") : "");
       health.append(healthRow("agent/" + a.id, a.id, a.status, detail));
     }
+    notify(v.notify);
+  }
+
+  // "zalo" → "Zalo", "webhook:0" → "Webhook 1"
+  function routeName(route) {
+    if (route === "zalo") return "Zalo";
+    if (route === "sms") return "SMS";
+    const m = /^webhook:(\d+)$/.exec(route || "");
+    return m ? "Webhook " + (Number(m[1]) + 1) : String(route);
+  }
+
+  // the notifier's messages to citizens today, from its retained notify/stats
+  function notify(n) {
+    if (!n || !$("notify")) return;
+    const up = n.status === "online";
+    const status = $("notify-status");
+    status.replaceChildren(pill(up ? "online" : "offline", up ? T.sup_notify_running : T.sup_notify_lost));
+    $("notify-quota-line").hidden = n.quota_left === null || n.quota_left === undefined;
+    $("notify-quota").textContent = n.quota_left === null || n.quota_left === undefined ? "—" : String(n.quota_left);
+    const channels = $("notify-channels");
+    channels.replaceChildren();
+    if (!n.channels.length) {
+      const tr = row([td(T.sup_notify_no_stats, "muted")]);
+      tr.children[0].colSpan = 6;
+      channels.append(tr);
+    }
+    for (const c of n.channels) {
+      const tr = row([td(routeName(c.route)), td(c.sent, "num sent"), td(c.delivered, "num delivered"),
+                      td(c.failed, "num failed"), td(c.dropped, "num dropped"), td(c.pending, "num pending")]);
+      tr.dataset.route = c.route;
+      channels.append(tr);
+    }
+    const failures = $("notify-failures");
+    failures.replaceChildren();
+    if (!n.failures.length) {
+      const tr = row([td(T.sup_notify_no_failures, "muted")]);
+      tr.children[0].colSpan = 5;
+      failures.append(tr);
+    }
+    for (const f of n.failures) {
+      failures.append(row([td(f.time), td(routeName(f.channel)), td(T["notify_kind_" + f.kind] || f.kind),
+                           td(f.phone), td(f.reason, "muted")]));
+    }
   }
 
   function healthRow(key, name, status, detail) {

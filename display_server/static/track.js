@@ -34,6 +34,11 @@
     const lines = waiting ? P.waitLines(T, v.ahead, v.est_wait_s) : ["", ""];
     $("ahead").textContent = lines[0];
     $("wait").textContent = lines[1];
+    // "Ông/bà sẽ nhận tin Zalo khi còn 3 người phía trước"
+    const notice = $("notify");
+    notice.hidden = !v.notify;
+    notice.textContent = v.notify ? P.fmt(T.track_notify, {
+      channel: T["notify_channel_" + v.notify.channel] || v.notify.channel, n: v.notify.ahead }) : "";
     drawRating(v);
   }
 

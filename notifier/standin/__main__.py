@@ -24,6 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--zalo-app-id", default=StandinSettings.zalo_app_id)
     p.add_argument("--zalo-secret", default=StandinSettings.zalo_secret)
+    p.add_argument("--zalo-oa-secret", default=None, help="khóa ký sự kiện webhook của OA (mặc định: --zalo-secret)")
     p.add_argument("--zalo-refresh-token", default=None, help="refresh token đầu tiên được chấp nhận")
     p.add_argument("--token-lifetime", type=int, default=StandinSettings.token_lifetime_s,
                    help="thời hạn access token (giây)")
@@ -39,6 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     settings = StandinSettings(zalo_app_id=args.zalo_app_id, zalo_secret=args.zalo_secret,
+                               zalo_oa_secret=args.zalo_oa_secret,
                                zalo_refresh_token=args.zalo_refresh_token, token_lifetime_s=args.token_lifetime,
                                receipt_url=args.receipt_url, webhook_secret=args.webhook_secret)
     runner = web.AppRunner(make_app(settings), shutdown_timeout=2)

@@ -180,7 +180,7 @@ async def _send_receipt(app: web.Application, msg_id: str, phone: str) -> None:
              "message": {"msg_id": msg_id, "delivery_time": now_ms, "tracking_id": ""}}
     raw = json.dumps(event).encode()
     headers = {"Content-Type": "application/json",
-               SIGNATURE_HEADER: zalo_signature(s.zalo_app_id, s.zalo_secret, raw, now_ms)}
+               SIGNATURE_HEADER: zalo_signature(s.zalo_app_id, s.zalo_oa_secret or s.zalo_secret, raw, now_ms)}
     try:
         async with app[CLIENT].post(s.receipt_url, data=raw, headers=headers) as resp:
             if resp.status >= 300:

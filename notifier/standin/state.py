@@ -18,6 +18,7 @@ PHONE = re.compile(r"84[35789]\d{8}")
 class StandinSettings:
     zalo_app_id: str = "standin-app"
     zalo_secret: str = "standin-secret"  # the app's secret_key (OAuth) and the OA's event key
+    zalo_oa_secret: str | None = None  # signs the OA's webhook events, when it differs from zalo_secret
     zalo_refresh_token: str | None = None  # the first refresh token it accepts; None: any unspent one
     token_lifetime_s: int = 90000  # Zalo's reported 25 h
     receipt_url: str | None = None
