@@ -80,6 +80,7 @@ class NewMessage:
     phone: str | None = None
     state: str = PENDING
     reason: str | None = None
+    not_before: float | None = None    # a reminder waits for its time
 
 
 @dataclass
@@ -218,7 +219,8 @@ class Outbox:
                     "INSERT OR IGNORE INTO messages (key, day, ticket, kind, route, fallback, phone, body, state,"
                     " next_at, created_at, updated_at, reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (m.key, m.day, m.ticket, m.kind, m.routes[0] if m.routes else "", json.dumps(m.routes[1:]),
-                     m.phone, json.dumps(m.body, ensure_ascii=False), m.state, at, at, at, m.reason))
+                     m.phone, json.dumps(m.body, ensure_ascii=False), m.state,
+                     m.not_before if m.not_before is not None else at, at, at, m.reason))
                 if cur.rowcount:
                     ids.append(int(cur.lastrowid or 0))
             return ids
@@ -289,10 +291,11 @@ class Outbox:
 
     # ------------------------------------------------------------ reads
 
-    async def kinds_of(self, ticket: str) -> set[str]:
-        """The kinds of citizens' messages already decided for a ticket (sent, waiting or dropped)."""
-        return {r[0] for r in await self._read("SELECT kind FROM messages WHERE ticket = ? AND key LIKE 'c:%'",
-                                               (ticket,))}
+    async def kinds_of(self, ticket: str, prefix: str = "c:") -> set[str]:
+        """The kinds of citizens' messages already decided for a ticket or a booking's place
+        (sent, waiting or dropped); `prefix` is the start of their keys."""
+        return {r[0] for r in await self._read("SELECT kind FROM messages WHERE ticket = ? AND key LIKE ?",
+                                               (ticket, prefix + "%"))}
 
     async def due(self, route: str, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Row]:
         skip = list(exclude)

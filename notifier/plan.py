@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
 from qms_common.protocol import CALLABLE_STATUSES
 
-ISSUED, NEARS, CALLED, RATE = "issued", "nears", "called", "rate"
-KINDS = (ISSUED, NEARS, CALLED, RATE)
+ISSUED, NEARS, CALLED, RATE, CHECKIN = "issued", "nears", "called", "rate", "checkin"
+KINDS = (ISSUED, NEARS, CALLED, RATE, CHECKIN)
+REMIND_EVE, REMIND_SOON = "remind_eve", "remind_soon"
+EVENING = time(19, 0)              # the evening before a booking
+SOON = timedelta(minutes=30)       # before a booking's slot
 
 _STATUS_VI = {
     "waiting": "đang chờ", "transferred": "đã chuyển", "serving": "đã được gọi", "done": "đã phục vụ xong",
@@ -53,6 +56,8 @@ class Contact:
     finished_at: datetime | None
     rated: bool
     seq: int
+    awaiting_checkin: bool = False     # a remote ticket not yet confirmed at the kiosk
+    passed_over: bool = False          # its turn came while it awaited check-in
 
     @classmethod
     def parse(cls, body: dict[str, Any], seq: int | None = None) -> Contact:
@@ -66,6 +71,7 @@ class Contact:
             ahead=_opt_int(body.get("ahead")), est_wait_s=_opt_int(body.get("est_wait_s")),
             finished_at=datetime.fromisoformat(finished) if finished else None,
             rated=t.get("rating") is not None, seq=int(seq if seq is not None else body.get("seq", 0)),
+            awaiting_checkin=bool(t.get("awaiting_checkin")), passed_over=bool(body.get("passed_over")),
         )
 
     @property
@@ -107,6 +113,8 @@ def decide(c: Contact, decided: Iterable[str], *, ahead: int, rating_window_s: i
             out.append(Decision(CALLED, Step.SEND))
         elif c.status in ("done", "no_show", "expired"):
             out.append(Decision(CALLED, Step.DROP, f"báo muộn: vé {status_vi}"))
+    if CHECKIN not in done and c.passed_over and c.awaiting_checkin and c.waiting:
+        out.append(Decision(CHECKIN, Step.SEND))
     if RATE not in done:
         if c.status == "done":
             if c.rated:
@@ -128,9 +136,87 @@ def stale(kind: str, c: Contact, *, rating_window_s: int, now: datetime) -> str 
         return f"báo muộn: vé {status_vi}"
     if kind == CALLED and c.status != "serving":
         return f"báo muộn: vé {status_vi}"
+    if kind == CHECKIN and not (c.awaiting_checkin and c.waiting):
+        return "vé đã được xác nhận có mặt" if c.waiting else f"báo muộn: vé {status_vi}"
     if kind == RATE:
         if c.rated:
             return "công dân đã đánh giá"
         if c.finished_at is not None and now >= c.finished_at + timedelta(seconds=rating_window_s):
             return "đã hết thời hạn đánh giá"
+    return None
+
+
+# ---------------------------------------------------------------- bookings
+
+
+@dataclass(frozen=True)
+class BookingInfo:
+    """A booking as the core last described it (`private/booking`, or the `bookings` query)."""
+
+    code: str
+    field: str
+    day: str
+    slot: str
+    status: str
+    phone: str | None
+    seq: int
+
+    @classmethod
+    def parse(cls, body: dict[str, Any], seq: int | None = None) -> BookingInfo:
+        a = body["appointment"]
+        time.fromisoformat(str(a["slot"]))
+        date.fromisoformat(str(a["day"]))
+        return cls(code=str(a["code"]), field=str(a["field"]), day=str(a["day"]), slot=str(a["slot"]),
+                   status=str(a["status"]), phone=body.get("phone"),
+                   seq=int(seq if seq is not None else body.get("seq", 0)))
+
+    @property
+    def place(self) -> str:
+        """Where it is: a moved booking is another place, with reminders of its own."""
+        return f"{self.day}T{self.slot}"
+
+    def start(self, tz: tzinfo) -> datetime:
+        return datetime.combine(date.fromisoformat(self.day), time.fromisoformat(self.slot), tzinfo=tz)
+
+
+@dataclass(frozen=True)
+class Reminder:
+    kind: str
+    step: Step
+    at: datetime | None = None     # when to send it
+    reason: str = ""
+
+
+def reminders(b: BookingInfo, decided: Iterable[str], *, tz: tzinfo, now: datetime) -> list[Reminder]:
+    """The evening before (19:00) and 30 minutes before the slot, for a booking still booked;
+    one that can no longer come in time is dropped with why."""
+    if b.status != "booked" or not b.phone:
+        return []
+    done = set(decided)
+    start = b.start(tz)
+    out: list[Reminder] = []
+    if REMIND_EVE not in done:
+        eve = datetime.combine(date.fromisoformat(b.day) - timedelta(days=1), EVENING, tzinfo=tz)
+        if now < eve:
+            out.append(Reminder(REMIND_EVE, Step.SEND, eve))
+        else:
+            out.append(Reminder(REMIND_EVE, Step.DROP, reason="đặt lịch sau giờ nhắc tối hôm trước"))
+    if REMIND_SOON not in done:
+        if now < start:
+            out.append(Reminder(REMIND_SOON, Step.SEND, max(now, start - SOON)))
+        else:
+            out.append(Reminder(REMIND_SOON, Step.DROP, reason="đã qua giờ hẹn"))
+    return out
+
+
+def booking_stale(place: str, b: BookingInfo | None) -> str | None:
+    """Why a reminder queued for a booking at `place` should not go out now."""
+    if b is None:
+        return None
+    if b.status == "cancelled":
+        return "lịch hẹn đã huỷ"
+    if b.status != "booked":
+        return f"lịch hẹn đã {'xác nhận có mặt' if b.status == 'checked_in' else 'quá hạn'}"
+    if b.place != place:
+        return "lịch hẹn đã đổi sang giờ khác"
     return None

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -24,7 +25,7 @@ from aiohttp import web
 from notifier import plan
 from notifier.dispatcher import RateLimit, Worker
 from notifier.outbox import DROPPED, NewMessage, Outbox, Row, idempotency_key
-from notifier.plan import Contact, Step
+from notifier.plan import BookingInfo, Contact, Step
 from notifier.providers import Channel, Message, Outcome, Verdict, sms_channel
 from notifier.providers.tokens import ZaloTokens
 from notifier.providers.webhook import WebhookTarget
@@ -34,14 +35,16 @@ from notifier.settings import EVENT_KINDS, NotifySettings
 from notifier.texts import format_wait, render_sms, zns_data
 from qms_common.config import SiteConfig
 from qms_common.mqtt import MqttSession, NotConnected, Presence, Requester, RequestTimeout, message_topic
+from qms_common.phones import PhoneError, normalize_phone
 from qms_common.protocol import ProtocolError, Topics, dumps, loads_object
-from qms_common.signing import Signer, load_secret, tracking_path, web_secret_file
+from qms_common.signing import Signer, booking_path, load_secret, tracking_path, web_secret_file
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 24 * 3600   # the broker keeps our messages this long while we are away
 STATS_EVERY_S = 5.0
 CONTACTS_PAGE = 200
+OTP_VALID_S = 300     # the web server's one-time codes expire after 5 minutes: a late one is useless
 
 
 @dataclass
@@ -55,14 +58,16 @@ class Notifier:
     now: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
     workers: dict[str, Worker] = field(default_factory=dict)
     latest: dict[str, Contact] = field(default_factory=dict)         # ticket -> what the core last said
-    decided: dict[str, set[str]] = field(default_factory=dict)       # ticket -> kinds already decided
+    decided: dict[str, set[str]] = field(default_factory=dict)       # ticket or booking place -> kinds decided
+    bookings: dict[str, BookingInfo] = field(default_factory=dict)   # code -> what the core last said
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+    written: asyncio.Condition = field(default_factory=asyncio.Condition)  # after each outbox write
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _stats_dirty: bool = True
 
     def __post_init__(self) -> None:
         self.topics = Topics(self.site.id)
-        subs = [self.topics.private_contact]
+        subs = [self.topics.private_contact, self.topics.private_booking, self.topics.private_otp]
         if self.webhooks:
             subs.append(self.topics.event_all)
         self.session = MqttSession(
@@ -169,30 +174,37 @@ class Notifier:
         asyncio.get_running_loop().create_task(self._catch_up())
 
     async def _catch_up(self) -> None:
-        """Today's tickets with a phone, from the core: what happened while we were away."""
-        after: str | None = None
-        seen = 0
+        """Today's tickets with a phone and the live bookings, from the core: what happened while
+        we were away."""
         try:
-            while True:
-                ask: dict[str, Any] = {"query": "contacts", "limit": CONTACTS_PAGE}
-                if after is not None:
-                    ask["after"] = after
-                reply = await self.requester.request(self.topics.cmd_query, ask, timeout=10)
-                if not reply.get("ok"):
-                    log.error("Lõi hàng đợi không trả danh sách số điện thoại: %s", reply.get("error"))
-                    return
-                seq = int(reply.get("seq") or 0)
-                writes = [await self.hear_soon(body, seq=seq) for body in reply.get("contacts") or []]
-                await asyncio.gather(*(w for w in writes if w is not None))
-                seen += len(writes)
-                after = reply.get("next")
-                if after is None:
-                    break
+            tickets = await self._catch_up_query("contacts", self.hear_soon)
+            bookings = await self._catch_up_query("bookings", self.booking_soon)
         except (RequestTimeout, NotConnected) as exc:
             log.warning("Chưa hỏi được lõi hàng đợi (%s); sẽ hỏi lại khi kết nối lại", exc)
             return
-        log.info("Đã đối chiếu %d vé có số điện thoại với lõi hàng đợi", seen)
+        if tickets is None or bookings is None:
+            return
+        log.info("Đã đối chiếu %d vé có số điện thoại và %d lịch hẹn với lõi hàng đợi", tickets, bookings)
         self.caught_up.set()
+
+    async def _catch_up_query(self, query: str, hear: Callable[..., Any]) -> int | None:
+        after: str | None = None
+        seen = 0
+        while True:
+            ask: dict[str, Any] = {"query": query, "limit": CONTACTS_PAGE}
+            if after is not None:
+                ask["after"] = after
+            reply = await self.requester.request(self.topics.cmd_query, ask, timeout=10)
+            if not reply.get("ok"):
+                log.error("Lõi hàng đợi không trả lời truy vấn %s: %s", query, reply.get("error"))
+                return None
+            seq = int(reply.get("seq") or 0)
+            writes = [await hear(body, seq=seq) for body in reply.get(query) or []]
+            await asyncio.gather(*(w for w in writes if w is not None))
+            seen += len(writes)
+            after = reply.get("next")
+            if after is None:
+                return seen
 
     async def _on_message(self, message: aiomqtt.Message) -> asyncio.Future[None] | None:
         """Decide at once; the broker's copy is acknowledged once the outbox has it on disk."""
@@ -205,6 +217,10 @@ class Notifier:
         try:
             if topic == self.topics.private_contact:
                 return await self.hear_soon(body)
+            if topic == self.topics.private_booking:
+                return await self.booking_soon(body)
+            if topic == self.topics.private_otp:
+                return self.otp_soon(body)
             if topic.startswith(self.topics.root + "/event/"):
                 return self.event_soon(topic.rsplit("/", 1)[1], body)
         except (KeyError, ValueError, TypeError) as exc:
@@ -215,13 +231,17 @@ class Notifier:
         """Write the new messages (one group commit with whatever else is being written), then
         wake the workers that send them."""
         if not new:
+            asyncio.get_running_loop().create_task(self._tell_written())
             return None
+        new = [m if m.state != "pending" or m.routes != [""] else
+               replace(m, state="failed", reason="không có kênh nào gửi được loại tin này") for m in new]
         self._stats_dirty = True
 
         async def write() -> None:
             await self.outbox.add(new)
             for route in {m.routes[0] for m in new if m.state == "pending"}:
                 self._wake(route)
+            await self._tell_written()
         return asyncio.ensure_future(write())
 
     async def hear_soon(self, body: dict[str, Any], seq: int | None = None) -> asyncio.Future[None] | None:
@@ -242,9 +262,7 @@ class Notifier:
             return self._store(new)
 
     def _citizen_message(self, c: Contact, d: plan.Decision) -> NewMessage:
-        routes = [ch for ch in self.settings.channels_for(d.kind) if ch in self.channels]
-        if d.kind not in self._zalo_kinds() and "zalo" in routes:
-            routes.remove("zalo")  # no ZNS template for this kind: SMS only
+        routes = self._routes(d.kind)
         f = self.site.field(c.field)
         values = {
             "office": self.site.name, "number": c.number, "field": f.name if f else c.field,
@@ -256,10 +274,65 @@ class Notifier:
             cc = self.site.counter(c.counter)
             values["counter"] = cc.name if cc else f"quầy {c.counter}"
         state, reason = ("pending", None) if d.step is Step.SEND else (DROPPED, d.reason)
-        if state == "pending" and not routes:
-            state, reason = "failed", "không có kênh nào gửi được loại tin này"
         return NewMessage(key=f"c:{c.ticket_id}:{d.kind}", day=c.day, ticket=c.ticket_id, kind=d.kind,
-                          routes=routes or [""], body=values, phone=c.phone, state=state, reason=reason)
+                          routes=routes, body=values, phone=c.phone, state=state, reason=reason)
+
+    async def booking_soon(self, body: dict[str, Any], seq: int | None = None) -> asyncio.Future[None] | None:
+        """A booking changed (or the catch-up lists it): schedule its reminders."""
+        b = BookingInfo.parse(body, seq)
+        place = f"{b.code}@{b.place}"
+        async with self._lock:
+            known = self.bookings.get(b.code)
+            if known is not None and known.seq > b.seq:
+                return None
+            self.bookings[b.code] = b
+            if place not in self.decided:
+                self.decided[place] = await self.outbox.kinds_of(place, "b:")
+            decided = self.decided[place]
+            steps = plan.reminders(b, decided, tz=self.site.tz, now=self.now())
+            decided.update(r.kind for r in steps)
+            return self._store([self._reminder(b, place, r) for r in steps])
+
+    def _reminder(self, b: BookingInfo, place: str, r: plan.Reminder) -> NewMessage:
+        f = self.site.field(b.field)
+        day = date.fromisoformat(b.day)
+        values = {"office": self.site.name, "field": f.name if f else b.field, "day": day.strftime("%d/%m/%Y"),
+                  "slot": b.slot, "code": b.code,
+                  "link": self.settings.public_url + booking_path(self.signer, b.code)}
+        return NewMessage(key=f"b:{place}:{r.kind}", day=b.day, ticket=place, kind=r.kind,
+                          routes=self._routes(r.kind), body=values, phone=b.phone,
+                          state="pending" if r.step is Step.SEND else DROPPED, reason=r.reason or None,
+                          not_before=r.at.timestamp() if r.at else None)
+
+    def otp_soon(self, body: dict[str, Any]) -> asyncio.Future[None] | None:
+        """The web server asks for a one-time code to be sent to a phone, now."""
+        rid = str(body["request_id"])[:64]
+        code = str(body["code"])
+        if not code.isdigit() or len(code) > 8:
+            raise ValueError("mã không hợp lệ")
+        try:
+            phone = normalize_phone(str(body["phone"]))
+        except PhoneError:
+            log.warning("Bỏ yêu cầu gửi mã xác nhận %s: số điện thoại không hợp lệ", rid)
+            return None
+        return self._store([NewMessage(key=f"o:{rid}", day=self._today(), ticket=f"otp:{rid}", kind="otp",
+                                       routes=self._routes("otp"), body={"office": self.site.name, "code": code},
+                                       phone=phone)])
+
+    def _routes(self, kind: str) -> list[str]:
+        routes = [ch for ch in self.settings.channels_for(kind) if ch in self.channels]
+        if kind not in self._zalo_kinds() and "zalo" in routes:
+            routes.remove("zalo")  # no ZNS template for this kind: SMS only
+        return routes or [""]
+
+    async def _tell_written(self) -> None:
+        async with self.written:
+            self.written.notify_all()
+
+    async def until_written(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Until what the notifier has decided and written satisfies predicate (for tests and tools)."""
+        async with asyncio.timeout(timeout), self.written:
+            await self.written.wait_for(predicate)
 
     def _zalo_kinds(self) -> set[str]:
         return {str(k) for k in self.settings.zalo.templates} if self.settings.zalo else set()
@@ -283,6 +356,11 @@ class Notifier:
     # ------------------------------------------------------------ sending
 
     def _stale(self, row: Row) -> str | None:
+        if row.key.startswith("o:"):
+            return "mã xác nhận đã hết hạn" if time.time() - row.created_at > OTP_VALID_S else None
+        if row.key.startswith("b:"):
+            code, _, place = row.ticket.partition("@")
+            return plan.booking_stale(place, self.bookings.get(code))
         if not row.key.startswith("c:"):
             return None
         c = self.latest.get(row.ticket)

@@ -25,6 +25,7 @@ from qms_common.tomlconf import resolve_path
 log = logging.getLogger(__name__)
 
 TRACKING = "track"  # the signer's purpose for tracking tokens
+BOOKING = "booking"  # ... and for a booking's own page (see, cancel, move)
 SECRET_BYTES = 32
 # 96 bits: far beyond guessing over HTTP, short enough for a small QR code
 TOKEN_CHARS = 16
@@ -90,3 +91,8 @@ def web_secret_file(site: SiteConfig) -> Path:
 def tracking_path(signer: Signer, ticket_id: str) -> str:
     """A ticket's own page, /t/{id}/{token}: only who holds its slip (or its message) opens it."""
     return f"/t/{quote(ticket_id)}/{signer.token(TRACKING, ticket_id)}"
+
+
+def booking_path(signer: Signer, code: str) -> str:
+    """A booking's own page, /dat-lich/{code}/{token}: who holds the message or the QR manages it."""
+    return f"/dat-lich/{quote(code)}/{signer.token(BOOKING, code)}"
