@@ -52,18 +52,13 @@ class EsmsChannel:
         self._brandname = brandname
         self._callback_url = callback_url
         self._sandbox = sandbox
-        self._timeout = http.timeout(timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self._client = http.Client(timeout_s)
 
     def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+        return self._client.session()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.close()
 
     async def send(self, msg: Message) -> Outcome:
         if (o := bad_key(msg)) is not None:

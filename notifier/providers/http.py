@@ -28,6 +28,25 @@ class Reply:
     retry_after_s: float | None
 
 
+class Client:
+    """One aiohttp session per channel, opened on first use (in the running loop) and again
+    after a close."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout = timeout(timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 def retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header; an HTTP date or garbage counts as not said."""
     if not value:

@@ -50,18 +50,13 @@ class SpeedSmsChannel:
         # Built by hand: aiohttp.BasicAuth is deprecated in new aiohttp, encode_basic_auth absent in old.
         self._auth = "Basic " + base64.b64encode(f"{token}:x".encode()).decode("ascii")
         self._sender = sender
-        self._timeout = http.timeout(timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self._client = http.Client(timeout_s)
 
     def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+        return self._client.session()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.close()
 
     async def send(self, msg: Message) -> Outcome:
         if (o := bad_key(msg)) is not None:

@@ -62,18 +62,13 @@ class WebhookTarget:
         self._url = url
         self._secret = secret
         self._clock = clock
-        self._timeout = http.timeout(timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self._client = http.Client(timeout_s)
 
     def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+        return self._client.session()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.close()
 
     async def send(self, key: str, body: dict[str, Any]) -> Outcome:
         raw = encode(body)

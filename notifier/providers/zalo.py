@@ -66,18 +66,14 @@ class ZaloChannel:
         self._seed = first_refresh_token
         self._templates = dict(templates)
         self._tokens = tokens
-        self._timeout = http.timeout(timeout_s)
-        self._session: aiohttp.ClientSession | None = None
+        self._client = http.Client(timeout_s)
 
     def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-        return self._session
+        return self._client.session()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._client.close()
+        await self._tokens.close()
 
     async def _refresh(self, refresh_token: str) -> Refreshed:
         form = {"app_id": self._app_id, "grant_type": "refresh_token", "refresh_token": refresh_token}
