@@ -165,16 +165,16 @@ class Book:
         cc = self.site.counter(counter_id)
         candidates: list[Ticket] = []
         for fid in cc.fields if cc else ():
-            found_best = False
+            # each field's first callable ticket, and its first walk-in (for the fairness turn)
+            first = True
             for _, tid in self._waiting.get(fid, ()):
                 t = self.tickets[tid]
                 if (t.targeted and t.counter != counter_id) or t.awaiting_checkin:
                     continue
-                if not found_best:
+                if first or t.sort_key[0] == 2:
                     candidates.append(t)
-                    found_best = True
+                first = False
                 if t.sort_key[0] == 2:
-                    candidates.append(t)
                     break
         candidates += [self.tickets[tid] for tid in self._targeted.get(counter_id, ())
                        if not self.tickets[tid].awaiting_checkin]

@@ -3,6 +3,7 @@ window, the calling order and the fairness share. No broker, no database."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
@@ -362,3 +363,34 @@ def test_requests_are_checked(tmp_path: Path) -> None:
         refused(ErrorCode.BAD_REQUEST, AppointmentRequest.parse, {"request_id": "x", **body})
     assert AppointmentRequest.parse({"request_id": "x", "action": "get", "code": " acde fghj "}).code == "ACDEFGHJ"
     refused(ErrorCode.BAD_REQUEST, TicketRequest.parse, {"request_id": "x", "field": "dat-dai", "remote": True})
+
+
+_KINDS = st.lists(st.tuples(st.sampled_from(["walk", "priority", "remote", "appointment"]),
+                            st.integers(min_value=0, max_value=5)), max_size=25)
+
+
+@given(_KINDS)
+def test_ahead_is_the_calling_order(tmp_path_factory: pytest.TempPathFactory, kinds: list[tuple[str, int]]) -> None:
+    """Whatever the mix, `ahead` of each callable ticket is how many call_next calls come before it
+    (no fairness turn: max_share 1); remote tickets awaiting check-in are never called."""
+    office = Office(make_site(tmp_path_factory.mktemp("ahead"), max_share=1.0))
+    f = office.book.site.field("dat-dai")
+    assert f is not None
+    for i, (kind, slot) in enumerate(kinds):
+        if kind == "walk":
+            office.walk_in()
+        elif kind == "priority":
+            office.walk_in(priority=True)
+        elif kind == "remote":
+            with contextlib.suppress(ProtocolError):  # beyond the field's daily quota of 3
+                office.remote(phone=f"849000{i:05d}")
+        else:  # an appointment ticket of a slot between 08:00 and 10:30
+            at = appt.slot_moment(MONDAY.isoformat(), f"{8 + slot // 2:02d}:{30 * (slot % 2):02d}",
+                                  office.book.site.tz)
+            office.apply(rules._new_ticket(office.book, f, office.tick(), via=Via.APPOINTMENT, appointment="X",
+                                           slot_at=at))
+    callable_ = [t for t in office.book.tickets.values() if not t.awaiting_checkin]
+    expected = {t.number: office.book.ahead(t) for t in callable_}
+    order = [office.called() for _ in callable_]
+    assert {n: i for i, n in enumerate(order)} == expected
+    assert office.called() is None
