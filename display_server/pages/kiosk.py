@@ -39,7 +39,7 @@ from display_server.texts import DEFAULT_LANGUAGE, Texts
 from display_server.timefmt import stamp_text
 from qms_common.config import SiteConfig
 from qms_common.mqtt import new_request_id
-from qms_common.protocol import MAX_ID_LEN, ticket_command
+from qms_common.protocol import CODE_ALPHABET, MAX_ID_LEN, ticket_command
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ SCRIPT_TEXTS = ("kiosk_priority", "kiosk_normal", "waiting", "people", "people_o
                 "ticket_ahead", "ticket_ahead_one",
                 "ticket_wait", "minutes", "hours", "hours_minutes", "kiosk_done", "kiosk_printing", "kiosk_take_it",
                 "kiosk_print_browser", "offline", "kiosk_unavailable", "err_network", "ticket_scan", "priority_badge",
-                "kiosk_waiting", "kiosk_not_issued")
+                "kiosk_waiting", "kiosk_not_issued", "checkin_late", "checkin_done_remote")
 _BODY_KEYS = frozenset({"field", "priority", "kiosk", "request_id"})
 # A tap whose answer did not come back is asked again with its request id for this long; then the
 # kiosk says no ticket was issued (every attempt's deadline has passed by then).
@@ -97,7 +97,7 @@ async def _close_printer(app: web.Application) -> None:
     app[PRINTER].close()
 
 
-def _kiosk_id(request: web.Request, value: Any) -> str:
+def kiosk_id_of(request: web.Request, value: Any) -> str:
     """The kiosk's id (a slug), one the site allows; ApiError otherwise."""
     t = texts_for(request)
     if value is None or value == "":
@@ -122,7 +122,7 @@ def kiosk_view(state: SiteState, site: SiteConfig, *, link_up: bool) -> dict[str
 async def kiosk(request: web.Request) -> web.Response:
     t = texts_for(request)
     try:
-        kiosk_id = _kiosk_id(request, request.query.get("id"))
+        kiosk_id = kiosk_id_of(request, request.query.get("id"))
     except ApiError as exc:
         return error_page(request, exc.status, exc.message)
     settings = request.app[SETTINGS]
@@ -135,6 +135,10 @@ async def kiosk(request: web.Request) -> web.Response:
         # another language is one citizen's choice: after their ticket, or idle, back to Vietnamese
         "home": lang_switch_url(request, t) if t.lang != DEFAULT_LANGUAGE else None,
         "idle_s": settings.kiosk.idle_s,
+        # check-in of bookings and remote tickets: where the site has either
+        "checkin": ("/api/checkin" + (f"?lang={t.lang}" if t.lang != "vi" else ""))
+        if request.app[SITE].remote is not None or request.app[SITE].appointments is not None else None,
+        "alphabet": CODE_ALPHABET,
     }
     return render_page(request, "kiosk.html", page, kiosk=kiosk_id)
 
@@ -160,7 +164,7 @@ async def issue(request: web.Request) -> web.Response:
     rid = body.get("request_id")
     if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 64):
         raise bad_request(request, "err_request_id")
-    kiosk_id = _kiosk_id(request, body.get("kiosk"))
+    kiosk_id = kiosk_id_of(request, body.get("kiosk"))
     follower, site, settings = request.app[FOLLOWER], request.app[SITE], request.app[SETTINGS]
     names = {str(f["id"]): str(f.get("name", f["id"])) for f in follower.state.field_list(site)}
     if field not in names:
@@ -182,7 +186,7 @@ async def issue(request: web.Request) -> web.Response:
     mode = "browser"
     if settings.printer.serves(kiosk_id):
         mode = "printer"
-        printed = _printed(site, names, ticket, ahead, est, url, issued)
+        printed = printed_ticket(site, names, ticket, ahead, est, url, issued)
         result = await request.app[PRINTER].print(printed, Texts("vi"))
     return json_response({"ok": True, "ticket": ticket, "ahead": ahead, "est_wait_s": est, "tracking_url": url,
                           "qr_url": tracking_path(request.app, str(ticket.get("id", ""))) + "/qr.svg",
@@ -209,7 +213,7 @@ def _take_allowance(request: web.Request, kiosk_id: str) -> None:
                        retry_after_s=seconds_text(wait))
 
 
-def _printed(site: SiteConfig, names: dict[str, str], ticket: dict[str, Any], ahead: Any, est: Any,
+def printed_ticket(site: SiteConfig, names: dict[str, str], ticket: dict[str, Any], ahead: Any, est: Any,
              url: str, issued: str) -> PrintedTicket:
     return PrintedTicket(office=site.name, field_name=names.get(str(ticket.get("field")), ""),
                          number=str(ticket.get("number", "")), priority=bool(ticket.get("priority")),
