@@ -176,3 +176,116 @@ async def test_a_number_from_a_phone_passed_over_then_called_after_check_in(
         assert (await counter(probe, topics, "call_next"))["ticket"]["number"] == "1001"
         await track.until("document.getElementById('status').textContent.includes('Quầy 1')")
         assert not kiosk.errors and not again.errors and not track.errors
+
+
+@pytest.fixture
+def open_every_day(broker: Broker, tmp_path: Path) -> tuple[Path, Topics]:
+    """Bookings every day of the week, no holidays: the test's days are whatever days the real
+    clock puts a week back."""
+    extra = appointment_site(closed="[]", capacity=1).replace('holidays = ["2026-11-26"]', "holidays = []")
+    extra = extra.replace("[appointments.fields.weekday_capacity]\nfri = 1\n", "")
+    path, site_id = write_site(tmp_path, broker.url, extra=extra + web_extra(tmp_path, free_port()))
+    return path, Topics(site_id)
+
+
+async def slot_button(tab: Tab, slot: str) -> str:
+    return f"#slots button[data-slot='{slot}']"
+
+
+async def test_book_cancel_book_again_move_and_check_in_before_walk_ins(
+        chromium: Browser, broker: Broker, open_every_day: tuple[Path, Topics], tmp_path: Path) -> None:
+    path, topics = open_every_day
+    clock = ManualClock(days_ago(7, 9))
+    day = days_ago(6, 0).date().isoformat()  # the first bookable day: tomorrow of the core's today
+    async with running_core(path, clock), running_web(path) as web, Probe(broker.url) as probe:
+        await probe.subscribe(topics.private_otp)
+        citizen = await phone_context(chromium)
+        tab = await Tab.open(citizen, web.url + "/dat-lich", "window.QmsSlots")
+        assert await tab.page.eval_on_selector_all("#field option", "os => os.map(o => o.value)") == ["dat-dai"]
+        await tab.until("document.querySelectorAll('#slots button').length > 0")
+        assert await tab.page.input_value("#day") == day
+        assert (await tab.text(await slot_button(tab, "08:00"))).endswith("còn 1 chỗ")
+        await tab.page.click(await slot_button(tab, "08:30"))
+        code = await verify_phone(tab, probe, topics, "0987 654 321", "booking")
+        await tab.page.fill("#otp", code)
+        await tab.page.click("#verify")
+        await tab.until("!document.getElementById('book').disabled")
+        await tab.page.click("#book")
+        await tab.until("!document.getElementById('result').hidden")
+        booking = await tab.text("#r-code")
+        assert len(booking) == 8 and set(booking) <= set(CODE_ALPHABET)
+        assert (await tab.text("#r-when")).endswith("· 08:30")
+        assert await tab.page.evaluate("document.getElementById('r-qr').naturalWidth") > 0
+        manage = await tab.page.get_attribute("#r-manage", "href")
+        assert manage is not None and f"/dat-lich/{booking}/" in manage
+        await no_sideways_scroll(tab)
+        await tab.page.screenshot(path=str(tmp_path / "dat-lich.png"), full_page=True)
+        # a code alone, or a forged token, opens nothing
+        forged = await citizen.new_page()
+        resp = await forged.goto(web.url + f"/dat-lich/{booking}/AAAAAAAAAAAAAAAA")
+        assert resp is not None and resp.status == 404
+        await forged.close()
+
+        # its own page: cancel
+        await tab.page.goto(manage)
+        await tab.until("document.getElementById('m-status').textContent === 'Đã đặt'")
+        tab.page.once("dialog", lambda d: d.accept())
+        await tab.page.click("#cancel")
+        await tab.until("document.getElementById('m-status').textContent === 'Đã huỷ'")
+        assert await tab.page.is_hidden("#actions")
+
+        # book again (the phone is still verified in this tab), the place freed by the cancel
+        await tab.page.click("#new")
+        await tab.until("document.querySelectorAll('#slots button').length > 0")
+        await tab.until("document.querySelector(\"#slots button[data-slot='08:30']\").disabled === false")
+        await tab.page.click(await slot_button(tab, "08:30"))
+        await tab.until("!document.getElementById('book').disabled")
+        await tab.page.click("#book")
+        await tab.until("!document.getElementById('result').hidden")
+        second = await tab.text("#r-code")
+        assert second != booking
+        manage = await tab.page.get_attribute("#r-manage", "href")
+        assert manage is not None
+
+        # move it to 09:00 from its page; 08:30 is free again, 09:00 full
+        await tab.page.goto(manage)
+        await tab.until("document.getElementById('m-status').textContent === 'Đã đặt'")
+        await tab.page.click("#move-open")
+        await tab.until("document.querySelectorAll('#slots button').length > 0")
+        assert await tab.page.is_disabled(await slot_button(tab, "08:30"))  # its own place, taken
+        await tab.page.click(await slot_button(tab, "09:00"))
+        await tab.page.click("#move-do")
+        await tab.until("document.getElementById('m-when').textContent.endsWith('· 09:00')")
+        got = await probe.request(topics.cmd_appointment, {"request_id": new_id(), "action": "get", "code": second},
+                                  reply_topic=topics.reply("web") + "/test")
+        assert got["appointment"] == {"code": second, "field": "dat-dai", "day": day, "slot": "09:00",
+                                      "status": "booked"}
+        assert not tab.errors
+
+        # the day of the booking: too early at the kiosk
+        clock.set(days_ago(6, 8, 10))
+        kiosk_ctx = await kiosk_context(chromium)
+        kiosk = await Tab.open(kiosk_ctx, web.url + "/kiosk?id=kiosk-1",
+                               "window.qmsKiosk.view && window.qmsKiosk.view.online && window.qmsKiosk.connected")
+        await check_in_at_kiosk(kiosk, second)
+        await kiosk.until("!document.getElementById('error').hidden")
+        assert "Mời ông/bà quay lại từ 08:30" in await kiosk.text("#error")
+        await kiosk.page.tap("#checkin-back")
+        # at the slot's time: a walk-in first, then the check-in (typed by a scanner: the code, then Enter)
+        clock.set(days_ago(6, 8, 55))
+        await kiosk.page.tap(".field-button[data-field='dat-dai']")
+        await kiosk.until("!document.getElementById('issued').hidden")
+        assert await kiosk.text("#t-number") == "1001"
+        await kiosk.page.tap("#done")
+        await kiosk.page.tap("#checkin-open")
+        await kiosk.page.keyboard.type(second.lower())
+        await kiosk.page.keyboard.press("Enter")
+        await kiosk.until("!document.getElementById('issued').hidden && "
+                          "document.getElementById('t-number').textContent === '1002'")
+        assert not await kiosk.page.is_hidden("#t-appointment")
+        await kiosk.until("window.__printed === 2")
+        # the appointment is called before the walk-in
+        assert (await counter(probe, topics, "open"))["ok"]
+        assert (await counter(probe, topics, "call_next"))["ticket"]["number"] == "1002"
+        assert (await counter(probe, topics, "call_next"))["ticket"]["number"] == "1001"
+        assert not kiosk.errors
