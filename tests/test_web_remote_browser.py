@@ -25,8 +25,8 @@ from tests.support.appointments import appointment_site
 from tests.support.core import running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
-from tests.support.web import running_web, web_extra
-from tests.test_web_browser import Tab
+from tests.support.web import accounts_extra, running_web, web_extra
+from tests.test_web_browser import Tab, log_in
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -184,7 +184,8 @@ def open_every_day(broker: Broker, tmp_path: Path) -> tuple[Path, Topics]:
     clock puts a week back."""
     extra = appointment_site(closed="[]", capacity=1).replace('holidays = ["2026-11-26"]', "holidays = []")
     extra = extra.replace("[appointments.fields.weekday_capacity]\nfri = 1\n", "")
-    path, site_id = write_site(tmp_path, broker.url, extra=extra + web_extra(tmp_path, free_port()))
+    path, site_id = write_site(tmp_path, broker.url, extra=extra + web_extra(tmp_path, free_port(),
+                                                                             more=accounts_extra()))
     return path, Topics(site_id)
 
 
@@ -289,3 +290,13 @@ async def test_book_cancel_book_again_move_and_check_in_before_walk_ins(
         assert (await counter(probe, topics, "call_next"))["ticket"]["number"] == "1002"
         assert (await counter(probe, topics, "call_next"))["ticket"]["number"] == "1001"
         assert not kiosk.errors
+
+        # the supervisor sees today's booking, checked in
+        office = await chromium.new_context(viewport={"width": 1600, "height": 1000})
+        boss = await log_in(office, web.url, "giamsat", "/supervisor")
+        row = "#bookings tr[data-field='dat-dai']"
+        await boss.until(f"document.querySelector(\"{row} .checked-in\") && "
+                         f"document.querySelector(\"{row} .checked-in\").textContent === '1'")
+        assert await boss.text(f"{row} .booked") == "1"
+        assert await boss.text(f"{row} .pending") == "0"
+        assert not boss.errors
