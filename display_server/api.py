@@ -39,7 +39,16 @@ HTTP_STATUS = {
     ErrorCode.EXPIRED: 409,
     ErrorCode.RATING_CLOSED: 409,
     ErrorCode.INTERNAL: 503,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.SLOT_FULL: 409,
+    ErrorCode.OUTSIDE_HOURS: 409,
+    ErrorCode.QUOTA_REACHED: 409,
+    ErrorCode.TOO_EARLY: 409,
+    ErrorCode.TOO_LATE: 409,
+    ErrorCode.UNKNOWN_BOOKING: 404,
 }
+# Keys of a core's error reply a page may use (too_early says from when, and of which day).
+ERROR_EXTRAS = ("from", "day")
 # How long a page's command waits for the core. When it runs out (503 `unavailable`) the command's
 # deadline has passed too: it will never take effect (docs/protocol.md, deadlines).
 CORE_TIMEOUT_S = 5.0
@@ -145,7 +154,8 @@ async def ask_core(request: web.Request, topic: str, payload: dict[str, Any], *,
     code = str(err.get("code") or ErrorCode.INTERNAL)
     message = str(err.get("message") or t.err_internal)
     status = HTTP_STATUS.get(ErrorCode(code), 502) if code in set(ErrorCode) else 502
-    raise ApiError(status, code, core_message(t, code, message), counter=reply.get("counter"))
+    extra = {k: reply[k] for k in ERROR_EXTRAS if isinstance(reply.get(k), str)}
+    raise ApiError(status, code, core_message(t, code, message), counter=reply.get("counter"), **extra)
 
 
 def bad_request(request: web.Request, key: str, **fmt: Any) -> ApiError:

@@ -101,7 +101,7 @@ class TodayRecords:
 
     def ahead(self, record: dict[str, Any]) -> int | None:
         """How many are called before this waiting ticket in its field, as the core counts them
-        (priority first, then issue time, then issue order); None if it is not waiting. The
+        (priority first, then appointments, then issue time and order); None if it is not waiting. The
         places are worked out once per version of the records, however many pages ask."""
         if self._places[0] != self.version:
             queues: dict[str, list[dict[str, Any]]] = {}
@@ -110,8 +110,15 @@ class TodayRecords:
                     queues.setdefault(str(r.get("field")), []).append(r)
             places = {}
             for queue in queues.values():
-                queue.sort(key=lambda r: (not r.get("priority"), str(r.get("issued_at")), r.get("order") or 0))
-                places.update({str(r.get("id")): i for i, r in enumerate(queue)})
+                # priority, then appointments, then the rest (docs/protocol.md, the calling order);
+                # remote tickets awaiting check-in keep their place but are not counted before others
+                queue.sort(key=lambda r: (not r.get("priority"), r.get("via") != "appointment",
+                                          str(r.get("issued_at")), r.get("order") or 0))
+                before = 0
+                for r in queue:
+                    places[str(r.get("id"))] = before
+                    if not r.get("awaiting_checkin"):
+                        before += 1
             self._places = (self.version, places)
         return self._places[1].get(str(record.get("id")))
 

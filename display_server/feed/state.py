@@ -47,7 +47,7 @@ class Call:
 
 @dataclass(frozen=True)
 class Change:
-    """What one message changed. kind: site, queue, counter, status, health, notify, event.
+    """What one message changed. kind: site, queue, counter, appointments, status, health, notify, event.
     key: the field, counter, presence name ("core", "agent/a1", "display/hall"), agent (health), or the event kind."""
 
     kind: str
@@ -64,6 +64,8 @@ class SiteState:
     presence: dict[str, str] = field(default_factory=dict)
     # retained health/agent/{agent} (serial ports and devices), for the supervisor
     health: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # retained state/appointments/{field}: free places per slot of today and the bookable days
+    appointments: dict[str, dict[str, Any]] = field(default_factory=dict)
     # per counter, the ticket it finished last as the events told it (a rating by counter goes
     # there); unknown for tickets finished before this server started
     last_served: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -107,6 +109,9 @@ class SiteState:
         if kind == "queue" and len(parts) == 3:
             self.queues[parts[2]] = obj
             return Change("queue", parts[2], obj, retained)
+        if kind == "appointments" and len(parts) == 3:
+            self.appointments[parts[2]] = obj
+            return Change("appointments", parts[2], obj, retained)
         if kind == "counter" and len(parts) == 3:
             self.counters[parts[2]] = obj
             return Change("counter", parts[2], obj, retained)

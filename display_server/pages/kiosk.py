@@ -41,7 +41,7 @@ from display_server.timefmt import stamp_text
 from qms_common.config import SiteConfig
 from qms_common.mqtt import new_request_id
 from qms_common.phones import PhoneError, normalize_phone
-from qms_common.protocol import MAX_ID_LEN, ticket_command
+from qms_common.protocol import CODE_ALPHABET, MAX_ID_LEN, ticket_command
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ SCRIPT_TEXTS = ("kiosk_priority", "kiosk_normal", "waiting", "people", "people_o
                 "ticket_ahead", "ticket_ahead_one",
                 "ticket_wait", "minutes", "hours", "hours_minutes", "kiosk_done", "kiosk_printing", "kiosk_take_it",
                 "kiosk_print_browser", "offline", "kiosk_unavailable", "err_network", "ticket_scan", "priority_badge",
-                "kiosk_waiting", "kiosk_not_issued")
+                "kiosk_waiting", "kiosk_not_issued", "checkin_late", "checkin_done_remote")
 PHONE_TEXTS = ("kiosk_phone_heading", "kiosk_phone_placeholder", "kiosk_phone_delete", "kiosk_phone_skip",
                "kiosk_phone_take", "kiosk_phone_back")
 # digits the keypad takes: "84912345678" is 11, a mistyped longer one is refused by the server
@@ -103,7 +103,7 @@ async def _close_printer(app: web.Application) -> None:
     app[PRINTER].close()
 
 
-def _kiosk_id(request: web.Request, value: Any) -> str:
+def kiosk_id_of(request: web.Request, value: Any) -> str:
     """The kiosk's id (a slug), one the site allows; ApiError otherwise."""
     t = texts_for(request)
     if value is None or value == "":
@@ -128,7 +128,7 @@ def kiosk_view(state: SiteState, site: SiteConfig, *, link_up: bool) -> dict[str
 async def kiosk(request: web.Request) -> web.Response:
     t = texts_for(request)
     try:
-        kiosk_id = _kiosk_id(request, request.query.get("id"))
+        kiosk_id = kiosk_id_of(request, request.query.get("id"))
     except ApiError as exc:
         return error_page(request, exc.status, exc.message)
     settings = request.app[SETTINGS]
@@ -142,6 +142,10 @@ async def kiosk(request: web.Request) -> web.Response:
         "home": lang_switch_url(request, t) if t.lang != DEFAULT_LANGUAGE else None,
         "idle_s": settings.kiosk.idle_s,
         "phone": _phone_config(t, request.app[SITE]),
+        # check-in of bookings and remote tickets: where the site has either
+        "checkin": ("/api/checkin" + (f"?lang={t.lang}" if t.lang != "vi" else ""))
+        if request.app[SITE].remote is not None or request.app[SITE].appointments is not None else None,
+        "alphabet": CODE_ALPHABET,
     }
     return render_page(request, "kiosk.html", page, kiosk=kiosk_id, phone=page["phone"])
 
@@ -191,7 +195,7 @@ async def issue(request: web.Request) -> web.Response:
     rid = body.get("request_id")
     if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 64):
         raise bad_request(request, "err_request_id")
-    kiosk_id = _kiosk_id(request, body.get("kiosk"))
+    kiosk_id = kiosk_id_of(request, body.get("kiosk"))
     phone = _phone(request, body.get("phone"))
     follower, site, settings = request.app[FOLLOWER], request.app[SITE], request.app[SETTINGS]
     names = {str(f["id"]): str(f.get("name", f["id"])) for f in follower.state.field_list(site)}
@@ -215,7 +219,7 @@ async def issue(request: web.Request) -> web.Response:
     mode = "browser"
     if settings.printer.serves(kiosk_id):
         mode = "printer"
-        printed = _printed(site, names, ticket, ahead, est, url, issued)
+        printed = printed_ticket(site, names, ticket, ahead, est, url, issued)
         result = await request.app[PRINTER].print(printed, Texts("vi"))
     return json_response({"ok": True, "ticket": ticket, "ahead": ahead, "est_wait_s": est, "tracking_url": url,
                           "qr_url": tracking_path(request.app, str(ticket.get("id", ""))) + "/qr.svg",
@@ -242,7 +246,7 @@ def _take_allowance(request: web.Request, kiosk_id: str) -> None:
                        retry_after_s=seconds_text(wait))
 
 
-def _printed(site: SiteConfig, names: dict[str, str], ticket: dict[str, Any], ahead: Any, est: Any,
+def printed_ticket(site: SiteConfig, names: dict[str, str], ticket: dict[str, Any], ahead: Any, est: Any,
              url: str, issued: str) -> PrintedTicket:
     return PrintedTicket(office=site.name, field_name=names.get(str(ticket.get("field")), ""),
                          number=str(ticket.get("number", "")), priority=bool(ticket.get("priority")),

@@ -46,6 +46,7 @@ SCRIPT_TEXTS = (
 )
 
 
+
 @dataclass
 class _StatsMemo:
     version: int = -1
@@ -122,7 +123,42 @@ def supervisor_view(state: SiteState, site: SiteConfig, records: TodayRecords, d
         "stats_error": records.error,
         # the notifier's retained stats and presence; None where the site sends no messages
         "notify": notify_panel(state.notify_stats, state.presence.get("notify"), site),
+        "bookings": bookings_today(state, site, records),
     }
+
+
+def bookings_today(state: SiteState, site: SiteConfig, records: TodayRecords) -> list[dict[str, Any]] | None:
+    """Per field, today's bookings (the places taken in state/appointments), those checked in
+    (today's appointment tickets in the records), those not come yet, and the remote numbers
+    waiting to check in (state/queue). No-shows are known only when the day ends (the core then
+    turns what is still booked into no_show); until then they are "not come yet". None on a site
+    with neither appointments nor remote numbers."""
+    if site.appointments is None and site.remote is None:
+        return None
+    today = (state.site or {}).get("day")
+    checked: dict[str, int] = {}
+    for r in records.records:
+        if r.get("appointment"):
+            fid = str(r.get("origin_field") or r.get("field"))
+            checked[fid] = checked.get(fid, 0) + 1
+    booking_fields = {f.field for f in site.appointments.fields} if site.appointments else set()
+    remote_fields = {k for k, v in site.remote.quota.items() if v > 0} if site.remote else set()
+    out = []
+    for f in state.field_list(site):
+        fid = str(f["id"])
+        if fid not in booking_fields and fid not in remote_fields:
+            continue
+        booked = None
+        if fid in booking_fields:
+            days = (state.appointments.get(fid) or {}).get("days") or []
+            slots = [s for d in days if isinstance(d, dict) and d.get("day") == today for s in d.get("slots") or []
+                     if isinstance(s, dict) and isinstance(s.get("capacity"), int) and isinstance(s.get("free"), int)]
+            booked = sum(s["capacity"] - s["free"] for s in slots)
+        done = checked.get(fid, 0) if fid in booking_fields else None
+        out.append({"id": fid, "name": f.get("name", fid), "booked": booked, "checked_in": done,
+                    "pending": max(0, booked - (done or 0)) if booked is not None else None,
+                    "remote_awaiting": (state.queues.get(fid) or {}).get("awaiting_checkin")})
+    return out
 
 
 def _day_stats(app: web.Application) -> dict[str, Any] | None:

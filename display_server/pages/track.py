@@ -34,7 +34,8 @@ TICKET_ID_RE = re.compile(r"^\d{8}-[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?-[a-z0-9Ä
 SCRIPT_TEXTS = ("track_waiting", "track_serving", "track_done", "track_thanks", "track_no_show", "track_transferred",
                 "track_expired", "ticket_next", "ticket_ahead", "ticket_wait", "minutes", "hours", "hours_minutes",
                 "to_counter", "offline", "track_not_found", "priority_badge", "track_rated", "ticket_ahead_one",
-                "err_network", "track_notify", "notify_channel_zalo", "notify_channel_sms")
+                "err_network", "track_notify", "notify_channel_zalo", "notify_channel_sms", "track_checkin",
+                "track_checkin_code")
 
 
 def setup(app: web.Application) -> None:
@@ -92,7 +93,9 @@ def track_view(ticket_id: str, records: TodayRecords, state: SiteState, site: Si
                    "priority": bool(t.get("priority")), "issued_at": t.get("issued_at"),
                    "called_at": t.get("called_at"), "counter": counter,
                    "counter_name": counters.get(str(counter), counter) if counter else None,
-                   "rating": t.get("rating")},
+                   "rating": t.get("rating"), "via": t.get("via") or "kiosk",
+                   "awaiting_checkin": t.get("awaiting_checkin") is True,
+                   "appointment": bool(t.get("appointment"))},
         "ahead": ahead, "est_wait_s": est,
         # which message will come, and when: only for a waiting ticket whose citizen left a phone
         "notify": tracking_notice(t, ahead, site),

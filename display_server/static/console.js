@@ -30,7 +30,9 @@
     const t = c.ticket;
     $("number").textContent = t ? t.number : "—";
     $("number").classList.toggle("empty", !t);
-    $("ticket-info").textContent = t ? (t.calls + " " + T.console_calls + (t.priority ? " · " + T.priority_badge : ""))
+    $("ticket-info").textContent = t ? (t.calls + " " + T.console_calls + (t.priority ? " · " + T.priority_badge : "")
+                                        + (t.via === "appointment" ? " · " + T.appointment_badge : "")
+                                        + (t.via === "remote" ? " · " + T.remote_badge : ""))
       : state.last || T.console_none;
     $("officer").textContent = c.officer || "—";
     const usable = state.connected && v.online && !state.busy;

@@ -73,6 +73,7 @@
     $("latest-counter").textContent = call ? T.to_counter + " " + call.counter_name
       : (state.view && state.view.recent.length ? "" : T.no_calls);
     $("latest-text").textContent = call ? call.text : "";
+    $("latest-badge").hidden = !(call && call.appointment);
     latest.dataset.seq = call ? String(call.seq) : "";
     if (call && call.seq !== state.latestSeq) {
       state.latestAt = performance.timeOrigin + performance.now();
@@ -92,6 +93,7 @@
     for (const c of lines) {
       const li = el("li");
       li.append(el("span", "n", c.number), el("span", "c", c.counter_name));
+      if (c.appointment) li.append(el("span", "badge-appointment", T.appointment_badge));
       recent.append(li);
     }
   }

@@ -61,13 +61,13 @@
 
   // One tap ends with the ticket that was issued or a clear "not issued", never with a ticket
   // issued after the kiosk gave up: every attempt carries a deadline the core checks.
-  async function ask(body) {
+  async function ask(body, url) {
     const until = Date.now() + config.retry_s * 1000;
     let pause = 500;
     for (;;) {
       const started = Date.now();
       state.attempts += 1;
-      const res = await P.post(config.api, body);
+      const res = await P.post(url || config.api, body);
       if (!uncertain(res)) return res;
       if (Date.now() + pause > until) {
         // what this attempt sent may still be on its way: its deadline passes within command_s
@@ -188,6 +188,10 @@
     $("t-field").textContent = r.field_name || t.field;
     $("t-number").textContent = t.number;
     $("t-priority").hidden = !t.priority;
+    $("t-appointment").hidden = !t.appointment;
+    const note = r.late ? T.checkin_late : (t.via === "remote" && r.checkin ? T.checkin_done_remote : "");
+    $("t-note").textContent = note;
+    $("t-note").hidden = !note;
     $("t-time").textContent = r.issued_text;  // in the site's time zone, whatever the browser's
     const lines = P.waitLines(T, r.ahead, r.est_wait_s);
     $("t-ahead").textContent = lines[0];
@@ -202,6 +206,7 @@
       status.textContent = "";
     }
     $("choose").hidden = true;
+    $("checkin").hidden = true;
     $("issued").hidden = false;
     const qr = $("t-qr");
     qr.onload = qr.onerror = function () {  // print once the QR code is there (or could not be)
@@ -217,6 +222,7 @@
     clearTimeout(backTimer);
     if (config.home) { location.replace(config.home); return; }  // the next citizen finds Vietnamese
     $("issued").hidden = true;
+    $("checkin").hidden = true;
     $("choose").hidden = false;
   }
 
@@ -232,6 +238,53 @@
       document.addEventListener(type, idle, { passive: true, capture: true });
     }
     idle();
+  }
+
+  // ------------------------------------------------------------ check-in of a booking or a remote number
+  // The code is typed on the screen's keys, or by a QR scanner acting as a keyboard (the code, then Enter).
+  function openCheckin() {
+    $("choose").hidden = true;
+    $("issued").hidden = true;
+    $("checkin").hidden = false;
+    $("checkin-code").value = "";
+    $("checkin-code").focus();
+    clearTimeout(backTimer);
+    backTimer = setTimeout(back, config.idle_s * 1000);
+  }
+
+  async function checkin() {
+    const code = $("checkin-code").value.replace(/\s+/g, "").toUpperCase();
+    if (state.busy || !code) return;
+    state.busy = true;
+    const res = await ask({ code: code, kiosk: config.kiosk, request_id: P.requestId() }, config.checkin);
+    state.busy = false;
+    if (!res.body.ok) {
+      const error = res.body.error || {};
+      showError(error.code === "expired" ? T.kiosk_not_issued : error.message);
+      $("checkin-code").focus();
+      return;
+    }
+    $("error").hidden = true;
+    res.body.checkin = true;
+    state.last = res.body;
+    show(res.body);
+  }
+
+  if (config.checkin) {
+    $("checkin-open").hidden = false;
+    $("checkin-open").addEventListener("click", openCheckin);
+    const keys = $("code-keys");
+    for (const ch of config.alphabet) {
+      const b = P.el("button", "", ch);
+      b.type = "button";
+      b.dataset.key = ch;
+      b.addEventListener("click", function () { $("checkin-code").value += ch; });
+      keys.append(b);
+    }
+    $("checkin-clear").addEventListener("click", function () { $("checkin-code").value = ""; $("checkin-code").focus(); });
+    $("checkin-back").addEventListener("click", back);
+    $("checkin-send").addEventListener("click", checkin);
+    $("checkin-code").addEventListener("keydown", function (e) { if (e.key === "Enter") { e.preventDefault(); checkin(); } });
   }
 
   $("done").addEventListener("click", back);

@@ -142,6 +142,18 @@
     }
     chart(v.stats ? v.stats.by_hour : null);
 
+    // today's bookings and remote numbers (issue 12), where the site takes them
+    $("bookings-panel").hidden = !v.bookings;
+    const bookings = $("bookings");
+    bookings.replaceChildren();
+    const n = function (x) { return x === null || x === undefined ? "—" : String(x); };
+    for (const b of v.bookings || []) {
+      const tr = row([td(b.name), td(n(b.booked), "num booked"), td(n(b.checked_in), "num checked-in"),
+                      td(n(b.pending), "num pending"), td(n(b.remote_awaiting), "num remote-awaiting")]);
+      tr.dataset.field = b.id;
+      bookings.append(tr);
+    }
+
     const health = $("health");
     health.replaceChildren();
     health.append(healthRow("core", T.sup_core, v.core, ""));

@@ -6,6 +6,8 @@
   const T = config.texts;
   const state = { view: null, connected: false, busy: false };
   window.qmsTrack = state;
+  // a remote ticket's check-in code rides in the link's fragment (#ma=…): never sent to a server
+  const hashCode = (/(?:^#|&)ma=([ACDEFGHJKLMNPQRTUVWXY34679]{6,8})(?:&|$)/.exec(location.hash) || [])[1] || null;
   const STATUS = { waiting: T.track_waiting, transferred: T.track_transferred, done: T.track_done,
                    no_show: T.track_no_show, expired: T.track_expired };
 
@@ -19,6 +21,11 @@
     $("field").textContent = t.field_name || "";
     $("number").textContent = t.number;
     $("priority").hidden = !t.priority;
+    $("appointment").hidden = !t.appointment;
+    const checkin = $("checkin");
+    const awaiting = !!t.awaiting_checkin && (t.status === "waiting" || t.status === "transferred");
+    checkin.hidden = !awaiting;
+    checkin.textContent = awaiting ? (hashCode ? P.fmt(T.track_checkin_code, { code: hashCode }) : T.track_checkin) : "";
     const status = $("status");
     status.className = "status " + t.status;
     status.replaceChildren();

@@ -124,7 +124,7 @@ VIEWS = web.AppKey("tv_views", ViewCache)
 MAX_DELAY_S = 5.0
 # The texts the page script needs.
 SCRIPT_TEXTS = ("counter", "to_counter", "waiting", "people", "no_calls", "counter_open", "counter_paused",
-                "counter_closed", "offline", "sound_on", "recall", "weekdays")
+                "counter_closed", "offline", "sound_on", "recall", "weekdays", "appointment_badge")
 
 
 def setup(app: web.Application) -> None:

@@ -82,7 +82,7 @@ def _id_list(raw: str | None, known: set[str], unknown_label: str, t: Texts) -> 
 def call_view(call: Call, names: dict[str, str]) -> dict[str, Any]:
     return {"seq": call.seq, "number": call.number, "counter": call.counter,
             "counter_name": names.get(call.counter, call.counter), "recall": call.recall, "at": call.at,
-            "ticket_id": call.ticket.get("id")}
+            "ticket_id": call.ticket.get("id"), "appointment": call.ticket.get("via") == "appointment"}
 
 
 def shown_on_tv(item: Any) -> bool:
