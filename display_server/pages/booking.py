@@ -25,8 +25,8 @@ from display_server.texts import Texts
 from qms_common.config import SiteConfig
 from qms_common.mqtt import new_request_id
 from qms_common.protocol import MAX_ID_LEN, AppointmentAction
+from qms_common.signing import BOOKING, booking_path
 
-BOOKING = "booking"  # the signer's purpose for a booking's own page
 SCRIPT_TEXTS = ("otp_sent", "err_network", "booking_no_slots", "booking_free", "booking_status_booked",
                 "booking_status_cancelled", "booking_status_checked_in", "booking_status_no_show",
                 "booking_cancel_confirm", "booking_choose_slot", "otp_resend_in")
@@ -48,7 +48,8 @@ def setup(app: web.Application) -> None:
 
 
 def manage_path(app: web.Application, code: str) -> str:
-    return f"/dat-lich/{code}/{app[SIGNER].token(BOOKING, code)}"
+    # the same link as the notifier's reminders carry
+    return booking_path(app[SIGNER], code)
 
 
 def manage_url(request: web.Request, code: str) -> str:
