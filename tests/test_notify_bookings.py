@@ -5,16 +5,19 @@ before), dropped when the booking was cancelled or moved."""
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
+
 from notifier import plan
 from notifier.plan import BookingInfo, Contact, Step
 from notifier.service import Notifier
-from qms_common.devbroker import Broker
+from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from queue_core.clock import ManualClock
 from tests import test_notify
@@ -22,6 +25,7 @@ from tests.support.appointments import appointment_site
 from tests.support.core import running_core
 from tests.support.mqtt import Probe
 from tests.support.site import write_site
+from tests.support.web import running_web, web_extra
 from tests.test_notify import Standin, key, notify_toml, phone, running_notifier
 
 standin = test_notify.standin  # the stand-in provider server, as a fixture here too
@@ -150,3 +154,31 @@ async def test_a_booking_gets_its_reminders_scheduled_and_a_cancelled_one_none(b
         await n.until_written(lambda: n.bookings[code].status == "cancelled")
         assert n._stale(got["remind_eve"]) == "lịch hẹn đã huỷ"
         assert clock.now() < datetime(2026, 11, 23, 19, 0, tzinfo=TZ)
+
+
+async def test_a_phone_is_verified_by_the_code_the_notifier_delivered(broker: Broker, tmp_path: Path,
+                                                                      standin: Standin) -> None:
+    """The whole chain of /lay-so: the web server makes a code, the notifier sends it, the citizen
+    reads it on the phone (the stand-in's inbox) and takes a remote number with it."""
+    clock = ManualClock(AT_9)
+    public = 'public_url = "https://xephang.example.vn"'
+    extra = (notify_toml(standin).replace(f"[web]\n{public}\n", "") + appointment_site()
+             + web_extra(tmp_path, free_port(), web=public))
+    config, site = write_site(tmp_path, broker.url, extra=extra)
+    async with running_core(config, clock), running_notifier(config), running_web(config) as web, \
+            aiohttp.ClientSession() as http:
+        async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            async with http.post(web.url + path, json=body) as resp:
+                answer: dict[str, Any] = await resp.json()
+                assert resp.status == 200, answer
+                return answer
+
+        await post("/api/otp/send", {"phone": "0912 777 888", "purpose": "remote"})
+        await standin.wait(lambda: any(re.search(r"\b\d{6}\b", d.text) for d in standin.state.inbox))
+        [text] = [d.text for d in standin.state.inbox if re.search(r"\b\d{6}\b", d.text)]
+        code = re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
+        proof = (await post("/api/otp/verify", {"phone": "0912777888", "purpose": "remote", "code": code}))["proof"]
+        taken = await post("/api/lay-so", {"field": "dat-dai", "proof": proof})
+        assert taken["ok"] and taken["code"]
+        k = key(site, taken["ticket"]["id"], "issued")
+        await standin.wait(lambda: bool(standin.delivered(k)))
