@@ -205,6 +205,8 @@ def main() -> int:
                    ghép nối một lần / pair once: {base}/supervisor/pairing)
   Giám sát       : {base}/supervisor
   Theo dõi vé    : {base}/t/<mã vé>/<mã bảo vệ>      (mã QR trên phiếu / the ticket's QR code)
+  Lấy số từ xa   : {base}/lay-so     (điện thoại / a phone; mã xác nhận trong hộp thư giả lập / code in the phone inbox)
+  Đặt lịch hẹn   : {base}/dat-lich   (xác nhận tại ki-ốt / check in at the kiosk)
   Bộ gửi tin     : {notify_line}
   Hộp thư điện thoại (giả lập) / phone inbox: {inbox}
                    (tin Zalo/SMS công dân sẽ nhận và webhook; vé có số điện thoại / tickets with a phone)
