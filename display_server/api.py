@@ -9,7 +9,7 @@ handler fail with a stack trace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -160,3 +160,20 @@ async def ask_core(request: web.Request, topic: str, payload: dict[str, Any], *,
 
 def bad_request(request: web.Request, key: str, **fmt: Any) -> ApiError:
     return ApiError(400, "bad_request", texts_for(request)[key].format(**fmt))
+
+
+async def read_command(request: web.Request, allowed: Collection[str]) -> dict[str, Any]:
+    """read_json, refusing keys nobody reads (a typo must not pass unnoticed)."""
+    body = await read_json(request)
+    unknown = set(body) - set(allowed)
+    if unknown:
+        raise bad_request(request, "err_unknown_keys", keys=", ".join(sorted(unknown)))
+    return body
+
+
+def request_id_in(request: web.Request, body: dict[str, Any]) -> str | None:
+    """The page's request id (it retries with the same one), when it sent one."""
+    rid = body.get("request_id")
+    if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 64):
+        raise bad_request(request, "err_request_id")
+    return rid

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from display_server.accounts.otp import Purpose
-from display_server.api import ApiError, ask_core, bad_request, json_response, read_json
+from display_server.api import ApiError, ask_core, bad_request, json_response, read_command
 from display_server.base import FOLLOWER, SETTINGS, SIGNER, SITE, add_link, error_page, render_page, texts_for
 from display_server.feed.state import SiteState
 from display_server.pages.checkin import code_qr_path, normalize_code
@@ -149,10 +149,7 @@ def _answer(request: web.Request, reply: dict[str, Any]) -> web.Response:
 
 
 async def book(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    unknown = set(body) - _BOOK_KEYS
-    if unknown:
-        raise bad_request(request, "err_unknown_keys", keys=", ".join(sorted(unknown)))
+    body = await read_command(request, _BOOK_KEYS)
     field = _field(request, body.get("field"))
     day, slot = _strs(request, body, "day", "slot")
     request_id = _request_id(request, body.get("request_id"), "dat-lich")
@@ -192,9 +189,7 @@ async def get(request: web.Request) -> web.Response:
 
 async def cancel(request: web.Request) -> web.Response:
     code = _code(request)
-    body = await read_json(request)
-    if set(body) - {"request_id"}:
-        raise bad_request(request, "err_unknown_keys", keys=", ".join(sorted(set(body) - {"request_id"})))
+    body = await read_command(request, {"request_id"})
     command = {"request_id": _request_id(request, body.get("request_id"), "dat-lich-huy"),
                "action": str(AppointmentAction.CANCEL), "code": code}
     return _answer(request, await ask_core(request, request.app[FOLLOWER].topics.cmd_appointment, command))
@@ -202,10 +197,7 @@ async def cancel(request: web.Request) -> web.Response:
 
 async def move(request: web.Request) -> web.Response:
     code = _code(request)
-    body = await read_json(request)
-    unknown = set(body) - _MOVE_KEYS
-    if unknown:
-        raise bad_request(request, "err_unknown_keys", keys=", ".join(sorted(unknown)))
+    body = await read_command(request, _MOVE_KEYS)
     day, slot = _strs(request, body, "day", "slot")
     command = {"request_id": _request_id(request, body.get("request_id"), "dat-lich-doi"),
                "action": str(AppointmentAction.MOVE), "code": code, "day": day, "slot": slot}

@@ -17,7 +17,7 @@ from datetime import datetime
 from aiohttp import web
 
 from display_server.accounts.ratelimit import RateLimiter, seconds_text
-from display_server.api import ApiError, ask_core, bad_request, json_response, read_json
+from display_server.api import ApiError, ask_core, json_response, read_command, request_id_in
 from display_server.base import FOLLOWER, RECORDS, SETTINGS, SITE, texts_for
 from display_server.pages.kiosk import PRINTER, kiosk_id_of, printed_ticket
 from display_server.pages.track import tracking_path, tracking_url
@@ -65,16 +65,11 @@ async def code_qr(request: web.Request) -> web.Response:
 
 async def checkin(request: web.Request) -> web.Response:
     t = texts_for(request)
-    body = await read_json(request)
-    unknown = set(body) - _BODY_KEYS
-    if unknown:
-        raise bad_request(request, "err_unknown_keys", keys=", ".join(sorted(unknown)))
+    body = await read_command(request, _BODY_KEYS)
     code = normalize_code(body.get("code"))
     if code is None:
         raise ApiError(400, "bad_request", t.checkin_bad_code)
-    rid = body.get("request_id")
-    if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 64):
-        raise bad_request(request, "err_request_id")
+    rid = request_id_in(request, body)
     kiosk_id = kiosk_id_of(request, body.get("kiosk"))
     wait = request.app[CHECKIN_LIMITER].take(kiosk_id)
     if wait > 0:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from display_server.accounts.auth import AUTH, WS_SESSION_ENDED, Session, api_session, page_session, socket_session
 from display_server.accounts.store import Role
-from display_server.api import ApiError, ask_core, bad_request, json_response, read_json
+from display_server.api import ApiError, ask_core, bad_request, json_response, read_json, request_id_in
 from display_server.base import FOLLOWER, RECORDS, SITE, add_link, error_page, render, render_page, texts_for
 from display_server.feed.live import FeedEnded, serve_feed
 from display_server.feed.records import TodayRecords
@@ -181,9 +181,7 @@ async def command(request: web.Request) -> web.Response:
     unknown = set(body) - {"action", "request_id"} - _KEYS.get(action, set())
     if unknown:
         raise bad_request(request, "err_unknown_keys", keys=", ".join(sorted(unknown)))
-    rid = body.get("request_id")
-    if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 64):
-        raise bad_request(request, "err_request_id")
+    rid = request_id_in(request, body)
     extra: dict[str, Any] = {}
     if action is Action.CALL:
         extra["ticket"] = _ticket_text(request, body.get("ticket"), required=True)

@@ -18,7 +18,15 @@ from typing import Any
 from aiohttp import web
 
 from display_server.accounts.ratelimit import RateLimiter, seconds_text
-from display_server.api import CORE_TIMEOUT_S, ApiError, ask_core, bad_request, json_response, read_json
+from display_server.api import (
+    CORE_TIMEOUT_S,
+    ApiError,
+    ask_core,
+    bad_request,
+    json_response,
+    read_command,
+    request_id_in,
+)
 from display_server.base import (
     FOLLOWER,
     SETTINGS,
@@ -182,19 +190,14 @@ async def feed(request: web.Request) -> web.StreamResponse:
 
 async def issue(request: web.Request) -> web.Response:
     t = texts_for(request)
-    body = await read_json(request)
-    unknown = set(body) - _BODY_KEYS
-    if unknown:
-        raise bad_request(request, "err_unknown_keys", keys=", ".join(sorted(unknown)))
+    body = await read_command(request, _BODY_KEYS)
     field = body.get("field")
     if not isinstance(field, str) or not is_slug(field):
         raise bad_request(request, "err_field")
     priority = body.get("priority", False)
     if not isinstance(priority, bool):
         raise bad_request(request, "err_priority")
-    rid = body.get("request_id")
-    if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 64):
-        raise bad_request(request, "err_request_id")
+    rid = request_id_in(request, body)
     kiosk_id = kiosk_id_of(request, body.get("kiosk"))
     phone = _phone(request, body.get("phone"))
     follower, site, settings = request.app[FOLLOWER], request.app[SITE], request.app[SETTINGS]

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from display_server.accounts.otp import Purpose
-from display_server.api import ApiError, ask_core, bad_request, json_response, read_json
+from display_server.api import ApiError, ask_core, bad_request, json_response, read_command, request_id_in
 from display_server.base import FOLLOWER, SITE, add_link, render_page, texts_for
 from display_server.pages.checkin import code_qr_path
 from display_server.pages.otp import verified_phone
@@ -64,16 +64,11 @@ async def page(request: web.Request) -> web.Response:
 
 async def take(request: web.Request) -> web.Response:
     t = texts_for(request)
-    body = await read_json(request)
-    unknown = set(body) - _BODY_KEYS
-    if unknown:
-        raise bad_request(request, "err_unknown_keys", keys=", ".join(sorted(unknown)))
+    body = await read_command(request, _BODY_KEYS)
     field = body.get("field")
     if not isinstance(field, str) or not is_slug(field):
         raise bad_request(request, "err_field")
-    rid = body.get("request_id")
-    if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 64):
-        raise bad_request(request, "err_request_id")
+    rid = request_id_in(request, body)
     phone = verified_phone(request, body.get("proof"), Purpose.REMOTE)
     site, follower = request.app[SITE], request.app[FOLLOWER]
     names = {str(f["id"]): str(f.get("name", f["id"])) for f in follower.state.field_list(site)}
