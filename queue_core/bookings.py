@@ -17,6 +17,7 @@ class BookingIndex:
     def __init__(self, bookings: Iterable[Booking] = (), codes: Iterable[str] = ()) -> None:
         self.by_code: dict[str, Booking] = {}
         self._used: dict[Place, int] = {}     # live bookings per place
+        self._arrived: dict[Place, int] = {}  # bookings checked in per place
         self._booked: dict[str, int] = {}     # bookings still `booked` per phone
         self._codes: set[str] = set(codes)    # every code ever given, so none is given twice
         for b in bookings:
@@ -31,14 +32,19 @@ class BookingIndex:
         self._count(new, +1)
 
     def _count(self, b: Booking, sign: int) -> None:
+        place = (b.field, b.day, b.slot)
         if b.live:
-            place = (b.field, b.day, b.slot)
             self._used[place] = self._used.get(place, 0) + sign
+        if b.status is BookingStatus.CHECKED_IN:
+            self._arrived[place] = self._arrived.get(place, 0) + sign
         if b.status is BookingStatus.BOOKED and b.phone:
             self._booked[b.phone] = self._booked.get(b.phone, 0) + sign
 
     def used(self, field: str, day: str, slot: str) -> int:
         return self._used.get((field, day, slot), 0)
+
+    def checked_in(self, field: str, day: str, slot: str) -> int:
+        return self._arrived.get((field, day, slot), 0)
 
     def booked_for_phone(self, phone: str) -> int:
         return self._booked.get(phone, 0)

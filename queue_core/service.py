@@ -687,14 +687,15 @@ class QueueService:
         af = settings.field(field_id) if settings else None
         assert settings is not None and af is not None
         today = date.fromisoformat(self.book.day)
-        used = self.book.bookings.used
+        used, arrived = self.book.bookings.used, self.book.bookings.checked_in
         days = []
         for d in [today, *appt.bookable_days(settings, today)]:
             slots = appt.slots_of(settings, af, d)
             if slots:
                 day = d.isoformat()
                 days.append({"day": day, "slots": [{"slot": slot, "capacity": cap,
-                                                    "free": max(0, cap - used(field_id, day, slot))}
+                                                    "free": max(0, cap - used(field_id, day, slot)),
+                                                    "checked_in": arrived(field_id, day, slot)}
                                                    for slot, cap in slots]})
         return {"field": field_id, "days": days}
 

@@ -394,3 +394,19 @@ def test_ahead_is_the_calling_order(tmp_path_factory: pytest.TempPathFactory, ki
     order = [office.called() for _ in callable_]
     assert {n: i for i, n in enumerate(order)} == expected
     assert office.called() is None
+
+
+def test_a_slot_counts_who_has_checked_in() -> None:
+    from dataclasses import replace as changed
+
+    from queue_core.bookings import BookingIndex as Bookings
+    from queue_core.model import Booking
+    at = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+    b = Booking(code="ACDEFGHJ", field="dat-dai", day="2026-11-24", slot="08:00", phone=PHONE,
+                status=BookingStatus.BOOKED, created_at=at, updated_at=at)
+    books = Bookings([b])
+    assert (books.used("dat-dai", "2026-11-24", "08:00"), books.checked_in("dat-dai", "2026-11-24", "08:00")) == (1, 0)
+    books.put(changed(b, status=BookingStatus.CHECKED_IN))
+    assert (books.used("dat-dai", "2026-11-24", "08:00"), books.checked_in("dat-dai", "2026-11-24", "08:00")) == (1, 1)
+    books.put(changed(b, status=BookingStatus.NO_SHOW))
+    assert (books.used("dat-dai", "2026-11-24", "08:00"), books.checked_in("dat-dai", "2026-11-24", "08:00")) == (0, 0)

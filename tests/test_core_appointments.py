@@ -111,7 +111,8 @@ async def test_a_booking_is_written_published_and_told_privately(core: Core) -> 
     full = await core.svc.full_state()
     [view] = on(full, t.state_appointments("dat-dai"))
     assert [d["day"] for d in view["days"]][:3] == ["2026-11-20", "2026-11-23", "2026-11-24"]  # not the weekend
-    assert view["days"][0]["slots"][0] == {"slot": "08:00", "capacity": 1, "free": 1}  # Friday: 1 place
+    # Friday: 1 place
+    assert view["days"][0]["slots"][0] == {"slot": "08:00", "capacity": 1, "free": 1, "checked_in": 0}
     assert on(full, t.state_appointments("ho-tich")) == []  # no appointments there
     reply, messages = await core.book("2026-11-23", "08:00")
     assert reply["ok"] and reply["appointment"]["status"] == "booked"
@@ -123,7 +124,7 @@ async def test_a_booking_is_written_published_and_told_privately(core: Core) -> 
     assert private["phone"] == PHONE and private["appointment"] == reply["appointment"] and private["seq"] > 0
     [view] = on(messages, t.state_appointments("dat-dai"))
     monday = next(d for d in view["days"] if d["day"] == "2026-11-23")
-    assert monday["slots"][0] == {"slot": "08:00", "capacity": 2, "free": 1}
+    assert monday["slots"][0] == {"slot": "08:00", "capacity": 2, "free": 1, "checked_in": 0}
     assert all(PHONE.encode() not in m.payload for m in messages if not m.topic.startswith(f"{t.root}/private/"))
     assert db_rows(core.svc, "SELECT code, day, slot, phone, status FROM bookings") == [
         (code, "2026-11-23", "08:00", PHONE, "booked")]
@@ -242,7 +243,7 @@ async def test_bookings_survive_a_restart_and_the_turn_of_the_day(tmp_path: Path
         assert db_rows(c.svc, f"SELECT status FROM bookings WHERE code = '{gone}'") == [("booked",)]
         [view] = on(messages, c.t.state_appointments("dat-dai"))
         assert view["days"][0]["day"] == "2026-11-24"
-        assert view["days"][0]["slots"][0] == {"slot": "08:00", "capacity": 2, "free": 1}
+        assert view["days"][0]["slots"][0] == {"slot": "08:00", "capacity": 2, "free": 1, "checked_in": 0}
         reply = await c.checkin(kept)
         assert reply["error"]["code"] == "unknown_booking"  # an ended day's booking is no longer checked in
         got, _ = await c.send(c.t.cmd_appointment, {"action": "get", "code": kept})

@@ -73,7 +73,7 @@ async def test_fifty_simultaneous_bookings_for_the_last_five_places_give_exactly
         assert core.service.book.bookings.used("dat-dai", day, "08:00") == 8
     assert live_in_db(tmp_path / f"{site_id}.sqlite3", day, "08:00") == 8
     [slot] = [s for d in view["days"] if d["day"] == day for s in d["slots"] if s["slot"] == "08:00"]
-    assert slot == {"slot": "08:00", "capacity": 8, "free": 0}
+    assert slot == {"slot": "08:00", "capacity": 8, "free": 0, "checked_in": 0}
 
 
 async def test_bookings_survive_kill_9(broker: Broker, tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ the retained free places, and the check-in codes the kiosk accepts."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,10 @@ class FakeRecords:
         self.records = records
 
 
-def places(day: str, *slots: tuple[str, int, int]) -> dict[str, Any]:
-    return {"day": day, "slots": [{"slot": s, "capacity": c, "free": f} for s, c, f in slots]}
+def places(day: str, *slots: tuple[Any, ...]) -> dict[str, Any]:
+    """(slot, capacity, free[, checked in])"""
+    return {"day": day, "slots": [{"slot": s[0], "capacity": s[1], "free": s[2], "checked_in": (*s, 0)[3]}
+                                  for s in slots]}
 
 
 def a_state() -> SiteState:
@@ -36,7 +39,7 @@ def a_state() -> SiteState:
         {"id": "dat-dai", "name": "Đất đai"}, {"id": "ho-tich", "name": "Hộ tịch"},
         {"id": "chung-thuc", "name": "Chứng thực"}]}).encode())
     change = state.apply(("state", "appointments", "dat-dai"), json.dumps({"field": "dat-dai", "seq": 2, "days": [
-        places("2026-11-30", ("08:00", 2, 0), ("08:30", 2, 1)),
+        places("2026-11-30", ("08:00", 2, 0, 1), ("08:30", 2, 1)),
         places("2026-12-01", ("08:00", 2, 2))]}).encode(), retained=True)
     assert change is not None and change.kind == "appointments"
     state.apply(("state", "queue", "ho-tich"), json.dumps({"field": "ho-tich", "waiting": 0, "awaiting_checkin": 2,
@@ -65,9 +68,11 @@ def test_the_supervisor_counts_today_s_bookings_and_check_ins(tmp_path: Path) ->
     records = FakeRecords([
         {"id": "a", "field": "dat-dai", "origin_field": "dat-dai", "via": "appointment", "appointment": "ACDEFGHJ"},
         {"id": "b", "field": "dat-dai", "origin_field": "dat-dai", "via": "kiosk", "appointment": None}])
-    rows = {r["id"]: r for r in bookings_today(a_state(), site, records)}  # type: ignore[arg-type, union-attr]
-    assert rows["dat-dai"] == {"id": "dat-dai", "name": "Đất đai", "booked": 3, "checked_in": 1, "pending": 2,
-                               "remote_awaiting": None}
+    # 08:20: the 08:00 slot's check-in window (+15 min) has closed, the 08:30 one's has not
+    at_0820 = lambda tz: datetime(2026, 11, 30, 8, 20, tzinfo=tz)  # noqa: E731
+    rows = {r["id"]: r for r in bookings_today(a_state(), site, records, at_0820)}  # type: ignore[arg-type, union-attr]
+    assert rows["dat-dai"] == {"id": "dat-dai", "name": "Đất đai", "booked": 3, "checked_in": 1, "pending": 1,
+                               "no_show": 1, "remote_awaiting": None}
     assert rows["ho-tich"]["booked"] is None and rows["ho-tich"]["remote_awaiting"] == 2
     assert "chung-thuc" not in rows
 

@@ -10,8 +10,9 @@ records (TodayRecords), the exports from the records of any days, a page at a ti
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
 from aiohttp import web
@@ -128,20 +129,27 @@ def supervisor_view(state: SiteState, site: SiteConfig, records: TodayRecords, d
     }
 
 
-def bookings_today(state: SiteState, site: SiteConfig, records: TodayRecords) -> list[dict[str, Any]] | None:
-    """Per field, today's bookings (the places taken in state/appointments), those checked in
-    (today's appointment tickets in the records), those not come yet, and the remote numbers
-    waiting to check in (state/queue). No-shows are known only when the day ends (the core then
-    turns what is still booked into no_show); until then they are "not come yet". None on a site
-    with neither appointments nor remote numbers."""
+def _window_closed(day: Any, slot: Any, after: timedelta, now: datetime, site: SiteConfig) -> bool:
+    try:
+        start = datetime.combine(date.fromisoformat(str(day)), time.fromisoformat(str(slot)), tzinfo=site.tz)
+    except ValueError:
+        return False
+    return now > start + after
+
+
+def bookings_today(state: SiteState, site: SiteConfig, records: TodayRecords,
+                   clock: Callable[[tzinfo], datetime] | None = None) -> list[dict[str, Any]] | None:
+    """Per field, today's bookings (the places taken in state/appointments), those checked in,
+    those not come yet, the no-shows (not come when their slot's check-in window closed), and the
+    remote numbers waiting to check in (state/queue). None on a site with neither appointments
+    nor remote numbers."""
     if site.appointments is None and site.remote is None:
         return None
     today = (state.site or {}).get("day")
-    checked: dict[str, int] = {}
-    for r in records.records:
-        if r.get("appointment"):
-            fid = str(r.get("origin_field") or r.get("field"))
-            checked[fid] = checked.get(fid, 0) + 1
+    # a slot's check-in window closes checkin_after_min after it starts: who has not come by then
+    # is a no-show of the day
+    now = (clock or datetime.now)(site.tz)
+    after = timedelta(minutes=site.appointments.checkin_after_min) if site.appointments else timedelta(0)
     booking_fields = {f.field for f in site.appointments.fields} if site.appointments else set()
     remote_fields = {k for k, v in site.remote.quota.items() if v > 0} if site.remote else set()
     out = []
@@ -149,15 +157,22 @@ def bookings_today(state: SiteState, site: SiteConfig, records: TodayRecords) ->
         fid = str(f["id"])
         if fid not in booking_fields and fid not in remote_fields:
             continue
-        booked = None
+        booked = done = pending = no_show = None
         if fid in booking_fields:
             days = (state.appointments.get(fid) or {}).get("days") or []
             slots = [s for d in days if isinstance(d, dict) and d.get("day") == today for s in d.get("slots") or []
                      if isinstance(s, dict) and isinstance(s.get("capacity"), int) and isinstance(s.get("free"), int)]
-            booked = sum(s["capacity"] - s["free"] for s in slots)
-        done = checked.get(fid, 0) if fid in booking_fields else None
+            booked = done = pending = no_show = 0
+            for s in slots:
+                came = s["checked_in"] if isinstance(s.get("checked_in"), int) else 0
+                taken = s["capacity"] - s["free"]
+                booked, done = booked + taken, done + came
+                if _window_closed(today, s.get("slot"), after, now, site):
+                    no_show += max(0, taken - came)
+                else:
+                    pending += max(0, taken - came)
         out.append({"id": fid, "name": f.get("name", fid), "booked": booked, "checked_in": done,
-                    "pending": max(0, booked - (done or 0)) if booked is not None else None,
+                    "pending": pending, "no_show": no_show,
                     "remote_awaiting": (state.queues.get(fid) or {}).get("awaiting_checkin")})
     return out
 

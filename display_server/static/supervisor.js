@@ -149,7 +149,8 @@
     const n = function (x) { return x === null || x === undefined ? "—" : String(x); };
     for (const b of v.bookings || []) {
       const tr = row([td(b.name), td(n(b.booked), "num booked"), td(n(b.checked_in), "num checked-in"),
-                      td(n(b.pending), "num pending"), td(n(b.remote_awaiting), "num remote-awaiting")]);
+                      td(n(b.pending), "num pending"), td(n(b.no_show), "num no-show"),
+                      td(n(b.remote_awaiting), "num remote-awaiting")]);
       tr.dataset.field = b.id;
       bookings.append(tr);
     }
