@@ -21,11 +21,13 @@ from playwright.async_api import Browser, BrowserContext
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import CODE_ALPHABET, Topics
 from queue_core.clock import ManualClock
+from tests import test_notify
 from tests.support.appointments import appointment_site
 from tests.support.core import running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
 from tests.support.web import accounts_extra, running_web, web_extra
+from tests.test_notify import Standin, notify_toml, running_notifier
 from tests.test_web_browser import Tab, log_in
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -39,6 +41,7 @@ def days_ago(n: int, hour: int, minute: int = 0) -> datetime:
     return datetime(today.year, today.month, today.day, hour, minute, tzinfo=TZ)
 
 
+standin = test_notify.standin  # the stand-in provider server, as a fixture here too
 PHONE_SIZE = {"width": 360, "height": 740}
 
 
@@ -179,14 +182,27 @@ async def test_a_number_from_a_phone_passed_over_then_called_after_check_in(
 
 
 @pytest.fixture
-def open_every_day(broker: Broker, tmp_path: Path) -> tuple[Path, Topics]:
+def open_every_day(broker: Broker, tmp_path: Path, standin: Standin) -> tuple[Path, Topics]:
     """Bookings every day of the week, no holidays: the test's days are whatever days the real
-    clock puts a week back."""
+    clock puts a week back. The notifier sends the codes, to the stand-in's phone inbox."""
     extra = appointment_site(closed="[]", capacity=1).replace('holidays = ["2026-11-26"]', "holidays = []")
     extra = extra.replace("[appointments.fields.weekday_capacity]\nfri = 1\n", "")
+    # the links in messages lead to this test's web server ([web] host and port)
+    extra += notify_toml(standin).replace('[web]\npublic_url = "https://xephang.example.vn"\n', "")
     path, site_id = write_site(tmp_path, broker.url, extra=extra + web_extra(tmp_path, free_port(),
                                                                              more=accounts_extra()))
     return path, Topics(site_id)
+
+
+async def code_from_inbox(tab: Tab, standin: Standin, phone: str) -> str:
+    """Type the phone, ask for a code, read it on the phone (the stand-in's inbox), as a citizen does."""
+    seen = len(standin.state.inbox)
+    await tab.page.fill("#phone", phone)
+    await tab.page.click("#send")
+    await standin.wait(lambda: any(re.search(r"\b\d{6}\b", d.text) for d in standin.state.inbox[seen:]))
+    [text] = [d.text for d in standin.state.inbox[seen:] if re.search(r"\b\d{6}\b", d.text)]
+    await tab.until("!document.getElementById('otp-box').hidden")
+    return re.search(r"\b(\d{6})\b", text).group(1)  # type: ignore[union-attr]
 
 
 async def slot_button(tab: Tab, slot: str) -> str:
@@ -194,11 +210,13 @@ async def slot_button(tab: Tab, slot: str) -> str:
 
 
 async def test_book_cancel_book_again_move_and_check_in_before_walk_ins(
-        chromium: Browser, broker: Broker, open_every_day: tuple[Path, Topics], tmp_path: Path) -> None:
+        chromium: Browser, broker: Broker, open_every_day: tuple[Path, Topics], tmp_path: Path,
+        standin: Standin) -> None:
     path, topics = open_every_day
     clock = ManualClock(days_ago(7, 9))
     day = days_ago(6, 0).date().isoformat()  # the first bookable day: tomorrow of the core's today
-    async with running_core(path, clock), running_web(path) as web, Probe(broker.url) as probe:
+    async with running_core(path, clock), running_notifier(path), running_web(path) as web, \
+            Probe(broker.url) as probe:
         await probe.subscribe(topics.private_otp)
         citizen = await phone_context(chromium)
         tab = await Tab.open(citizen, web.url + "/dat-lich", "window.QmsSlots")
@@ -207,7 +225,7 @@ async def test_book_cancel_book_again_move_and_check_in_before_walk_ins(
         assert await tab.page.input_value("#day") == day
         assert (await tab.text(await slot_button(tab, "08:00"))).endswith("còn 1 chỗ")
         await tab.page.click(await slot_button(tab, "08:30"))
-        code = await verify_phone(tab, probe, topics, "0987 654 321", "booking")
+        code = await code_from_inbox(tab, standin, "0987 654 321")
         await tab.page.fill("#otp", code)
         await tab.page.click("#verify")
         await tab.until("!document.getElementById('book').disabled")
@@ -275,6 +293,7 @@ async def test_book_cancel_book_again_move_and_check_in_before_walk_ins(
         # at the slot's time: a walk-in first, then the check-in (typed by a scanner: the code, then Enter)
         clock.set(days_ago(6, 8, 55))
         await kiosk.page.tap(".field-button[data-field='dat-dai']")
+        await kiosk.page.tap("#phone-skip")  # this site sends messages: the kiosk offers a phone entry
         await kiosk.until("!document.getElementById('issued').hidden")
         assert await kiosk.text("#t-number") == "1001"
         await kiosk.page.tap("#done")
