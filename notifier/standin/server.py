@@ -22,7 +22,7 @@ from aiohttp import web
 from notifier.providers.webhook import verify_webhook
 from notifier.receipts import SIGNATURE_HEADER, zalo_signature
 from notifier.standin.page import render_inbox
-from notifier.standin.state import PHONE, Delivered, FaultError, StandinSettings, StandinState, parse_fault
+from notifier.standin.state import PHONE, Delivered, Fault, FaultError, StandinSettings, StandinState, parse_fault
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,20 @@ def _state(request: web.Request) -> StandinState:
 
 # ---- Zalo ---------------------------------------------------------------------------------------
 
+async def _interrupted(st: StandinState, provider: str, phones: list[str], entry: dict[str, Any]
+                       ) -> tuple[web.Response | None, Fault | None]:
+    """The faults a test injected that answer before the provider does (a delay, an HTTP
+    status): (that answer, None); else (None, the fault for the provider's own error, if any)."""
+    delay, fault = st.fault_for(provider, phones)
+    if not await st.pause(delay):
+        return web.Response(status=503), None
+    if fault is not None and fault.http_status is not None:
+        entry["result"] = f"http {fault.http_status}"
+        st.stats[provider].errors += 1
+        return _http_fault(fault.http_status, fault.retry_after_s), None
+    return None, fault
+
+
 async def oauth(request: web.Request) -> web.Response:
     st = _state(request)
     form = await request.post()
@@ -68,12 +82,9 @@ async def oauth(request: web.Request) -> web.Response:
         st.stats["oauth"].errors += 1
         return _json({"error": code, "error_name": name, "error_reason": name, "error_description": name})
 
-    delay, fault = st.fault_for("oauth", [])
-    if not await st.pause(delay):
-        return web.Response(status=503)
-    if fault is not None and fault.http_status is not None:
-        entry["result"] = f"http {fault.http_status}"
-        return _http_fault(fault.http_status, fault.retry_after_s)
+    answered, fault = await _interrupted(st, "oauth", [], entry)
+    if answered is not None:
+        return answered
     if fault is not None and fault.error is not None:
         return refuse(int(fault.error) if fault.error.lstrip("-").isdigit() else -14000, "Injected fault")
     if request.headers.get("secret_key") != s.zalo_secret:
@@ -125,13 +136,9 @@ async def zns_send(request: web.Request) -> web.Response:
         return _json({"error": int(code) if code.lstrip("-").isdigit() else -100,
                       "message": ZNS_ERRORS.get(code, "Injected error")})
 
-    delay, fault = st.fault_for("zalo", [phone])
-    if not await st.pause(delay):
-        return web.Response(status=503)
-    if fault is not None and fault.http_status is not None:
-        entry["result"] = f"http {fault.http_status}"
-        stats.errors += 1
-        return _http_fault(fault.http_status, fault.retry_after_s)
+    answered, fault = await _interrupted(st, "zalo", [phone], entry)
+    if answered is not None:
+        return answered
     if not st.access_valid(request.headers.get("access_token", "")):
         return error("-124")
     if fault is not None and fault.error is not None:
@@ -217,13 +224,9 @@ async def esms_send(request: web.Request) -> web.Response:
         stats.errors += 1
         return _json({"CodeResult": code, "ErrorMessage": text})
 
-    delay, fault = st.fault_for("esms", [phone])
-    if not await st.pause(delay):
-        return web.Response(status=503)
-    if fault is not None and fault.http_status is not None:
-        entry["result"] = f"http {fault.http_status}"
-        stats.errors += 1
-        return _http_fault(fault.http_status, fault.retry_after_s)
+    answered, fault = await _interrupted(st, "esms", [phone], entry)
+    if answered is not None:
+        return answered
     if fault is not None and fault.error is not None:
         return error(fault.error, "Injected error")
     if not body.get("ApiKey") or not body.get("SecretKey"):
@@ -282,13 +285,9 @@ async def speedsms_send(request: web.Request) -> web.Response:
         return web.Response(status=401, text="Unauthorized")
     if not isinstance(body, dict):
         return error("101", "Invalid parameters")
-    delay, fault = st.fault_for("speedsms", phones)
-    if not await st.pause(delay):
-        return web.Response(status=503)
-    if fault is not None and fault.http_status is not None:
-        entry["result"] = f"http {fault.http_status}"
-        stats.errors += 1
-        return _http_fault(fault.http_status, fault.retry_after_s)
+    answered, fault = await _interrupted(st, "speedsms", phones, entry)
+    if answered is not None:
+        return answered
     if fault is not None and fault.error is not None:
         return error(fault.error, "Injected error")
     normal = [_sms_phone(p) for p in phones]
@@ -321,13 +320,9 @@ async def hook(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     entry = st.record("hook", request.path, key=key, duplicate=key is not None and key in st.hook_seen)
     stats = st.stats["hook"]
-    delay, fault = st.fault_for("hook", [])
-    if not await st.pause(delay):
-        return web.Response(status=503)
-    if fault is not None and fault.http_status is not None:
-        entry["result"] = f"http {fault.http_status}"
-        stats.errors += 1
-        return _http_fault(fault.http_status, fault.retry_after_s)
+    answered, _ = await _interrupted(st, "hook", [], entry)
+    if answered is not None:
+        return answered
     secret = st.settings.webhook_secret
     if secret is not None and not verify_webhook(secret, raw, request.headers.get("X-QMS-Timestamp", ""),
                                                  request.headers.get("X-QMS-Signature", ""), time.time()):
