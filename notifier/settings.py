@@ -110,9 +110,9 @@ def load_notify_settings(site: SiteConfig, *, env: Mapping[str, str] | None = No
         return None
     env = os.environ if env is None else env
     t = site.section("notify")
-    ahead = t.int("ahead", 3, minimum=1, maximum=20)
-    phone_days = t.int("phone_days", 30, minimum=1, maximum=3650)
-    user = t.slug("user", required=False, default="notify")
+    # the core reads these too: qms_common.config has checked them once for both
+    ahead, phone_days, user = site.notify_ahead, site.phone_days, site.notify_user
+    t.used.update({"ahead", "phone_days", "user"})
     channels = _channels(t)
     kind_channels: dict[Kind, tuple[str, ...]] = {}
     if "kind_channels" in t.data:
