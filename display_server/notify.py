@@ -20,13 +20,17 @@ STATES = ("pending", "sending", "sent", "delivered", "failed", "dropped")
 KINDS = ("issued", "nears", "called", "rate")
 
 
-def notify_channels(site: SiteConfig) -> tuple[str, ...]:
-    """The phone channels of `[notify] channels` in the order the notifier tries them; () when
-    the site has no `[notify]` or only webhooks."""
+def notify_channels(site: SiteConfig, kind: str | None = None) -> tuple[str, ...]:
+    """The phone channels of `[notify] channels` in the order the notifier tries them (for a
+    `kind` that `[notify.kind_channels]` lists, its own order); () when the site has no
+    `[notify]` or only webhooks."""
     if not site.notify_enabled:
         return ()
     section = site.raw.get("notify")
     listed = section.get("channels", list(PHONE_CHANNELS)) if isinstance(section, dict) else list(PHONE_CHANNELS)
+    by_kind = section.get("kind_channels") if isinstance(section, dict) else None
+    if kind is not None and isinstance(by_kind, dict) and kind in by_kind:
+        listed = by_kind[kind]
     if not isinstance(listed, list):
         return PHONE_CHANNELS
     out: list[str] = []
@@ -40,7 +44,7 @@ def tracking_notice(record: dict[str, Any], ahead: int | None, site: SiteConfig)
     """For a waiting ticket with a phone: the channel that will tell the citizen and at how many
     people ahead. None when there is nothing to promise: no phone, no channel, not waiting, or the
     ticket is already that near (the message is out, or going)."""
-    channels = notify_channels(site)
+    channels = notify_channels(site, "nears")  # the promise is the "turn nears" message
     if not channels or record.get("has_phone") is not True:
         return None
     if record.get("status") not in ("waiting", "transferred"):

@@ -156,6 +156,10 @@ def test_the_tracking_notice_follows_the_channel_order(tmp_path: Path) -> None:
     assert tracking_notice(waiting, 5, site('[notify]\nchannels = []\n')) is None  # webhooks only
     assert tracking_notice(waiting, 5, site("")) is None
     assert notify_channels(site("[notify]\n")) == ("zalo", "sms")
+    # the promise is the "turn nears" message: its own order when the site gives it one
+    nears_by_sms = site('[notify]\nchannels = ["zalo", "sms"]\n[notify.kind_channels]\nnears = ["sms"]\n')
+    assert tracking_notice(waiting, 5, nears_by_sms) == {"channel": "sms", "ahead": 3}
+    assert notify_channels(nears_by_sms) == ("zalo", "sms")
 
 
 # ---------------------------------------------------------------- the supervisor
