@@ -33,7 +33,7 @@ from notifier.providers.zalo import ZaloChannel
 from notifier.receipts import receipt_routes
 from notifier.settings import EVENT_KINDS, NotifySettings
 from notifier.texts import format_wait, render_sms, zns_data
-from qms_common.config import SiteConfig
+from qms_common.config import SiteConfig, business_day
 from qms_common.mqtt import MqttSession, NotConnected, Presence, Requester, RequestTimeout, message_topic
 from qms_common.phones import PhoneError, normalize_phone
 from qms_common.protocol import ProtocolError, Topics, dumps, loads_object
@@ -105,7 +105,6 @@ class Notifier:
         resumed, failed = await self.outbox.recover(dedup)
         if resumed or failed:
             log.warning("Sau lần dừng đột ngột: gửi lại %d tin (nhà cung cấp chống trùng), bỏ %d tin", resumed, failed)
-        await self._forget_phones()
         tasks = [asyncio.create_task(self.session.run(), name="mqtt")]
         tasks += [asyncio.create_task(w.run(), name=f"worker-{w.route}") for w in self.workers.values()]
         tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
@@ -143,19 +142,20 @@ class Notifier:
             await asyncio.sleep(STATS_EVERY_S)  # a period, not a wait for an event
 
     def _today(self) -> str:
-        now = self.now().astimezone(self.site.tz)
-        start = now.replace(hour=self.site.day_starts.hour, minute=self.site.day_starts.minute, second=0,
-                            microsecond=0)
-        return (now.date() if now >= start else now.date() - timedelta(days=1)).isoformat()
+        return business_day(self.now(), self.site.tz, self.site.day_starts)
 
     def _day_start(self) -> float:
         day = date.fromisoformat(self._today())
         return datetime.combine(day, self.site.day_starts, tzinfo=self.site.tz).timestamp()
 
     def _prune(self, today: str) -> None:
+        """Forget what the core said of earlier days: the outbox keeps what was decided."""
         for tid in [t for t, c in self.latest.items() if c.day < today]:
-            self.latest.pop(tid, None)
-            self.decided.pop(tid, None)
+            del self.latest[tid]
+        for code in [c for c, b in self.bookings.items() if b.day < today]:
+            del self.bookings[code]
+        for key in [k for k in self.decided if _day_of(k) < today]:
+            del self.decided[key]
 
     async def _forget_phones(self) -> None:
         cutoff = (date.fromisoformat(self._today()) - timedelta(days=self.settings.phone_days)).isoformat()
@@ -409,6 +409,14 @@ class Notifier:
     async def delivered(self, msg_id: str, delivery_time: str) -> None:
         if await self.outbox.delivered(msg_id):
             self._stats_dirty = True
+
+
+def _day_of(key: str) -> str:
+    """The day of a `decided` key: a booking's place ("CODE@2026-11-24T09:00") or a ticket id
+    ("20261124-dat-dai-1001")."""
+    if "@" in key:
+        return key.split("@", 1)[1][:10]
+    return f"{key[:4]}-{key[4:6]}-{key[6:8]}"
 
 
 async def build(site: SiteConfig, settings: NotifySettings) -> Notifier:

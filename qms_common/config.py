@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, replace
-from datetime import date, time
+from datetime import date, datetime, time, timedelta, tzinfo
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -232,6 +232,13 @@ class SiteConfig:
     def section(self, name: str) -> Table:
         """A section other parts read (speech, printer…), with the same strict helpers."""
         return Table(self.path, name, self.raw.get(name, {}))
+
+
+def business_day(now: datetime, tz: tzinfo, day_starts: time) -> str:
+    """The business day a moment belongs to, in the site's zone; the day starts at day_starts."""
+    local = now.astimezone(tz)
+    shifted = local - timedelta(hours=day_starts.hour, minutes=day_starts.minute)
+    return shifted.date().isoformat()
 
 
 _DAY_STARTS_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")

@@ -6,7 +6,7 @@ No I/O and no mutation: the service commits the Change, then applies it to the b
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import date, datetime
 
 from qms_common.config import FieldConfig
 from qms_common.protocol import (
@@ -38,13 +38,6 @@ STATUS_VI = {
     TicketStatus.TRANSFERRED: "đã chuyển",
     TicketStatus.EXPIRED: "đã hết hạn",
 }
-
-
-def business_day(now: datetime, tz: tzinfo, day_starts: time) -> str:
-    """The business day a moment belongs to, in the site's zone; the day starts at day_starts."""
-    local = now.astimezone(tz)
-    shifted = local - timedelta(hours=day_starts.hour, minutes=day_starts.minute)
-    return shifted.date().isoformat()
 
 
 def ticket_id(day: str, field_id: str, number: str) -> str:

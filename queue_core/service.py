@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from qms_common.config import SiteConfig
+from qms_common.config import SiteConfig, business_day
 from qms_common.protocol import (
     BOOKING_CODE_LEN,
     CALLABLE_STATUSES,
@@ -186,7 +186,7 @@ class QueueService:
             log.info("Đã xoá số điện thoại của %d vé trước ngày %s", n, cutoff)
 
     def _today(self, now: datetime) -> str:
-        return rules.business_day(now, self.tz, self.site.day_starts)
+        return business_day(now, self.tz, self.site.day_starts)
 
     # ------------------------------------------------------------ commands
 

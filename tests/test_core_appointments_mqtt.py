@@ -9,11 +9,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from qms_common.config import load_site_config
+from qms_common.config import business_day, load_site_config
 from qms_common.devbroker import Broker
 from qms_common.protocol import Topics
 from queue_core import appointments as appt
-from queue_core import rules
 from tests.support.appointments import appointment_site
 from tests.support.core import CoreProcess, running_core
 from tests.support.mqtt import Probe, new_id
@@ -24,7 +23,7 @@ def a_bookable_day(config: Path) -> str:
     """The first day one may book from today (real time: the core runs on the system clock)."""
     site = load_site_config(config)
     assert site.appointments is not None
-    today = date.fromisoformat(rules.business_day(datetime.now(UTC), site.tz, site.day_starts))
+    today = date.fromisoformat(business_day(datetime.now(UTC), site.tz, site.day_starts))
     return appt.bookable_days(site.appointments, today)[0].isoformat()
 
 

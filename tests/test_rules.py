@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from qms_common.config import SiteConfig, load_site_config
+from qms_common.config import SiteConfig, business_day, load_site_config
 from qms_common.protocol import (
     CounterRequest,
     CounterStatus,
@@ -101,7 +101,7 @@ def refused(code: ErrorCode, fn, *args, **kw) -> ProtocolError:
     (datetime(2026, 11, 20, 23, 0, tzinfo=UTC), time(6, 0), "2026-11-21"),
 ])
 def test_business_day_follows_the_site_zone_and_start(utc: datetime, starts: time, day: str) -> None:
-    assert rules.business_day(utc, ZoneInfo("Asia/Ho_Chi_Minh"), starts) == day
+    assert business_day(utc, ZoneInfo("Asia/Ho_Chi_Minh"), starts) == day
 
 
 # ---------------------------------------------------------------- issuing
