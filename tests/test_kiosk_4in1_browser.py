@@ -202,9 +202,11 @@ async def test_a_procedure_page_on_a_phone(chromium: Browser, broker: Broker, tm
         await tab.until("document.querySelector('#results .proc-name') "
                         "&& document.querySelector('#results .proc-name').textContent === 'Đăng ký khai sinh'")
         assert await tab.page.is_hidden("#fields")
+        await tab.page.screenshot(path=str(tmp_path / "thu-tuc.png"), full_page=True)
         await tab.page.click("#results a >> nth=0")
         await tab.page.wait_for_url(web.url + "/thu-tuc/1.001193")
         assert await tab.text("#p-name") == "Đăng ký khai sinh"
+        await tab.page.screenshot(path=str(tmp_path / "thu-tuc-page.png"), full_page=True)
         assert await tab.text("#p-time") == ("Trong ngày (tiếp nhận sau 15 giờ thì trả trong ngày làm việc "
                                              "tiếp theo)")
         # its field takes remote tickets: the button opens /lay-so with the field chosen
