@@ -5,6 +5,7 @@ with real Vietnamese names."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
@@ -13,6 +14,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from display_server.catalogue import catalogue_path, site_catalogue
@@ -22,8 +24,10 @@ from display_server.catalogue.search import FieldMap, SearchIndex, fold, words
 from display_server.catalogue.store import Catalogue, read_procedures, write_procedures
 from display_server.cli import main
 from qms_common.config import load_site_config
+from qms_common.devbroker import Broker, free_port
 from tests.support.procedures import SAMPLE, generate, sample, write_json
 from tests.support.site import write_site
+from tests.support.web import running_web, web_extra
 
 SITE_FIELDS = [("ho-tich", "Hộ tịch"), ("dat-dai", "Đất đai"), ("chung-thuc", "Chứng thực"),
                ("dang-ky-kinh-doanh", "Đăng ký kinh doanh")]
@@ -361,3 +365,53 @@ def test_the_index_keeps_import_order_for_browsing() -> None:
     procedures = [Procedure(code=str(i), name=f"Thủ tục {i}", field=None, field_name="Hộ tịch") for i in range(5)]
     index = SearchIndex(list(reversed(procedures)))
     assert [p.code for p in index.by_field("Hộ tịch")] == ["4", "3", "2", "1", "0"]
+
+
+async def test_an_import_reaches_the_running_server_and_bad_queries_are_refused(broker: Broker,
+                                                                               tmp_path: Path) -> None:
+    path, _ = write_site(tmp_path, broker.url, extra=web_extra(tmp_path, free_port()))
+    async with running_web(path) as web, aiohttp.ClientSession() as http:
+        api = web.url + "/api/procedures"
+        async with http.get(api, params={"q": "khai sinh"}) as resp:
+            assert resp.status == 200 and (await resp.json())["procedures"] == []
+        async with http.get(web.url + "/thu-tuc") as resp:
+            assert "Chưa có danh mục thủ tục." in await resp.text()
+        # the command line, while the server runs: no restart
+        done = await asyncio.create_subprocess_exec(sys.executable, "-m", "display_server", "import-procedures",
+                                                    str(SAMPLE), "--config", str(path),
+                                                    stdout=asyncio.subprocess.DEVNULL)
+        assert await done.wait() == 0
+        async with http.get(api, params={"q": "khai sinh", "limit": "3"}) as resp:
+            body = await resp.json()
+        assert body["procedures"][0]["name"] == "Đăng ký khai sinh" and len(body["procedures"]) == 3
+        first = body["procedures"][0]
+        assert (first["field"], first["url"], first["kiosk"], first["remote"]) == ("ho-tich", "/thu-tuc/1.001193",
+                                                                                   True, None)
+        assert {"id": "ho-tich", "name": "Hộ tịch", "count": 20} in body["fields"]
+        async with http.get(api, params={"field": "Bảo trợ xã hội"}) as resp:
+            social = (await resp.json())["procedures"]
+        assert len(social) == 6 and all(p["field"] is None and not p["kiosk"] for p in social)
+        async with http.get(api + "/1.000894") as resp:
+            assert (await resp.json())["procedure"]["name"] == "Đăng ký kết hôn"
+        # refused, clearly, changing nothing
+        async with http.get(api + "/khong-co") as resp:
+            assert resp.status == 404
+            assert (await resp.json())["error"] == {"code": "unknown_procedure",
+                                                    "message": "Không tìm thấy thủ tục này."}
+        async with http.get(api, params={"q": "x" * 201}) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["message"] == "Từ khoá tìm kiếm dài quá 200 ký tự."
+        for limit in ("0", "101", "abc"):
+            async with http.get(api, params={"q": "a", "limit": limit}) as resp:
+                assert resp.status == 400
+                assert (await resp.json())["error"]["message"] == "“limit” phải là số nguyên từ 1 đến 100."
+        async with http.get(web.url + "/thu-tuc", params={"q": "x" * 201}) as resp:
+            assert resp.status == 400 and "Từ khoá tìm kiếm dài quá 200 ký tự." in await resp.text()
+        async with http.get(web.url + "/thu-tuc/khong-co") as resp:
+            assert resp.status == 404 and "Không tìm thấy thủ tục này." in await resp.text()
+        async with http.get(web.url + "/thu-tuc/khong-co/qr.svg") as resp:
+            assert resp.status == 404
+        # the page without script: the results are in the HTML
+        async with http.get(web.url + "/thu-tuc", params={"q": "ket hon dang ky"}) as resp:
+            html = await resp.text()
+        assert html.index("Đăng ký kết hôn<") < html.index("Đăng ký lại kết hôn<")
