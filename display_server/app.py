@@ -30,10 +30,22 @@ from display_server.base import (
     make_templates,
     render,
 )
+from display_server.catalogue import CATALOGUE, site_catalogue
 from display_server.feed import live
 from display_server.feed.follower import StateFollower
 from display_server.feed.records import TodayRecords
-from display_server.pages import booking, checkin, console, kiosk, otp, rating, remote, supervisor, track
+from display_server.pages import (
+    booking,
+    checkin,
+    console,
+    kiosk,
+    otp,
+    procedures,
+    rating,
+    remote,
+    supervisor,
+    track,
+)
 from display_server.settings import ServerSettings, load_server_settings
 from display_server.speech.render import Speech
 from display_server.tv import page as tv_page
@@ -48,7 +60,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PageSetup = Callable[[web.Application], None]
 PAGES: tuple[PageSetup, ...] = (auth.setup, tv_page.setup, kiosk.setup, checkin.setup, track.setup,
                                  console.setup, rating.setup, supervisor.setup, otp.setup, remote.setup,
-                                 booking.setup)
+                                 booking.setup, procedures.setup)
 
 
 def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,
@@ -62,6 +74,8 @@ def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,
     app[ANNOUNCER] = Announcer(site, follower, speech, settings.speech)
     app[RECORDS] = TodayRecords(follower)
     app[SIGNER] = Signer(load_secret(settings.web.secret_file))
+    # the procedure catalogue: its pages, the kiosk and the console's procedure picker read it
+    app[CATALOGUE] = site_catalogue(site, settings.web.catalogue)
     app[JINJA] = make_templates()
     app[LINKS] = []
     app[TASKS] = []

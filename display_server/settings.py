@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from display_server.accounts.store import Accounts, parse_accounts
+from display_server.catalogue import catalogue_path
 from display_server.speech.settings import DEFAULT_CACHE_DIR, ENGINES, SpeechSettings
 from display_server.speech.vietnamese import (
     DEFAULT_SPOKEN_TEMPLATE,
@@ -31,6 +32,7 @@ from qms_common.tomlconf import SLUG_RE, Table, resolve_path
 
 ESPEAK_VOICES = ("vi", "vi-vn-x-central", "vi-vn-x-south")
 CLOSED_COUNTERS = ("dim", "hide")
+KIOSK_FUNCTIONS = ("ticket", "procedures", "dossiers", "rating")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class WebSettings:
     public_url: str | None = None
     # the server's own secret (tracking tokens, paired tablets), made on the first start (0600)
     secret_file: Path = Path("web.secret")
+    # the procedure catalogue's SQLite file (`qms-web import-procedures` writes it)
+    catalogue: Path = Path("procedures.sqlite3")
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,11 @@ class KioskSettings:
     # how long a new ticket stays on the screen
     show_s: float = 20.0
     priority: bool = True
-    # untouched this long in another language, the kiosk speaks Vietnamese again
+    # untouched this long in another language, the kiosk speaks Vietnamese again; with the menu,
+    # any screen but a new ticket goes back to the menu
     idle_s: float = 60.0
+    # the home menu's functions ("4 trong 1"); with only "ticket", the kiosk opens on the fields
+    functions: tuple[str, ...] = ("ticket", "procedures", "dossiers", "rating")
 
 
 PRINTER_TYPES = ("none", "file", "serial", "network", "usb")
@@ -156,9 +163,11 @@ def _web(site: SiteConfig) -> WebSettings:
                    "Ví dụ \"http://192.168.1.10:8080\" hoặc \"https://xephang.hoabinh.gov.vn\".")
     secret_file = web_secret_file(site)
     t.used.add("secret_file")
+    catalogue = catalogue_path(site)
+    t.used.add("catalogue")
     t.reject_unknown()
     return WebSettings(host=site.web_host, port=site.web_port, server_id=server_id, public_url=public_url,
-                       secret_file=secret_file)
+                       secret_file=secret_file, catalogue=catalogue)
 
 
 def _speech(site: SiteConfig) -> SpeechSettings:
@@ -249,9 +258,20 @@ def _kiosk(site: SiteConfig) -> KioskSettings:
         show_s=t.float("show_s", 20.0, minimum=3.0),
         priority=t.bool("priority", True),
         idle_s=t.float("idle_s", 60.0, minimum=5.0),
+        functions=_kiosk_functions(t),
     )
     t.reject_unknown()
     return s
+
+
+def _kiosk_functions(t: Table) -> tuple[str, ...]:
+    values = t.str_list("functions", list(KIOSK_FUNCTIONS))
+    for v in values:
+        if v not in KIOSK_FUNCTIONS:
+            t.fail("functions", f"chức năng {v!r} không có.", f"Chọn trong: {', '.join(KIOSK_FUNCTIONS)}.")
+    if not values:
+        t.fail("functions", "ki-ốt cần ít nhất một chức năng.", "Ví dụ functions = [\"ticket\"] (chỉ lấy số).")
+    return tuple(dict.fromkeys(values))
 
 
 def _printer(site: SiteConfig) -> PrinterSettings:
