@@ -35,7 +35,7 @@ from notifier.providers.webhook import WebhookTarget
 from notifier.providers.zalo import ZaloChannel
 from notifier.receipts import receipt_routes
 from notifier.settings import EVENT_KINDS, NotifySettings
-from notifier.texts import dossier_timing, format_day, format_wait, render_sms, zns_data
+from notifier.texts import dossier_timing, format_day, format_wait, render_sms, render_text, zns_data
 from qms_common.config import SiteConfig, business_day
 from qms_common.mqtt import MqttSession, NotConnected, Presence, Requester, RequestTimeout, message_topic
 from qms_common.phones import PhoneError, normalize_phone
@@ -497,7 +497,10 @@ class Notifier:
         try:
             text = render_sms(template, values, kind=row.kind)
         except ValueError as exc:
-            return Outcome(Verdict.PERMANENT, f"không dựng được nội dung tin: {exc}")
+            if row.route == "sms":
+                return Outcome(Verdict.PERMANENT, f"không dựng được nội dung tin: {exc}")
+            # e.g. a dossier code far longer than usual: ZNS carries its own template's data
+            text = render_text(template, values)
         msg = Message(key=idempotency_key(self.site.id, row.key), phone=row.phone, kind=row.kind, text=text,
                       template_data=zns_data(row.kind, values))
         return await self.channels[row.route].send(msg)

@@ -120,7 +120,7 @@ DEFAULT_TEMPLATES: dict[str, dict[Kind, str]] = {
         Kind.REMIND_SOON: "{office}: appointment ({field}) at {slot} today, code {code}. "
                           "Please check in at the kiosk.",
         Kind.DOSSIER_RECEIVED: "{office}: your dossier ({procedure}) was received, result due {due}. {link}",
-        Kind.DOSSIER_NEEDS: "{office}: your dossier ({procedure}) needs more documents: {needs}. {link}",
+        Kind.DOSSIER_NEEDS: "{office}: your dossier ({procedure}) needs: {needs}. {link}",
         Kind.DOSSIER_DONE: "{office}: your dossier ({procedure}) is done ({timing}). {link}",
     },
 }
@@ -392,15 +392,16 @@ def check_sms_fits(templates: Mapping[str, str], *, office: str, field_names: li
     }
     for kind, template in templates.items():
         check_template(kind, template)
-        values = worst
+        values, link = worst, link_len
         if kind in DOSSIER_KINDS:
-            values = {**worst, "link": "x" * (link_len if dossier_link is None else dossier_link)}
+            link = link_len if dossier_link is None else dossier_link
+            values = {**worst, "link": "x" * link}
         try:
             render_sms(template, values, kind=kind)
         except TemplateError as exc:
             raise TemplateError(
                 f"mẫu tin {_kind_words(kind)}không vừa một tin SMS: dài {exc.length} ký tự "
-                f"(tối đa {SMS_MAX}) với tên lĩnh vực, tên quầy dài nhất và đường dẫn {link_len} ký tự.",
+                f"(tối đa {SMS_MAX}) với tên lĩnh vực, tên quầy dài nhất và đường dẫn {link} ký tự.",
                 kind=kind, length=exc.length) from None
 
 
