@@ -39,7 +39,7 @@ from notifier.texts import dossier_timing, format_day, format_wait, render_sms, 
 from qms_common.config import SiteConfig, business_day
 from qms_common.mqtt import MqttSession, NotConnected, Presence, Requester, RequestTimeout, message_topic
 from qms_common.phones import PhoneError, normalize_phone
-from qms_common.protocol import ProtocolError, Topics, dumps, loads_object
+from qms_common.protocol import ONLINE, ProtocolError, Topics, dumps, loads_object
 from qms_common.signing import Signer, booking_path, dossier_path, load_secret, tracking_path, web_secret_file
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,8 @@ class Notifier:
     _stats_dirty: bool = True
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _connection: int = 0          # counts our connections to the broker
-    _dossiers_asked: int = -1     # the connection on which the dossier service was last asked
+    _dossiers_asking: int = -1    # the connection on which the dossier service was last asked
+    _dossiers_answered: int = -1  # ... and the one on which it answered
     _dossiers_silent: bool = False  # its silence is logged once, until it answers again
 
     def __post_init__(self) -> None:
@@ -205,21 +206,22 @@ class Notifier:
         self._tasks.add(task)  # a task nobody holds may be collected before it is done
         task.add_done_callback(self._tasks.discard)
 
-    async def _catch_up_dossiers(self) -> None:
+    async def _catch_up_dossiers(self, *, again: bool = False) -> None:
         """The last day's dossier entries with a phone, from the dossier service: what happened
         while we were away (the broker's copy of our session covers the same day, but not a
-        lost session). Asked once per connection, when the site has a dossier service."""
+        lost session). Asked once per connection when the site has a dossier service; `again`
+        when the service has just come up while a question may have been lost."""
         connection = self._connection
-        if self._dossiers_asked == connection:
+        if self._dossiers_answered == connection or (self._dossiers_asking == connection and not again):
             return
-        self._dossiers_asked = connection
+        self._dossiers_asking = connection
         since = (self.now() - plan.DOSSIER_FRESH).isoformat(timespec="seconds")
         try:
             reply = await self.requester.request(self.topics.cmd_dossier, {"action": "contacts", "since": since},
                                                  timeout=DOSSIER_DEADLINE_S)
         except (RequestTimeout, NotConnected) as exc:
-            if self._dossiers_asked == connection:
-                self._dossiers_asked = -1  # its presence coming online later asks again
+            if self._dossiers_answered == connection:
+                return  # asked twice, answered the other time
             if not self._dossiers_silent:
                 self._dossiers_silent = True
                 log.warning("Dịch vụ hồ sơ chưa trả lời (%s); tin về hồ sơ vẫn nhận qua broker, "
@@ -231,6 +233,7 @@ class Notifier:
                       error.get("message") if isinstance(error, dict) else error)
             return
         self._dossiers_silent = False
+        self._dossiers_answered = connection
         writes = []
         for body in reply.get("contacts") or []:
             try:
@@ -278,9 +281,10 @@ class Notifier:
         """Decide at once; the broker's copy is acknowledged once the outbox has it on disk."""
         topic = message_topic(message)
         if topic == self.topics.status_dossiers:
-            if message.payload == b"online":
-                # a dossier service is there (retained, or it just started): ask it what we missed
-                self._spawn(self._catch_up_dossiers())
+            if message.payload == ONLINE:
+                # a dossier service is there: its retained presence (ask, if not asked yet), or it
+                # has just started (ask again: a question sent while it was away is lost)
+                self._spawn(self._catch_up_dossiers(again=not message.retain))
             return None
         try:
             body = loads_object(message.payload)  # type: ignore[arg-type]
