@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
-from qms_common.protocol import CALLABLE_STATUSES
+from qms_common.protocol import CALLABLE_STATUSES, DOSSIER_CODE_RE
 
 ISSUED, NEARS, CALLED, RATE, CHECKIN = "issued", "nears", "called", "rate", "checkin"
 KINDS = (ISSUED, NEARS, CALLED, RATE, CHECKIN)
@@ -254,8 +254,16 @@ class DossierInfo:
     @classmethod
     def parse(cls, view: dict[str, Any]) -> DossierInfo:
         date.fromisoformat(str(view["due_at"]))
-        needs_ids = [str(e["id"]) for e in view.get("timeline") or [] if e.get("status") == "needs_documents"]
-        return cls(code=str(view["code"]), procedure=str((view.get("procedure") or {}).get("name") or ""),
+        code = str(view["code"])
+        if not DOSSIER_CODE_RE.match(code):
+            raise ValueError("not a dossier code")  # it is part of the outbox keys
+        procedure = view.get("procedure") or {}
+        timeline = view.get("timeline") or []
+        if not isinstance(procedure, dict) or not isinstance(timeline, list) or \
+                not all(isinstance(e, dict) for e in timeline):
+            raise TypeError("not the contract's dossier view")
+        needs_ids = [str(e["id"]) for e in timeline if e.get("status") == "needs_documents"]
+        return cls(code=code, procedure=str(procedure.get("name") or ""),
                    due_at=str(view["due_at"]), status=str(view["status"]),
                    needs=view.get("needs") if isinstance(view.get("needs"), str) else None,
                    early=view.get("early") is True, version=int(view.get("version") or 0),
@@ -277,6 +285,8 @@ class DossierNews:
     def parse(cls, body: dict[str, Any]) -> DossierNews:
         """KeyError/ValueError/TypeError for anything but the contract's shape."""
         entry = body["entry"]
+        if not isinstance(entry, dict) or not isinstance(body["dossier"], dict):
+            raise TypeError("not the contract's dossier message")
         applied = datetime.fromisoformat(str(entry.get("applied_at") or body["at"]))
         if applied.tzinfo is None:
             raise ValueError("applied_at without a time zone")

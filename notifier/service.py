@@ -39,7 +39,15 @@ from notifier.texts import dossier_timing, format_day, format_wait, render_sms, 
 from qms_common.config import SiteConfig, business_day
 from qms_common.mqtt import MqttSession, NotConnected, Presence, Requester, RequestTimeout, message_topic
 from qms_common.phones import PhoneError, normalize_phone
-from qms_common.protocol import ONLINE, ProtocolError, Topics, dumps, loads_object
+from qms_common.protocol import (
+    MAX_PAYLOAD_BYTES,
+    MAX_REPLY_BYTES,
+    ONLINE,
+    ProtocolError,
+    Topics,
+    dumps,
+    loads_object,
+)
 from qms_common.signing import Signer, booking_path, dossier_path, load_secret, tracking_path, web_secret_file
 
 log = logging.getLogger(__name__)
@@ -219,7 +227,7 @@ class Notifier:
         try:
             reply = await self.requester.request(self.topics.cmd_dossier, {"action": "contacts", "since": since},
                                                  timeout=DOSSIER_DEADLINE_S)
-        except (RequestTimeout, NotConnected) as exc:
+        except ProtocolError as exc:  # no answer in time, not connected, or an answer too large
             if self._dossiers_answered == connection:
                 return  # asked twice, answered the other time
             if not self._dossiers_silent:
@@ -287,7 +295,9 @@ class Notifier:
                 self._spawn(self._catch_up_dossiers(again=not message.retain))
             return None
         try:
-            body = loads_object(message.payload)  # type: ignore[arg-type]
+            # a dossier's view carries its whole timeline and documents: the reply-sized limit
+            limit = MAX_REPLY_BYTES if topic == self.topics.private_dossier else MAX_PAYLOAD_BYTES
+            body = loads_object(message.payload, max_bytes=limit)  # type: ignore[arg-type]
         except ProtocolError as exc:
             log.warning("Bỏ tin trên %s: %s", topic, exc.message)
             return None
@@ -302,7 +312,7 @@ class Notifier:
                 return await self.dossier_soon(body)
             if topic.startswith(self.topics.root + "/event/"):
                 return self.event_soon(topic.rsplit("/", 1)[1], body)
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             log.warning("Bỏ tin không đúng dạng trên %s (%s)", topic, exc)
         return None
 

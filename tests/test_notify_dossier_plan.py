@@ -124,6 +124,10 @@ def test_bad_shapes_are_refused_by_parse() -> None:
             "at": NOW.isoformat()}
     assert DossierNews.parse(good).entry_status == "done"
     for broken in ({**good, "dossier": {**good["dossier"], "due_at": "27/11/2026"}},
+                   {**good, "dossier": {**good["dossier"], "procedure": "X"}},
+                   {**good, "dossier": {**good["dossier"], "code": "a:b"}},
+                   {**good, "dossier": {**good["dossier"], "timeline": [1]}},
+                   {**good, "entry": ["done"]},
                    {**good, "entry": {"id": "e", "status": "done", "applied_at": "2026-11-25T10:00:00"}},
                    {k: v for k, v in good.items() if k != "phone"}):
         with pytest.raises((KeyError, ValueError, TypeError)):

@@ -100,6 +100,11 @@ async def test_received_needs_and_done_each_reach_the_phone_once_with_the_dossie
     site = t.root.split("/")[1]
     d = Dossier("000.00.12.H23-261129-0001", phone_=phone(501))
     async with running_notifier(config) as n:
+        # what is not the contract's shape is dropped, and changes nothing
+        for junk in (b"not json", {"dossier": "x"}, {**d.news("x", "received"), "phone": "0123"},
+                     {**d.news("x", "received"), "entry": ["received"]}):
+            await probe.publish(t.private_dossier, junk)
+        d.timeline.clear()
         await probe.publish(t.private_dossier, d.news("received", "received"))
         await standin.wait(lambda: bool(standin.delivered(dkey(site, d.code, "received"))))
         await probe.publish(t.private_dossier, d.news("ev-2", "needs_documents", note="Bản sao CCCD của hai bên"))
