@@ -246,3 +246,19 @@ async def test_a_site_whose_dossier_service_is_silent_still_gets_its_queue_messa
             await standin.wait(lambda: bool(standin.delivered(dkey(site, d.code, "received"))))
         await probe.publish(t.status_dossiers, b"", retain=True)  # the broker is shared: clear it
     assert len(asked) == 1
+
+
+async def test_kind_channels_choose_the_dossier_messages_channels(broker: Broker, tmp_path: Path,
+                                                                 standin: Standin) -> None:
+    extra = dossier_toml(standin) + '\n[notify.kind_channels]\ndossier_done = ["sms"]\n'
+    config, site = write_site(tmp_path, broker.url, extra=extra)
+    t = Topics(site)
+    d = Dossier("HS-SMS-ONLY-1", phone_=phone(509))
+    async with running_core(config), running_notifier(config), Probe(broker.url) as probe:
+        await probe.publish(t.private_dossier, d.news("received", "received"))
+        # (a "received" still waiting when the dossier is done would be dropped as late news)
+        await standin.wait(lambda: bool(standin.delivered(dkey(site, d.code, "received"))))
+        await probe.publish(t.private_dossier, d.news("done-1", "done"))
+        await standin.wait(lambda: bool(standin.delivered(dkey(site, d.code, "done"))))
+    assert standin.delivered(dkey(site, d.code, "received"))[0]["provider"] == "zalo"
+    assert standin.delivered(dkey(site, d.code, "done"))[0]["provider"] == "esms"
