@@ -223,33 +223,44 @@ class Notifier:
         if self._dossiers_answered == connection or (self._dossiers_asking == connection and not again):
             return
         self._dossiers_asking = connection
-        since = (self.now() - plan.DOSSIER_FRESH).isoformat(timespec="seconds")
-        try:
-            reply = await self.requester.request(self.topics.cmd_dossier, {"action": "contacts", "since": since},
-                                                 timeout=DOSSIER_DEADLINE_S)
-        except ProtocolError as exc:  # no answer in time, not connected, or an answer too large
-            if self._dossiers_answered == connection:
-                return  # asked twice, answered the other time
-            if not self._dossiers_silent:
-                self._dossiers_silent = True
-                log.warning("Dịch vụ hồ sơ chưa trả lời (%s); tin về hồ sơ vẫn nhận qua broker, "
-                            "sẽ hỏi lại khi kết nối lại", exc)
-            return
-        if not reply.get("ok"):
-            error = reply.get("error") or {}
-            log.error("Dịch vụ hồ sơ không trả lời truy vấn contacts: %s",
-                      error.get("message") if isinstance(error, dict) else error)
-            return
-        self._dossiers_silent = False
-        self._dossiers_answered = connection
-        writes = []
-        for body in reply.get("contacts") or []:
+        since = self.now() - plan.DOSSIER_FRESH
+        seen = 0
+        while True:
+            ask = {"action": "contacts", "since": since.isoformat(timespec="microseconds")}
             try:
-                writes.append(await self.dossier_soon(body))
-            except (KeyError, ValueError, TypeError, AttributeError) as exc:
-                log.warning("Bỏ một cập nhật hồ sơ không đúng dạng (%s)", exc)
-        await asyncio.gather(*(w for w in writes if w is not None))
-        log.info("Đã đối chiếu %d cập nhật hồ sơ với dịch vụ hồ sơ", len(writes))
+                reply = await self.requester.request(self.topics.cmd_dossier, ask, timeout=DOSSIER_DEADLINE_S)
+            except ProtocolError as exc:  # no answer in time, not connected, or an answer too large
+                if self._dossiers_answered == connection:
+                    return  # asked twice, answered the other time
+                if not self._dossiers_silent:
+                    self._dossiers_silent = True
+                    log.warning("Dịch vụ hồ sơ chưa trả lời (%s); tin về hồ sơ vẫn nhận qua broker, "
+                                "sẽ hỏi lại khi kết nối lại", exc)
+                return
+            if not reply.get("ok"):
+                error = reply.get("error") or {}
+                log.error("Dịch vụ hồ sơ không trả lời truy vấn contacts: %s",
+                          error.get("message") if isinstance(error, dict) else error)
+                return
+            self._dossiers_silent = False
+            writes = []
+            for body in reply.get("contacts") or []:
+                try:
+                    writes.append(await self.dossier_soon(body))
+                except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                    log.warning("Bỏ một cập nhật hồ sơ không đúng dạng (%s)", exc)
+            await asyncio.gather(*(w for w in writes if w is not None))
+            seen += len(writes)
+            # a long answer comes in pages: `next` is where the following one starts
+            try:
+                following = datetime.fromisoformat(str(reply["next"])) if reply.get("next") else None
+            except ValueError:
+                following = None
+            if following is None or following.tzinfo is None or following <= since:
+                break
+            since = following
+        self._dossiers_answered = connection
+        log.info("Đã đối chiếu %d cập nhật hồ sơ với dịch vụ hồ sơ", seen)
         self.dossiers_caught_up.set()
 
     async def _catch_up(self) -> None:

@@ -25,6 +25,7 @@ from qms_common.protocol import Topics
 from qms_common.signing import DOSSIER, Signer, load_secret, web_secret_file
 from tests import test_notify
 from tests.support.core import running_core
+from tests.support.dossiers import DossierClient, running_dossiers
 from tests.support.mqtt import Probe
 from tests.support.site import write_site
 from tests.test_notify import Standin, notify_toml, phone, running_notifier
@@ -180,8 +181,9 @@ async def test_a_dossier_done_while_the_notifier_was_stopped_is_sent_after_its_r
 
 @contextlib.asynccontextmanager
 async def dossier_service_answering(broker: Broker, t: Topics, contacts: list[dict[str, Any]],
-                                    asked: list[dict[str, Any]]) -> AsyncIterator[None]:
-    """The dossier service's `contacts` answer, as the contract gives it, to whoever asks."""
+                                    asked: list[dict[str, Any]], *, page: int = 100) -> AsyncIterator[None]:
+    """The dossier service's `contacts` answer, as the contract gives it (in pages of `page`, each
+    naming where the next starts), to whoever asks."""
     s = broker.url.removeprefix("mqtt://").split(":")
     async with aiomqtt.Client(s[0], int(s[1]), protocol=aiomqtt.ProtocolVersion.V5) as client:
         await client.subscribe(t.cmd_dossier, qos=1)
@@ -190,7 +192,10 @@ async def dossier_service_answering(broker: Broker, t: Topics, contacts: list[di
             async for m in client.messages:
                 body = json.loads(m.payload)  # type: ignore[arg-type]
                 asked.append(body)
-                reply = {"ok": True, "request_id": body["request_id"], "contacts": contacts}
+                since = datetime.fromisoformat(body["since"])
+                due = [c for c in contacts if datetime.fromisoformat(c["entry"]["applied_at"]) >= since]
+                following = due[page]["entry"]["applied_at"] if len(due) > page else None
+                reply = {"ok": True, "request_id": body["request_id"], "contacts": due[:page], "next": following}
                 await client.publish(m.properties.ResponseTopic, json.dumps(reply), qos=1,  # type: ignore[union-attr]
                                      properties=response_properties(m.properties.CorrelationData))  # type: ignore[union-attr]
 
@@ -203,25 +208,32 @@ async def dossier_service_answering(broker: Broker, t: Topics, contacts: list[di
                 await task
 
 
-async def test_a_lost_session_is_caught_up_from_the_dossier_service_and_day_old_news_dropped(
+async def test_the_dossier_service_is_asked_for_the_last_day_page_by_page_and_day_old_news_dropped(
         broker: Broker, tmp_path: Path, standin: Standin) -> None:
     config, site = write_site(tmp_path, broker.url, extra=dossier_toml(standin, dossiers=True))
     t = Topics(site)
-    fresh = Dossier("HS-FRESH-1", phone_=phone(505))
-    fresh.news("received", "received", applied=now() - timedelta(hours=3))
-    old = Dossier("HS-OLD-1", phone_=phone(506))
-    contacts = [fresh.news("done-1", "done", applied=now() - timedelta(hours=2), early=True),
-                old.news("done-1", "done", applied=now() - timedelta(hours=25))]
+    first, second = Dossier("HS-FRESH-1", phone_=phone(505)), Dossier("HS-FRESH-2", phone_=phone(510))
+    contacts = [first.news("done-1", "done", applied=now() - timedelta(hours=3), early=True),
+                second.news("received", "received", applied=now() - timedelta(hours=2))]
     asked: list[dict[str, Any]] = []
-    async with running_core(config), dossier_service_answering(broker, t, contacts, asked), \
-            running_notifier(config) as n:
+    old = Dossier("HS-OLD-1", phone_=phone(506))
+    async with running_core(config), dossier_service_answering(broker, t, contacts, asked, page=1), \
+            running_notifier(config) as n, Probe(broker.url) as probe:
         async with asyncio.timeout(10):
             await n.dossiers_caught_up.wait()
-        await standin.wait(lambda: bool(standin.delivered(dkey(site, fresh.code, "done"))))
+        await standin.wait(lambda: bool(standin.delivered(dkey(site, first.code, "done")))
+                           and bool(standin.delivered(dkey(site, second.code, "received"))))
+        # news a day old (say, kept by the broker for a notifier stopped that long): dropped
+        await probe.publish(t.private_dossier, old.news("done-1", "done", applied=now() - timedelta(hours=25)))
+        # written in order: once a later message is out, the earlier one is in the outbox
+        later = Dossier("HS-FRESH-3", phone_=phone(511))
+        await probe.publish(t.private_dossier, later.news("received", "received"))
+        await standin.wait(lambda: bool(standin.delivered(dkey(site, later.code, "received"))))
         rows = {r.key: r for r in await n.outbox.all_rows()}
-    assert asked and asked[0]["action"] == "contacts"
+    assert [a["action"] for a in asked] == ["contacts", "contacts"]  # two pages, the second from `next`
     since = datetime.fromisoformat(asked[0]["since"])
     assert timedelta(hours=23) < now() - since < timedelta(hours=25)  # the window news stays fresh
+    assert datetime.fromisoformat(asked[1]["since"]) == datetime.fromisoformat(contacts[1]["entry"]["applied_at"])
     assert rows[f"d:{old.code}:done"].state == "dropped"
     with sqlite3.connect(n.outbox.path) as conn:
         [(reason,)] = conn.execute("SELECT reason FROM messages WHERE key = ?", (f"d:{old.code}:done",))
@@ -262,3 +274,68 @@ async def test_kind_channels_choose_the_dossier_messages_channels(broker: Broker
         await standin.wait(lambda: bool(standin.delivered(dkey(site, d.code, "done"))))
     assert standin.delivered(dkey(site, d.code, "received"))[0]["provider"] == "zalo"
     assert standin.delivered(dkey(site, d.code, "done"))[0]["provider"] == "esms"
+
+
+# ---------------------------------------------------------------- through the real dossier service
+
+
+async def test_through_the_dossier_service_each_message_reaches_the_phone_once(
+        broker: Broker, tmp_path: Path, standin: Standin) -> None:
+    """The console records a dossier with the citizen's phone, the department asks for a document,
+    the result comes a day early: three messages, each once, whatever is sent again."""
+    config, site = write_site(tmp_path, broker.url, extra=dossier_toml(standin))
+    t = Topics(site)
+    code = "000.00.12.H23-261123-0107"
+    async with running_core(config), running_dossiers(config), running_notifier(config), \
+            Probe(broker.url) as probe:
+        web = DossierClient(probe, t)
+        created = await web.create(code, phone="0912 000 601", due_at="2026-11-27")
+        assert created["ok"] and created["created"], created
+        await standin.wait(lambda: bool(standin.delivered(dkey(site, code, "received"))))
+        needs = await web.event(code, "tp-1", "needs_documents", "2026-11-24T09:00:00+07:00",
+                                note="Bản sao giấy khai sinh")
+        assert needs["applied"], needs
+        await standin.wait(lambda: bool(standin.delivered(dkey(site, code, "needs:tp-1"))))
+        for eid, status, at in (("tp-2", "processing", "2026-11-24T15:00:00+07:00"),
+                                ("tp-3", "done", "2026-11-26T10:00:00+07:00")):
+            assert (await web.event(code, eid, status, at))["applied"]
+        await standin.wait(lambda: bool(standin.delivered(dkey(site, code, "done"))))
+        # the integrator sends the same event again, then corrects the result: nothing more
+        assert not (await web.event(code, "tp-3", "done", "2026-11-26T10:00:00+07:00"))["applied"]
+        assert (await web.event(code, "tp-4", "done", "2026-11-26T11:00:00+07:00"))["applied"]
+        other = "000.00.12.H23-261123-0108"
+        assert (await web.create(other, phone="0912 000 602"))["ok"]
+        await standin.wait(lambda: bool(standin.delivered(dkey(site, other, "received"))))
+    for rest in ("received", "needs:tp-1", "done"):
+        assert len(attempts(standin, dkey(site, code, rest))) == 1, rest
+    [done_text] = zns_text(standin, ZNS["dossier_done"])
+    assert "timing: trước hẹn" in done_text and f"/hs/{code}?k=" in done_text
+    [needs_text] = zns_text(standin, ZNS["dossier_needs"])
+    assert "needs: Bản sao giấy khai sinh" in needs_text
+
+
+async def test_a_dossier_done_while_the_notifier_had_lost_its_session_is_caught_up(
+        broker: Broker, tmp_path: Path, standin: Standin) -> None:
+    config, site = write_site(tmp_path, broker.url, extra=dossier_toml(standin))
+    t = Topics(site)
+    code = "HS-2026-0815"
+    async with running_core(config), running_dossiers(config), Probe(broker.url) as probe:
+        web = DossierClient(probe, t)
+        async with running_notifier(config) as n:
+            assert (await web.create(code, phone="0912 000 603", due_at="2026-11-27"))["ok"]
+            await standin.wait(lambda: bool(standin.delivered(dkey(site, code, "received"))))
+            identifier = n.session.identifier
+        # the broker loses the notifier's session (restarted without persistence, say): a clean
+        # start under its client id drops it, and what comes for it meanwhile is lost
+        async with Probe(broker.url, identifier=identifier):
+            pass
+        assert (await web.event(code, "r-1", "done", "2026-11-28T10:00:00+07:00"))["applied"]
+        async with running_notifier(config) as n:
+            # the site file has no [dossiers]: the service's retained presence has it asked
+            async with asyncio.timeout(10):
+                await n.dossiers_caught_up.wait()
+            await standin.wait(lambda: bool(standin.delivered(dkey(site, code, "done"))))
+    assert len(attempts(standin, dkey(site, code, "done"))) == 1
+    assert len(attempts(standin, dkey(site, code, "received"))) == 1
+    [done_text] = zns_text(standin, ZNS["dossier_done"])
+    assert "timing: hẹn trả 27/11/2026" in done_text  # a day late: the promised date, not "trước hẹn"
