@@ -297,6 +297,12 @@ class Outbox:
         return {r[0] for r in await self._read("SELECT kind FROM messages WHERE ticket = ? AND key LIKE ?",
                                                (ticket, prefix + "%"))}
 
+    async def keys_of(self, ticket: str, prefix: str) -> set[str]:
+        """The keys of the messages already decided for a ticket or a dossier (a dossier may have
+        several of one kind: one per request for documents)."""
+        return {r[0] for r in await self._read("SELECT key FROM messages WHERE ticket = ? AND key LIKE ?",
+                                               (ticket, prefix + "%"))}
+
     async def due(self, route: str, now: float, limit: int, exclude: Iterable[int] = ()) -> list[Row]:
         skip = list(exclude)
         sql = "SELECT * FROM messages WHERE state = ? AND route = ? AND next_at <= ?"

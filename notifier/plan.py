@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any
 
-from qms_common.protocol import CALLABLE_STATUSES
+from qms_common.protocol import CALLABLE_STATUSES, DOSSIER_CODE_RE
 
 ISSUED, NEARS, CALLED, RATE, CHECKIN = "issued", "nears", "called", "rate", "checkin"
 KINDS = (ISSUED, NEARS, CALLED, RATE, CHECKIN)
@@ -219,4 +219,140 @@ def booking_stale(place: str, b: BookingInfo | None) -> str | None:
         return f"lịch hẹn đã {'xác nhận có mặt' if b.status == 'checked_in' else 'quá hạn'}"
     if b.place != place:
         return "lịch hẹn đã đổi sang giờ khác"
+    return None
+
+
+# ---------------------------------------------------------------- dossiers
+
+DOSSIER_RECEIVED, DOSSIER_NEEDS, DOSSIER_DONE = "dossier_received", "dossier_needs", "dossier_done"
+# News of a dossier applied longer ago than this is not sent: a "received" or "needs documents"
+# a day late misleads more than it helps (the dossier's page, on its receipt, is always current).
+# It is also how long the broker keeps the notifier's session, and the window the catch-up asks
+# the dossier service for after a reconnect: what is older was decided before, or is too late.
+DOSSIER_FRESH = timedelta(hours=24)
+
+_DOSSIER_STATUS_VI = {
+    "received": "mới tiếp nhận", "processing": "đang xử lý", "needs_documents": "đang chờ bổ sung",
+    "done": "đã có kết quả", "returned": "đã trả kết quả", "refused": "bị từ chối giải quyết",
+}
+_FINISHED = frozenset({"done", "returned", "refused"})
+
+
+@dataclass(frozen=True)
+class DossierInfo:
+    """A dossier as the dossier service last described it (the contract's view)."""
+
+    code: str
+    procedure: str
+    due_at: str                    # YYYY-MM-DD, the promised return date
+    status: str
+    needs: str | None
+    early: bool
+    version: int
+    last_needs: str | None         # the id of the latest needs_documents entry of its timeline
+
+    @classmethod
+    def parse(cls, view: dict[str, Any]) -> DossierInfo:
+        date.fromisoformat(str(view["due_at"]))
+        code = str(view["code"])
+        if not DOSSIER_CODE_RE.match(code):
+            raise ValueError("not a dossier code")  # it is part of the outbox keys
+        procedure = view.get("procedure") or {}
+        timeline = view.get("timeline") or []
+        if not isinstance(procedure, dict) or not isinstance(timeline, list) or \
+                not all(isinstance(e, dict) for e in timeline):
+            raise TypeError("not the contract's dossier view")
+        needs_ids = [str(e["id"]) for e in timeline if e.get("status") == "needs_documents"]
+        return cls(code=code, procedure=str(procedure.get("name") or ""),
+                   due_at=str(view["due_at"]), status=str(view["status"]),
+                   needs=view.get("needs") if isinstance(view.get("needs"), str) else None,
+                   early=view.get("early") is True, version=int(view.get("version") or 0),
+                   last_needs=needs_ids[-1] if needs_ids else None)
+
+
+@dataclass(frozen=True)
+class DossierNews:
+    """One newly applied entry of a dossier with a phone (`private/dossier`, or a `contacts` row)."""
+
+    dossier: DossierInfo
+    entry_id: str
+    entry_status: str
+    note: str | None
+    applied_at: datetime
+    phone: str
+
+    @classmethod
+    def parse(cls, body: dict[str, Any]) -> DossierNews:
+        """KeyError/ValueError/TypeError for anything but the contract's shape."""
+        entry = body["entry"]
+        if not isinstance(entry, dict) or not isinstance(body["dossier"], dict):
+            raise TypeError("not the contract's dossier message")
+        applied = datetime.fromisoformat(str(entry.get("applied_at") or body["at"]))
+        if applied.tzinfo is None:
+            raise ValueError("applied_at without a time zone")
+        note = entry.get("note")
+        return cls(dossier=DossierInfo.parse(body["dossier"]), entry_id=str(entry["id"]),
+                   entry_status=str(entry["status"]), note=note if isinstance(note, str) else None,
+                   applied_at=applied, phone=str(body["phone"]))
+
+
+@dataclass(frozen=True)
+class DossierDecision:
+    key: str          # the outbox key: d:{code}:received, d:{code}:needs:{entry id}, d:{code}:done
+    kind: str
+    step: Step
+    reason: str = ""
+
+
+def dossier_key(news: DossierNews) -> tuple[str, str] | None:
+    """The message an entry would bring (key, kind), or None: being processed, returned or
+    refused tells the citizen nothing new by message (the page shows it)."""
+    code = news.dossier.code
+    if news.entry_status == "received":
+        return f"d:{code}:received", DOSSIER_RECEIVED
+    if news.entry_status == "needs_documents":
+        # each request for documents is news of its own
+        return f"d:{code}:needs:{news.entry_id}", DOSSIER_NEEDS
+    if news.entry_status == "done":
+        # once per dossier: a second "done" (a corrected result) is not a second message
+        return f"d:{code}:done", DOSSIER_DONE
+    return None
+
+
+def decide_dossier(news: DossierNews, decided: Iterable[str], *, latest: DossierInfo | None = None,
+                   now: datetime) -> DossierDecision | None:
+    """What this entry brings: a message to send, one to drop (with why), or None (nothing, or
+    already decided). `latest` is the newest view known, when newer than the news' own."""
+    found = dossier_key(news)
+    if found is None:
+        return None
+    key, kind = found
+    if key in set(decided):
+        return None  # a repeated message, or a second "done"
+    info = latest if latest is not None and latest.version > news.dossier.version else news.dossier
+    why = dossier_stale(kind, news.entry_id, info, applied_at=news.applied_at, now=now)
+    if why is not None:
+        return DossierDecision(key, kind, Step.DROP, why)
+    return DossierDecision(key, kind, Step.SEND)
+
+
+def dossier_stale(kind: str, entry_id: str | None, info: DossierInfo | None, *, applied_at: datetime | None = None,
+                  now: datetime) -> str | None:
+    """Why a dossier's message should not go out (now or any more), given what the dossier is now;
+    None while it still makes sense (checked again before every attempt)."""
+    if applied_at is not None and now - applied_at > DOSSIER_FRESH:
+        hours = int(DOSSIER_FRESH.total_seconds() // 3600)
+        return f"báo muộn: hồ sơ cập nhật hơn {hours} giờ trước"
+    if info is None:
+        return None
+    status_vi = _DOSSIER_STATUS_VI.get(info.status, info.status)
+    if kind == DOSSIER_RECEIVED and info.status in _FINISHED:
+        return f"báo muộn: hồ sơ {status_vi}"
+    if kind == DOSSIER_NEEDS:
+        if info.status != "needs_documents":
+            return f"báo muộn: hồ sơ {status_vi}"
+        if entry_id is not None and info.last_needs is not None and info.last_needs != entry_id:
+            return "đã có yêu cầu bổ sung mới hơn"
+    if kind == DOSSIER_DONE and info.status != "done":
+        return f"báo muộn: hồ sơ {status_vi}"
     return None

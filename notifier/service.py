@@ -4,6 +4,9 @@ from the durable outbox.
 - Citizens: the core tells this service alone (broker ACL) of every ticket with a phone number
   (`private/contact`); after a restart or a lost connection it asks the core for today's
   (`contacts`), so nothing is missed. The rules in plan.py decide each kind once.
+- Dossiers: the dossier service tells this service alone of each newly applied entry of a dossier
+  with a phone (`private/dossier`); after a (re)connection it asks for the last day's
+  (`contacts` on cmd/dossier). Received, needs documents and done are each sent once.
 - Integrators: the core's public events, as signed webhooks, one row per (subscriber, event).
 - The broker keeps this service's session (and its QoS 1 messages) while it is away.
 """
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,19 +28,27 @@ from aiohttp import web
 from notifier import plan
 from notifier.dispatcher import RateLimit, Worker
 from notifier.outbox import DROPPED, NewMessage, Outbox, Row, idempotency_key
-from notifier.plan import BookingInfo, Contact, Step
+from notifier.plan import BookingInfo, Contact, DossierInfo, DossierNews, Step
 from notifier.providers import Channel, Message, Outcome, Verdict, sms_channel
 from notifier.providers.tokens import ZaloTokens
 from notifier.providers.webhook import WebhookTarget
 from notifier.providers.zalo import ZaloChannel
 from notifier.receipts import receipt_routes
 from notifier.settings import EVENT_KINDS, NotifySettings
-from notifier.texts import format_wait, render_sms, zns_data
+from notifier.texts import dossier_timing, format_day, format_wait, render_sms, render_text, zns_data
 from qms_common.config import SiteConfig, business_day
 from qms_common.mqtt import MqttSession, NotConnected, Presence, Requester, RequestTimeout, message_topic
 from qms_common.phones import PhoneError, normalize_phone
-from qms_common.protocol import ProtocolError, Topics, dumps, loads_object
-from qms_common.signing import Signer, booking_path, load_secret, tracking_path, web_secret_file
+from qms_common.protocol import (
+    MAX_PAYLOAD_BYTES,
+    MAX_REPLY_BYTES,
+    ONLINE,
+    ProtocolError,
+    Topics,
+    dumps,
+    loads_object,
+)
+from qms_common.signing import Signer, booking_path, dossier_path, load_secret, tracking_path, web_secret_file
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +56,9 @@ SESSION_EXPIRY_S = 24 * 3600   # the broker keeps our messages this long while w
 STATS_EVERY_S = 5.0
 CONTACTS_PAGE = 200
 OTP_VALID_S = 300     # the web server's one-time codes expire after 5 minutes: a late one is useless
+# How long the catch-up waits for the dossier service: a site may run without one (or it is down),
+# and that must not hold the notifier up.
+DOSSIER_DEADLINE_S = 10.0
 
 
 @dataclass
@@ -60,14 +74,25 @@ class Notifier:
     latest: dict[str, Contact] = field(default_factory=dict)         # ticket -> what the core last said
     decided: dict[str, set[str]] = field(default_factory=dict)       # ticket or booking place -> kinds decided
     bookings: dict[str, BookingInfo] = field(default_factory=dict)   # code -> what the core last said
+    dossiers: dict[str, DossierInfo] = field(default_factory=dict)   # code -> what the dossier service last said
+    dossier_heard: dict[str, datetime] = field(default_factory=dict)  # code -> its newest entry's applied_at
+    dossier_decided: dict[str, set[str]] = field(default_factory=dict)  # code -> message keys decided
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+    dossiers_caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     written: asyncio.Condition = field(default_factory=asyncio.Condition)  # after each outbox write
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _stats_dirty: bool = True
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _connection: int = 0          # counts our connections to the broker
+    _dossiers_asking: int = -1    # the connection on which the dossier service was last asked
+    _dossiers_answered: int = -1  # ... and the one on which it answered
+    _dossiers_silent: bool = False  # its silence is logged once, until it answers again
 
     def __post_init__(self) -> None:
         self.topics = Topics(self.site.id)
-        subs = [self.topics.private_contact, self.topics.private_booking, self.topics.private_otp]
+        # status/dossiers: the dossier service's retained presence says a site has one
+        subs = [self.topics.private_contact, self.topics.private_booking, self.topics.private_otp,
+                self.topics.private_dossier, self.topics.status_dossiers]
         if self.webhooks:
             subs.append(self.topics.event_all)
         self.session = MqttSession(
@@ -156,6 +181,13 @@ class Notifier:
             del self.bookings[code]
         for key in [k for k in self.decided if _day_of(k) < today]:
             del self.decided[key]
+        # a dossier lives for weeks: forget those not heard of for longer than their news stays
+        # fresh (the outbox still holds what was decided, read again if one comes back)
+        horizon = self.now() - plan.DOSSIER_FRESH - timedelta(days=1)
+        for code in [c for c, at in self.dossier_heard.items() if at < horizon]:
+            del self.dossier_heard[code]
+            self.dossiers.pop(code, None)
+            self.dossier_decided.pop(code, None)
 
     async def _forget_phones(self) -> None:
         cutoff = (date.fromisoformat(self._today()) - timedelta(days=self.settings.phone_days)).isoformat()
@@ -171,7 +203,65 @@ class Notifier:
 
     async def _on_connect(self) -> None:
         # not awaited here: the catch-up's replies arrive through this same connection's loop
-        asyncio.get_running_loop().create_task(self._catch_up())
+        self._connection += 1
+        self._spawn(self._catch_up())
+        if "dossiers" in self.site.raw:
+            # apart from the core's: a dossier service that does not answer holds nothing up
+            self._spawn(self._catch_up_dossiers())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)  # a task nobody holds may be collected before it is done
+        task.add_done_callback(self._tasks.discard)
+
+    async def _catch_up_dossiers(self, *, again: bool = False) -> None:
+        """The last day's dossier entries with a phone, from the dossier service: what happened
+        while we were away (the broker's copy of our session covers the same day, but not a
+        lost session). Asked once per connection when the site has a dossier service; `again`
+        when the service has just come up while a question may have been lost."""
+        connection = self._connection
+        if self._dossiers_answered == connection or (self._dossiers_asking == connection and not again):
+            return
+        self._dossiers_asking = connection
+        since = self.now() - plan.DOSSIER_FRESH
+        seen = 0
+        while True:
+            ask = {"action": "contacts", "since": since.isoformat(timespec="microseconds")}
+            try:
+                reply = await self.requester.request(self.topics.cmd_dossier, ask, timeout=DOSSIER_DEADLINE_S)
+            except ProtocolError as exc:  # no answer in time, not connected, or an answer too large
+                if self._dossiers_answered == connection:
+                    return  # asked twice, answered the other time
+                if not self._dossiers_silent:
+                    self._dossiers_silent = True
+                    log.warning("Dịch vụ hồ sơ chưa trả lời (%s); tin về hồ sơ vẫn nhận qua broker, "
+                                "sẽ hỏi lại khi kết nối lại", exc)
+                return
+            if not reply.get("ok"):
+                error = reply.get("error") or {}
+                log.error("Dịch vụ hồ sơ không trả lời truy vấn contacts: %s",
+                          error.get("message") if isinstance(error, dict) else error)
+                return
+            self._dossiers_silent = False
+            writes = []
+            for body in reply.get("contacts") or []:
+                try:
+                    writes.append(await self.dossier_soon(body))
+                except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                    log.warning("Bỏ một cập nhật hồ sơ không đúng dạng (%s)", exc)
+            await asyncio.gather(*(w for w in writes if w is not None))
+            seen += len(writes)
+            # a long answer comes in pages: `next` is where the following one starts
+            try:
+                following = datetime.fromisoformat(str(reply["next"])) if reply.get("next") else None
+            except ValueError:
+                following = None
+            if following is None or following.tzinfo is None or following <= since:
+                break
+            since = following
+        self._dossiers_answered = connection
+        log.info("Đã đối chiếu %d cập nhật hồ sơ với dịch vụ hồ sơ", seen)
+        self.dossiers_caught_up.set()
 
     async def _catch_up(self) -> None:
         """Today's tickets with a phone and the live bookings, from the core: what happened while
@@ -209,8 +299,16 @@ class Notifier:
     async def _on_message(self, message: aiomqtt.Message) -> asyncio.Future[None] | None:
         """Decide at once; the broker's copy is acknowledged once the outbox has it on disk."""
         topic = message_topic(message)
+        if topic == self.topics.status_dossiers:
+            if message.payload == ONLINE:
+                # a dossier service is there: its retained presence (ask, if not asked yet), or it
+                # has just started (ask again: a question sent while it was away is lost)
+                self._spawn(self._catch_up_dossiers(again=not message.retain))
+            return None
         try:
-            body = loads_object(message.payload)  # type: ignore[arg-type]
+            # a dossier's view carries its whole timeline and documents: the reply-sized limit
+            limit = MAX_REPLY_BYTES if topic == self.topics.private_dossier else MAX_PAYLOAD_BYTES
+            body = loads_object(message.payload, max_bytes=limit)  # type: ignore[arg-type]
         except ProtocolError as exc:
             log.warning("Bỏ tin trên %s: %s", topic, exc.message)
             return None
@@ -221,9 +319,11 @@ class Notifier:
                 return await self.booking_soon(body)
             if topic == self.topics.private_otp:
                 return self.otp_soon(body)
+            if topic == self.topics.private_dossier:
+                return await self.dossier_soon(body)
             if topic.startswith(self.topics.root + "/event/"):
                 return self.event_soon(topic.rsplit("/", 1)[1], body)
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             log.warning("Bỏ tin không đúng dạng trên %s (%s)", topic, exc)
         return None
 
@@ -304,6 +404,40 @@ class Notifier:
                           state="pending" if r.step is Step.SEND else DROPPED, reason=r.reason or None,
                           not_before=r.at.timestamp() if r.at else None)
 
+    async def dossier_soon(self, body: dict[str, Any]) -> asyncio.Future[None] | None:
+        """A dossier's newly applied entry (or the catch-up lists it): decide its message, once."""
+        news = DossierNews.parse(body)
+        code = news.dossier.code
+        try:
+            phone = normalize_phone(news.phone)
+        except PhoneError:
+            log.warning("Bỏ cập nhật hồ sơ %s: số điện thoại không hợp lệ", code)
+            return None
+        async with self._lock:
+            known = self.dossiers.get(code)
+            if known is None or news.dossier.version >= known.version:
+                self.dossiers[code] = news.dossier
+            heard = self.dossier_heard.get(code)
+            self.dossier_heard[code] = news.applied_at if heard is None else max(heard, news.applied_at)
+            if code not in self.dossier_decided:
+                self.dossier_decided[code] = await self.outbox.keys_of(code, "d:")
+            decided = self.dossier_decided[code]
+            d = plan.decide_dossier(news, decided, latest=known, now=self.now())
+            if d is None:
+                return self._store([])
+            decided.add(d.key)
+            return self._store([self._dossier_message(news, phone, d)])
+
+    def _dossier_message(self, news: DossierNews, phone: str, d: plan.DossierDecision) -> NewMessage:
+        info = news.dossier
+        values = {"office": self.site.name, "dossier": info.code, "procedure": info.procedure,
+                  "due": format_day(info.due_at), "needs": news.note or info.needs or "",
+                  "timing": dossier_timing(info.early, info.due_at, self.settings.language),
+                  "link": self.settings.public_url + dossier_path(self.signer, info.code)}
+        state, reason = ("pending", None) if d.step is Step.SEND else (DROPPED, d.reason)
+        return NewMessage(key=d.key, day=self._today(), ticket=info.code, kind=d.kind, routes=self._routes(d.kind),
+                          body=values, phone=phone, state=state, reason=reason)
+
     def otp_soon(self, body: dict[str, Any]) -> asyncio.Future[None] | None:
         """The web server asks for a one-time code to be sent to a phone, now."""
         rid = str(body["request_id"])[:64]
@@ -361,6 +495,11 @@ class Notifier:
         if row.key.startswith("b:"):
             code, _, place = row.ticket.partition("@")
             return plan.booking_stale(place, self.bookings.get(code))
+        if row.key.startswith("d:"):
+            # d:{code}:needs:{entry id}; a code has no ":" (the contract's alphabet)
+            parts = row.key.split(":", 3)
+            return plan.dossier_stale(row.kind, parts[3] if len(parts) > 3 else None, self.dossiers.get(row.ticket),
+                                      now=self.now())
         if not row.key.startswith("c:"):
             return None
         c = self.latest.get(row.ticket)
@@ -383,7 +522,10 @@ class Notifier:
         try:
             text = render_sms(template, values, kind=row.kind)
         except ValueError as exc:
-            return Outcome(Verdict.PERMANENT, f"không dựng được nội dung tin: {exc}")
+            if row.route == "sms":
+                return Outcome(Verdict.PERMANENT, f"không dựng được nội dung tin: {exc}")
+            # e.g. a dossier code far longer than usual: ZNS carries its own template's data
+            text = render_text(template, values)
         msg = Message(key=idempotency_key(self.site.id, row.key), phone=row.phone, kind=row.kind, text=text,
                       template_data=zns_data(row.kind, values))
         return await self.channels[row.route].send(msg)

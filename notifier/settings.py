@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from notifier.texts import DEFAULT_TEMPLATES, LANGUAGES, ZNS_LINK_MAX, Kind, TemplateError, check_sms_fits
+from notifier.texts import (
+    DEFAULT_TEMPLATES,
+    LANGUAGES,
+    ZNS_LINK_MAX,
+    Kind,
+    TemplateError,
+    check_sms_fits,
+    dossier_link_len,
+)
 from qms_common.config import SiteConfig
 from qms_common.tomlconf import Table, resolve_path
 
@@ -285,8 +293,9 @@ def _link_len(site: SiteConfig, public_url: str) -> int:
 def _templates(notify: Table, site: SiteConfig, public_url: str) -> dict[str, dict[Kind, str]]:
     t = notify.table("templates")
     link_len = _link_len(site, public_url)
-    if link_len > ZNS_LINK_MAX:
-        notify.fail("public_url", f"đường dẫn theo dõi sẽ dài {link_len} ký tự, "
+    dossier_link = dossier_link_len(public_url)
+    if max(link_len, dossier_link) > ZNS_LINK_MAX:
+        notify.fail("public_url", f"đường dẫn theo dõi sẽ dài {max(link_len, dossier_link)} ký tự, "
                     f"quá {ZNS_LINK_MAX} ký tự Zalo cho phép.",
                     "Dùng địa chỉ ngắn hơn.")
     result: dict[str, dict[Kind, str]] = {}
@@ -302,7 +311,8 @@ def _templates(notify: Table, site: SiteConfig, public_url: str) -> dict[str, di
         lt.reject_unknown()
         try:
             check_sms_fits(merged, office=site.name, field_names=[f.name for f in site.fields], link_len=link_len,
-                           counter_names=[c.name for c in site.counters], language=lang)
+                           counter_names=[c.name for c in site.counters], language=lang,
+                           dossier_link=dossier_link)
         except TemplateError as exc:
             kind = exc.kind or ""
             where = lt if kind in lt.data else notify

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
+from datetime import date
 from enum import StrEnum
+from itertools import pairwise
 from string import Formatter
+
+from qms_common.signing import TOKEN_CHARS
 
 SMS_MAX = 160
 ZNS_PARAM_MAX = 30
@@ -27,6 +31,13 @@ class Kind(StrEnum):
     OTP = "otp"                  # a one-time code for a phone given on the web
     REMIND_EVE = "remind_eve"    # a booking, the evening before
     REMIND_SOON = "remind_soon"  # a booking, 30 minutes before
+    DOSSIER_RECEIVED = "dossier_received"  # a dossier was received (at the counter or online)
+    DOSSIER_NEEDS = "dossier_needs"        # a dossier needs more documents (which: {needs})
+    DOSSIER_DONE = "dossier_done"          # a dossier's result is ready ("trước hẹn" when early)
+
+
+# The kinds about a dossier rather than a ticket: their {link} opens the dossier's page.
+DOSSIER_KINDS = frozenset({Kind.DOSSIER_RECEIVED, Kind.DOSSIER_NEEDS, Kind.DOSSIER_DONE})
 
 
 # How the kinds are named to an installer reading an error.
@@ -39,9 +50,13 @@ KIND_LABELS = {
     Kind.OTP: "mã xác nhận",
     Kind.REMIND_EVE: "nhắc lịch hẹn tối hôm trước",
     Kind.REMIND_SOON: "nhắc lịch hẹn trước 30 phút",
+    Kind.DOSSIER_RECEIVED: "hồ sơ đã tiếp nhận",
+    Kind.DOSSIER_NEEDS: "hồ sơ cần bổ sung",
+    Kind.DOSSIER_DONE: "hồ sơ đã có kết quả",
 }
 
-PLACEHOLDERS = ("office", "number", "field", "ahead", "wait", "counter", "link", "code", "day", "slot")
+PLACEHOLDERS = ("office", "number", "field", "ahead", "wait", "counter", "link", "code", "day", "slot",
+                "dossier", "procedure", "due", "needs", "timing")
 
 # The values the notifier has for each kind: a template may use only these (a "nears" message is
 # sent before any counter is known, so it cannot name one).
@@ -54,6 +69,10 @@ KIND_PLACEHOLDERS: dict[Kind, frozenset[str]] = {
     Kind.OTP: frozenset({"office", "code"}),
     Kind.REMIND_EVE: frozenset({"office", "field", "day", "slot", "code", "link"}),
     Kind.REMIND_SOON: frozenset({"office", "field", "day", "slot", "code", "link"}),
+    # {dossier} is the dossier's code, {due} the promised return date (ngày hẹn trả)
+    Kind.DOSSIER_RECEIVED: frozenset({"office", "dossier", "procedure", "due", "link"}),
+    Kind.DOSSIER_NEEDS: frozenset({"office", "dossier", "procedure", "due", "needs", "link"}),
+    Kind.DOSSIER_DONE: frozenset({"office", "dossier", "procedure", "due", "timing", "link"}),
 }
 
 # The ZNS template parameters each kind fills (the approved template must declare them).
@@ -66,6 +85,9 @@ ZNS_KEYS: dict[Kind, tuple[str, ...]] = {
     Kind.OTP: ("code",),
     Kind.REMIND_EVE: ("office", "field", "day", "slot", "code"),
     Kind.REMIND_SOON: ("office", "field", "slot", "code"),
+    Kind.DOSSIER_RECEIVED: ("office", "dossier", "procedure", "due", "link"),
+    Kind.DOSSIER_NEEDS: ("office", "dossier", "procedure", "needs", "link"),
+    Kind.DOSSIER_DONE: ("office", "dossier", "procedure", "timing", "due", "link"),
 }
 
 # Short on purpose: an SMS is one GSM-7 part of 160 characters, and the link alone takes ~80.
@@ -81,6 +103,10 @@ DEFAULT_TEMPLATES: dict[str, dict[Kind, str]] = {
         Kind.REMIND_EVE: "{office}: nhắc lịch hẹn {field} lúc {slot} ngày {day}, mã {code}. {link}",
         Kind.REMIND_SOON: "{office}: lịch hẹn {field} lúc {slot} hôm nay, mã {code}. "
                           "Mời ông/bà đến xác nhận tại ki-ốt.",
+        # the link names the dossier's code already: the SMS does not spend characters on it twice
+        Kind.DOSSIER_RECEIVED: "{office}: đã tiếp nhận hồ sơ {procedure}, hẹn trả ngày {due}. {link}",
+        Kind.DOSSIER_NEEDS: "{office}: hồ sơ {procedure} cần bổ sung: {needs}. {link}",
+        Kind.DOSSIER_DONE: "{office}: hồ sơ {procedure} đã có kết quả ({timing}). {link}",
     },
     "en": {
         Kind.ISSUED: "{office}: number {number} ({field}), {ahead} ahead of you, wait {wait}. {link}",
@@ -93,6 +119,9 @@ DEFAULT_TEMPLATES: dict[str, dict[Kind, str]] = {
         Kind.REMIND_EVE: "{office}: appointment ({field}) at {slot} on {day}, code {code}. {link}",
         Kind.REMIND_SOON: "{office}: appointment ({field}) at {slot} today, code {code}. "
                           "Please check in at the kiosk.",
+        Kind.DOSSIER_RECEIVED: "{office}: your dossier ({procedure}) was received, result due {due}. {link}",
+        Kind.DOSSIER_NEEDS: "{office}: your dossier ({procedure}) needs: {needs}. {link}",
+        Kind.DOSSIER_DONE: "{office}: your dossier ({procedure}) is done ({timing}). {link}",
     },
 }
 
@@ -125,6 +154,22 @@ def format_wait(seconds: float | None, language: str = "vi") -> str:
         return "khoảng " + " ".join(parts)
     parts = ([f"{hours} h"] if hours else []) + ([f"{rest} min"] if rest else [])
     return "about " + " ".join(parts)
+
+
+# ---------------------------------------------------------------- dossiers
+
+def format_day(day: str) -> str:
+    """A date as Vietnamese offices write it: "2026-12-05" → "05/12/2026"."""
+    return date.fromisoformat(day).strftime("%d/%m/%Y")
+
+
+def dossier_timing(early: bool, due: str, language: str = "vi") -> str:
+    """How a result came against its promise: "trước hẹn" when early (what Decision 766 counts and
+    citizens are glad to read), otherwise the promised date itself."""
+    vi = language != "en"
+    if early:
+        return "trước hẹn" if vi else "ahead of schedule"
+    return f"hẹn trả {format_day(due)}" if vi else f"due {format_day(due)}"
 
 
 # ---------------------------------------------------------------- GSM 03.38
@@ -231,19 +276,34 @@ def render_text(template: str, values: Mapping[str, str]) -> str:
 
 # Cut first, in this order, down to this many characters (so "Dang ky kinh doanh" never becomes
 # "D."); the number, the counter and the link are what the message is for and are never cut.
-_SHORTENABLE = (("field", 6), ("office", 8))
+# A dossier's procedure name and what it needs give way by turns with the office (the link's page
+# has them whole; the brandname names the office), and its code comes last (the link carries it:
+# only a code far longer than usual is ever cut).
+_SHORTENABLE = (("field", 6), ("procedure", 24), ("needs", 40), ("office", 12), ("procedure", 12),
+                ("needs", 24), ("office", 8), ("dossier", 12))
 
 
-def _shorten(value: str, limit: int) -> str:
-    """"Dang ky doanh nghiep" → "Dang ky doanh." within limit characters (the dot included)."""
+def _shorten(value: str, limit: int, mark: str = ".") -> str:
+    """"Dang ky doanh nghiep" → "Dang ky doanh." within limit characters (the mark included)."""
     if len(value) <= limit:
         return value
-    cut = value[:max(0, limit - 1)].rstrip(" ,;:-.(")
+    cut = value[:max(0, limit - len(mark))].rstrip(" ,;:-.(")
     # end on a whole word when that loses little: "Dang ky doanh." reads better than "Dang ky doan."
     space = cut.rfind(" ")
     if space >= max(1, len(cut) - 4):
         cut = cut[:space].rstrip(" ,;:-.(")
-    return cut + "."
+    return cut + mark
+
+
+# After a shortened value, the template's own punctuation ends it: "Cap Giay chung, hen tra", not
+# "Cap Giay chung., hen tra".
+_ENDS = ".,;:!?"
+
+
+def _followed_by_punctuation(template: str) -> set[str]:
+    parsed = list(Formatter().parse(template))
+    return {name for (_, name, _, _), (after, _, _, _) in pairwise(parsed)
+            if name is not None and after[:1] in _ENDS and after}
 
 
 def render_sms(template: str, values: Mapping[str, str], *, kind: str | None = None) -> str:
@@ -256,16 +316,19 @@ def render_sms(template: str, values: Mapping[str, str], *, kind: str | None = N
         return _collapse(_fill(template, plain, strip_diacritics))
 
     text = render()
+    punctuated = _followed_by_punctuation(template)
+    originals = dict(plain)
     for key, minimum in _SHORTENABLE:
         if key not in used or key not in plain:
             continue
-        original = plain[key]
+        original = originals[key]
+        mark = "" if key in punctuated else "."
         floor = min(len(original), minimum)
         while len(text) > SMS_MAX and len(plain[key]) > floor:
             target = max(floor, len(plain[key]) - (len(text) - SMS_MAX))
-            shorter = _shorten(original, target)
+            shorter = _shorten(original, target, mark)
             if len(shorter) >= len(plain[key]):
-                shorter = _shorten(original, len(plain[key]) - 1)
+                shorter = _shorten(original, len(plain[key]) - 1, mark)
             plain[key] = shorter
             text = render()
     if len(text) > SMS_MAX:
@@ -287,12 +350,28 @@ def worst_wait(language: str = "vi") -> str:
     return _longest(format_wait(s, language) for s in range(0, 11 * 3600, 300))
 
 
+# A dossier's code as the national one-stop system writes it ("000.00.12.H23-261120-0001", 25) with
+# room to spare; the contract allows 64, and a code longer than this is shortened in the text (the
+# link keeps it whole).
+WORST_DOSSIER_CODE_LEN = 30
+# Longer than any name an office gives a procedure in an SMS: it is shortened to fit.
+WORST_PROCEDURE = ("Cấp Giấy chứng nhận quyền sử dụng đất, quyền sở hữu nhà ở và tài sản khác gắn liền "
+                   "với đất lần đầu")
+WORST_NEEDS = "Bản sao có chứng thực " * 25
+
+
+def dossier_link_len(public_url: str, code_len: int = WORST_DOSSIER_CODE_LEN) -> int:
+    """public_url + qms_common.signing.dossier_path: "/hs/{code}?k=" and the token."""
+    return len(public_url) + len("/hs/") + code_len + len("?k=") + TOKEN_CHARS
+
+
 def check_sms_fits(templates: Mapping[str, str], *, office: str, field_names: list[str], link_len: int,
-                   counter_names: list[str], language: str = "vi") -> None:
+                   counter_names: list[str], language: str = "vi", dossier_link: int | None = None) -> None:
     """Raise TemplateError, naming the kind and the length, for a template that may not fit one SMS.
 
     Called at start-up with the site's own names, so a bad template is a configuration error
-    rather than a message that fails in front of a citizen.
+    rather than a message that fails in front of a citizen. `dossier_link` is the length of a
+    dossier's link (default: as long as the ticket's).
     """
     worst = {
         "office": office,
@@ -305,15 +384,24 @@ def check_sms_fits(templates: Mapping[str, str], *, office: str, field_names: li
         "code": "XXXXXXXX",
         "day": "31/12/2026",
         "slot": "16:30",
+        "dossier": "X" * WORST_DOSSIER_CODE_LEN,
+        "procedure": WORST_PROCEDURE,
+        "due": "31/12/2026",
+        "needs": WORST_NEEDS,
+        "timing": _longest(dossier_timing(early, "2026-12-31", language) for early in (True, False)),
     }
     for kind, template in templates.items():
         check_template(kind, template)
+        values, link = worst, link_len
+        if kind in DOSSIER_KINDS:
+            link = link_len if dossier_link is None else dossier_link
+            values = {**worst, "link": "x" * link}
         try:
-            render_sms(template, worst, kind=kind)
+            render_sms(template, values, kind=kind)
         except TemplateError as exc:
             raise TemplateError(
                 f"mẫu tin {_kind_words(kind)}không vừa một tin SMS: dài {exc.length} ký tự "
-                f"(tối đa {SMS_MAX}) với tên lĩnh vực, tên quầy dài nhất và đường dẫn {link_len} ký tự.",
+                f"(tối đa {SMS_MAX}) với tên lĩnh vực, tên quầy dài nhất và đường dẫn {link} ký tự.",
                 kind=kind, length=exc.length) from None
 
 

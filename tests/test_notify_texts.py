@@ -134,13 +134,17 @@ _value = st.text(max_size=60)
 
 @given(office=_value, field=st.text(max_size=120), ahead=st.text(max_size=4), wait=st.text(max_size=24),
        number=st.text(max_size=7), link=st.text(max_size=80), counter=st.text(max_size=40),
-       code=st.text(max_size=8), day=st.text(max_size=10), slot=st.text(max_size=5))
+       code=st.text(max_size=8), day=st.text(max_size=10), slot=st.text(max_size=5),
+       dossier=st.text(max_size=64), procedure=st.text(max_size=500), needs=st.text(max_size=500),
+       timing=st.text(max_size=20))
 @settings(max_examples=300)
 def test_a_rendered_sms_is_one_gsm7_part_or_an_error(office: str, field: str, ahead: str, wait: str,
                                                      number: str, link: str, counter: str, code: str, day: str,
-                                                     slot: str) -> None:
+                                                     slot: str, dossier: str, procedure: str, needs: str,
+                                                     timing: str) -> None:
     values = {"office": office, "field": field, "ahead": ahead, "wait": wait, "number": number, "link": link,
-              "counter": counter, "code": code, "day": day, "slot": slot}
+              "counter": counter, "code": code, "day": day, "slot": slot, "dossier": dossier,
+              "procedure": procedure, "needs": needs, "due": day, "timing": timing}
     for kind, template in DEFAULT_TEMPLATES["vi"].items():
         try:
             text = render_sms(template, values, kind=kind)

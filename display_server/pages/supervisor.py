@@ -44,7 +44,8 @@ SCRIPT_TEXTS = (
     "sup_no_show", "sup_avg_service", "sup_core",
     "sup_notify_running", "sup_notify_lost", "sup_notify_no_failures", "sup_notify_no_stats",
     "notify_kind_issued", "notify_kind_nears", "notify_kind_called", "notify_kind_rate", "notify_kind_checkin",
-    "notify_kind_otp", "notify_kind_remind_eve", "notify_kind_remind_soon",
+    "notify_kind_otp", "notify_kind_remind_eve", "notify_kind_remind_soon", "notify_kind_dossier_received",
+    "notify_kind_dossier_needs", "notify_kind_dossier_done",
 )
 
 
