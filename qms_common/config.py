@@ -20,6 +20,7 @@ MQTT_URL_ENV = "QMS_MQTT_URL"
 KNOWN_SECTIONS = (
     "site", "mqtt", "storage", "web", "queue", "rating", "fields", "counters", "agents", "integrations",
     "speech", "display", "kiosk", "printer", "accounts", "security", "notify", "remote", "appointments",
+    "dossiers",
     "api_keys", "receipt_printers",  # the web server's dossier API keys and counters' receipt printers
 )
 
@@ -207,6 +208,8 @@ class SiteConfig:
     notify_ahead: int = 3
     notify_user: str = "notify"
     phone_days: int = 30
+    # [dossiers] user: the dossier service's broker user (it reads the rest itself, dossiers/settings.py)
+    dossiers_user: str = "dossiers"
     remote: RemoteSettings | None = None              # [remote]; None: no remote tickets
     appointments: AppointmentSettings | None = None  # [appointments]; None: no bookings
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -302,6 +305,8 @@ def load_site_config(path: Path | str, *, env: dict[str, str] | None = None) -> 
     notify_ahead = n.int("ahead", 3, minimum=1, maximum=20)
     notify_user = n.slug("user", required=False, default="notify")
     phone_days = n.int("phone_days", 30, minimum=1, maximum=3650)
+    # The dossier service owns the rest of [dossiers] (dossiers/settings.py); the broker tool needs its user.
+    dossiers_user = root.table("dossiers").slug("user", required=False, default="dossiers")
 
     fields = _parse_fields(root)
     counters = _parse_counters(root, {f.id for f in fields})
@@ -316,7 +321,8 @@ def load_site_config(path: Path | str, *, env: dict[str, str] | None = None) -> 
         mqtt=mqtt, storage_path=storage_path, web_host=web_host, web_port=web_port,
         fields=fields, counters=counters, agents=agents, queue=queue, rating_levels=levels,
         rating_window_s=rating_window_s, notify_enabled=notify_enabled, notify_ahead=notify_ahead,
-        notify_user=notify_user, phone_days=phone_days, remote=remote, appointments=appointments, raw=data,
+        notify_user=notify_user, phone_days=phone_days, dossiers_user=dossiers_user, remote=remote,
+        appointments=appointments, raw=data,
     )
 
 

@@ -10,7 +10,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -70,6 +70,8 @@ class EventKind(StrEnum):
     FINISHED = "finished"
     TRANSFERRED = "transferred"
     RATED = "rated"
+    # the dossier service's (dossiers/), not the core's: a dossier's status changed
+    DOSSIER = "dossier"
 
 
 class ErrorCode(StrEnum):
@@ -92,6 +94,8 @@ class ErrorCode(StrEnum):
     TOO_EARLY = "too_early"
     TOO_LATE = "too_late"
     UNKNOWN_BOOKING = "unknown_booking"
+    # dossiers (issue 13), answered by the dossier service
+    UNKNOWN_DOSSIER = "unknown_dossier"
 
 
 class Via(StrEnum):
@@ -176,6 +180,11 @@ class Topics:
         return f"{self.root}/cmd/checkin"
 
     @property
+    def cmd_dossier(self) -> str:
+        """Commands to the dossier service (dossiers/); the core subscribes cmd/# and ignores these."""
+        return f"{self.root}/cmd/dossier"
+
+    @property
     def cmd_all(self) -> str:
         return f"{self.root}/cmd/#"
 
@@ -209,6 +218,11 @@ class Topics:
         """The web server asks the notifier to send a one-time code (the web server writes, only
         the notifier and the core read)."""
         return f"{self.root}/private/otp"
+
+    @property
+    def private_dossier(self) -> str:
+        """A dossier's newly applied entry with the citizen's phone, for the notifier."""
+        return f"{self.root}/private/dossier"
 
     @property
     def private_all(self) -> str:
@@ -254,6 +268,10 @@ class Topics:
     @property
     def status_notify(self) -> str:
         return f"{self.root}/status/notify"
+
+    @property
+    def status_dossiers(self) -> str:
+        return f"{self.root}/status/dossiers"
 
     def status_web(self, server: str) -> str:
         """The web server's presence (it serves the TV pages whose status/display it publishes)."""
@@ -668,6 +686,180 @@ class CheckinRequest:
     @classmethod
     def parse(cls, obj: dict[str, Any]) -> CheckinRequest:
         return cls(_require_request_id(obj), _code(obj))
+
+
+# ---------------------------------------------------------------- dossiers (issue 13)
+# Commands on cmd/dossier, answered by the dossier service (dossiers/), never by the core.
+
+
+class DossierStatus(StrEnum):
+    RECEIVED = "received"
+    PROCESSING = "processing"
+    NEEDS_DOCUMENTS = "needs_documents"
+    DONE = "done"
+    RETURNED = "returned"
+    REFUSED = "refused"
+
+
+# What citizens and officers read for each status.
+DOSSIER_STATUS_VI: dict[DossierStatus, str] = {
+    DossierStatus.RECEIVED: "Đã tiếp nhận",
+    DossierStatus.PROCESSING: "Đang xử lý",
+    DossierStatus.NEEDS_DOCUMENTS: "Cần bổ sung hồ sơ",
+    DossierStatus.DONE: "Đã có kết quả",
+    DossierStatus.RETURNED: "Đã trả kết quả",
+    DossierStatus.REFUSED: "Từ chối giải quyết",
+}
+# A dossier with one of these is finished: its phone is erased `phone_days` later.
+FINISHED_DOSSIER_STATUSES = frozenset({DossierStatus.RETURNED, DossierStatus.REFUSED})
+
+
+class DossierAction(StrEnum):
+    CREATE = "create"
+    EVENT = "event"
+    GET = "get"
+    CONTACTS = "contacts"
+
+
+class DossierSource(StrEnum):
+    COUNTER = "counter"   # recorded at the counter, from the console
+    API = "api"           # received elsewhere (online, the national portal), created through the HTTP API
+
+
+# A dossier code as the province's one-stop system writes it ("000.00.12.H23-261120-0001").
+DOSSIER_CODE_RE = re.compile(r"^[A-Za-z0-9._/-]{1,64}$")
+MAX_DOSSIER_ID_LEN = 64
+MAX_PROCEDURE_NAME_LEN = 500
+MAX_DOCUMENT_LEN = 200
+MAX_DOCUMENTS = 30
+MAX_DOSSIER_NOTE_LEN = 500
+MAX_DEPARTMENT_LEN = 100
+
+
+def dossier_code_of(obj: dict[str, Any], key: str = "code") -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not DOSSIER_CODE_RE.match(value.strip()):
+        raise bad_request(f"“{key}” phải là mã hồ sơ 1–64 ký tự (chữ, số, “.”, “_”, “/”, “-”).")
+    return value.strip()
+
+
+def _moment(obj: dict[str, Any], key: str, *, required: bool) -> datetime | None:
+    """An ISO 8601 moment; one without an offset is read in the site's zone by the service."""
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise bad_request(f"thiếu trường “{key}” (thời điểm ISO 8601, ví dụ 2026-11-20T09:30:00+07:00).")
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise bad_request(f"trường “{key}” phải là thời điểm ISO 8601, ví dụ 2026-11-20T09:30:00+07:00.")
+    try:
+        return datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise bad_request(f"“{key}” không phải thời điểm ISO 8601 hợp lệ, "
+                          "ví dụ 2026-11-20T09:30:00+07:00.") from None
+
+
+def _dossier_status(obj: dict[str, Any]) -> DossierStatus:
+    try:
+        return DossierStatus(obj.get("status"))
+    except ValueError:
+        raise bad_request(f"“status” phải là một trong: {', '.join(s.value for s in DossierStatus)}.") from None
+
+
+@dataclass(frozen=True)
+class DossierCreate:
+    request_id: str
+    code: str
+    procedure_name: str
+    due_at: date
+    source: DossierSource
+    by: str
+    procedure_code: str | None = None
+    field: str | None = None
+    received_at: datetime | None = None     # None: now
+    documents: tuple[str, ...] = ()
+    phone: str | None = None                # normalised 84…
+    ticket: str | None = None
+    officer: str | None = None
+    counter: str | None = None
+
+
+@dataclass(frozen=True)
+class DossierEvent:
+    request_id: str
+    code: str
+    id: str
+    status: DossierStatus
+    at: datetime
+    by: str
+    note: str | None = None
+    department: str | None = None
+
+
+@dataclass(frozen=True)
+class DossierGet:
+    request_id: str
+    code: str
+
+
+@dataclass(frozen=True)
+class DossierContacts:
+    request_id: str
+    since: datetime
+
+
+DossierCommand = DossierCreate | DossierEvent | DossierGet | DossierContacts
+
+
+def parse_dossier_command(obj: dict[str, Any]) -> DossierCommand:
+    """A command of cmd/dossier, checked whole: ProtocolError(bad_request) names the first fault."""
+    rid = _require_request_id(obj)
+    try:
+        action = DossierAction(obj.get("action"))
+    except ValueError:
+        raise bad_request(f"“action” phải là một trong: {', '.join(a.value for a in DossierAction)}.") from None
+    if action is DossierAction.CONTACTS:
+        since = _moment(obj, "since", required=True)
+        assert since is not None
+        return DossierContacts(rid, since)
+    code = dossier_code_of(obj)
+    if action is DossierAction.GET:
+        return DossierGet(rid, code)
+    by = _req_str(obj, "by", MAX_TEXT_LEN)
+    if action is DossierAction.EVENT:
+        at = _moment(obj, "at", required=True)
+        assert at is not None
+        return DossierEvent(rid, code, id=_req_str(obj, "id", MAX_DOSSIER_ID_LEN), status=_dossier_status(obj),
+                            at=at, by=by, note=_opt_str(obj, "note", MAX_DOSSIER_NOTE_LEN),
+                            department=_opt_str(obj, "department", MAX_DEPARTMENT_LEN))
+    procedure = obj.get("procedure")
+    if not isinstance(procedure, dict):
+        raise bad_request("thiếu trường “procedure” ({\"code\": …, \"name\": …}).")
+    try:
+        source = DossierSource(obj.get("source"))
+    except ValueError:
+        raise bad_request(f"“source” phải là một trong: {', '.join(s.value for s in DossierSource)}.") from None
+    documents = obj.get("documents") or []
+    if not isinstance(documents, list) or len(documents) > MAX_DOCUMENTS:
+        raise bad_request(f"“documents” phải là danh sách tối đa {MAX_DOCUMENTS} giấy tờ.")
+    docs: list[str] = []
+    for item in documents:
+        doc = _opt_str({"documents": item}, "documents", MAX_DOCUMENT_LEN)
+        if doc is not None:
+            docs.append(doc)
+    return DossierCreate(
+        request_id=rid, code=code,
+        procedure_name=_req_str(procedure, "name", MAX_PROCEDURE_NAME_LEN),
+        procedure_code=_opt_str(procedure, "code", MAX_DOSSIER_ID_LEN),
+        due_at=date.fromisoformat(_day(obj, "due_at")), source=source, by=by,
+        field=_opt_str(obj, "field"), received_at=_moment(obj, "received_at", required=False),
+        documents=tuple(docs), phone=_opt_phone(obj), ticket=_opt_str(obj, "ticket", MAX_ID_LEN),
+        officer=_opt_str(obj, "officer"), counter=_opt_str(obj, "counter"),
+    )
+
+
+def dossier_command(request_id: str, action: DossierAction | str, **fields: Any) -> dict[str, Any]:
+    return {"request_id": request_id, "action": str(action), **{k: v for k, v in fields.items() if v is not None}}
 
 
 # ---------------------------------------------------------------- replies

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 TRACKING = "track"  # the signer's purpose for tracking tokens
 BOOKING = "booking"  # ... and for a booking's own page (see, cancel, move)
+DOSSIER = "dossier"  # ... and for a dossier's page (the receipt's QR code): codes are guessable
 SECRET_BYTES = 32
 # 96 bits: far beyond guessing over HTTP, short enough for a small QR code
 TOKEN_CHARS = 16
@@ -96,3 +97,9 @@ def tracking_path(signer: Signer, ticket_id: str) -> str:
 def booking_path(signer: Signer, code: str) -> str:
     """A booking's own page, /dat-lich/{code}/{token}: who holds the message or the QR manages it."""
     return f"/dat-lich/{quote(code)}/{signer.token(BOOKING, code)}"
+
+
+def dossier_path(signer: Signer, code: str) -> str:
+    """A dossier's own page, /hs/{code}?k={token}: who holds the receipt (or its message) opens it;
+    a dossier code alone (often sequential) does not."""
+    return f"/hs/{quote(code)}?k={signer.token(DOSSIER, code)}"

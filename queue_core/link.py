@@ -74,6 +74,8 @@ class CoreLink:
         """Decide each command in order; its commit, reply and events finish in a task of their
         own, so the next command is decided while the disk writes this one."""
         topic = message_topic(message)
+        if topic == self.service.topics.cmd_dossier:
+            return  # the dossier service's commands (dossiers/): not ours to answer, nor to clear
         props = message.properties
         response_topic = getattr(props, "ResponseTopic", None) if props else None
         correlation = getattr(props, "CorrelationData", None) if props else None

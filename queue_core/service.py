@@ -200,6 +200,9 @@ class QueueService:
 
         `response_topic` is the MQTT 5 Response Topic; without one, the payload's `reply_to`."""
         parts = self.topics.split(topic)
+        if parts == ("cmd", "dossier"):
+            # cmd/# reaches the core, but dossiers have their own single writer (dossiers/)
+            return Pending(Result(None))
         try:
             obj = loads_object(payload)
         except ProtocolError as exc:

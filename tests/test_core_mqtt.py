@@ -395,3 +395,21 @@ async def test_a_page_of_records_never_outgrows_a_broker_packet(site: Site) -> N
         if after is None:
             break
     assert len(seen) == 800 == len(set(seen))
+
+
+async def test_the_core_ignores_dossier_commands(site: Site, caplog: pytest.LogCaptureFixture) -> None:
+    """cmd/dossier is the dossier service's (dossiers/): the core, subscribed to cmd/#, neither
+    answers it, nor refuses it, nor clears a retained one, nor logs it."""
+    t = site.topics
+    await site.probe.subscribe(t.cmd_dossier)
+    answer = await site.probe.reply_topic_for(t.cmd_dossier)
+    mark = site.probe.mark()
+    for payload in ({"request_id": new_id(), "action": "get", "code": "HS-1"}, b"not json"):
+        await site.probe.publish(t.cmd_dossier, payload, properties=response_topic(answer))
+    await site.probe.publish(t.cmd_dossier, {"request_id": new_id(), "action": "get", "code": "HS-2"}, retain=True)
+    await site.quiet_marker()
+    got = site.probe.since(mark)
+    assert [m for m in got if m.topic == answer and (b"HS-" in m.payload or b"bad_request" in m.payload)] == []
+    assert [m for m in got if m.topic == t.cmd_dossier and not m.payload] == []  # not cleared
+    assert "dossier" not in caplog.text
+    await site.probe.publish(t.cmd_dossier, b"", retain=True)  # the test's own retained copy
