@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from display_server.accounts.store import Accounts, parse_accounts
+from display_server.catalogue import catalogue_path
 from display_server.speech.settings import DEFAULT_CACHE_DIR, ENGINES, SpeechSettings
 from display_server.speech.vietnamese import (
     DEFAULT_SPOKEN_TEMPLATE,
@@ -46,6 +47,8 @@ class WebSettings:
     public_url: str | None = None
     # the server's own secret (tracking tokens, paired tablets), made on the first start (0600)
     secret_file: Path = Path("web.secret")
+    # the procedure catalogue's SQLite file (`qms-web import-procedures` writes it)
+    catalogue: Path = Path("procedures.sqlite3")
 
 
 @dataclass(frozen=True)
@@ -205,9 +208,11 @@ def _web(site: SiteConfig) -> WebSettings:
                    "Ví dụ \"http://192.168.1.10:8080\" hoặc \"https://xephang.hoabinh.gov.vn\".")
     secret_file = web_secret_file(site)
     t.used.add("secret_file")
+    catalogue = catalogue_path(site)
+    t.used.add("catalogue")
     t.reject_unknown()
     return WebSettings(host=site.web_host, port=site.web_port, server_id=server_id, public_url=public_url,
-                       secret_file=secret_file)
+                       secret_file=secret_file, catalogue=catalogue)
 
 
 def _speech(site: SiteConfig) -> SpeechSettings:
