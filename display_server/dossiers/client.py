@@ -30,7 +30,11 @@ HTTP_STATUS = {
 
 
 class DossierError(ApiError):
-    """The service's refusal, or its silence (503 `unavailable`)."""
+    """The service's refusal, or its silence (503 `unavailable`); `en` for the API's integrators."""
+
+    def __init__(self, status: int, code: str, message: str, en: str | None = None) -> None:
+        super().__init__(status, code, message)
+        self.en = en or Texts("en").get(f"err_{code}") or message
 
 
 async def ask(follower: StateFollower, t: Texts, action: DossierAction, *, request_id: str | None = None,
@@ -41,11 +45,10 @@ async def ask(follower: StateFollower, t: Texts, action: DossierAction, *, reque
         reply = await follower.requester.request(follower.topics.cmd_dossier, payload, timeout=timeout)
     except (NotConnected, RequestTimeout) as exc:
         log.warning("Lệnh %s tới dịch vụ hồ sơ không thành: %s", action, exc.message)
-        raise DossierError(503, "unavailable", t.err_unavailable if isinstance(exc, NotConnected)
-                           else t.err_hs_unavailable) from None
+        raise DossierError(503, "unavailable", t.err_hs_unavailable, Texts("en").err_hs_unavailable) from None
     except ProtocolError as exc:  # a reply that is not JSON
         log.warning("Trả lời lạ của dịch vụ hồ sơ: %s", exc.message)
-        raise DossierError(502, "internal", t.err_hs_unavailable) from None
+        raise DossierError(502, "internal", t.err_hs_unavailable, Texts("en").err_hs_unavailable) from None
     if reply.get("ok") is True:
         return reply
     err = reply.get("error") if isinstance(reply.get("error"), dict) else {}
