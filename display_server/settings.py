@@ -355,7 +355,8 @@ def _receipt_printers(site: SiteConfig, root: Table) -> tuple[ReceiptPrinter, ..
     for t in root.tables("receipt_printers"):
         counters = t.str_list("counters", required=True)
         if not counters:
-            t.fail("counters", "danh sách quầy rỗng.", "Liệt kê các quầy in biên nhận ở máy này, ví dụ counters = [\"1\"].")
+            t.fail("counters", "danh sách quầy rỗng.",
+                   "Liệt kê các quầy in biên nhận ở máy này, ví dụ counters = [\"1\"].")
         for cid in counters:
             if cid not in counter_ids:
                 t.fail("counters", f"quầy {cid!r} không có trong [[counters]].",

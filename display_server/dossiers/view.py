@@ -83,7 +83,7 @@ def public_view(view: dict[str, Any], t: Texts, tz: tzinfo) -> dict[str, Any]:
         "due": day_text(view.get("due_at")),
         "status": status,
         "status_text": status_text(status, t, department=view.get("department") or None,
-                                   note=view.get(("needs" if status == "needs_documents" else "reason")) or None),
+                                   note=view.get("needs" if status == "needs_documents" else "reason") or None),
         "finished": status in FINISHED,
         "done": moment_text(view.get("done_at"), tz) if view.get("done_at") else None,
         "lateness": lateness(view, t),

@@ -1,5 +1,6 @@
 // The officer console: the counter's state and queues pushed live; every button or shortcut is
 // one POST /api/counter/{id} (one cmd/counter action of the core), with the session's CSRF token.
+// The dossier form (Tiếp nhận hồ sơ) has its own script, console_dossier.js.
 "use strict";
 (function () {
   const P = window.QmsPages, $ = P.$;
@@ -96,10 +97,6 @@
     if (res.status === 401) { say(T.console_login_again, true); P.toLogin(); return; }
     if (!res.body.ok) {
       say((res.body.error && res.body.error.message) || T.err_network, true);
-    } else if (action === "dossier") {
-      $("dossier").value = "";
-      $("dossier").blur();  // done typing: the shortcuts work again
-      say(P.fmt(T.console_dossier_saved, { number: res.body.ticket ? res.body.ticket.number : "" }));
     } else if (action === "call") {
       $("call-number").value = "";
       $("call-number").blur();
@@ -123,19 +120,13 @@
     const n = $("call-number").value.trim();
     if (n) act("call", { ticket: n }); else $("call-number").focus();
   }
-  function dossier() {
-    const d = $("dossier").value.trim();
-    if (d) act("dossier", { dossier: d }); else $("dossier").focus();
-  }
 
   for (const b of document.querySelectorAll(".actions button[data-action]")) {
     b.addEventListener("click", function () { act(b.dataset.action); });
   }
   button("transfer").addEventListener("click", transfer);
   button("call").addEventListener("click", callNumber);
-  button("dossier").addEventListener("click", dossier);
   $("call-number").addEventListener("keydown", function (e) { if (e.key === "Enter") callNumber(); });
-  $("dossier").addEventListener("keydown", function (e) { if (e.key === "Enter") dossier(); });
 
   // shortcuts: one letter, never while typing in a box
   const KEYS = { n: "call_next", r: "recall", s: "skip", f: "finish", o: "open" };
