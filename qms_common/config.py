@@ -371,9 +371,18 @@ def _weekday(t: Table, k: str, name: object) -> int:
     return WEEKDAYS.index(name.lower())
 
 
-def _parse_appointments(t: Table, field_ids: set[str]) -> AppointmentSettings:
-    days_ahead = t.int("days_ahead", 14, minimum=1, maximum=90)
-    closed = frozenset(_weekday(t, "closed_weekdays", d) for d in t.str_list("closed_weekdays", ["sat", "sun"]))
+def parse_closed_days(t: Table, default_weekdays: frozenset[int] = frozenset({5, 6}),
+                      default_holidays: frozenset[str] = frozenset()) -> tuple[frozenset[int], frozenset[str]]:
+    """A section's `closed_weekdays` (["sat", "sun"]) and `holidays` (["YYYY-MM-DD", ...]), each
+    the given default when absent: the days an office is closed ([appointments], [dossiers])."""
+    closed = default_weekdays
+    if "closed_weekdays" in t.data:
+        closed = frozenset(_weekday(t, "closed_weekdays", d) for d in t.str_list("closed_weekdays"))
+        if len(closed) == len(WEEKDAYS):
+            t.fail("closed_weekdays", "mọi ngày trong tuần đều nghỉ.", "Để ít nhất một ngày làm việc.")
+    t.used.update({"closed_weekdays", "holidays"})
+    if "holidays" not in t.data:
+        return closed, default_holidays
     holidays: set[str] = set()
     for d in t.str_list("holidays", []):
         try:
@@ -382,6 +391,12 @@ def _parse_appointments(t: Table, field_ids: set[str]) -> AppointmentSettings:
             holidays.add(date.fromisoformat(d).isoformat())
         except ValueError:
             t.fail("holidays", f"ngày {d!r} không hợp lệ.", "Viết dạng \"YYYY-MM-DD\", ví dụ \"2027-01-01\".")
+    return closed, frozenset(holidays)
+
+
+def _parse_appointments(t: Table, field_ids: set[str]) -> AppointmentSettings:
+    days_ahead = t.int("days_ahead", 14, minimum=1, maximum=90)
+    closed, holidays = parse_closed_days(t)
     before = t.int("checkin_before_min", 30, minimum=0, maximum=240)
     after = t.int("checkin_after_min", 15, minimum=0, maximum=240)
     late = t.choice("late", ("ordinary", "refuse"), "ordinary")
@@ -408,7 +423,7 @@ def _parse_appointments(t: Table, field_ids: set[str]) -> AppointmentSettings:
         fields.append(AppointmentField(fid, slot_min, hours, capacity, weekday_capacity))
     t.reject_unknown()
     return AppointmentSettings(fields=tuple(fields), days_ahead=days_ahead, closed_weekdays=closed,
-                               holidays=frozenset(holidays), checkin_before_min=before, checkin_after_min=after,
+                               holidays=holidays, checkin_before_min=before, checkin_after_min=after,
                                late=late, max_share=max_share, per_phone=per_phone)
 
 

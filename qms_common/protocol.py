@@ -467,6 +467,15 @@ def deadline_of(obj: dict[str, Any]) -> float | None:
     return float(value)
 
 
+def check_deadline(deadline: float | None, now: datetime) -> None:
+    """A command past its deadline is refused: its sender has stopped waiting and told its user
+    it failed, so doing it now would be a ticket or a call nobody expects. No deadline, no check
+    (integrations written before deadlines existed)."""
+    if deadline is not None and now.timestamp() > deadline:
+        raise ProtocolError(ErrorCode.EXPIRED, "Lệnh đến quá hạn, người gửi đã thôi chờ: lệnh không được thực hiện. "
+                                               "Vui lòng thử lại.")
+
+
 @dataclass(frozen=True)
 class TicketRequest:
     request_id: str

@@ -44,15 +44,6 @@ def ticket_id(day: str, field_id: str, number: str) -> str:
     return f"{day.replace('-', '')}-{field_id}-{number.lower()}"
 
 
-def check_deadline(deadline: float | None, now: datetime) -> None:
-    """A command past its deadline is refused: its sender has stopped waiting and told its user
-    it failed, so doing it now would be a ticket or a call nobody expects. No deadline, no check
-    (integrations written before deadlines existed)."""
-    if deadline is not None and now.timestamp() > deadline:
-        raise ProtocolError(ErrorCode.EXPIRED, "Lệnh đến quá hạn, người gửi đã thôi chờ: lệnh không được thực hiện. "
-                                               "Vui lòng thử lại.")
-
-
 # ---------------------------------------------------------------- tickets
 
 

@@ -38,6 +38,7 @@ from qms_common.protocol import (
     TicketRequest,
     Topics,
     bad_request,
+    check_deadline,
     deadline_of,
     dumps,
     error_reply,
@@ -262,7 +263,7 @@ class QueueService:
         request = (parts, obj, topic)
         try:
             # after the replay above: a late copy of a request already answered changes nothing
-            rules.check_deadline(deadline_of(obj), self._now())
+            check_deadline(deadline_of(obj), self._now())
             change, kind = self._decide(parts, obj, sender)
             rows = self._rows(change, rid, sender)
         except ProtocolError as exc:

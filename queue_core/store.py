@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from qms_common.protocol import BookingStatus, CounterStatus, TicketStatus, Via
+from qms_common.sqlite import make_private, migrate
 from queue_core.book import Change
 from queue_core.model import Booking, Counter, Ticket
 
@@ -197,35 +197,6 @@ class Rows:
         return rows
 
 
-# Owner-only: the database holds citizens' phone numbers.
-DB_FILE_MODE = 0o600
-DB_DIR_MODE = 0o700
-# SQLite creates these next to the database with the database file's mode.
-_COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
-
-
-def _make_private(path: Path) -> None:
-    """Create the database's missing directories (0700) and the file itself (0600); tighten the
-    mode of a database (and its companions) that an older version left readable by others."""
-    missing = []
-    parent = path.parent
-    while not parent.exists():
-        missing.append(parent)
-        parent = parent.parent
-    for d in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            d.mkdir(mode=DB_DIR_MODE)
-    os.close(os.open(path, os.O_RDWR | os.O_CREAT, DB_FILE_MODE))
-    for p in [path, *(path.with_name(path.name + s) for s in _COMPANION_SUFFIXES)]:
-        try:
-            if p.stat().st_mode & 0o777 != DB_FILE_MODE:
-                p.chmod(DB_FILE_MODE)
-        except FileNotFoundError:
-            pass
-        except PermissionError:
-            log.warning("Không đổi được quyền của %s thành chỉ chủ sở hữu đọc/ghi (0600)", p)
-
-
 class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
@@ -245,7 +216,7 @@ class Store:
 
     @classmethod
     async def open(cls, path: Path) -> Store:
-        _make_private(path)
+        make_private(path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per command
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = aiosqlite.Row
@@ -258,26 +229,7 @@ class Store:
         return store
 
     async def _migrate(self) -> None:
-        await self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        async with self._db.execute("SELECT version FROM schema_version") as cur:
-            row = await cur.fetchone()
-        version = row[0] if row else 0
-        if version > len(MIGRATIONS):
-            raise RuntimeError(
-                f"Cơ sở dữ liệu {self.path} có phiên bản lược đồ {version}, mới hơn phần mềm này "
-                f"({len(MIGRATIONS)}). Hãy cập nhật phần mềm.")
-        for i in range(version, len(MIGRATIONS)):
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for stmt in _statements(MIGRATIONS[i]):
-                    await self._db.execute(stmt)
-                await self._db.execute("DELETE FROM schema_version")
-                await self._db.execute("INSERT INTO schema_version (version) VALUES (?)", (i + 1,))
-                await self._db.execute("COMMIT")
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            log.info("Đã nâng lược đồ cơ sở dữ liệu lên phiên bản %d", i + 1)
+        await migrate(self._db, self.path, MIGRATIONS)
 
     async def close(self) -> None:
         await self._db.close()
@@ -403,7 +355,3 @@ class Store:
     async def ticket(self, ticket_id: str) -> Ticket | None:
         rows = await self._db.execute_fetchall("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
         return ticket_from_row(rows[0]) if rows else None
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]

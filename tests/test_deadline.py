@@ -29,11 +29,11 @@ from qms_common.protocol import (
     ErrorCode,
     ProtocolError,
     Topics,
+    check_deadline,
     command_deadline,
     deadline_of,
     dumps,
 )
-from queue_core import rules
 from queue_core.clock import ManualClock
 from queue_core.service import QueueService
 from queue_core.store import Store
@@ -52,11 +52,11 @@ START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 09:00 in Hà Nội
 
 def test_the_deadline_is_checked_on_the_cores_clock() -> None:
     now = START
-    rules.check_deadline(None, now)  # no deadline (an older integration): no check
-    rules.check_deadline(now.timestamp(), now)  # at the deadline itself: still in time
-    rules.check_deadline(now.timestamp() + 30, now)
+    check_deadline(None, now)  # no deadline (an older integration): no check
+    check_deadline(now.timestamp(), now)  # at the deadline itself: still in time
+    check_deadline(now.timestamp() + 30, now)
     with pytest.raises(ProtocolError) as late:
-        rules.check_deadline(now.timestamp() - 0.001, now)
+        check_deadline(now.timestamp() - 0.001, now)
     assert late.value.code is ErrorCode.EXPIRED
     assert "quá hạn" in late.value.message
 

@@ -1,0 +1,71 @@
+"""What every SQLite database of the system does the same way: a private file, and forward
+schema migrations recorded in a schema_version table (the core's store, the dossier service's)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+# Owner-only: the databases hold citizens' phone numbers.
+DB_FILE_MODE = 0o600
+DB_DIR_MODE = 0o700
+# SQLite creates these next to the database with the database file's mode.
+_COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+def make_private(path: Path) -> None:
+    """Create the database's missing directories (0700) and the file itself (0600); tighten the
+    mode of a database (and its companions) that an older version left readable by others."""
+    missing = []
+    parent = path.parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=DB_DIR_MODE)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, DB_FILE_MODE))
+    for p in [path, *(path.with_name(path.name + s) for s in _COMPANION_SUFFIXES)]:
+        try:
+            if p.stat().st_mode & 0o777 != DB_FILE_MODE:
+                p.chmod(DB_FILE_MODE)
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            log.warning("Không đổi được quyền của %s thành chỉ chủ sở hữu đọc/ghi (0600)", p)
+
+
+def statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+async def migrate(db: aiosqlite.Connection, path: Path, migrations: Sequence[str]) -> None:
+    """Run the migrations this database has not had yet, each in its own transaction; refuse a
+    database written by a newer version (its schema is not one this code knows)."""
+    await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    async with db.execute("SELECT version FROM schema_version") as cur:
+        row = await cur.fetchone()
+    version = row[0] if row else 0
+    if version > len(migrations):
+        raise RuntimeError(
+            f"Cơ sở dữ liệu {path} có phiên bản lược đồ {version}, mới hơn phần mềm này "
+            f"({len(migrations)}). Hãy cập nhật phần mềm.")
+    for i in range(version, len(migrations)):
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in statements(migrations[i]):
+                await db.execute(stmt)
+            await db.execute("DELETE FROM schema_version")
+            await db.execute("INSERT INTO schema_version (version) VALUES (?)", (i + 1,))
+            await db.execute("COMMIT")
+        except BaseException:
+            await db.execute("ROLLBACK")
+            raise
+        log.info("%s: đã nâng lược đồ cơ sở dữ liệu lên phiên bản %d", path.name, i + 1)
