@@ -14,7 +14,7 @@ from aiohttp import web
 from display_server.base import SETTINGS, SITE
 from display_server.catalogue import CATALOGUE, Catalogue, Procedure, site_catalogue
 from dossiers.calendar import BusinessCalendar, add_business_days
-from qms_common.config import WEEKDAYS, SiteConfig
+from qms_common.config import SiteConfig, parse_closed_days
 
 CALENDAR = web.AppKey("dossier_calendar", BusinessCalendar)
 
@@ -56,24 +56,13 @@ def resolve(app: web.Application, text: str) -> ProcedureRef:
 
 def calendar_of(site: SiteConfig) -> BusinessCalendar:
     """`[dossiers] closed_weekdays` / `holidays`, else `[appointments]`' ones, else Saturday and
-    Sunday closed and no holidays (CONTRACT-13). The dossier service checks these keys strictly;
-    the web reads them as the service will have accepted them."""
-    section = site.raw.get("dossiers")
-    section = section if isinstance(section, dict) else {}
-    closed: Any = section.get("closed_weekdays")
-    holidays: Any = section.get("holidays")
-    if closed is None and site.appointments is not None:
-        closed = [WEEKDAYS[d] for d in site.appointments.closed_weekdays]
-    if holidays is None and site.appointments is not None:
-        holidays = sorted(site.appointments.holidays)
-    days = [WEEKDAYS.index(d.lower()) for d in closed or ("sat", "sun")
-            if isinstance(d, str) and d.lower() in WEEKDAYS]
-    if closed is not None and not closed:
-        days = []
-    try:
-        return BusinessCalendar.of(days, [h for h in holidays or () if isinstance(h, str)])
-    except ValueError:
-        return BusinessCalendar.of(days)
+    Sunday closed and no holidays (CONTRACT-13), read by the same parser as the service's."""
+    appointments = site.appointments
+    closed, holidays = parse_closed_days(
+        site.section("dossiers"),
+        appointments.closed_weekdays if appointments else frozenset({5, 6}),
+        appointments.holidays if appointments else frozenset())
+    return BusinessCalendar.of(closed, holidays)
 
 
 def due_date(app: web.Application, received: date, processing_days: int) -> date:
