@@ -155,7 +155,8 @@ def site_with(tmp_path: Path, extra: str):  # type: ignore[no-untyped-def]
 
 def test_api_keys_are_read_as_hashes(tmp_path: Path) -> None:
     digest = hashlib.sha256(b"khoa-bi-mat-cua-tinh").hexdigest()
-    s = load_server_settings(site_with(tmp_path, f'[[api_keys]]\nname = "motcua-tinh"\nkey_sha256 = "{digest.upper()}"\n'))
+    extra = f'[[api_keys]]\nname = "motcua-tinh"\nkey_sha256 = "{digest.upper()}"\n'
+    s = load_server_settings(site_with(tmp_path, extra))
     assert s.api_keys.find("khoa-bi-mat-cua-tinh").name == "motcua-tinh"
     assert s.api_keys.find("khoa-bi-mat-cua-tinH") is None and s.api_keys.find("") is None
 
