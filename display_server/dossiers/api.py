@@ -61,9 +61,9 @@ Handler = Callable[[web.Request, ApiKey], Awaitable[web.Response]]
 class V1Error(ApiError):
     """An error of this API, in both languages from one text key."""
 
-    def __init__(self, status: int, code: str, key: str, **fmt: Any) -> None:
-        super().__init__(status, code, VI[key].format(**fmt))
-        self.en = EN[key].format(**fmt)
+    def __init__(self, status: int, code: str, text_key: str, /, **fmt: Any) -> None:
+        super().__init__(status, code, VI[text_key].format(**fmt))
+        self.en = EN[text_key].format(**fmt)
 
 
 def setup(app: web.Application) -> None:

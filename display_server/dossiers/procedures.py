@@ -27,7 +27,7 @@ class ProcedureRef:
     code: str | None = None
     field: str | None = None
     processing_days: int | None = None
-    documents: tuple[str, ...] = field(default_factory=tuple)
+    documents: tuple[str, ...] = ()
 
     def as_command(self) -> dict[str, Any]:
         return {"code": self.code, "name": self.name} if self.code else {"name": self.name}
