@@ -6,11 +6,12 @@ console's "Tiếp nhận hồ sơ" in Chromium, and the kiosk's look-up with a s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
 import re
-import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,6 +296,16 @@ class Tab:
         return (await self.page.text_content(selector) or "").strip()
 
 
+async def run(*command: str) -> str:
+    """A program's output; it must succeed."""
+    proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert proc.returncode == 0, (command, err.decode(errors="replace"))
+    return out.decode()
+
+
 def local(url: str, rig: Rig) -> str:
     """A public address as this test server serves it."""
     return url.replace(PUBLIC_URL, rig.url)
@@ -332,15 +343,14 @@ async def test_the_a5_receipt_prints_to_pdf_with_a_qr_code_to_the_page(rig: Rig,
     await tab.page.pdf(path=str(pdf), prefer_css_page_size=True)
     assert not tab.errors
     await context.close()
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, timeout=30).stdout
+    info = await run("pdfinfo", str(pdf))
     assert re.search(r"Pages:\s+1\b", info), info
     width, height = map(float, re.search(r"Page size:\s+([\d.]+) x ([\d.]+) pts", info).groups())  # type: ignore[union-attr]
     assert abs(width - 419.5) < 2 and abs(height - 595.3) < 2  # A5: 148 × 210 mm
-    subprocess.run(["pdftoppm", "-r", "200", "-png", str(pdf), str(tmp_path / "page")], check=True, timeout=60)
-    png = next(tmp_path.glob("page*.png"))
-    decoded = subprocess.run(["zbarimg", "-q", "--raw", str(png)], capture_output=True, text=True, timeout=60)
-    assert decoded.stdout.splitlines() == [page_url]
-    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, timeout=30).stdout
+    await run("pdftoppm", "-r", "200", "-png", "-singlefile", str(pdf), str(tmp_path / "page"))
+    decoded = await run("zbarimg", "-q", "--raw", str(tmp_path / "page.png"))
+    assert decoded.splitlines() == [page_url]
+    text = await run("pdftotext", str(pdf), "-")
     assert "GIẤY BIÊN NHẬN HỒ SƠ" in text and "Đăng ký khai sinh" in text
 
 
@@ -412,8 +422,7 @@ async def test_the_console_picks_a_procedure_from_the_catalogue(broker: Broker, 
         "documents": ["Tờ khai đăng ký khai sinh", "Giấy chứng sinh"], "legal_basis": "Luật Hộ tịch 2014",
         "submit_at": "Bộ phận Một cửa"}], ensure_ascii=False), encoding="utf-8")
     path = rig_site(tmp_path, broker)
-    subprocess.run([".venv/bin/python", "-m", "display_server", "import-procedures", str(catalogue), "--config",
-                    str(path)], check=True, timeout=60, capture_output=True)
+    await run(sys.executable, "-m", "display_server", "import-procedures", str(catalogue), "--config", str(path))
     async with rig_for(path, broker, tmp_path) as rig:
         assert (await rig.probe.request(rig.topics.cmd_ticket, {"request_id": new_id(), "field": "ho-tich"}))["ok"]
         office = await chromium.new_context(viewport={"width": 1366, "height": 1000})

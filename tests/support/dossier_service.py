@@ -19,15 +19,19 @@ from tests.support.mqtt import Probe
 COMMAND = [sys.executable, "/tmp/cw/fake_service.py"]
 
 
+def start(command: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(command, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
 @contextlib.asynccontextmanager
 async def running_dossiers(config: Path, log_path: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
     site = load_site_config(config)
     topics = Topics(site.id)
     async with Probe(site.mqtt.url(with_password=True)) as probe:
         await probe.subscribe(topics.status_dossiers)
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen([*COMMAND, site.mqtt.host, str(site.mqtt.port), site.id], stdout=log, stderr=log,
-                                    stdin=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = start([*COMMAND, site.mqtt.host, str(site.mqtt.port), site.id], log_path)
         try:
             await probe.wait_for(lambda m: m.topic == topics.status_dossiers and m.payload == b"online", timeout=20)
             yield proc
