@@ -34,7 +34,18 @@ from display_server.base import (
 from display_server.feed import live
 from display_server.feed.follower import StateFollower
 from display_server.feed.records import TodayRecords
-from display_server.pages import booking, checkin, console, kiosk, otp, rating, remote, supervisor, track
+from display_server.pages import (
+    booking,
+    checkin,
+    console,
+    kiosk,
+    otp,
+    procedures,
+    rating,
+    remote,
+    supervisor,
+    track,
+)
 from display_server.settings import ServerSettings, load_server_settings
 from display_server.speech.render import Speech
 from display_server.tv import page as tv_page
@@ -49,7 +60,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PageSetup = Callable[[web.Application], None]
 PAGES: tuple[PageSetup, ...] = (auth.setup, tv_page.setup, kiosk.setup, checkin.setup, track.setup,
                                  console.setup, rating.setup, supervisor.setup, otp.setup, remote.setup,
-                                 booking.setup, dossiers.setup)
+                                 booking.setup, procedures.setup, dossiers.setup)
 
 
 def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,

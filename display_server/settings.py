@@ -34,6 +34,7 @@ from qms_common.tomlconf import SLUG_RE, Table, resolve_path
 
 ESPEAK_VOICES = ("vi", "vi-vn-x-central", "vi-vn-x-south")
 CLOSED_COUNTERS = ("dim", "hide")
+KIOSK_FUNCTIONS = ("ticket", "procedures", "dossiers", "rating")
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,11 @@ class KioskSettings:
     # how long a new ticket stays on the screen
     show_s: float = 20.0
     priority: bool = True
-    # untouched this long in another language, the kiosk speaks Vietnamese again
+    # untouched this long in another language, the kiosk speaks Vietnamese again; with the menu,
+    # any screen but a new ticket goes back to the menu
     idle_s: float = 60.0
+    # the home menu's functions ("4 trong 1"); with only "ticket", the kiosk opens on the fields
+    functions: tuple[str, ...] = ("ticket", "procedures", "dossiers", "rating")
 
 
 PRINTER_TYPES = ("none", "file", "serial", "network", "usb")
@@ -303,9 +307,20 @@ def _kiosk(site: SiteConfig) -> KioskSettings:
         show_s=t.float("show_s", 20.0, minimum=3.0),
         priority=t.bool("priority", True),
         idle_s=t.float("idle_s", 60.0, minimum=5.0),
+        functions=_kiosk_functions(t),
     )
     t.reject_unknown()
     return s
+
+
+def _kiosk_functions(t: Table) -> tuple[str, ...]:
+    values = t.str_list("functions", list(KIOSK_FUNCTIONS))
+    for v in values:
+        if v not in KIOSK_FUNCTIONS:
+            t.fail("functions", f"chức năng {v!r} không có.", f"Chọn trong: {', '.join(KIOSK_FUNCTIONS)}.")
+    if not values:
+        t.fail("functions", "ki-ốt cần ít nhất một chức năng.", "Ví dụ functions = [\"ticket\"] (chỉ lấy số).")
+    return tuple(dict.fromkeys(values))
 
 
 def _printer(site: SiteConfig) -> PrinterSettings:

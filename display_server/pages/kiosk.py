@@ -1,6 +1,11 @@
 """The kiosk: /kiosk (a big button per field, touch screen), /kiosk/ws (queue lengths, live) and
 POST /api/tickets, which issues a ticket through the core and prints it.
 
+"4 trong 1": unless `[kiosk] functions` is only "ticket", the kiosk opens on a menu: take a number,
+look up procedures (the catalogue, pages/procedures.py), look up a dossier (/kiosk/ho-so), and rate
+the service (POST /api/kiosk/rate: today's ticket number and a level; the core checks that the
+ticket is done, not yet rated and within `[rating] window_s`).
+
 A kiosk can only issue tickets. Only the kiosk ids of `[kiosk] ids` issue (`/kiosk?id=kiosk-1`;
 any well-formed id only if the site opts in with `any_id`); each gets `tickets_per_minute`, and all
 together `site_tickets_per_minute`, so neither a stuck button nor a script inventing ids can
@@ -11,9 +16,11 @@ this kiosk, else by the browser; a printer that fails never takes the ticket wit
 from __future__ import annotations
 
 import logging
+import re
 from collections import OrderedDict
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -40,6 +47,7 @@ from display_server.base import (
 from display_server.feed.live import serve_feed
 from display_server.feed.state import SiteState
 from display_server.notify import notify_channels
+from display_server.pages.rating import levels_of, rate_ticket, read_score
 from display_server.pages.track import tracking_path, tracking_url
 from display_server.printing.printer import PrintResult, TicketPrinter, status_of
 from display_server.printing.ticket_image import PrintedTicket
@@ -67,6 +75,11 @@ PHONE_TEXTS = ("kiosk_phone_heading", "kiosk_phone_placeholder", "kiosk_phone_de
 # digits the keypad takes: "84912345678" is 11, a mistyped longer one is refused by the server
 PHONE_MAX_DIGITS = 12
 _BODY_KEYS = frozenset({"field", "priority", "kiosk", "request_id", "phone"})
+_RATE_KEYS = frozenset({"kiosk", "ticket", "score"})
+MORE_TEXTS = ("proc_empty", "proc_none", "proc_results", "proc_results_one", "proc_take_elsewhere",
+              "kiosk_proc_hint", "kiosk_rate_no_number", "rate_thanks")
+# a ticket's number as people see it ("1005", "C003"): letters and digits
+_NUMBER_RE = re.compile(r"^[A-Za-zĐđ0-9]{1,12}$")
 # A tap whose answer did not come back is asked again with its request id for this long; then the
 # kiosk says no ticket was issued (every attempt's deadline has passed by then).
 RETRY_S = 20.0
@@ -104,6 +117,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/kiosk", kiosk)
     app.router.add_get("/kiosk/ws", feed)
     app.router.add_post("/api/tickets", issue)
+    app.router.add_post("/api/kiosk/rate", rate)
     add_link(app, "/kiosk", "kiosk_title")
 
 
@@ -154,8 +168,21 @@ async def kiosk(request: web.Request) -> web.Response:
         "checkin": ("/api/checkin" + (f"?lang={t.lang}" if t.lang != "vi" else ""))
         if request.app[SITE].remote is not None or request.app[SITE].appointments is not None else None,
         "alphabet": CODE_ALPHABET,
+        "lang": t.lang,
     }
-    return render_page(request, "kiosk.html", page, kiosk=kiosk_id, phone=page["phone"])
+    functions = settings.kiosk.functions
+    menu = list(functions) if functions != ("ticket",) else None
+    suffix = f"?lang={t.lang}" if t.lang != "vi" else ""
+    page["menu"] = menu or []
+    if menu:
+        page["texts"] = {**page["texts"], **t.pick(*MORE_TEXTS)}
+        page["procedures"] = {"api": "/api/procedures"}
+        page["rating"] = {"api": "/api/kiosk/rate" + suffix,
+                          "levels": levels_of(request.app[FOLLOWER].state, request.app[SITE])}
+    prefixes = sorted({c for f in request.app[SITE].fields for c in f.prefix})  # the letters numbers may have
+    return render_page(request, "kiosk.html", page, kiosk=kiosk_id, phone=page["phone"], menu=menu,
+                       dossier_url=f"/kiosk/ho-so?{urlencode({'id': kiosk_id} | ({'lang': t.lang} if suffix else {}))}",
+                       prefixes=prefixes)
 
 
 def _phone_config(t: Texts, site: SiteConfig) -> dict[str, Any] | None:
@@ -228,6 +255,25 @@ async def issue(request: web.Request) -> web.Response:
                           "qr_url": tracking_path(request.app, str(ticket.get("id", ""))) + "/qr.svg",
                           "field_name": names.get(str(ticket.get("field")), ""), "issued_text": issued,
                           "print": status_of(result, mode)})
+
+
+async def rate(request: web.Request) -> web.Response:
+    """A rating from the kiosk: the ticket by its number of today. The core answers why not
+    (unknown number, not served yet, already rated, window closed), in Vietnamese."""
+    t = texts_for(request)
+    score, body = await read_score(request, keys=_RATE_KEYS)
+    kiosk_id = kiosk_id_of(request, body.get("kiosk"))
+    if "rating" not in request.app[SETTINGS].kiosk.functions:
+        raise ApiError(403, "forbidden", t.err_kiosk_no_rating)
+    number = body.get("ticket")
+    if not isinstance(number, str) or not _NUMBER_RE.match(number.strip()):
+        raise bad_request(request, "err_kiosk_rate_number")
+    # guessing numbers to rate others' tickets costs the kiosk's allowance, as tickets do
+    wait = request.app[KIOSK_LIMITER].take(f"rate:{kiosk_id}")
+    if wait > 0:
+        raise ApiError(429, "rate_limited", t.err_kiosk_rate_limited.format(s=seconds_text(wait)),
+                       retry_after_s=seconds_text(wait))
+    return await rate_ticket(request, number.strip().upper(), score)
 
 
 def _take_allowance(request: web.Request, kiosk_id: str) -> None:

@@ -59,7 +59,9 @@ async def page(request: web.Request) -> web.Response:
     page_cfg = {"api": "/api/lay-so" + suffix, "otp_send": "/api/otp/send" + suffix,
                 "otp_verify": "/api/otp/verify" + suffix, "purpose": str(Purpose.REMOTE),
                 "texts": t.pick(*SCRIPT_TEXTS)}
-    return render_page(request, "remote.html", page_cfg, fields=fields, hours=hours_text(site.remote.hours))
+    # ?field= preselects a field (a procedure's page links here with its own)
+    return render_page(request, "remote.html", page_cfg, fields=fields, hours=hours_text(site.remote.hours),
+                       selected=request.query.get("field"))
 
 
 async def take(request: web.Request) -> web.Response:

@@ -1,5 +1,7 @@
 // The kiosk: a big button per field; a tap issues a ticket (POST /api/tickets), shows it, and prints
-// it (on the office's printer through the server, or with the browser's print).
+// it (on the office's printer through the server, or with the browser's print). With the 4-in-1
+// menu (config.menu), the home screen offers this and the other functions (kiosk_more.js), which
+// reach this flow through window.qmsKioskApi.
 "use strict";
 (function () {
   const P = window.QmsPages, $ = P.$;
@@ -11,6 +13,21 @@
                   choosing: null, phone: "" };
   window.qmsKiosk = state;
   let backTimer = null;
+
+  // every screen of the page; one shows at a time
+  const SCREENS = ["menu", "choose", "phone", "checkin", "issued", "procs", "proc", "rate"];
+  function showScreen(id) {
+    for (const s of SCREENS) {
+      const e = $(s);
+      if (e) e.hidden = s !== id;
+    }
+    document.dispatchEvent(new CustomEvent("kiosk-screen", { detail: id }));
+  }
+  // where the next citizen starts: the menu, or the field buttons on a kiosk that only issues
+  function home() {
+    clearTimeout(backTimer);
+    showScreen($("menu") ? "menu" : "choose");
+  }
 
   function draw() {
     const view = state.view;
@@ -91,8 +108,7 @@
     state.phone = "";
     $("phone-field").textContent = f.name;
     drawPhone();
-    $("choose").hidden = true;
-    $("phone").hidden = false;
+    showScreen("phone");
     idlePhone();
   }
 
@@ -126,7 +142,7 @@
       if (state.choosing === null) return;
       closePhone();
       setPriority(false);
-      $("choose").hidden = false;
+      home();
     }, config.idle_s * 1000);
   }
 
@@ -152,7 +168,7 @@
     $("phone-back").addEventListener("click", function () {
       if (state.busy) return;
       closePhone();
-      $("choose").hidden = false;
+      showScreen("choose");
     });
   }
 
@@ -205,9 +221,7 @@
     } else {
       status.textContent = "";
     }
-    $("choose").hidden = true;
-    $("checkin").hidden = true;
-    $("issued").hidden = false;
+    showScreen("issued");
     const qr = $("t-qr");
     qr.onload = qr.onerror = function () {  // print once the QR code is there (or could not be)
       qr.onload = qr.onerror = null;
@@ -221,9 +235,7 @@
   function back() {
     clearTimeout(backTimer);
     if (config.home) { location.replace(config.home); return; }  // the next citizen finds Vietnamese
-    $("issued").hidden = true;
-    $("checkin").hidden = true;
-    $("choose").hidden = false;
+    home();
   }
 
   // in another language, a kiosk nobody touches goes back to Vietnamese
@@ -243,9 +255,7 @@
   // ------------------------------------------------------------ check-in of a booking or a remote number
   // The code is typed on the screen's keys, or by a QR scanner acting as a keyboard (the code, then Enter).
   function openCheckin() {
-    $("choose").hidden = true;
-    $("issued").hidden = true;
-    $("checkin").hidden = false;
+    showScreen("checkin");
     $("checkin-code").value = "";
     $("checkin-code").focus();
     clearTimeout(backTimer);
@@ -288,6 +298,29 @@
   }
 
   $("done").addEventListener("click", back);
+  for (const b of document.querySelectorAll("[data-home]")) b.addEventListener("click", back);
+  if ($("menu-ticket")) {
+    $("menu-ticket").addEventListener("click", function () { showScreen("choose"); });
+  }
+  // With the menu, a screen left untouched for idle_s goes back to it (the new ticket keeps its own
+  // show_s; a tap in progress is never cut short).
+  if ($("menu")) {
+    let idleTimer = null;
+    const idleHome = function () {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(function () {
+        const current = SCREENS.find(function (s) { return $(s) && !$(s).hidden; });
+        if (state.busy) idleHome();
+        else if (current !== "menu" && current !== "issued") back();
+      }, config.idle_s * 1000);
+    };
+    for (const type of ["pointerdown", "keydown", "touchstart", "input"]) {
+      document.addEventListener(type, idleHome, { passive: true, capture: true });
+    }
+  }
+  // for kiosk_more.js: the procedure view takes a number as a field button does
+  window.qmsKioskApi = { choose: choose, back: back, showScreen: showScreen, showError: showError,
+                         busy: function () { return state.busy; } };
   if (config.priority) {
     $("priority").hidden = false;
     $("priority").addEventListener("click", function () { setPriority(!state.priority); });
