@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from PIL import Image, ImageOps
 from playwright.async_api import Browser, BrowserContext, Page
 
 from qms_common.devbroker import Broker, free_port
@@ -28,7 +29,8 @@ from tests.support.core import running_core
 from tests.support.dossier_service import running_dossiers
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
-from tests.support.web import ACCOUNTS, WebServer, accounts_extra, running_web, web_extra
+from tests.support.web import ACCOUNTS, WebServer, accounts_extra, csrf_of, login, running_web, web_extra
+from tests.test_web_printer import parse_raster_prints
 
 WAIT_MS = 30_000
 KEY = "khoa-thu-nghiem-cua-tinh-7Qz"
@@ -354,7 +356,7 @@ async def test_the_a5_receipt_prints_to_pdf_with_a_qr_code_to_the_page(rig: Rig,
     assert "GIẤY BIÊN NHẬN HỒ SƠ" in text and "Đăng ký khai sinh" in text
 
 
-async def log_in(context: BrowserContext, base: str, user: str, target: str) -> Tab:
+async def log_in_tab(context: BrowserContext, base: str, user: str, target: str) -> Tab:
     tab = await Tab.open(context, base + target)
     await tab.page.fill("#username", user)
     await tab.page.fill("#password", ACCOUNTS[user][0])
@@ -367,7 +369,7 @@ async def test_the_console_records_a_dossier(rig: Rig, chromium: Browser) -> Non
     assert (await rig.probe.request(rig.topics.cmd_ticket, {"request_id": new_id(), "field": "ho-tich"}))["ok"]
     office = await chromium.new_context(viewport={"width": 1366, "height": 1000})
     await office.add_init_script("window.open = (url) => { window.__opened = url; };")
-    console = await log_in(office, rig.url, "canbo1", "/counter/2")
+    console = await log_in_tab(office, rig.url, "canbo1", "/counter/2")
     await console.until("window.qmsConsole.view && window.qmsConsole.view.online && !window.qmsConsole.busy")
     await console.page.click("#a-call_next")
     await console.until("document.getElementById('number').textContent === '2001'")
@@ -426,7 +428,7 @@ async def test_the_console_picks_a_procedure_from_the_catalogue(broker: Broker, 
     async with rig_for(path, broker, tmp_path) as rig:
         assert (await rig.probe.request(rig.topics.cmd_ticket, {"request_id": new_id(), "field": "ho-tich"}))["ok"]
         office = await chromium.new_context(viewport={"width": 1366, "height": 1000})
-        console = await log_in(office, rig.url, "canbo1", "/counter/2")
+        console = await log_in_tab(office, rig.url, "canbo1", "/counter/2")
         await console.until("window.qmsConsole.view && window.qmsConsole.view.online && !window.qmsConsole.busy")
         await console.page.click("#a-call_next")
         await console.until("document.getElementById('number').textContent === '2001'")
@@ -485,3 +487,37 @@ async def test_the_kiosk_reads_a_scanned_receipt(rig: Rig, chromium: Browser) ->
 async def test_a_kiosk_not_listed_is_refused(rig: Rig) -> None:
     async with rig.http.get(rig.url + "/kiosk/ho-so?id=la-may") as resp:
         assert resp.status == 403
+
+
+async def test_the_console_prints_the_receipt_on_the_counter_s_printer(broker: Broker, tmp_path: Path) -> None:
+    device = tmp_path / "lp-quay-1"
+    device.write_bytes(b"")
+    path = rig_site(tmp_path, broker, f'[[receipt_printers]]\ntype = "file"\ndevice = "{device}"\ncounters = ["1"]\n')
+    async with rig_for(path, broker, tmp_path) as rig, \
+            aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as officer:
+        created = await rig.create(documents=["Tờ khai đăng ký khai sinh"])
+        assert (await login(officer, rig.url, "canbo1")).status == 303
+        csrf = await csrf_of(officer, rig.url + "/counter/1")
+        async with officer.post(rig.url + "/api/counter/1/receipt", json={"code": CODE},
+                                headers={"X-CSRF-Token": csrf}) as resp:
+            answer = await resp.json()
+        assert resp.status == 200 and answer["mode"] == "escpos" and answer["print"]["ok"], answer
+        assert answer["message"] == f"Đã in giấy biên nhận hồ sơ {CODE}."
+        # what reached the printer: raster images (GS v 0) then the cut; its QR code is the page's
+        width, height, rows, rest = parse_raster_prints(device.read_bytes())
+        assert width == 576 // 8 and rest == b"\x1bd\x06\x1dV\x00"
+        image = ImageOps.invert(Image.frombytes("1", (width * 8, height), rows).convert("L"))
+        image.save(tmp_path / "printed.png")
+        assert (await run("zbarimg", "-q", "--raw", str(tmp_path / "printed.png"))).splitlines() == [created["url"]]
+        # counter 2 has no receipt printer: the browser prints the A5 page
+        csrf2 = await csrf_of(officer, rig.url + "/counter/2")
+        async with officer.post(rig.url + "/api/counter/2/receipt", json={"code": CODE},
+                                headers={"X-CSRF-Token": csrf2}) as resp:
+            answer = await resp.json()
+        assert answer["mode"] == "browser" and answer["url"] == f"/hs/{CODE}/bien-nhan?k={created['token']}&in=1"
+        # an officer cannot print at another's counter; a missing CSRF token is refused
+        async with officer.post(rig.url + "/api/counter/3/receipt", json={"code": CODE},
+                                headers={"X-CSRF-Token": csrf}) as resp:
+            assert resp.status == 403
+        async with officer.post(rig.url + "/api/counter/1/receipt", json={"code": CODE}) as resp:
+            assert resp.status == 403
