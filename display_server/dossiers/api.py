@@ -26,6 +26,7 @@ from display_server.accounts.ratelimit import RateLimiter, seconds_text
 from display_server.api import ApiError, json_response, read_body
 from display_server.base import SETTINGS, SIGNER, SITE
 from display_server.dossiers import client, procedures
+from display_server.dossiers.page import dossier_url
 from display_server.dossiers.view import STATUSES, parse_moment, valid_code
 from display_server.settings import ApiKey
 from display_server.texts import Texts
@@ -41,7 +42,7 @@ from qms_common.protocol import (
     ProtocolError,
     loads_object,
 )
-from qms_common.signing import dossier_path
+from qms_common.signing import DOSSIER
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ async def _read(request: web.Request, allowed: frozenset[str]) -> dict[str, Any]
     return obj
 
 
-def _code_of(request: web.Request, value: Any) -> str:
+def _code_of(value: Any) -> str:
     if not valid_code(value):
         raise V1Error(400, "bad_request", "err_hs_code")
     return str(value)
@@ -145,11 +146,6 @@ def _text(obj: dict[str, Any], key: str, limit: int) -> str | None:
     if not isinstance(value, str) or len(value) > limit:
         raise V1Error(400, "bad_request", "err_hs_text", key=key, max=limit)
     return value.strip() or None
-
-
-def dossier_url(request: web.Request, code: str) -> str:
-    base = request.app[SETTINGS].web.public_url or f"{request.scheme}://{request.host}"
-    return base + dossier_path(request.app[SIGNER], code)
 
 
 def _day(value: Any) -> date | None:
@@ -171,7 +167,7 @@ def documents_of(value: Any) -> list[str]:
 async def create(request: web.Request, key: ApiKey) -> web.Response:
     site = request.app[SITE]
     body = await _read(request, CREATE_KEYS)
-    code = _code_of(request, body.get("code"))
+    code = _code_of(body.get("code"))
     text = body.get("procedure")
     if not isinstance(text, str) or not 0 < len(text.strip()) <= MAX_PROCEDURE_TEXT:
         raise V1Error(400, "bad_request", "err_hs_procedure")
@@ -204,14 +200,13 @@ async def create(request: web.Request, key: ApiKey) -> web.Response:
         source=DossierSource.API.value, by=f"api:{key.name}")
     created = reply.get("created") is True
     log.info("API hồ sơ (%s): %s hồ sơ %s", key.name, "tạo" if created else "đã có", code)
-    token = dossier_path(request.app[SIGNER], code).rpartition("?k=")[2]
-    return json_response({"code": code, "token": token, "url": dossier_url(request, code)},
+    return json_response({"code": code, "token": request.app[SIGNER].token(DOSSIER, code), "url": dossier_url(request, code)},
                          201 if created else 200)
 
 
 async def add_event(request: web.Request, key: ApiKey) -> web.Response:
     site = request.app[SITE]
-    code = _code_of(request, request.match_info["code"])
+    code = _code_of(request.match_info["code"])
     body = await _read(request, EVENT_KEYS)
     event_id = body.get("id")
     if not isinstance(event_id, str) or not 0 < len(event_id.strip()) <= MAX_DOSSIER_ID_LEN:
@@ -236,6 +231,6 @@ async def add_event(request: web.Request, key: ApiKey) -> web.Response:
 
 
 async def get(request: web.Request, key: ApiKey) -> web.Response:
-    code = _code_of(request, request.match_info["code"])
+    code = _code_of(request.match_info["code"])
     reply = await client.ask_for(request, DossierAction.GET, code=code)
     return json_response({"ok": True, "dossier": reply.get("dossier"), "url": dossier_url(request, code)})

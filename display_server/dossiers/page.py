@@ -139,8 +139,18 @@ class DossierFeed:
         if view is not None:
             self._take(view)
 
+    @staticmethod
+    def _refetch(item: Any) -> bool:
+        """After this, events may have been missed: the page fell behind, the link came back, or
+        the service did (it answers what it wrote while nobody listened)."""
+        if isinstance(item, Resync):
+            return True
+        if isinstance(item, LinkChange):
+            return item.connected
+        return isinstance(item, Change) and item.kind == "status" and item.data == "online"
+
     async def view(self, batch: list[Any]) -> dict[str, Any] | None:
-        if not batch or any(isinstance(i, (Resync, LinkChange)) and getattr(i, "connected", True) for i in batch):
+        if not batch or any(self._refetch(i) for i in batch):
             await self._fetch()
         for item in batch:
             if isinstance(item, Change) and item.kind == "event" and isinstance(item.data, dict):
