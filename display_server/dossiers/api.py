@@ -200,8 +200,8 @@ async def create(request: web.Request, key: ApiKey) -> web.Response:
         source=DossierSource.API.value, by=f"api:{key.name}")
     created = reply.get("created") is True
     log.info("API hồ sơ (%s): %s hồ sơ %s", key.name, "tạo" if created else "đã có", code)
-    return json_response({"code": code, "token": request.app[SIGNER].token(DOSSIER, code), "url": dossier_url(request, code)},
-                         201 if created else 200)
+    answer = {"code": code, "token": request.app[SIGNER].token(DOSSIER, code), "url": dossier_url(request, code)}
+    return json_response(answer, 201 if created else 200)
 
 
 async def add_event(request: web.Request, key: ApiKey) -> web.Response:
