@@ -521,3 +521,17 @@ async def test_the_console_prints_the_receipt_on_the_counter_s_printer(broker: B
             assert resp.status == 403
         async with officer.post(rig.url + "/api/counter/1/receipt", json={"code": CODE}) as resp:
             assert resp.status == 403
+
+
+async def test_a_code_with_slashes_has_its_page_receipt_and_events(rig: Rig) -> None:
+    code = "12/2026/ws"  # codes like "12/2026/…" are common; this one's page is not the feed of "12/2026"
+    created = await rig.create(code)
+    assert created["url"] == f"{PUBLIC_URL}/hs/{code}?k={created['token']}"
+    status, answer = await rig.event(code, id="e1", status="processing", department="Văn phòng")
+    assert status == 200 and answer["applied"], answer
+    for suffix, marker in (("", "Đang xử lý (Văn phòng)"), ("/bien-nhan", "GIẤY BIÊN NHẬN HỒ SƠ")):
+        async with rig.http.get(f"{rig.url}/hs/{code}{suffix}?k={created['token']}") as resp:
+            assert resp.status == 200 and marker in await resp.text()
+    # the feed of the code "12/2026" would need that code's token
+    async with rig.http.get(f"{rig.url}/hs/12/2026/bien-nhan?k={created['token']}") as resp:
+        assert resp.status == 404
