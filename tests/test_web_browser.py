@@ -15,7 +15,7 @@ from display_server.texts import Texts
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import CoreProcess, running_core
-from tests.support.dossier_service import running_dossiers
+from tests.support.dossiers import running_dossiers
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
 from tests.support.web import ACCOUNTS, accounts_extra, running_web, web_extra
@@ -71,7 +71,7 @@ def site(broker: Broker, tmp_path: Path) -> tuple[Path, Topics]:
 async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broker, site: tuple[Path, Topics],
                                                 tmp_path: Path) -> None:
     path, topics = site
-    async with running_core(path), running_dossiers(path, tmp_path / "dossiers.log"), running_web(path) as web:
+    async with running_core(path), running_dossiers(path), running_web(path) as web:
         base = web.url
         citizen = await chromium.new_context(viewport={"width": 1080, "height": 1920}, has_touch=True)
         await citizen.add_init_script("window.print = () => { window.__printed = (window.__printed || 0) + 1; };")

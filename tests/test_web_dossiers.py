@@ -26,7 +26,7 @@ from playwright.async_api import Browser, BrowserContext, Page
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import running_core
-from tests.support.dossier_service import running_dossiers
+from tests.support.dossiers import running_dossiers
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
 from tests.support.web import ACCOUNTS, WebServer, accounts_extra, csrf_of, login, running_web, web_extra
@@ -101,7 +101,7 @@ async def rig_for(path: Path, broker: Broker, tmp_path: Path, *, service: bool =
         await probe.subscribe(topics.event("dossier"))
         await stack.enter_async_context(running_core(path))
         if service:
-            await stack.enter_async_context(running_dossiers(path, tmp_path / "dossiers.log"))
+            await stack.enter_async_context(running_dossiers(path))
         web = await stack.enter_async_context(running_web(path))
         http = await stack.enter_async_context(aiohttp.ClientSession())
         yield Rig(web, probe, topics, http, path)

@@ -14,7 +14,8 @@ from aiohttp import web
 from display_server.base import SETTINGS, SITE
 from display_server.catalogue import CATALOGUE, Catalogue, Procedure, site_catalogue
 from dossiers.calendar import BusinessCalendar, add_business_days
-from qms_common.config import SiteConfig, parse_closed_days
+from dossiers.settings import load_dossier_settings
+from qms_common.config import SiteConfig
 
 CALENDAR = web.AppKey("dossier_calendar", BusinessCalendar)
 
@@ -55,14 +56,10 @@ def resolve(app: web.Application, text: str) -> ProcedureRef:
 
 
 def calendar_of(site: SiteConfig) -> BusinessCalendar:
-    """`[dossiers] closed_weekdays` / `holidays`, else `[appointments]`' ones, else Saturday and
-    Sunday closed and no holidays (CONTRACT-13), read by the same parser as the service's."""
-    appointments = site.appointments
-    closed, holidays = parse_closed_days(
-        site.section("dossiers"),
-        appointments.closed_weekdays if appointments else frozenset({5, 6}),
-        appointments.holidays if appointments else frozenset())
-    return BusinessCalendar.of(closed, holidays)
+    """The dossier service's own business calendar (`[dossiers] closed_weekdays` / `holidays`,
+    else `[appointments]`' ones, else Saturday and Sunday): the promised date the console
+    proposes is counted as the service counts lateness."""
+    return load_dossier_settings(site).calendar
 
 
 def due_date(app: web.Application, received: date, processing_days: int) -> date:
