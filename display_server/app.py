@@ -31,6 +31,7 @@ from display_server.base import (
     make_templates,
     render,
 )
+from display_server.catalogue import CATALOGUE, site_catalogue
 from display_server.feed import live
 from display_server.feed.follower import StateFollower
 from display_server.feed.records import TodayRecords
@@ -74,6 +75,8 @@ def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,
     app[ANNOUNCER] = Announcer(site, follower, speech, settings.speech)
     app[RECORDS] = TodayRecords(follower)
     app[SIGNER] = Signer(load_secret(settings.web.secret_file))
+    # the procedure catalogue: its pages, the kiosk and the console's procedure picker read it
+    app[CATALOGUE] = site_catalogue(site, settings.web.catalogue)
     app[JINJA] = make_templates()
     app[LINKS] = []
     app[TASKS] = []

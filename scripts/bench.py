@@ -17,6 +17,12 @@ issued at 20 per second.
   notify_event_to_zns_ms: from the moment this process sees the core's private/contact message
                           of a new ticket on the broker to the stand-in receiving the Zalo ZNS
                           request of its "issued" message (one clock: both are in this process).
+Catalogue phase (BENCH_CATALOGUE_QUERIES, default 2000; 0 skips it): 2,000 generated procedures
+with real Vietnamese names imported with `qms-web import-procedures`, then searched with queries as
+citizens type them (whole names, words in another order, without marks, prefixes, one letter).
+  catalogue_search_ms:      one search of the in-memory index (Catalogue.search), in this process;
+  catalogue_http_search_ms: GET /api/procedures?q= on a running web server, one after the other.
+`scripts/bench.py --catalogue` runs this phase alone (its own broker and web server).
 QMS_KEEP=1 keeps the processes' logs and the database.
 Every process: CPU seconds in each phase and peak resident memory (VmHWM); core_rss_mb is the
 core's peak over both phases (the flat phase's day holds far more tickets than an office's).
@@ -48,6 +54,8 @@ from aiohttp import web  # noqa: E402
 
 from counter_agent.simulator.bus import SimulatedBus  # noqa: E402
 from counter_agent.simulator.devices import Panel, Shown  # noqa: E402
+from display_server.catalogue.search import words  # noqa: E402
+from display_server.catalogue.store import Catalogue  # noqa: E402
 from notifier.outbox import idempotency_key  # noqa: E402
 from notifier.standin.server import STATE, make_app  # noqa: E402
 from notifier.standin.state import StandinSettings  # noqa: E402
@@ -55,6 +63,7 @@ from qms_common.config import MqttSettings  # noqa: E402
 from qms_common.devbroker import free_port, scratch_dir, start_broker, stop_process, wait_for_port  # noqa: E402
 from qms_common.mqtt import MqttSession, Requester  # noqa: E402
 from qms_common.protocol import Topics  # noqa: E402
+from tests.support.procedures import generate, write_json  # noqa: E402
 
 SITE_ID = "bench"
 N_COUNTERS = int(os.environ.get("BENCH_COUNTERS", "200"))
@@ -67,13 +76,15 @@ TICKETS_PER_S = 20.0
 SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 FLAT = int(os.environ.get("BENCH_FLAT", "30000"))
 NOTIFY_SECONDS = float(os.environ.get("BENCH_NOTIFY_SECONDS", "30"))
+CATALOGUE_QUERIES = int(os.environ.get("BENCH_CATALOGUE_QUERIES", "2000"))
+CATALOGUE_SIZE = 2000
 # ZNS requests per second the notifier may make: above the load's 20 tickets/s (the default 10
 # would queue them; a real office issues a ticket every few seconds)
 NOTIFY_RATE_PER_S = 50
 # The speech cache's folder (default: in the run's directory, on the database's file system)
 SPEECH_DIR = os.environ.get("BENCH_SPEECH_DIR")
 TARGETS = {"press_to_panel_p99_ms": 15, "press_to_tv_p99_ms": 25, "core_commands_per_s": 1000, "core_rss_mb": 80,
-           "notify_event_to_zns_p99_ms": 100}
+           "notify_event_to_zns_p99_ms": 100, "catalogue_search_p99_ms": 50, "catalogue_http_search_p99_ms": 50}
 
 
 def log(text: str) -> None:
@@ -455,6 +466,106 @@ def flat_phase(port: int, tmp: Path, core: Proc) -> dict[str, Any]:
             "core_cpu_s": round(core.cpu_now() - cpu0, 2)}
 
 
+# ---------------------------------------------------------------- the catalogue phase
+
+
+def catalogue_queries(names: list[str], n: int, seed: int = 13) -> list[str]:
+    """What citizens type: a whole name, some of its words in another order, without marks, the
+    start of a name as it is being typed, one letter."""
+    rnd = random.Random(seed)
+    queries = []
+    for i in range(n):
+        name = rnd.choice(names)
+        w = words(name)
+        kind = i % 5
+        if kind == 0:
+            queries.append(name)
+        elif kind == 1:
+            queries.append(" ".join(rnd.sample(w, min(len(w), 3))))
+        elif kind == 2:
+            queries.append(" ".join(w[:4]))
+        elif kind == 3:
+            queries.append(name[:rnd.randint(2, max(2, len(name) // 2))])
+        else:
+            queries.append(rnd.choice("abcdghklmnpqstvx"))
+    return queries
+
+
+async def catalogue_phase(tmp: Path, site: Path, web_port: int, env: dict[str, str],
+                          procs: dict[str, Proc]) -> dict[str, Any]:
+    """2,000 procedures imported by the command line, searched in this process and over HTTP."""
+    procedures = generate(CATALOGUE_SIZE)
+    source = tmp / "procedures.json"
+    write_json(source, procedures)
+    started = time.perf_counter()
+    done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "display_server", "import-procedures",
+                                                    str(source), "--config", str(site)],
+                                   capture_output=True, text=True, env=env, check=False)
+    import_s = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"import-procedures failed: {done.stderr}")
+    queries = catalogue_queries([p.name for p in procedures], CATALOGUE_QUERIES)
+    started = time.perf_counter()
+    catalogue = Catalogue.of(procedures, [])
+    index_ms = (time.perf_counter() - started) * 1000
+    pure: list[float] = []
+    found = 0
+    for q in queries:
+        t0 = time.perf_counter()
+        found += bool(catalogue.search(q))
+        pure.append((time.perf_counter() - t0) * 1000)
+    log(f"catalogue phase: {len(queries)} searches in this process, p99 {summary(pure).get('p99')} ms")
+    procs["web (catalogue phase)"] = web_proc = start(
+        "web-catalogue", [sys.executable, "-m", "display_server", "--config", str(site), "--log-level", "WARNING"],
+        tmp, env)
+    await asyncio.to_thread(wait_for_port, web_port, timeout=120, process=web_proc.popen)
+    http_ms: list[float] = []
+    base = f"http://127.0.0.1:{web_port}/api/procedures"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for q in queries[:50]:  # the first request reads the file and builds the index
+                async with http.get(base, params={"q": q}) as resp:
+                    await resp.read()
+            c0 = web_proc.cpu_now()
+            for q in queries:
+                t0 = time.perf_counter()
+                async with http.get(base, params={"q": q}) as resp:
+                    body = await resp.json()
+                http_ms.append((time.perf_counter() - t0) * 1000)
+                if resp.status != 200 or not body.get("ok"):
+                    raise RuntimeError(f"/api/procedures?q={q}: {resp.status} {body}")
+            web_proc.cpu["catalogue"] = round(web_proc.cpu_now() - c0, 2)
+    finally:
+        peak = web_proc.peak_mb()
+        web_proc.stop()
+    log(f"catalogue phase: {len(queries)} searches over HTTP, p99 {summary(http_ms).get('p99')} ms")
+    return {"procedures": len(procedures), "queries": len(queries), "queries_with_results": found,
+            "import_s": round(import_s, 2), "index_build_ms": round(index_ms, 1),
+            "search_ms": summary(pure), "http_search_ms": summary(http_ms), "web_peak_rss_mb": peak}
+
+
+async def run_catalogue_only(tmp: Path) -> dict[str, Any]:
+    broker = start_broker(workdir=tmp / "broker")
+    web_port = free_port()
+    site = tmp / "site.toml"
+    site.write_text(site_toml(broker.url, tmp, web_port), encoding="utf-8")
+    env = {**os.environ, "QMS_MQTT_URL": broker.url, "PYTHONUNBUFFERED": "1"}
+    procs: dict[str, Proc] = {}
+    try:
+        result = await catalogue_phase(tmp, site, web_port, env, procs)
+    finally:
+        broker.stop()
+    return {"catalogue_search_ms": result["search_ms"], "catalogue_http_search_ms": result["http_search_ms"],
+            "catalogue": result, "machine": {"cpus": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2)},
+            "targets_met": catalogue_targets(result)}
+
+
+def catalogue_targets(result: dict[str, Any]) -> dict[str, bool]:
+    return {"catalogue_search_p99_ms": result["search_ms"].get("p99", 1e9) <= TARGETS["catalogue_search_p99_ms"],
+            "catalogue_http_search_p99_ms": (result["http_search_ms"].get("p99", 1e9)
+                                             <= TARGETS["catalogue_http_search_p99_ms"])}
+
+
 # ---------------------------------------------------------------- the notifier phase
 
 class ZnsArrivals:
@@ -654,6 +765,10 @@ async def run(tmp: Path) -> dict[str, Any]:
             procs["broker"].cpu["notify"] = round(procs["broker"].cpu_now() - broker_cpu0, 2)
             peaks.update(notify.pop("peak_rss_mb"))
             log(f"notifier phase done: {notify['tickets']} tickets, {notify['zns_requests']} ZNS requests")
+        catalogue: dict[str, Any] = {}
+        if CATALOGUE_QUERIES > 0:
+            catalogue = await catalogue_phase(tmp, site, web_port, env, procs)
+            peaks["web (catalogue phase)"] = catalogue.pop("web_peak_rss_mb")
     finally:
         for p in procs.values():
             if p.name != "broker":
@@ -674,7 +789,10 @@ async def run(tmp: Path) -> dict[str, Any]:
         "notifier_rss_mb": peaks.get("notifier"),
         "steady": steady_result,
         "flat": flat,
+        "catalogue_search_ms": catalogue.get("search_ms"),
+        "catalogue_http_search_ms": catalogue.get("http_search_ms"),
         "notify": notify,
+        "catalogue": catalogue,
         "processes": {n: {"cpu_s": p.cpu, "peak_rss_mb": peaks[n]} for n, p in procs.items()}
         | {"bench (simulated devices, kiosk)": {"cpu_s": {"steady": bench_steady_cpu},
                                                "peak_rss_mb": peak_mb(os.getpid())},
@@ -691,6 +809,8 @@ async def run(tmp: Path) -> dict[str, Any]:
     if NOTIFY_SECONDS > 0:
         result["targets_met"]["notify_event_to_zns_p99_ms"] = (zns.get("p99", 1e9)
                                                                <= TARGETS["notify_event_to_zns_p99_ms"])
+    if catalogue:
+        result["targets_met"] |= catalogue_targets(catalogue)
     return result
 
 
@@ -699,7 +819,7 @@ def main() -> int:
         asyncio.run(tv_feeds(sys.argv[2], int(sys.argv[3])))
         return 0
     with scratch_dir("qms-bench-") as tmp:
-        result = asyncio.run(run(tmp))
+        result = asyncio.run(run_catalogue_only(tmp) if sys.argv[1:] == ["--catalogue"] else run(tmp))
     print(json.dumps(result, ensure_ascii=False))
     return 0
 

@@ -5,6 +5,8 @@ server (the TV page; port 8080 if free) with examples/site.toml, simulated LED p
 keypads for every counter (on ptys) with the counter agent that drives them
 (examples/agent-demo.toml), the notifier with a local stand-in for Zalo ZNS, eSMS and a webhook
 receiver (its "phone inbox" page shows what citizens would receive), and prints how to talk to them.
+The procedure catalogue of examples/procedures.json is imported first (`qms-web import-procedures`;
+again at every start: it updates, never duplicates).
 Children that die are restarted; Ctrl-C stops everything. Logs go to var/logs/.
 """
 
@@ -38,6 +40,7 @@ DEMO_LOGINS = (
     ("giamsat", "giamsat-demo", "giám sát / supervisor"),
 )
 AGENT = ROOT / "examples" / "agent-demo.toml"
+PROCEDURES = ROOT / "examples" / "procedures.json"
 VAR = ROOT / "var"
 LOGS = VAR / "logs"
 # the stand-in's integrator receiver that the example's webhook is pointed at
@@ -151,6 +154,11 @@ def main() -> int:
               file=sys.stderr)
         broker.stop()
         return 2
+    # the catalogue before the web server starts (it would also pick it up later by itself)
+    with (LOGS / "import-procedures.log").open("wb") as out:
+        imported = subprocess.run([py, "-m", "display_server", "import-procedures", str(PROCEDURES), "--config",
+                                   str(site_file)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                                  check=False).returncode == 0
     # the secrets of a real deployment in this shell would win over the demo's (settings.py)
     notify_env = {k: v for k, v in env.items() if k not in ENV_SECRETS.values()}
     children = [
@@ -199,7 +207,7 @@ def main() -> int:
   Tác tử quầy    : {"sẵn sàng" if agent_ok else "CHƯA sẵn sàng, xem " + str(LOGS / "agent.log")} ({agent_conf})
   Màn hình TV    : {tv if web_ok else "CHƯA sẵn sàng, xem " + str(LOGS / "web.log")}
                    (một khu vực / one area: {tv}?fields=dat-dai ; tên TV / TV id: {tv}?id=phong-cho-1)
-  Ki-ốt lấy số   : {base}/kiosk?id=kiosk-1          (in bằng trình duyệt / the browser prints)
+  Ki-ốt 4 trong 1: {base}/kiosk?id=kiosk-1          (lấy số, tra cứu thủ tục, hồ sơ, đánh giá; in bằng trình duyệt)
   Quầy (cán bộ)  : {base}/counter/1 … {base}/counter/6
   Đánh giá       : {base}/rate/1 … {base}/rate/6     (máy tính bảng trước quầy / the citizen's tablet;
                    ghép nối một lần / pair once: {base}/supervisor/pairing)
@@ -207,6 +215,8 @@ def main() -> int:
   Theo dõi vé    : {base}/t/<mã vé>/<mã bảo vệ>      (mã QR trên phiếu / the ticket's QR code)
   Lấy số từ xa   : {base}/lay-so     (điện thoại / a phone; mã xác nhận trong hộp thư giả lập / code in the phone inbox)
   Đặt lịch hẹn   : {base}/dat-lich   (xác nhận tại ki-ốt / check in at the kiosk)
+  Tra cứu thủ tục: {base}/thu-tuc    ({"danh mục mẫu / the sample catalogue: " + PROCEDURES.relative_to(ROOT).as_posix()
+                                         if imported else "CHƯA nhập, xem " + str(LOGS / "import-procedures.log")})
   Bộ gửi tin     : {notify_line}
   Hộp thư điện thoại (giả lập) / phone inbox: {inbox}
                    (tin Zalo/SMS công dân sẽ nhận và webhook; vé có số điện thoại / tickets with a phone)

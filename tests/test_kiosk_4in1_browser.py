@@ -202,9 +202,11 @@ async def test_a_procedure_page_on_a_phone(chromium: Browser, broker: Broker, tm
         await tab.until("document.querySelector('#results .proc-name') "
                         "&& document.querySelector('#results .proc-name').textContent === 'Đăng ký khai sinh'")
         assert await tab.page.is_hidden("#fields")
+        await tab.page.screenshot(path=str(tmp_path / "thu-tuc.png"), full_page=True)
         await tab.page.click("#results a >> nth=0")
         await tab.page.wait_for_url(web.url + "/thu-tuc/1.001193")
         assert await tab.text("#p-name") == "Đăng ký khai sinh"
+        await tab.page.screenshot(path=str(tmp_path / "thu-tuc-page.png"), full_page=True)
         assert await tab.text("#p-time") == ("Trong ngày (tiếp nhận sau 15 giờ thì trả trong ngày làm việc "
                                              "tiếp theo)")
         # its field takes remote tickets: the button opens /lay-so with the field chosen
@@ -254,3 +256,25 @@ async def test_a_rating_after_its_window_is_refused_in_vietnamese(broker: Broker
             assert resp.status == 400
             assert (await resp.json())["error"]["message"] == ("Số thứ tự gồm chữ số (có thể có chữ cái đầu), "
                                                                "như trên phiếu.")
+
+
+async def test_the_menu_in_english_and_back_to_vietnamese(chromium: Browser, broker: Broker, tmp_path: Path) -> None:
+    path, _ = site_with_catalogue(tmp_path, broker)
+    async with running_core(path), running_web(path) as web:
+        context = await chromium.new_context(viewport=KIOSK, has_touch=True)
+        kiosk = await Tab.open(context, web.url + "/kiosk?id=kiosk-1&lang=en", KIOSK_READY)
+        names = await kiosk.page.locator(".menu-button .mb-name").all_text_contents()
+        assert names == ["Take a number", "Procedures", "My dossier", "Rate our service"]
+        assert await kiosk.page.get_attribute("#menu-dossiers", "href") == "/kiosk/ho-so?id=kiosk-1&lang=en"
+        await kiosk.page.tap("#menu-procedures")
+        await kiosk.until("document.getElementById('proc-count').textContent === "
+                          "'Type a procedure name or choose a field.'")
+        for ch in "xyzq":
+            await kiosk.page.tap(f"#proc-keys [data-key='{ch}']")
+        await kiosk.until("document.getElementById('proc-count').textContent "
+                          "=== 'No procedure found. Try other words.'")
+        # "Home": the next citizen finds the kiosk in Vietnamese
+        await kiosk.page.tap("#procs [data-home]")
+        await kiosk.until("document.documentElement.lang === 'vi' && window.qmsKiosk && window.qmsKiosk.view")
+        assert await kiosk.text("#menu h2") == "Mời chọn dịch vụ"
+        assert kiosk.errors == []

@@ -52,6 +52,12 @@ class Tab:
         return (await self.page.text_content(selector) or "").strip()
 
 
+async def to_fields(kiosk: Tab) -> None:
+    """The kiosk's menu ("4 trong 1"): "Lấy số thứ tự" opens the field buttons (and check-in)."""
+    await kiosk.page.tap("#menu-ticket")
+    await kiosk.until("!document.getElementById('choose').hidden")
+
+
 async def log_in(context: BrowserContext, base: str, user: str, target: str) -> Tab:
     tab = await Tab.open(context, base + target)
     assert tab.page.url.startswith(base + "/login?next="), tab.page.url  # no session: the login form
@@ -79,7 +85,8 @@ async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broke
                                "window.qmsKiosk.view && window.qmsKiosk.view.online && window.qmsKiosk.connected")
         assert await kiosk.text(".field-button[data-field='dat-dai'] .fb-name") == "Đất đai"
 
-        # the citizen takes a ticket with a tap
+        # the citizen takes a ticket with a tap (after "Lấy số thứ tự" on the menu)
+        await to_fields(kiosk)
         await kiosk.page.tap(".field-button[data-field='dat-dai']")
         await kiosk.until("!document.getElementById('issued').hidden")
         assert await kiosk.text("#t-number") == "1001"
@@ -227,7 +234,8 @@ async def test_the_login_form_and_the_language_switch(chromium: Browser, site: t
         kiosk = await Tab.open(context, web.url + "/kiosk?lang=en", "window.qmsKiosk.view")
         assert await kiosk.text(".kiosk-choose h2") == "Choose a service to take a number"
         await kiosk.page.click("a.lang")
-        await kiosk.page.wait_for_selector("text=Mời chọn lĩnh vực để lấy số thứ tự", timeout=WAIT_MS)
+        await kiosk.page.wait_for_selector("text=Mời chọn dịch vụ", timeout=WAIT_MS)
+        assert await kiosk.text(".kiosk-choose h2") == "Mời chọn lĩnh vực để lấy số thứ tự"
         assert not tab.errors and not kiosk.errors
 
 
@@ -246,6 +254,7 @@ async def test_the_kiosk_says_when_its_printer_fails_and_when_the_core_is_away(
             await context.add_init_script("window.print = () => { window.__printed = true; };")
             kiosk = await Tab.open(context, web.url + "/kiosk?id=kiosk-1",
                                    "window.qmsKiosk.view && window.qmsKiosk.view.online && window.qmsKiosk.connected")
+            await to_fields(kiosk)
             await kiosk.page.tap(".field-button[data-field='ho-tich']")
             await kiosk.until("!document.getElementById('issued').hidden")
             assert await kiosk.text("#t-number") == "2001"  # issued and shown all the same

@@ -21,7 +21,7 @@ from tests.support.core import running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
 from tests.support.web import ACCOUNTS, accounts_extra, login, running_web, web_extra
-from tests.test_web_browser import WAIT_MS, Tab, log_in
+from tests.test_web_browser import WAIT_MS, Tab, log_in, to_fields
 
 PORTRAIT = {"width": 1080, "height": 1920}
 LANDSCAPE = {"width": 1280, "height": 800}
@@ -65,6 +65,10 @@ async def test_the_kiosk_uses_the_whole_screen(chromium: Browser, broker: Broker
         await context.add_init_script("window.print = () => {};")
         kiosk = await Tab.open(context, web.url + "/kiosk?id=kiosk-1", KIOSK_READY)
         name = f"{viewport['width']}x{viewport['height']}"
+        await kiosk.page.screenshot(path=str(tmp_path / f"kiosk-menu-{name}.png"))
+        for b in await boxes(kiosk.page, ".menu-button"):
+            assert inside(b, viewport), b
+        await to_fields(kiosk)
         await kiosk.page.screenshot(path=str(tmp_path / f"kiosk-{name}.png"))
         buttons = await boxes(kiosk.page, ".field-button")
         assert len(buttons) == 3
@@ -94,6 +98,7 @@ async def test_the_kiosk_returns_to_vietnamese_after_a_ticket(chromium: Browser,
         # a foreigner switches to English and takes a ticket
         await kiosk.page.tap("a.lang")
         await kiosk.until("window.qmsKiosk && window.qmsKiosk.view && document.documentElement.lang === 'en'")
+        await to_fields(kiosk)
         await kiosk.page.tap(".field-button[data-field='dat-dai']")
         await kiosk.until("!document.getElementById('issued').hidden")
         assert await kiosk.text("#t-ahead") == "You are next"
@@ -127,6 +132,7 @@ async def test_the_kiosk_shows_the_site_s_time_and_english_plurals(chromium: Bro
         context = await chromium.new_context(viewport=PORTRAIT, has_touch=True, timezone_id="Pacific/Pago_Pago")
         await context.add_init_script("window.print = () => {};")
         kiosk = await Tab.open(context, web.url + "/kiosk?id=kiosk-1&lang=en", KIOSK_READY)
+        await to_fields(kiosk)
         await kiosk.page.tap(".field-button[data-field='dat-dai']")
         await kiosk.until("!document.getElementById('issued').hidden")
         ticket = await kiosk.page.evaluate("window.qmsKiosk.last.ticket")
@@ -135,6 +141,7 @@ async def test_the_kiosk_shows_the_site_s_time_and_english_plurals(chromium: Bro
         assert await kiosk.text(".field-button[data-field='dat-dai'] .fb-waiting") == "Waiting: 1 person"
         await kiosk.page.goto(web.url + "/kiosk?id=kiosk-1&lang=en")
         await kiosk.until(KIOSK_READY)
+        await to_fields(kiosk)
         await kiosk.page.tap(".field-button[data-field='dat-dai']")
         await kiosk.until("!document.getElementById('issued').hidden && window.qmsKiosk.last.ticket.number === '1002'")
         assert await kiosk.text("#t-ahead") == "1 person ahead of you"

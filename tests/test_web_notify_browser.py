@@ -15,7 +15,7 @@ from tests.support.core import running_core
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
 from tests.support.web import accounts_extra, running_web, web_extra
-from tests.test_web_browser import Tab, log_in
+from tests.test_web_browser import Tab, log_in, to_fields
 from tests.test_web_notify import NOTIFY, STATS
 
 KIOSK_READY = "window.qmsKiosk.view && window.qmsKiosk.view.online && window.qmsKiosk.connected"
@@ -36,6 +36,7 @@ async def test_a_citizen_leaves_a_phone_at_the_kiosk(chromium: Browser, broker: 
         page = kiosk.page
 
         # the field first, then the keypad with its consent line
+        await to_fields(kiosk)
         await page.tap(".field-button[data-field='dat-dai']")
         await kiosk.until("!document.getElementById('phone').hidden")
         assert await kiosk.text("#phone-field") == "Đất đai"
@@ -70,6 +71,7 @@ async def test_a_citizen_leaves_a_phone_at_the_kiosk(chromium: Browser, broker: 
 
         # the next citizen skips with one tap
         await page.tap("#done")
+        await to_fields(kiosk)
         await page.tap(".field-button[data-field='dat-dai']")
         await kiosk.until("!document.getElementById('phone').hidden")
         await page.tap("#phone-skip")
@@ -77,10 +79,11 @@ async def test_a_citizen_leaves_a_phone_at_the_kiosk(chromium: Browser, broker: 
 
         # digits typed and left: the kiosk starts over after idle_s
         await page.tap("#done")
+        await to_fields(kiosk)
         await page.tap(".field-button[data-field='dat-dai']")
         for d in "09":
             await page.tap(f"#keypad [data-digit='{d}']")
-        await kiosk.until("document.getElementById('phone').hidden && !document.getElementById('choose').hidden")
+        await kiosk.until("document.getElementById('phone').hidden && !document.getElementById('menu').hidden")
         assert await page.evaluate("window.qmsKiosk.phone") == "" and await kiosk.text("#phone-number") == ""
         assert kiosk.errors == [] and phone.errors == []
 

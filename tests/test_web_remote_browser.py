@@ -28,7 +28,7 @@ from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
 from tests.support.web import accounts_extra, running_web, web_extra
 from tests.test_notify import Standin, notify_toml, running_notifier
-from tests.test_web_browser import Tab, log_in
+from tests.test_web_browser import Tab, log_in, to_fields
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -85,6 +85,7 @@ async def counter(probe: Probe, topics: Topics, action: str, number: str = "1") 
 
 async def check_in_at_kiosk(kiosk: Tab, code: str) -> None:
     """The citizen taps the check-in button and types the code on the screen's keys."""
+    await to_fields(kiosk)
     await kiosk.page.tap("#checkin-open")
     await kiosk.until("!document.getElementById('checkin').hidden")
     for ch in code:
@@ -155,6 +156,7 @@ async def test_a_number_from_a_phone_passed_over_then_called_after_check_in(
         kiosk_ctx = await kiosk_context(chromium)
         kiosk = await Tab.open(kiosk_ctx, web.url + "/kiosk?id=kiosk-1",
                                "window.qmsKiosk.view && window.qmsKiosk.view.online && window.qmsKiosk.connected")
+        await to_fields(kiosk)
         await kiosk.page.tap(".field-button[data-field='dat-dai']")
         await kiosk.until("!document.getElementById('issued').hidden")
         assert await kiosk.text("#t-number") == "1002"
@@ -292,11 +294,13 @@ async def test_book_cancel_book_again_move_and_check_in_before_walk_ins(
         await kiosk.page.tap("#checkin-back")
         # at the slot's time: a walk-in first, then the check-in (typed by a scanner: the code, then Enter)
         clock.set(days_ago(6, 8, 55))
+        await to_fields(kiosk)
         await kiosk.page.tap(".field-button[data-field='dat-dai']")
         await kiosk.page.tap("#phone-skip")  # this site sends messages: the kiosk offers a phone entry
         await kiosk.until("!document.getElementById('issued').hidden")
         assert await kiosk.text("#t-number") == "1001"
         await kiosk.page.tap("#done")
+        await to_fields(kiosk)
         await kiosk.page.tap("#checkin-open")
         await kiosk.page.keyboard.type(second.lower())
         await kiosk.page.keyboard.press("Enter")

@@ -163,7 +163,7 @@ def _check_all(rows: list[_Row]) -> list[Procedure]:
     errors: list[RowError] = []
     seen: dict[str, int] = {}
     for row in rows:
-        p = _procedure(row)
+        p = None if row.errors and not row.values else _procedure(row)  # refused whole for its shape
         if p is not None:
             if p.code in seen:
                 row.fail("code", f"mã {p.code!r} đã có ở dòng {seen[p.code]}.")

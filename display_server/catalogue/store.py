@@ -107,7 +107,9 @@ def write_procedures(path: Path, procedures: Sequence[Procedure], *, replace: bo
 
 def read_procedures(path: Path) -> list[Procedure]:
     """Every procedure of the file, in browsing order, fields as the file named them."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+    # a short wait: this runs on the server's event loop, and a busy file (an import committing) is
+    # simply read again on the next look-up
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.5)
     try:
         rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM procedures ORDER BY position, code").fetchall()
     except sqlite3.OperationalError as exc:

@@ -102,9 +102,10 @@
     docs.replaceChildren();
     for (const d of p.documents) docs.append(P.el("li", "", d));
     $("proc-qr").src = p.url + "/qr.svg";
-    $("proc-take").hidden = !p.kiosk;
-    $("proc-note").hidden = p.kiosk;
-    $("proc-note").textContent = p.kiosk ? "" : T.proc_take_elsewhere;
+    const takes = p.kiosk && config.menu.includes("ticket");  // a kiosk without "Lấy số" issues nothing
+    $("proc-take").hidden = !takes;
+    $("proc-note").hidden = takes;
+    $("proc-note").textContent = takes ? "" : T.proc_take_elsewhere;
     K.showScreen("proc");
   }
 
@@ -123,7 +124,7 @@
     $("proc-back").addEventListener("click", function () { K.showScreen("procs"); });
     $("proc-take").addEventListener("click", function () {
       const p = more.procedure;
-      if (p && p.kiosk && !K.busy()) K.choose({ id: p.field, name: p.field_name });
+      if (p && p.kiosk && config.menu.includes("ticket") && !K.busy()) K.choose({ id: p.field, name: p.field_name });
     });
   }
 
