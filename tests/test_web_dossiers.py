@@ -145,8 +145,11 @@ async def test_many_wrong_keys_from_one_address_are_slowed_down(rig: Rig) -> Non
     statuses = [(await rig.call("GET", f"/api/v1/dossiers/{CODE}", key=f"doan-{i}"))[0] for i in range(12)]
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
     # even the right key waits now: the address is refused before any key of it is looked at
-    status, answer = await rig.call("GET", f"/api/v1/dossiers/{CODE}")
-    assert status == 429 and answer["error"]["code"] == "rate_limited"
+    async with rig.http.get(f"{rig.url}/api/v1/dossiers/{CODE}", headers={"Authorization": f"Bearer {KEY}"}) as resp:
+        answer = await resp.json()
+        assert resp.status == 429 and answer["error"]["code"] == "rate_limited"
+        retry = int(resp.headers["Retry-After"])
+        assert 1 <= retry <= 60 and answer["retry_after_s"] == retry
 
 
 async def test_the_same_code_twice_is_one_dossier(rig: Rig) -> None:

@@ -100,7 +100,9 @@ def authenticate(request: web.Request) -> ApiKey:
     limiter = request.app[KEY_FAILURES]
     wait = limiter.retry_after(address)
     if wait > 0:
-        raise V1Error(429, "rate_limited", "err_api_limited", s=seconds_text(wait)) from None
+        err = V1Error(429, "rate_limited", "err_api_limited", s=seconds_text(wait))
+        err.extra["retry_after_s"] = seconds_text(wait)
+        raise err
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     key = None
