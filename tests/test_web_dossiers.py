@@ -316,7 +316,7 @@ def local(url: str, rig: Rig) -> str:
     return url.replace(PUBLIC_URL, rig.url)
 
 
-async def test_the_page_updates_live(rig: Rig, chromium: Browser) -> None:
+async def test_the_page_updates_live(rig: Rig, chromium: Browser, tmp_path: Path) -> None:
     created = await rig.create(due_at="2026-12-04")
     phone = await chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     tab = await Tab.open(phone, local(created["url"], rig), "window.qmsDossier && window.qmsDossier.connected")
@@ -331,6 +331,7 @@ async def test_the_page_updates_live(rig: Rig, chromium: Browser) -> None:
     assert await tab.text("#hs-status") == "Đang xử lý (Phòng Tư pháp)"
     assert await tab.page.locator("#hs-lateness").is_hidden()
     assert not tab.errors
+    await tab.page.screenshot(path=str(tmp_path / "hs.png"), full_page=True)
     await phone.close()
 
 
@@ -368,7 +369,7 @@ async def log_in_tab(context: BrowserContext, base: str, user: str, target: str)
     return tab
 
 
-async def test_the_console_records_a_dossier(rig: Rig, chromium: Browser) -> None:
+async def test_the_console_records_a_dossier(rig: Rig, chromium: Browser, tmp_path: Path) -> None:
     assert (await rig.probe.request(rig.topics.cmd_ticket, {"request_id": new_id(), "field": "ho-tich"}))["ok"]
     office = await chromium.new_context(viewport={"width": 1366, "height": 1000})
     await office.add_init_script("window.open = (url) => { window.__opened = url; };")
@@ -415,6 +416,7 @@ async def test_the_console_records_a_dossier(rig: Rig, chromium: Browser) -> Non
     await console.until("document.getElementById('hs-message').textContent.includes('Cần bổ sung')")
     assert (await rig.dossier("H23.26-0042"))["needs"] == "Bản sao sổ hộ khẩu"
     assert not console.errors
+    await console.page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
     await office.close()
 
 
@@ -462,7 +464,7 @@ async def test_the_console_picks_a_procedure_from_the_catalogue(broker: Broker, 
         await office.close()
 
 
-async def test_the_kiosk_reads_a_scanned_receipt(rig: Rig, chromium: Browser) -> None:
+async def test_the_kiosk_reads_a_scanned_receipt(rig: Rig, chromium: Browser, tmp_path: Path) -> None:
     created = await rig.create()
     await rig.event(id="kq", status="done", at="2026-11-30T10:00:00+07:00")
     kiosk = await chromium.new_context(viewport={"width": 1080, "height": 1920}, has_touch=True)
@@ -479,6 +481,7 @@ async def test_the_kiosk_reads_a_scanned_receipt(rig: Rig, chromium: Browser) ->
     assert await tab.text("#hs-status") == "Đã có kết quả"
     assert await tab.text("#hs-lateness") == "Trễ hẹn 1 ngày làm việc"
     assert await tab.text("#hs-procedure") == "Đăng ký khai sinh"
+    await tab.page.screenshot(path=str(tmp_path / "kiosk.png"))
     # a forged token: not found
     await tab.page.click("#again")
     await tab.page.keyboard.type(created["url"][:-3] + "abc\n")
@@ -538,3 +541,23 @@ async def test_a_code_with_slashes_has_its_page_receipt_and_events(rig: Rig) -> 
     # the feed of the code "12/2026" would need that code's token
     async with rig.http.get(f"{rig.url}/hs/12/2026/bien-nhan?k={created['token']}") as resp:
         assert resp.status == 404
+
+
+async def test_the_console_says_why_when_no_ticket_takes_the_code(rig: Rig) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as officer:
+        assert (await login(officer, rig.url, "canbo3")).status == 303
+        csrf = await csrf_of(officer, rig.url + "/counter/3")
+        body = {"code": "H23.26-0099", "procedure": {"name": "Chứng thực chữ ký"}, "due_at": "2099-01-01",
+                "request_id": new_id()}
+        async with officer.post(rig.url + "/api/counter/3/dossier", json=body, headers={"X-CSRF-Token": csrf}) as resp:
+            answer = await resp.json()
+        # counter 3 serves nobody: the core refuses, and no dossier is made
+        assert resp.status == 409, answer
+        assert answer["error"]["message"].startswith("Chưa gắn được mã hồ sơ vào vé đang phục vụ: ")
+        assert (await rig.call("GET", "/api/v1/dossiers/H23.26-0099"))[0] == 404
+        # a status the console does not set, and a refusal without its reason
+        for event, words in (({"status": "received"}, "Trạng thái"), ({"status": "refused"}, "lý do từ chối")):
+            async with officer.post(rig.url + "/api/counter/3/dossier-event", json={"code": CODE, **event},
+                                    headers={"X-CSRF-Token": csrf}) as resp:
+                answer = await resp.json()
+            assert resp.status == 400 and words in answer["error"]["message"], answer
