@@ -11,6 +11,10 @@ Users:
 - `notify` (`[notify] user`), when the site has [notify]: the notifier; the only user besides the
   core that reads qms/{site}/private/# (citizens' phone numbers), and the only one the core
   answers a `contacts` query; publishes its presence and its statistics (qms/{site}/notify/#).
+- `dossiers` (`[dossiers] user`): the dossier service, the single writer of dossiers; reads
+  cmd/dossier (only the web server may write there, and the notifier to ask) and the core's
+  events (ratings), writes event/dossier, private/dossier (phones, for the notifier) and its
+  presence, and answers in any reply namespace, as the core does.
 - `readonly`, and one user per [[integrations]] entry: for integrations; read state, events and
   presence, publish nothing.
 
@@ -38,7 +42,7 @@ from pathlib import Path
 
 from broker_config import CONFIG_DIR
 from qms_common.config import SiteConfig, load_site_config
-from qms_common.protocol import Topics
+from qms_common.protocol import EventKind, Topics
 from qms_common.runner import exit_on_config_error
 from qms_common.tomlconf import ConfigError, Table
 
@@ -65,7 +69,7 @@ def integration_ids(site: SiteConfig) -> list[str]:
     for table in Table(site.path, "", site.raw).tables("integrations"):
         iid = table.slug("id")
         if (iid in ids or iid in RESERVED_USERS or any(a.id == iid for a in site.agents)
-                or (site.notify_enabled and iid == site.notify_user)):
+                or (site.notify_enabled and iid == site.notify_user) or iid == site.dossiers_user):
             table.fail("id", f"tên {iid!r} đã dùng cho người dùng khác của broker.",
                        f"Đặt tên khác {', '.join(RESERVED_USERS)}, các tác tử quầy và các tích hợp khác.")
         table.reject_unknown()
@@ -82,7 +86,7 @@ def site_users(site: SiteConfig) -> list[BrokerUser]:
             ("write", t.cmd_ticket), ("write", t.cmd_counter("+")), ("write", t.cmd_rating),
             ("write", t.cmd_query), ("write", t.status_display("+")), ("write", t.status_web("+")),
             ("write", t.cmd_appointment), ("write", t.cmd_checkin), ("write", t.private_otp),
-            ("read", t.notify_all), *watch, *replies(t, WEB_CLIENT_ID),
+            ("write", t.cmd_dossier), ("read", t.notify_all), *watch, *replies(t, WEB_CLIENT_ID),
         ]),
     ]
     if site.notify_enabled:
@@ -90,9 +94,18 @@ def site_users(site: SiteConfig) -> list[BrokerUser]:
             raise ConfigError(site.path, "notify.user", f"tên {site.notify_user!r} đã dùng cho người dùng khác.",
                               "Đặt tên khác cho người dùng broker của bộ gửi tin.")
         users.append(BrokerUser(site.notify_user, "bộ gửi tin nhắn cho công dân (notifier)", [
-            ("write", t.cmd_query), ("write", t.status_notify), ("write", t.notify_all),
+            ("write", t.cmd_query), ("write", t.cmd_dossier), ("write", t.status_notify), ("write", t.notify_all),
             ("read", t.private_all), *watch, *replies(t, site.notify_user),
         ]))
+    dossiers = site.dossiers_user
+    if (dossiers in RESERVED_USERS or any(a.id == dossiers for a in site.agents)
+            or (site.notify_enabled and dossiers == site.notify_user)):
+        raise ConfigError(site.path, "dossiers.user", f"tên {dossiers!r} đã dùng cho người dùng khác.",
+                          "Đặt tên khác cho người dùng broker của dịch vụ hồ sơ.")
+    users.append(BrokerUser(dossiers, "dịch vụ hồ sơ (dossier service)", [
+        ("read", t.cmd_dossier), ("write", t.event(EventKind.DOSSIER)), ("write", t.private_dossier),
+        ("write", t.status_dossiers), ("write", f"{t.root}/reply/#"), *watch,
+    ]))
     for agent in site.agents:
         if agent.id in RESERVED_USERS:
             raise ConfigError(site.path, "agents.id", f"mã tác tử {agent.id!r} trùng tên người dùng dành riêng.",

@@ -25,6 +25,9 @@ from qms_common.protocol import (
 RECEIVED_ID = "received"  # the entry every dossier starts with
 # An event's time may run ahead of this service's clock (another system's clock), by so much.
 MAX_FUTURE = timedelta(days=1)
+# A real dossier has a handful of entries; this bound keeps its view (replies, events) well inside
+# a broker packet even with every text at its longest.
+MAX_ENTRIES = 100
 
 
 def aware(t: datetime, tz: tzinfo) -> datetime:
@@ -179,6 +182,8 @@ def apply_event(d: Dossier, req: DossierEvent, now: datetime, tz: tzinfo) -> tup
     replay: nothing changes, whatever the replay says)."""
     if d.entry(req.id) is not None:
         return None
+    if len(d.entries) >= MAX_ENTRIES:
+        raise bad_request(f"hồ sơ “{d.code}” đã có {MAX_ENTRIES} cập nhật, không nhận thêm.")
     at = aware(req.at, tz)
     if at - now > MAX_FUTURE:
         raise bad_request("thời điểm “at” ở tương lai.")

@@ -34,6 +34,7 @@ from qms_common.protocol import (
     DOSSIER_CODE_RE,
     MAX_REPLY_BYTES,
     WEB_USER,
+    DossierCommand,
     DossierContacts,
     DossierCreate,
     DossierEvent,
@@ -198,8 +199,8 @@ class DossierService:
         rid = request_id_of(obj)
         reply_to = response_topic if response_topic is not None else reply_to_of(obj)
         sender = self._sender(reply_to, rid)
-        if sender is None:
-            return None, Answer(error_reply(rid, ErrorCode.FORBIDDEN, ""))  # answered nowhere
+        if sender is None:  # refused, answered nowhere, nothing changed
+            return None, Answer(error_reply(rid, ErrorCode.FORBIDDEN, "Chủ đề trả lời không hợp lệ."))
         try:
             check_deadline(deadline_of(obj), self.now())
             cmd = parse_dossier_command(obj)
@@ -223,7 +224,7 @@ class DossierService:
                         rid, reply_to[:300], self.topics.root)
         return owner
 
-    def _allowed(self, cmd: Any, sender: str) -> None:
+    def _allowed(self, cmd: DossierCommand, sender: str) -> None:
         if isinstance(cmd, (DossierCreate, DossierEvent)):
             allowed = {WEB_USER}
         elif isinstance(cmd, DossierGet):
@@ -234,7 +235,7 @@ class DossierService:
             raise ProtocolError(ErrorCode.FORBIDDEN, "Không được phép: lệnh hồ sơ này chỉ dành cho "
                                 + ", ".join(sorted(allowed)) + ".")
 
-    async def _decide(self, cmd: Any) -> Answer:
+    async def _decide(self, cmd: DossierCommand) -> Answer:
         if isinstance(cmd, DossierCreate):
             return await self._create(cmd)
         if isinstance(cmd, DossierEvent):
@@ -302,7 +303,8 @@ class DossierService:
             body = {"dossier": self.view(a.dossier), "entry": a.entry.view(self.tz), "phone": a.dossier.phone,
                     "at": model.iso(a.entry.applied_at, self.tz)}
             size += len(dumps(body))
-            if size > _CONTACTS_BUDGET or len(contacts) == CONTACTS_LIMIT:
+            # the first always goes: a page that could hold none would be asked for again forever
+            if contacts and (size > _CONTACTS_BUDGET or len(contacts) == CONTACTS_LIMIT):
                 following = a.entry.applied_at.astimezone(self.tz).isoformat(timespec="microseconds")
                 break
             contacts.append(body)

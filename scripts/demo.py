@@ -166,6 +166,8 @@ def main() -> int:
         Child("simulator", [py, "-m", "counter_agent.simulator", "--config", str(AGENT)], env,
               LOGS / "panels.log"),
         Child("core", [py, "-m", "queue_core", "--config", str(SITE)], env, LOGS / "core.log"),
+        # the dossier service: the single writer of dossiers, with its own database beside the core's
+        Child("dossiers", [py, "-m", "dossiers", "--config", str(SITE)], env, LOGS / "dossiers.log"),
         Child("agent", [py, "-m", "counter_agent", "--config", str(AGENT)], env, LOGS / "agent.log"),
         Child("web", [py, "-m", "display_server", "--config", str(site_file)], env, LOGS / "web.log"),
     ]
@@ -178,6 +180,7 @@ def main() -> int:
         c.start()
     ok = wait_online(broker.port, f"qms/{site.id}/status/core")
     agent_ok = wait_online(broker.port, f"qms/{site.id}/status/agent/{agent_cfg.id}")
+    dossiers_ok = wait_online(broker.port, f"qms/{site.id}/status/dossiers")
     web = next(c for c in children if c.name == "web")
     try:
         wait_for_port(web_port, timeout=20, process=web.proc)
@@ -204,6 +207,7 @@ def main() -> int:
 {site.name}
   Broker MQTT    : {url}   (của riêng demo; cổng 1883 của hệ thống không bị dùng nếu đã bận)
   Lõi hàng đợi   : {"sẵn sàng" if ok else "CHƯA sẵn sàng, xem " + str(LOGS / "core.log")}
+  Dịch vụ hồ sơ  : {"sẵn sàng" if dossiers_ok else "CHƯA sẵn sàng, xem " + str(LOGS / "dossiers.log")}
   Tác tử quầy    : {"sẵn sàng" if agent_ok else "CHƯA sẵn sàng, xem " + str(LOGS / "agent.log")} ({agent_conf})
   Màn hình TV    : {tv if web_ok else "CHƯA sẵn sàng, xem " + str(LOGS / "web.log")}
                    (một khu vực / one area: {tv}?fields=dat-dai ; tên TV / TV id: {tv}?id=phong-cho-1)
@@ -240,6 +244,9 @@ Thử với mosquitto_rr / Try it (mỗi request_id chỉ được xử lý mộ
   # gọi lại (recall)
   mosquitto_rr -p {p} -t qms/{s}/cmd/counter/1 -e qms/{s}/reply/cli \\
     -m '{{"request_id":"'$RANDOM$RANDOM'","action":"recall"}}'
+  # tra một hồ sơ như máy chủ web (look a dossier up as the web server does; docs/protocol.md, Dossiers)
+  mosquitto_rr -p {p} -t qms/{s}/cmd/dossier -e qms/{s}/reply/web/cli \\
+    -m '{{"request_id":"'$RANDOM$RANDOM'","action":"get","code":"HS-001"}}'
   # theo dõi mọi trạng thái và sự kiện (watch state and events)
   mosquitto_sub -p {p} -t 'qms/{s}/#' -v
 

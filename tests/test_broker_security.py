@@ -20,6 +20,7 @@ from qms_common.devbroker import Broker, free_port
 from qms_common.mqtt import MqttSession, Requester, RequestTimeout
 from qms_common.protocol import Topics
 from tests.support.core import running_core
+from tests.support.dossiers import running_dossiers
 from tests.support.mqtt import Probe
 from tests.support.site import write_site
 
@@ -293,3 +294,69 @@ async def test_only_the_notifier_reads_phone_numbers(secure: SecureSite, tmp_pat
         assert [c["phone"] for c in answer["contacts"]] == [phone]
         for spy in spies:
             assert not any(phone.encode() in m.payload for m in spy.received), spy.user
+
+
+async def test_only_the_web_server_and_the_notifier_send_dossier_commands(secure: SecureSite) -> None:
+    t = secure.topics
+    assert await delivered(secure, "web", [t.cmd_dossier]) == [t.cmd_dossier]
+    assert await delivered(secure, "notify", [t.cmd_dossier]) == [t.cmd_dossier]
+    for user in ("tang-1", "readonly", "bang-tin", "dossiers"):
+        assert await delivered(secure, user, [t.cmd_dossier]) == [], user
+    # the dossier service publishes its own topics and answers in reply namespaces, nothing else
+    attempts = [t.event("dossier"), t.private_dossier, t.status_dossiers, f"{t.reply('web')}/x",
+                t.event("called"), t.event("rated"), t.state_site, t.status_core, t.private_contact, t.cmd_ticket]
+    assert await delivered(secure, "dossiers", attempts) == attempts[:4]
+    for user in ("web", "readonly", "bang-tin", "tang-1", "notify"):
+        assert await delivered(secure, user, [t.event("dossier"), t.private_dossier, t.status_dossiers]) == [], user
+
+
+def test_the_dossier_user_must_not_take_another_users_name(tmp_path: Path) -> None:
+    for extra in ('[dossiers]\nuser = "web"\n', '[dossiers]\nuser = "tang-1"\n', '[dossiers]\nuser = "notify"\n',
+                  '[[integrations]]\nid = "dossiers"\n'):
+        config, _ = write_site(tmp_path, "mqtt://127.0.0.1:1", extra=AGENTS + extra)
+        assert qms_broker(["--config", str(config), "--out", str(tmp_path / "o")]) == 2, extra
+
+
+async def test_only_the_web_server_creates_dossiers_and_only_the_notifier_reads_their_phones(
+        secure: SecureSite, tmp_path: Path) -> None:
+    """The dossier service under the production ACLs: the web server creates a dossier with a
+    phone; the notifier gets the phone on private/dossier; nobody else ever sees it, though each
+    subscribes to the whole site; a user that may not send dossier commands is not heard at all,
+    and the notifier, which may ask, may not create."""
+    t = secure.topics
+    config = tmp_path / "dossiers.toml"
+    config.write_text(secure.config.read_text(encoding="utf-8").replace(
+        f'url = "mqtt://127.0.0.1:{secure.broker.port}"', f'url = "{secure.url("dossiers")}"'), encoding="utf-8")
+    phone = "84987654322"
+    body = {"action": "create", "code": "HS-ACL-1", "procedure": {"name": "Chứng thực bản sao"},
+            "received_at": "2026-11-23T08:00:00+07:00", "due_at": "2026-11-24", "source": "counter", "by": "x",
+            "phone": phone}
+    async with running_dossiers(config) as service, Probe(secure.url("notify")) as notify, \
+            Probe(secure.url("web")) as web, Probe(secure.url("readonly")) as ro, \
+            Probe(secure.url("bang-tin")) as board, Probe(secure.url("tang-1")) as agent:
+        spies = [web, ro, board, agent]
+        for spy in spies:
+            await spy.subscribe(f"{t.root}/#", "#")
+        await notify.subscribe(t.private_all)
+        refused = await notify.request(t.cmd_dossier, {**body, "request_id": "d0"})
+        assert refused["error"]["code"] == "forbidden"
+        with pytest.raises(TimeoutError):  # dropped by the broker: no answer ever comes
+            await ro.request(t.cmd_dossier, {**body, "request_id": "d1"}, timeout=1)
+        with pytest.raises(TimeoutError):
+            await board.request(t.cmd_dossier, {**body, "request_id": "d2"}, timeout=1)
+        assert await service.store.get("HS-ACL-1") is None
+        created = await web.request(t.cmd_dossier, {**body, "request_id": "d3"})
+        assert created["ok"] and created["created"] and created["dossier"]["has_phone"]
+        private = await notify.wait_topic(t.private_dossier)
+        assert private["phone"] == phone and private["dossier"]["code"] == "HS-ACL-1"
+        for spy in (web, ro, board):  # integrations see the dossier, without the phone
+            await spy.wait_topic(t.event("dossier"), lambda e: e["dossier"]["code"] == "HS-ACL-1")
+        # sent after the notifier had the phone: once a spy has this, it would have had the phone
+        async with Probe(secure.url("core")) as core:
+            await core.publish(t.state_site, b'{"site":"after"}')
+        for spy in spies:
+            await spy.wait_topic(t.state_site)
+        got = await notify.request(t.cmd_dossier, {"request_id": "d4", "action": "get", "code": "HS-ACL-1"})
+        assert got["dossier"]["status"] == "received"
+        for spy in spies:
+            assert not any(phone.encode() in m.payload or b"987654322" in m.payload for m in spy.received), spy.user

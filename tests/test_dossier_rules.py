@@ -3,6 +3,7 @@ and the parsing of the dossier commands."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,6 +13,12 @@ import pytest
 from dossiers import model
 from dossiers.calendar import BusinessCalendar, add_business_days, late_business_days
 from qms_common.protocol import (
+    MAX_DEPARTMENT_LEN,
+    MAX_DOCUMENT_LEN,
+    MAX_DOCUMENTS,
+    MAX_DOSSIER_NOTE_LEN,
+    MAX_PROCEDURE_NAME_LEN,
+    MAX_REPLY_BYTES,
     DossierContacts,
     DossierCreate,
     DossierEvent,
@@ -19,6 +26,7 @@ from qms_common.protocol import (
     DossierStatus,
     ErrorCode,
     ProtocolError,
+    dumps,
     parse_dossier_command,
 )
 from qms_common.signing import DOSSIER, Signer, dossier_path
@@ -254,3 +262,32 @@ def test_dossier_links_are_signed_per_code() -> None:
     assert path == f"/hs/HS-001?k={signer.token(DOSSIER, 'HS-001')}"
     assert path != dossier_path(signer, "HS-002").replace("HS-002", "HS-001")
     assert signer.token(DOSSIER, "HS-001") != signer.token("track", "HS-001")
+
+
+def test_a_dossier_takes_a_bounded_number_of_entries() -> None:
+    d = create()
+    for i in range(1, model.MAX_ENTRIES):
+        d = event(d, f"e{i}", "processing", at(TUE - timedelta(days=7)))
+    with pytest.raises(ProtocolError) as exc:
+        event(d, "one-more", "done", at(WED - timedelta(days=7)))
+    assert exc.value.code is ErrorCode.BAD_REQUEST and "100" in exc.value.message
+    assert model.apply_event(d, DossierEvent("r", d.code, "e1", DossierStatus.DONE, at(WED), "x"), at(WED), TZ) is None
+
+
+def test_the_largest_dossier_still_fits_a_broker_packet() -> None:
+    """Every text at its longest, in 3-byte letters, and the most entries: its event/dossier and
+    its reply still fit the production broker's packet limit."""
+    long = "ệ"
+    d = create(documents=tuple(long * MAX_DOCUMENT_LEN for _ in range(MAX_DOCUMENTS)))
+    d = replace(d, procedure_name=long * MAX_PROCEDURE_NAME_LEN, procedure_code="x" * 64, code="x" * 64)
+    for i in range(1, model.MAX_ENTRIES):
+        applied = model.apply_event(d, DossierEvent("r", d.code, f"{i:064d}", DossierStatus.PROCESSING,
+                                                    at(TUE - timedelta(days=7)), long * 64,
+                                                    note=long * MAX_DOSSIER_NOTE_LEN,
+                                                    department=long * MAX_DEPARTMENT_LEN), at(FRI), TZ)
+        assert applied is not None
+        d = applied[0]
+    view = d.view(FRI, WEEKEND, TZ)
+    event = dumps({"kind": "dossier", "at": "2026-11-27T09:00:00+07:00", "dossier": view,
+                   "entry": view["timeline"][-1], "phone": "84912345678"})
+    assert len(event) < MAX_REPLY_BYTES - 1024, len(event)

@@ -5,7 +5,11 @@ while it was stopped, the phone only on private/dossier, and its erasure."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from qms_common.devbroker import Broker
+from qms_common.devbroker import Broker, stop_process
 from qms_common.protocol import Topics
 from tests.support.core import running_core
 from tests.support.dossiers import DossierClient, running_dossiers
 from tests.support.mqtt import Probe, new_id, response_topic
 from tests.support.site import write_site
 
+ROOT = Path(__file__).resolve().parents[1]
 PHONE = "0912 345 678"
 PHONE_84 = "84912345678"
 
@@ -247,3 +252,38 @@ async def test_the_phone_goes_only_to_private_dossier_and_is_erased_after_phone_
         await office.web.event("HS-011", "them", "returned", "2026-11-28T09:00:00+07:00")
         await office.marker()
         assert office.published(mark, office.topics.private_dossier) == []
+
+
+def spawn_dossiers(config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with log_path.open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "dossiers", "--config", str(config)], env=env,
+                                stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+
+async def test_what_was_answered_survives_kill_9(office: Office, tmp_path: Path) -> None:
+    """The real process (python -m dossiers), killed without a chance to close: every dossier and
+    entry it confirmed is there when it starts again."""
+    t = office.topics
+
+    async def start() -> subprocess.Popen[bytes]:
+        mark = office.probe.mark()
+        proc = spawn_dossiers(office.config, tmp_path / "dossiers.log")
+        await office.probe.wait_for(lambda m: m.topic == t.status_dossiers and m.payload == b"online",
+                                    start=mark, timeout=20)
+        return proc
+
+    proc = await start()
+    try:
+        codes = [f"HS-K{i}" for i in range(5)]
+        for code in codes:
+            assert (await office.web.create(code, phone=PHONE))["created"]
+            assert (await office.web.event(code, "e1", "done", "2026-11-26T10:00:00+07:00"))["applied"]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc = await start()
+        for code in codes:
+            d = (await office.web.get(code))["dossier"]
+            assert [e["id"] for e in d["timeline"]] == ["received", "e1"] and d["has_phone"], code
+    finally:
+        stop_process(proc)
