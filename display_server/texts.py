@@ -118,8 +118,6 @@ VI: dict[str, str] = {
     "console_call_number_hint": "Số vắng mặt hoặc số bất kỳ, ví dụ 1005",
     "console_dossier": "Mã hồ sơ",
     "console_dossier_hint": "Gắn vào vé đang phục vụ hoặc vừa phục vụ",
-    "console_dossier_save": "Gắn mã",
-    "console_dossier_saved": "Đã gắn mã hồ sơ cho vé {number}.",
     # dossiers (hồ sơ): the public page, the receipt, the console's form, the kiosk, the API
     "hs_title": "Tra cứu hồ sơ",
     "hs_code": "Mã hồ sơ",
@@ -619,8 +617,6 @@ EN: dict[str, str] = {
     "console_call_number_hint": "A no-show or any number, e.g. 1005",
     "console_dossier": "Dossier code",
     "console_dossier_hint": "Attached to the ticket being served or just served",
-    "console_dossier_save": "Attach",
-    "console_dossier_saved": "Dossier code attached to ticket {number}.",
     "hs_title": "Dossier status",
     "hs_code": "Dossier code",
     "hs_procedure": "Procedure",

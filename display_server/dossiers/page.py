@@ -11,6 +11,7 @@ web server's secret, qms_common.signing): a wrong or missing token and an unknow
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -22,7 +23,7 @@ from display_server.dossiers.client import DossierError, get_dossier
 from display_server.dossiers.view import public_view, valid_code
 from display_server.feed.follower import LinkChange, StateFollower
 from display_server.feed.hub import Resync
-from display_server.feed.live import live_socket, push_views, run_until_closed
+from display_server.feed.live import QUIET, live_socket, push_views, run_until_closed
 from display_server.feed.state import Change
 from display_server.pages.kiosk import kiosk_id_of
 from display_server.printing import qr
@@ -30,6 +31,8 @@ from display_server.texts import Texts
 from qms_common.protocol import EventKind
 from qms_common.signing import DOSSIER, dossier_path
 
+# how often a page left open asks the service again (its lateness changes at midnight)
+REFRESH_S = 600.0
 SUFFIXES = ("/ws", "/bien-nhan", "/qr.svg", "/trang-thai")
 BLOCK_TEXTS = ("hs_code", "hs_procedure", "hs_received", "hs_due", "hs_timeline")
 SCRIPT_TEXTS = ("offline", "hs_not_found", "hs_unavailable", *BLOCK_TEXTS)
@@ -122,6 +125,7 @@ class DossierFeed:
         self.follower, self.code, self.t, self.site = follower, code, t, site
         self.dossier: dict[str, Any] | None = None
         self.online = True
+        self.fetched = 0.0
 
     def _take(self, view: dict[str, Any]) -> None:
         held = self.dossier.get("version", 0) if self.dossier else -1
@@ -130,6 +134,7 @@ class DossierFeed:
             self.dossier = view
 
     async def _fetch(self) -> None:
+        self.fetched = time.monotonic()
         try:
             view = await get_dossier(self.follower, self.t, self.code)
         except DossierError:
@@ -150,7 +155,10 @@ class DossierFeed:
         return isinstance(item, Change) and item.kind == "status" and item.data == "online"
 
     async def view(self, batch: list[Any]) -> dict[str, Any] | None:
-        if not batch or any(self._refetch(i) for i in batch):
+        # an open dossier's lateness grows with the days, which no event says: a page left open
+        # asks again now and then (its keepalive is the clock)
+        stale = batch == [QUIET] and time.monotonic() - self.fetched > REFRESH_S
+        if not batch or stale or any(self._refetch(i) for i in batch):
             await self._fetch()
         for item in batch:
             if isinstance(item, Change) and item.kind == "event" and isinstance(item.data, dict):

@@ -33,7 +33,7 @@ SCRIPT_TEXTS = (
     "counter_closed", "counter_open", "counter_paused", "counter_serving", "console_none", "console_serving",
     "waiting", "people", "offline", "err_network", "console_no_shows_none", "priority_badge",
     "appointment_badge", "remote_badge",
-    "console_since", "console_calls", "console_dossier_saved", "console_login_again", "console_last_no_show",
+    "console_since", "console_calls", "console_login_again", "console_last_no_show",
     "console_last_done", "console_last_transferred",
 )
 HS_TEXTS = ("console_hs_days", "console_hs_department", "console_hs_needs", "console_hs_reason",
