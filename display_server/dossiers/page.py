@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +29,7 @@ from display_server.feed.state import Change
 from display_server.pages.kiosk import kiosk_id_of
 from display_server.printing import qr
 from display_server.texts import Texts
+from qms_common.config import SiteConfig
 from qms_common.protocol import EventKind
 from qms_common.signing import DOSSIER, dossier_path
 
@@ -106,7 +108,8 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
                        receipt_href=f"/hs/{quote(code)}/bien-nhan?k={token}{_lang(t)}")
 
 
-def _wants(code: str) -> Any:
+def _wants(code: str) -> Callable[[Any], bool]:
+    """What a dossier's page wakes for: its own dossier's events, the link, the service's presence."""
     def wants(item: Any) -> bool:
         if isinstance(item, LinkChange):
             return True
@@ -121,7 +124,7 @@ class DossierFeed:
     """One page's dossier: fetched when the page connects (and after the link or the page fell
     behind), then the newest view event/dossier brings (by version: a late reply never wins)."""
 
-    def __init__(self, follower: StateFollower, code: str, t: Texts, site: Any) -> None:
+    def __init__(self, follower: StateFollower, code: str, t: Texts, site: SiteConfig) -> None:
         self.follower, self.code, self.t, self.site = follower, code, t, site
         self.dossier: dict[str, Any] | None = None
         self.online = True
