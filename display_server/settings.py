@@ -132,7 +132,7 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
-class ReceiptPrinter:
+class ReceiptPrinterSettings:
     """A counter's printer for dossier receipts: `[[receipt_printers]]`, the keys of [printer]
     plus the counters it serves."""
 
@@ -176,7 +176,7 @@ class ServerSettings:
     printer: PrinterSettings = field(default_factory=PrinterSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     accounts: Accounts = field(default_factory=lambda: Accounts({}))
-    receipt_printers: tuple[ReceiptPrinter, ...] = ()
+    receipt_printers: tuple[ReceiptPrinterSettings, ...] = ()
     api_keys: ApiKeys = field(default_factory=ApiKeys)
 
     def receipt_printer(self, counter: str) -> PrinterSettings | None:
@@ -362,9 +362,9 @@ def _printer_keys(site: SiteConfig, t: Table, **more: tuple[str, ...]) -> Printe
     return s
 
 
-def _receipt_printers(site: SiteConfig, root: Table) -> tuple[ReceiptPrinter, ...]:
+def _receipt_printers(site: SiteConfig, root: Table) -> tuple[ReceiptPrinterSettings, ...]:
     """`[[receipt_printers]]`: each counter prints its dossier receipts on at most one."""
-    out: list[ReceiptPrinter] = []
+    out: list[ReceiptPrinterSettings] = []
     taken: dict[str, str] = {}
     counter_ids = [c.id for c in site.counters]
     for t in root.tables("receipt_printers"):
@@ -384,7 +384,7 @@ def _receipt_printers(site: SiteConfig, root: Table) -> tuple[ReceiptPrinter, ..
         if not printer.enabled:
             t.fail("type", "máy in biên nhận cần kiểu máy in.", f"Chọn một trong: {', '.join(PRINTER_TYPES[1:])}.")
         t.reject_unknown()
-        out.append(ReceiptPrinter(printer, tuple(dict.fromkeys(counters))))
+        out.append(ReceiptPrinterSettings(printer, tuple(dict.fromkeys(counters))))
     return tuple(out)
 
 

@@ -16,7 +16,6 @@ from PIL import Image
 from display_server.base import SETTINGS
 from display_server.printing.printer import PrintResult, TicketPrinter
 from display_server.printing.ticket_image import Canvas, Fonts
-from display_server.settings import PrinterSettings
 from display_server.texts import Texts
 
 PRINTERS = web.AppKey("receipt_printers", dict)  # dict[str, ReceiptPrinter]: per counter
@@ -81,9 +80,8 @@ def printer_for(app: web.Application, counter: str) -> ReceiptPrinter | None:
 
 def setup(app: web.Application) -> None:
     printers: dict[str, ReceiptPrinter] = {}
-    made: dict[int, ReceiptPrinter] = {}
     for rp in app[SETTINGS].receipt_printers:
-        p = made.setdefault(id(rp), ReceiptPrinter(rp.printer))
+        p = ReceiptPrinter(rp.printer)  # one job at a time per printer, whichever counter sends it
         for counter in rp.counters:
             printers[counter] = p
     app[PRINTERS] = printers
@@ -94,7 +92,3 @@ async def _close(app: web.Application) -> None:
     for p in set(app[PRINTERS].values()):
         p.close()
 
-
-def settings_of(app: web.Application, counter: str) -> PrinterSettings | None:
-    p = printer_for(app, counter)
-    return p.settings if p else None
