@@ -392,6 +392,9 @@ async def test_the_console_records_a_dossier(rig: Rig, chromium: Browser, tmp_pa
     await console.page.click("#a-dossier")
     await console.until("document.getElementById('hs-message').textContent.startsWith('Đã tiếp nhận')")
     assert await console.text("#hs-message") == "Đã tiếp nhận hồ sơ H23.26-0042, gắn với vé 2001."
+    # the phone does not wait in the form for the next citizen
+    assert await console.page.input_value("#hs-phone") == ""
+    assert not await console.page.is_checked("#hs-consent")
     d = await rig.dossier("H23.26-0042")
     assert d["procedure"] == {"code": None, "name": "Chứng thực bản sao từ bản chính"}
     assert d["ticket"].endswith("-ho-tich-2001") and d["counter"] == "2" and d["officer"] == "Nguyễn Thị Hoa"
@@ -415,6 +418,12 @@ async def test_the_console_records_a_dossier(rig: Rig, chromium: Browser, tmp_pa
     await console.page.click("#hsu-save")
     await console.until("document.getElementById('hs-message').textContent.includes('Cần bổ sung')")
     assert (await rig.dossier("H23.26-0042"))["needs"] == "Bản sao sổ hộ khẩu"
+    # the next citizen: the form starts afresh
+    assert (await rig.probe.request(rig.topics.cmd_ticket, {"request_id": new_id(), "field": "ho-tich"}))["ok"]
+    await console.page.click("#a-call_next")
+    await console.until("document.getElementById('number').textContent === '2002'")
+    await console.until("document.getElementById('dossier').value === ''")
+    assert await console.page.input_value("#hs-procedure") == "" and await console.page.input_value("#hs-due") == ""
     assert not console.errors
     await console.page.screenshot(path=str(tmp_path / "console.png"), full_page=True)
     await office.close()

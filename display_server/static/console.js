@@ -7,7 +7,7 @@
   const config = P.config();
   const T = config.texts;
   // last: what this console did with the ticket it no longer holds ("Đã bỏ qua số 1003")
-  const state = { view: null, connected: false, busy: false, replies: [], last: null };
+  const state = { view: null, connected: false, busy: false, replies: [], last: null, ticketId: undefined };
   window.qmsConsole = state;
   const LAST = { skip: "console_last_no_show", finish: "console_last_done", transfer: "console_last_transferred" };
   const STATUS = { closed: T.counter_closed, open: T.counter_open, paused: T.counter_paused, serving: T.counter_serving };
@@ -29,6 +29,12 @@
     status.textContent = STATUS[c.status] || c.status;
     status.className = "pill " + c.status;
     const t = c.ticket;
+    const tid = t ? t.id : null;
+    if (tid !== state.ticketId) {
+      state.ticketId = tid;
+      // another citizen at the counter: the dossier form starts afresh (console_dossier.js)
+      document.dispatchEvent(new CustomEvent("qms-ticket", { detail: tid }));
+    }
     $("number").textContent = t ? t.number : "—";
     $("number").classList.toggle("empty", !t);
     $("ticket-info").textContent = t ? (t.calls + " " + T.console_calls + (t.priority ? " · " + T.priority_badge : "")

@@ -125,6 +125,9 @@
     if (!res.body.ok) { say((res.body.error && res.body.error.message) || T.err_network, true); return; }
     state.saved = res.body;
     $("hsu-code").value = code;
+    // the phone never waits in the form for the next citizen
+    $("hs-phone").value = "";
+    $("hs-consent").checked = false;
     say(res.body.message);
   }
 
@@ -187,5 +190,8 @@
   $("dossier").addEventListener("input", function () { state.requestId = null; });
   $("dossier").addEventListener("keydown", function (e) { if (e.key === "Enter") $("hs-procedure").focus(); });
   noteLabel();
-  window.qmsConsoleDossier.clear = clearForm;
+  document.addEventListener("qms-ticket", function (e) {
+    if (state.ticket !== undefined && e.detail && e.detail !== state.ticket) { clearForm(); say(""); }
+    state.ticket = e.detail;
+  });
 })();
