@@ -11,7 +11,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # of a command: a file the package installs)
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:mosquitto-clients \
                mosquitto_passwd:mosquitto openssl:openssl espeak-ng:espeak-ng chromium:chromium \
-               /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core zbarimg:zbar-tools
+               /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core \
+               zbarimg:zbar-tools pdftoppm:poppler-utils
 
 .PHONY: venv system-deps test run bench bench-core bench-agent bench-display bench-web chaos lint clean
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from display_server import dossiers
 from display_server.accounts import auth
 from display_server.api import api_errors
 from display_server.base import (
@@ -60,7 +61,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PageSetup = Callable[[web.Application], None]
 PAGES: tuple[PageSetup, ...] = (auth.setup, tv_page.setup, kiosk.setup, checkin.setup, track.setup,
                                  console.setup, rating.setup, supervisor.setup, otp.setup, remote.setup,
-                                 booking.setup, procedures.setup)
+                                 booking.setup, procedures.setup, dossiers.setup)
 
 
 def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,

@@ -8,6 +8,8 @@ section's dataclass (speech.settings), so that it imports nothing above itself.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import socket
 from dataclasses import dataclass, field
@@ -130,6 +132,42 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class ReceiptPrinterSettings:
+    """A counter's printer for dossier receipts: `[[receipt_printers]]`, the keys of [printer]
+    plus the counters it serves."""
+
+    printer: PrinterSettings
+    counters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """One integrator's key of the dossier API (`[[api_keys]]`): only its SHA-256 is kept."""
+
+    name: str
+    key_sha256: bytes
+
+
+class ApiKeys:
+    """The integrators' keys; find() compares the SHA-256 of what was presented with every stored
+    one in constant time, so neither the answer's time nor its content tells how close a guess was."""
+
+    def __init__(self, keys: tuple[ApiKey, ...] = ()) -> None:
+        self.keys = keys
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def find(self, presented: str) -> ApiKey | None:
+        digest = hashlib.sha256(presented.encode("utf-8", "replace")).digest()
+        found = None
+        for key in self.keys:  # all of them, always: no early exit
+            if hmac.compare_digest(digest, key.key_sha256):
+                found = key
+        return found
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     web: WebSettings
     speech: SpeechSettings
@@ -138,6 +176,15 @@ class ServerSettings:
     printer: PrinterSettings = field(default_factory=PrinterSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     accounts: Accounts = field(default_factory=lambda: Accounts({}))
+    receipt_printers: tuple[ReceiptPrinterSettings, ...] = ()
+    api_keys: ApiKeys = field(default_factory=ApiKeys)
+
+    def receipt_printer(self, counter: str) -> PrinterSettings | None:
+        """The printer of a counter's dossier receipts, if it has one."""
+        for rp in self.receipt_printers:
+            if counter in rp.counters and rp.printer.enabled:
+                return rp.printer
+        return None
 
 
 def default_server_id() -> str:
@@ -146,9 +193,11 @@ def default_server_id() -> str:
 
 
 def load_server_settings(site: SiteConfig) -> ServerSettings:
+    root = Table(site.path, "", site.raw)
     return ServerSettings(web=_web(site), speech=_speech(site), display=_display(site), kiosk=_kiosk(site),
                           printer=_printer(site), security=_security(site),
-                          accounts=parse_accounts(Table(site.path, "", site.raw), {c.id for c in site.counters}))
+                          accounts=parse_accounts(root, {c.id for c in site.counters}),
+                          receipt_printers=_receipt_printers(site, root), api_keys=_api_keys(root))
 
 
 def _web(site: SiteConfig) -> WebSettings:
@@ -276,6 +325,13 @@ def _kiosk_functions(t: Table) -> tuple[str, ...]:
 
 def _printer(site: SiteConfig) -> PrinterSettings:
     t = site.section("printer")
+    s = _printer_keys(site, t, kiosks=_slug_list(t, "kiosks"))
+    t.reject_unknown()
+    return s
+
+
+def _printer_keys(site: SiteConfig, t: Table, **more: tuple[str, ...]) -> PrinterSettings:
+    """The keys of one printer ([printer], or one of [[receipt_printers]])."""
     kind = t.choice("type", PRINTER_TYPES, "none")
     width = t.int("paper_width_mm", 80)
     if width not in PAPER_WIDTH_PX:
@@ -298,13 +354,64 @@ def _printer(site: SiteConfig) -> PrinterSettings:
         type=kind, paper_width_mm=width, device=device, baudrate=t.int("baudrate", 9600, minimum=1200),
         host=host, port=t.int("port", 9100, minimum=1, maximum=65535), vendor_id=vendor, product_id=product,
         timeout_s=t.float("timeout_s", 5.0, minimum=0.5), check_paper=t.bool("check_paper", True),
-        cut=t.bool("cut", True), font=font, font_bold=bold if bold.exists() else font, kiosks=_slug_list(t, "kiosks"),
+        cut=t.bool("cut", True), font=font, font_bold=bold if bold.exists() else font, **more,
     )
-    t.reject_unknown()
     if s.enabled and not s.font.exists():
         t.fail("font", f"không có phông chữ {s.font}.",
                "Cài gói fonts-dejavu-core (apt-get install fonts-dejavu-core) hoặc chỉ tới một phông TTF có chữ Việt.")
     return s
+
+
+def _receipt_printers(site: SiteConfig, root: Table) -> tuple[ReceiptPrinterSettings, ...]:
+    """`[[receipt_printers]]`: each counter prints its dossier receipts on at most one."""
+    out: list[ReceiptPrinterSettings] = []
+    taken: dict[str, str] = {}
+    counter_ids = [c.id for c in site.counters]
+    for t in root.tables("receipt_printers"):
+        counters = t.str_list("counters", required=True)
+        if not counters:
+            t.fail("counters", "danh sách quầy rỗng.",
+                   "Liệt kê các quầy in biên nhận ở máy này, ví dụ counters = [\"1\"].")
+        for cid in counters:
+            if cid not in counter_ids:
+                t.fail("counters", f"quầy {cid!r} không có trong [[counters]].",
+                       f"Dùng một trong: {', '.join(counter_ids)}.")
+            if cid in taken:
+                t.fail("counters", f"quầy {cid!r} đã có máy in biên nhận ({taken[cid]}).",
+                       "Mỗi quầy in ở một máy; xoá quầy này khỏi một trong hai mục.")
+            taken[cid] = t.name
+        printer = _printer_keys(site, t)
+        if not printer.enabled:
+            t.fail("type", "máy in biên nhận cần kiểu máy in.", f"Chọn một trong: {', '.join(PRINTER_TYPES[1:])}.")
+        t.reject_unknown()
+        out.append(ReceiptPrinterSettings(printer, tuple(dict.fromkeys(counters))))
+    return tuple(out)
+
+
+_SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _api_keys(root: Table) -> ApiKeys:
+    """`[[api_keys]]`: an integrator's name and the hex SHA-256 of its key, never the key."""
+    keys: list[ApiKey] = []
+    for t in root.tables("api_keys"):
+        name = t.str("name", required=True)
+        if not _KEY_NAME_RE.match(name):
+            t.fail("name", f"tên {name!r} không hợp lệ.",
+                   "Dùng 1–64 ký tự không dấu: chữ, số, dấu chấm, gạch dưới, gạch ngang; ví dụ \"motcua-tinh\".")
+        if any(k.name == name for k in keys):
+            t.fail("name", f"tên {name!r} bị trùng.", "Mỗi bên tích hợp một tên riêng.")
+        raw = t.str("key_sha256", required=True).strip()
+        if not _SHA256_RE.match(raw):
+            t.fail("key_sha256", "phải là mã SHA-256 dạng hex (64 ký tự 0-9, a-f), không phải khoá.",
+                   "Tạo bằng: printf %s 'KHOÁ' | sha256sum (xem docs/integration.md).")
+        digest = bytes.fromhex(raw)
+        if any(k.key_sha256 == digest for k in keys):
+            t.fail("key_sha256", "hai mục dùng cùng một khoá.", "Mỗi bên tích hợp cần khoá riêng.")
+        t.reject_unknown()
+        keys.append(ApiKey(name, digest))
+    return ApiKeys(tuple(keys))
 
 
 def _security(site: SiteConfig) -> SecuritySettings:

@@ -21,6 +21,7 @@ KNOWN_SECTIONS = (
     "site", "mqtt", "storage", "web", "queue", "rating", "fields", "counters", "agents", "integrations",
     "speech", "display", "kiosk", "printer", "accounts", "security", "notify", "remote", "appointments",
     "dossiers",
+    "api_keys", "receipt_printers",  # the web server's dossier API keys and counters' receipt printers
 )
 
 DEFAULT_RATING_LEVELS = ("Không hài lòng", "Hài lòng", "Rất hài lòng")

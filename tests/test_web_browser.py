@@ -15,6 +15,7 @@ from display_server.texts import Texts
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import CoreProcess, running_core
+from tests.support.dossiers import running_dossiers
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
 from tests.support.web import ACCOUNTS, accounts_extra, running_web, web_extra
@@ -76,7 +77,7 @@ def site(broker: Broker, tmp_path: Path) -> tuple[Path, Topics]:
 async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broker, site: tuple[Path, Topics],
                                                 tmp_path: Path) -> None:
     path, topics = site
-    async with running_core(path), running_web(path) as web:
+    async with running_core(path), running_dossiers(path), running_web(path) as web:
         base = web.url
         citizen = await chromium.new_context(viewport={"width": 1080, "height": 1920}, has_touch=True)
         await citizen.add_init_script("window.print = () => { window.__printed = (window.__printed || 0) + 1; };")
@@ -115,10 +116,12 @@ async def test_a_ticket_from_kiosk_to_dashboard(chromium: Browser, broker: Broke
         await console.until("document.getElementById('number').textContent === '1001'")
         await phone.until("document.getElementById('status').textContent.includes('Quầy 1')")
         assert await phone.text("#status") == "Mời ông/bà đến Quầy 1"  # "quầy" once
-        # the officer attaches the dossier code, then finishes
+        # the officer records the dossier (its code goes on the ticket), then finishes
         await console.page.fill("#dossier", "H12.34-261121-0007")
+        await console.page.fill("#hs-procedure", "Đăng ký biến động đất đai")
+        await console.page.fill("#hs-due", "2099-12-31")
         await console.page.click("#a-dossier")
-        await console.until("document.getElementById('message').textContent.includes('1001')")
+        await console.until("document.getElementById('hs-message').textContent.includes('1001')")
         await console.page.click("#a-finish")
         await console.until("document.getElementById('number').textContent === '—'")
         await console.page.screenshot(path=str(tmp_path / "console.png"))

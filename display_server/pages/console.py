@@ -33,9 +33,11 @@ SCRIPT_TEXTS = (
     "counter_closed", "counter_open", "counter_paused", "counter_serving", "console_none", "console_serving",
     "waiting", "people", "offline", "err_network", "console_no_shows_none", "priority_badge",
     "appointment_badge", "remote_badge",
-    "console_since", "console_calls", "console_dossier_saved", "console_login_again", "console_last_no_show",
+    "console_since", "console_calls", "console_login_again", "console_last_no_show",
     "console_last_done", "console_last_transferred",
 )
+HS_TEXTS = ("console_hs_days", "console_hs_department", "console_hs_needs", "console_hs_reason",
+            "console_hs_printed", "err_network", "console_login_again", "print_failed")
 _KEYS = {
     Action.CALL: {"ticket"},
     Action.TRANSFER: {"to_field", "to_counter"},
@@ -120,6 +122,9 @@ async def console(request: web.Request) -> web.Response:
         "ws": f"/counter/{cid}/ws", "api": f"/api/counter/{cid}" + (f"?lang={t.lang}" if t.lang != "vi" else ""),
         "counter": cid, "csrf": session.csrf, "officer": session.account.name,
         "texts": t.pick(*SCRIPT_TEXTS), "timezone": request.app[SITE].timezone,
+        # Tiếp nhận hồ sơ (display_server/dossiers/console.py)
+        "hs": {"api": f"/api/counter/{cid}", "lang": "" if t.lang == "vi" else f"?lang={t.lang}",
+               "texts": t.pick(*HS_TEXTS)},
     }
     cfg = site.counter(cid)
     return render_page(request, "console.html", page, counter=cfg, session=session,

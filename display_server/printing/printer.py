@@ -85,7 +85,10 @@ class TicketPrinter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="printer")
 
     def _job(self, ticket: PrintedTicket, t: Texts) -> str | None:
-        image = render(ticket, width=self.settings.width_px, fonts=self.fonts)
+        return self._send(render(ticket, width=self.settings.width_px, fonts=self.fonts), t)
+
+    def _send(self, image: Image.Image, t: Texts) -> str | None:
+        """Open the printer, print one image, close it (blocking: runs in the printer's thread)."""
         try:
             p = open_printer(self.settings)
             p.open()

@@ -59,7 +59,7 @@ def wait_text(t: Texts, ahead: int | None, est_wait_s: int | None) -> tuple[str,
     return people, t.ticket_wait.format(span=span)
 
 
-class _Canvas:
+class Canvas:
     def __init__(self, width: int) -> None:
         self.width = width
         self.scale = width / BASE_WIDTH
@@ -71,8 +71,10 @@ class _Canvas:
     def px(self, value: float) -> int:
         return max(1, round(value * self.scale))
 
-    def text(self, text: str, font_path: Path, size: float, *, gap: float = 8, fit: bool = False) -> None:
-        """Centred lines, wrapped at word boundaries (or shrunk to one line with fit)."""
+    def text(self, text: str, font_path: Path, size: float, *, gap: float = 8, fit: bool = False,
+             left: bool = False) -> None:
+        """Centred lines (flush left with `left`), wrapped at word boundaries (or shrunk to one
+        line with fit)."""
         text = unicodedata.normalize("NFC", text)
         px = self.px(size)
         room = self.width - 2 * self.margin
@@ -85,8 +87,8 @@ class _Canvas:
         else:
             lines = self._wrap(text, font, room)
         for line in lines:
-            left, top, right, bottom = self.draw.textbbox((0, 0), line, font=font)
-            x = (self.width - (right - left)) // 2 - left
+            x0, top, x1, bottom = self.draw.textbbox((0, 0), line, font=font)
+            x = self.margin - x0 if left else (self.width - (x1 - x0)) // 2 - x0
             self.draw.text((x, self.y - top), line, font=font, fill=0)
             self.y += bottom - top + self.px(gap)
 
@@ -137,7 +139,7 @@ class _Canvas:
 
 def render(ticket: PrintedTicket, *, width: int, fonts: Fonts, t: Texts | None = None) -> Image.Image:
     t = t or Texts("vi")
-    c = _Canvas(width)
+    c = Canvas(width)
     c.text(ticket.office, fonts.bold, 28, gap=6)
     c.rule()
     c.text(ticket.field_name, fonts.bold, 36)

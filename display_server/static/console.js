@@ -1,12 +1,13 @@
 // The officer console: the counter's state and queues pushed live; every button or shortcut is
 // one POST /api/counter/{id} (one cmd/counter action of the core), with the session's CSRF token.
+// The dossier form (Tiếp nhận hồ sơ) has its own script, console_dossier.js.
 "use strict";
 (function () {
   const P = window.QmsPages, $ = P.$;
   const config = P.config();
   const T = config.texts;
   // last: what this console did with the ticket it no longer holds ("Đã bỏ qua số 1003")
-  const state = { view: null, connected: false, busy: false, replies: [], last: null };
+  const state = { view: null, connected: false, busy: false, replies: [], last: null, ticketId: undefined };
   window.qmsConsole = state;
   const LAST = { skip: "console_last_no_show", finish: "console_last_done", transfer: "console_last_transferred" };
   const STATUS = { closed: T.counter_closed, open: T.counter_open, paused: T.counter_paused, serving: T.counter_serving };
@@ -28,6 +29,12 @@
     status.textContent = STATUS[c.status] || c.status;
     status.className = "pill " + c.status;
     const t = c.ticket;
+    const tid = t ? t.id : null;
+    if (tid !== state.ticketId) {
+      state.ticketId = tid;
+      // another citizen at the counter: the dossier form starts afresh (console_dossier.js)
+      document.dispatchEvent(new CustomEvent("qms-ticket", { detail: tid }));
+    }
     $("number").textContent = t ? t.number : "—";
     $("number").classList.toggle("empty", !t);
     $("ticket-info").textContent = t ? (t.calls + " " + T.console_calls + (t.priority ? " · " + T.priority_badge : "")
@@ -96,10 +103,6 @@
     if (res.status === 401) { say(T.console_login_again, true); P.toLogin(); return; }
     if (!res.body.ok) {
       say((res.body.error && res.body.error.message) || T.err_network, true);
-    } else if (action === "dossier") {
-      $("dossier").value = "";
-      $("dossier").blur();  // done typing: the shortcuts work again
-      say(P.fmt(T.console_dossier_saved, { number: res.body.ticket ? res.body.ticket.number : "" }));
     } else if (action === "call") {
       $("call-number").value = "";
       $("call-number").blur();
@@ -123,19 +126,13 @@
     const n = $("call-number").value.trim();
     if (n) act("call", { ticket: n }); else $("call-number").focus();
   }
-  function dossier() {
-    const d = $("dossier").value.trim();
-    if (d) act("dossier", { dossier: d }); else $("dossier").focus();
-  }
 
   for (const b of document.querySelectorAll(".actions button[data-action]")) {
     b.addEventListener("click", function () { act(b.dataset.action); });
   }
   button("transfer").addEventListener("click", transfer);
   button("call").addEventListener("click", callNumber);
-  button("dossier").addEventListener("click", dossier);
   $("call-number").addEventListener("keydown", function (e) { if (e.key === "Enter") callNumber(); });
-  $("dossier").addEventListener("keydown", function (e) { if (e.key === "Enter") dossier(); });
 
   // shortcuts: one letter, never while typing in a box
   const KEYS = { n: "call_next", r: "recall", s: "skip", f: "finish", o: "open" };
