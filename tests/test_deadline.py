@@ -42,7 +42,7 @@ from tests.support.core import CoreProcess
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
 from tests.support.web import accounts_extra, csrf_of, login, running_web, web_extra
-from tests.test_web_browser import Tab
+from tests.test_web_browser import Tab, to_fields
 
 START = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 09:00 in Hà Nội
 
@@ -319,6 +319,7 @@ async def test_the_kiosk_asks_again_and_shows_the_ticket_whose_answer_was_lost(
                 await route.continue_()
 
         await kiosk.page.route("**/api/tickets*", lose_the_first_answer)
+        await to_fields(kiosk)
         await kiosk.page.tap(".field-button[data-field='dat-dai']")
         await kiosk.until("!document.getElementById('issued').hidden")
         assert await kiosk.text("#t-number") == "1001"
@@ -332,6 +333,7 @@ async def test_the_kiosk_says_not_issued_when_the_core_answers_too_late(
     async with kiosk_office(chromium, broker, tmp_path) as (probe, topics, core, url, context):
         await context.add_init_script("window.print = () => {};")
         kiosk = await Tab.open(context, url + "/kiosk?id=kiosk-1", KIOSK_READY)
+        await to_fields(kiosk)
         with frozen(core):
             async with kiosk.page.expect_response("**/api/tickets*", timeout=30_000) as first:
                 await kiosk.page.tap(".field-button[data-field='dat-dai']")
@@ -363,6 +365,7 @@ async def test_the_kiosk_says_not_issued_when_no_answer_comes_at_all(
             await route.abort("internetdisconnected")
 
         await page.route("**/api/tickets*", unreachable)
+        await to_fields(kiosk)
         started = await page.evaluate("Date.now()")
         await page.tap(".field-button[data-field='dat-dai']")
         not_issued = Texts("vi").kiosk_not_issued
