@@ -108,12 +108,16 @@ class Dossier:
 
     @property
     def done_at(self) -> datetime | None:
-        """When the result was ready: the earliest `done`, else the earliest `returned`."""
-        for status in (DossierStatus.DONE, DossierStatus.RETURNED):
-            times = [e.at for e in self.entries if e.status is status]
-            if times:
-                return min(times)
-        return None
+        """When the result was ready: the first `done` (or `returned`) of the run of results the
+        timeline ends with. A dossier sent back to work after a result (more documents asked for
+        after all) has no result until it gets one again."""
+        ready: datetime | None = None
+        for e in self.timeline:
+            if e.status in (DossierStatus.DONE, DossierStatus.RETURNED):
+                ready = ready or e.at
+            elif e.status is not DossierStatus.REFUSED:
+                ready = None
+        return ready
 
     @property
     def finished_at(self) -> datetime | None:
@@ -187,6 +191,8 @@ def apply_event(d: Dossier, req: DossierEvent, now: datetime, tz: tzinfo) -> tup
     at = aware(req.at, tz)
     if at - now > MAX_FUTURE:
         raise bad_request("thời điểm “at” ở tương lai.")
+    if at < d.received_at:
+        raise bad_request("thời điểm “at” trước lúc hồ sơ được tiếp nhận.")
     entry = Entry(req.id, req.status, at, req.by, now, note=req.note, department=req.department,
                   arrival=max(e.arrival for e in d.entries) + 1)
     return replace(d, entries=(*d.entries, entry), version=d.version + 1), entry

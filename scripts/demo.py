@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,8 @@ DEMO_LOGINS = (
     ("canbo2", "canbo2-demo", "cán bộ quầy 4–6 / officer, counters 4-6"),
     ("giamsat", "giamsat-demo", "giám sát / supervisor"),
 )
+# The demo's dossier API key (DEMO ONLY, public): its SHA-256 is in examples/site.toml [[api_keys]].
+DEMO_API_KEY = "demo-motcua-khoa-cong-khai"
 AGENT = ROOT / "examples" / "agent-demo.toml"
 PROCEDURES = ROOT / "examples" / "procedures.json"
 VAR = ROOT / "var"
@@ -202,6 +205,7 @@ def main() -> int:
     sim = f"{rel_py} -m counter_agent.simulator"
     agent_conf = AGENT.relative_to(ROOT)
     fields = ", ".join(f"{f.id} ({f.name} {f.first}–{f.last})" for f in site.fields)
+    due = (datetime.now(site.tz) + timedelta(days=7)).date().isoformat()
     print(f"""
 ================ Hệ thống xếp hàng một cửa: site demo đang chạy ================
 {site.name}
@@ -247,6 +251,12 @@ Thử với mosquitto_rr / Try it (mỗi request_id chỉ được xử lý mộ
   # tra một hồ sơ như máy chủ web (look a dossier up as the web server does; docs/protocol.md, Dossiers)
   mosquitto_rr -p {p} -t qms/{s}/cmd/dossier -e qms/{s}/reply/web/cli \\
     -m '{{"request_id":"'$RANDOM$RANDOM'","action":"get","code":"HS-001"}}'
+  # hồ sơ từ hệ thống một cửa của tỉnh qua API (a dossier from the province's system; docs/integration.md)
+  curl -s -X POST {base}/api/v1/dossiers -H 'Authorization: Bearer {DEMO_API_KEY}' \\
+    -H 'Content-Type: application/json' \\
+    -d '{{"code":"H12.34-DEMO-0001","procedure":"Đăng ký kết hôn","due_at":"{due}","phone":"0912345678"}}'
+  curl -s -X POST {base}/api/v1/dossiers/H12.34-DEMO-0001/events -H 'Authorization: Bearer {DEMO_API_KEY}' \\
+    -H 'Content-Type: application/json' -d '{{"id":"ev-1","status":"done","note":"Đã có kết quả"}}'
   # theo dõi mọi trạng thái và sự kiện (watch state and events)
   mosquitto_sub -p {p} -t 'qms/{s}/#' -v
 

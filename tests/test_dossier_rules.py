@@ -118,6 +118,29 @@ def test_bad_dates_are_refused() -> None:
         model.apply_event(d, DossierEvent("r", d.code, "e", DossierStatus.DONE, at(WED), "x"), at(MON), TZ)
 
 
+def test_an_event_before_the_dossier_was_received_is_refused() -> None:
+    d = create(received_at=at(MON - timedelta(days=7), 9))
+    early = DossierEvent("r", d.code, "e1", DossierStatus.DONE, at(MON - timedelta(days=7), 8), "x")
+    with pytest.raises(ProtocolError) as e:
+        model.apply_event(d, early, at(TUE), TZ)
+    assert e.value.code is ErrorCode.BAD_REQUEST and "tiếp nhận" in e.value.message
+
+
+def test_a_result_taken_back_is_no_result_until_the_next_one() -> None:
+    d = create(received_at=at(MON - timedelta(days=7)))  # due Friday
+    d = event(d, "e1", "done", at(TUE - timedelta(days=7)), now=at(TUE))
+    assert d.view(TUE, WEEKEND, TZ)["early"] is True
+    # more documents asked for after all: no result, so not early
+    d = event(d, "e2", "needs_documents", at(WED - timedelta(days=7)), note="Bản sao sổ hộ khẩu", now=at(TUE))
+    v = d.view(WED - timedelta(days=7), WEEKEND, TZ)
+    assert (v["status"], v["done_at"], v["early"]) == ("needs_documents", None, False)
+    # the result again, after the due date: late by one business day (Monday)
+    d = event(d, "e3", "done", at(MON, 10), now=at(MON, 11))
+    d = event(d, "e4", "returned", at(TUE, 9), now=at(TUE, 9))
+    v = d.view(TUE, WEEKEND, TZ)
+    assert (v["done_at"], v["early"], v["overdue"], v["late_days"]) == ("2026-11-30T10:00:00+07:00", False, True, 1)
+
+
 def test_out_of_order_events_keep_time_order_and_the_latest_status() -> None:
     d = create(received_at=at(MON - timedelta(days=7)))
     d = event(d, "e3", "done", at(THU - timedelta(days=7), 15), now=at(FRI))
