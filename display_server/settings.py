@@ -71,6 +71,11 @@ class KioskSettings:
     tickets_per_minute: int = 10
     # all kiosks together: invented or stolen ids cannot add up to more than this
     site_tickets_per_minute: int = 60
+    # "Tra cứu hồ sơ" by a typed code: each answer tells whether a code exists, so guessing codes
+    # is bounded per kiosk id, per client address and for all kiosks together
+    dossier_lookups_per_minute: int = 10
+    address_dossier_lookups_per_minute: int = 20
+    site_dossier_lookups_per_minute: int = 60
     # how long a new ticket stays on the screen
     show_s: float = 20.0
     priority: bool = True
@@ -304,6 +309,9 @@ def _kiosk(site: SiteConfig) -> KioskSettings:
         any_id=any_id,
         tickets_per_minute=t.int("tickets_per_minute", 10, minimum=1, maximum=600),
         site_tickets_per_minute=t.int("site_tickets_per_minute", 60, minimum=1, maximum=6000),
+        dossier_lookups_per_minute=t.int("dossier_lookups_per_minute", 10, minimum=1, maximum=120),
+        address_dossier_lookups_per_minute=t.int("address_dossier_lookups_per_minute", 20, minimum=1, maximum=600),
+        site_dossier_lookups_per_minute=t.int("site_dossier_lookups_per_minute", 60, minimum=1, maximum=1200),
         show_s=t.float("show_s", 20.0, minimum=3.0),
         priority=t.bool("priority", True),
         idle_s=t.float("idle_s", 60.0, minimum=5.0),

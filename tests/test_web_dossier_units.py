@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from display_server.dossiers.receipt import Receipt, ReceiptPrinter, receipt_lines, render_receipt
-from display_server.dossiers.view import public_view
+from display_server.dossiers.view import kiosk_summary, public_view, typed_code
 from display_server.printing.ticket_image import Fonts
 from display_server.settings import DEFAULT_BOLD_FONT, DEFAULT_FONT, PrinterSettings, load_server_settings
 from display_server.texts import Texts
@@ -84,6 +84,33 @@ def test_early_needs_and_refused_say_so() -> None:
     # nothing inside the office reaches the page: who wrote it, the officer, the phone, the ticket
     assert not {"by", "officer", "ticket", "counter", "has_phone", "phone"} & set(v)
     assert {k for e in v["timeline"] for k in e} == {"status", "at", "text", "note"}
+
+
+def test_a_typed_code_s_summary_says_where_it_stands_and_nothing_more() -> None:
+    d = dossier(date(2026, 11, 26), ("processing", "2026-11-26T10:00", "Chờ ký", "Phòng Tư pháp"),
+                ("needs_documents", "2026-11-27T10:00", "Bản sao giấy chứng sinh", None))
+    s = kiosk_summary(d.view(date(2026, 12, 1), CAL, TZ), T, TZ)
+    assert s == {"code": "H23.26-0001", "procedure": "Đăng ký khai sinh", "received": "26/11/2026",
+                 "due": "26/11/2026", "status": "needs_documents",
+                 "status_text": "Cần bổ sung: Bản sao giấy chứng sinh", "needs": "Bản sao giấy chứng sinh",
+                 "lateness": {"kind": "overdue", "text": "Trễ hẹn 3 ngày làm việc"}}
+    # a department and a refusal's reason are notes of the timeline: not in the summary
+    busy = dossier(date(2026, 12, 4), ("processing", "2026-11-27T10:00", None, "Phòng Tư pháp"))
+    assert kiosk_summary(busy.view(date(2026, 11, 30), CAL, TZ), T, TZ)["status_text"] == "Đang xử lý"
+    refused = dossier(date(2026, 12, 4), ("refused", "2026-11-27T10:00", "Không thuộc thẩm quyền", None))
+    s = kiosk_summary(refused.view(date(2026, 11, 30), CAL, TZ), T, TZ)
+    assert s["status_text"] == "Từ chối" and s["needs"] is None
+    early = dossier(date(2026, 12, 4), ("done", "2026-11-30T10:00", None, None))
+    assert kiosk_summary(early.view(date(2026, 11, 30), CAL, TZ), Texts("en"), TZ)["lateness"] == {
+        "kind": "early", "text": "Ahead of the promised date"}
+
+
+@pytest.mark.parametrize(("typed", "code"), [
+    ("H23.26-0001", "H23.26-0001"), (" h23.26 - 0001\n", "h23.26-0001"), ("12/2026/ws", "12/2026/ws"),
+    ("mã hồ sơ", None), ("", None), ("   ", None), ("A" * 65, None), ("https://x/hs/A?k=b", None), (42, None),
+])
+def test_a_typed_code_loses_its_spaces_and_keeps_its_case(typed: object, code: str | None) -> None:
+    assert typed_code(typed) == code
 
 
 def test_every_text_of_the_page_is_nfc() -> None:

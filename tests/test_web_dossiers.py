@@ -2,7 +2,8 @@
 service and the web server: the integrators' HTTP API (keys, idempotent events, the timeline in
 time order, lateness across a weekend, errors that change nothing), the public page /hs/… (token,
 live in Chromium), the A5 receipt printed to PDF by Chromium whose QR code zbarimg reads back, the
-console's "Tiếp nhận hồ sơ" in Chromium, and the kiosk's look-up with a scanned address."""
+console's "Tiếp nhận hồ sơ" in Chromium, and the kiosk's look-up with a scanned address or a code
+typed on its screen's keys (a summary only, rate-limited)."""
 
 from __future__ import annotations
 
@@ -480,16 +481,14 @@ async def test_the_kiosk_reads_a_scanned_receipt(rig: Rig, chromium: Browser, tm
     tab = await Tab.open(kiosk, rig.url + "/kiosk/ho-so?id=kiosk-1", "window.qmsKioskDossier !== undefined")
     # Chromium on Linux has no BarcodeDetector: no camera button
     assert await tab.page.locator("#camera").is_hidden()
-    # a typed code alone opens nothing
-    await tab.page.keyboard.type(CODE + "\n")
-    await tab.until("!document.getElementById('ask-message').hidden")
-    assert (await tab.text("#ask-message")).startswith("Để bảo vệ thông tin của ông/bà")
-    # the scanner types the receipt's address and Enter into the focused box
+    # the scanner types the receipt's address and Enter into the focused box: the whole page's model
     await tab.page.keyboard.type(created["url"] + "\n")
     await tab.until("!document.getElementById('result').hidden")
     assert await tab.text("#hs-status") == "Đã có kết quả"
     assert await tab.text("#hs-lateness") == "Trễ hẹn 1 ngày làm việc"
     assert await tab.text("#hs-procedure") == "Đăng ký khai sinh"
+    assert await tab.page.locator("#hs-timeline li").count() == 2
+    assert await tab.page.evaluate("window.qmsKioskDossier.summary") is False
     await tab.page.screenshot(path=str(tmp_path / "kiosk.png"))
     # a forged token: not found
     await tab.page.click("#again")
@@ -499,9 +498,143 @@ async def test_the_kiosk_reads_a_scanned_receipt(rig: Rig, chromium: Browser, tm
     await kiosk.close()
 
 
+async def test_the_kiosk_looks_up_a_code_typed_on_its_screen_keys(rig: Rig, chromium: Browser,
+                                                                    tmp_path: Path) -> None:
+    await rig.create(due_at="2026-12-04")
+    await rig.event(id="e1", status="processing", at="2026-11-27T08:30:00+07:00", department="Phòng Tư pháp")
+    kiosk = await chromium.new_context(viewport={"width": 1080, "height": 1920}, has_touch=True)
+    tab = await Tab.open(kiosk, rig.url + "/kiosk/ho-so?id=kiosk-1", "window.qmsKioskDossier !== undefined")
+    page = tab.page
+
+    async def tap_code(code: str) -> None:
+        for ch in code:
+            await page.tap(f"#hs-keys [data-key='{ch}']")
+
+    # a slip of the finger, taken back with ⌫
+    await tap_code(CODE[:-1] + "9")
+    await page.tap("#hs-backspace")
+    await tap_code(CODE[-1])
+    assert await page.input_value("#scan") == CODE
+    await page.screenshot(path=str(tmp_path / "kiosk-keys.png"))
+    await page.tap("#scan-go")
+    await tab.until("!document.getElementById('result').hidden")
+    # the status and the dates, without the department, the timeline or the way to the page
+    assert await tab.text("#hs-status") == "Đang xử lý"
+    assert await tab.text("#hs-code") == CODE and await tab.text("#hs-due") == "04/12/2026"
+    assert await tab.text("#hs-procedure") == "Đăng ký khai sinh"
+    assert await page.locator("#hs-timeline").count() == 0
+    assert "Phòng Tư pháp" not in await tab.text("#result")
+    assert (await tab.text("#hs-summary-note")).startswith("Muốn xem toàn bộ quá trình xử lý")
+    assert await page.evaluate("window.qmsKioskDossier.summary") is True
+    await page.screenshot(path=str(tmp_path / "kiosk-typed.png"))
+    # an unknown code: not found, and the code stays in the box to be corrected
+    await page.tap("#again")
+    await tab.until("!document.getElementById('ask').hidden")
+    await tap_code("H23-0000")
+    await page.tap("#scan-go")
+    await tab.until("document.getElementById('ask-message').textContent.startsWith('Không tìm thấy hồ sơ')")
+    assert await page.input_value("#scan") == "H23-0000"
+    await page.tap("#hs-clear")
+    assert await page.input_value("#scan") == ""
+    # something that cannot be a code says what a code is
+    await page.keyboard.type("mã?\n")
+    await tab.until("document.getElementById('ask-message').textContent.startsWith('Mã hồ sơ gồm chữ')")
+    assert await page.locator("#result").is_hidden()
+    assert not tab.errors
+    await kiosk.close()
+
+
 async def test_a_kiosk_not_listed_is_refused(rig: Rig) -> None:
     async with rig.http.get(rig.url + "/kiosk/ho-so?id=la-may") as resp:
         assert resp.status == 403
+    await rig.create()
+    await rig.probe.subscribe(rig.topics.cmd_dossier)
+    mark = rig.probe.mark()
+    # nor does its typed code reach the dossier service
+    status, answer = await rig.call("POST", "/api/kiosk/dossier", {"kiosk": "la-may", "code": CODE}, key=None)
+    assert status == 403 and answer["error"]["code"] == "forbidden", answer
+    assert answer["error"]["message"].startswith("Ki-ốt này không có trong cấu hình")
+    status, answer = await rig.call("POST", "/api/kiosk/dossier", {"kiosk": "Ki ốt", "code": CODE}, key=None)
+    assert status == 400, answer
+    # the web's next command to the service is the first since
+    await rig.dossier()
+    await rig.probe.wait_topic(rig.topics.cmd_dossier, start=mark)
+    assert len(rig.probe.since(mark, rig.topics.cmd_dossier)) == 1
+
+
+# ---------------------------------------------------------------- the kiosk's typed code
+
+
+async def kiosk_lookup(rig: Rig, code: str, kiosk: str = "kiosk-1") -> tuple[int, dict[str, Any], dict[str, str]]:
+    async with rig.http.post(rig.url + "/api/kiosk/dossier", json={"kiosk": kiosk, "code": code}) as resp:
+        return resp.status, await resp.json(), dict(resp.headers)
+
+
+async def test_a_typed_code_answers_a_summary_without_notes_departments_or_token(rig: Rig) -> None:
+    created = await rig.create(due_at="2026-11-27", documents=["Tờ khai đăng ký khai sinh"], phone="0912345678")
+    assert (await rig.event(id="e1", status="processing", at="2026-11-26T10:00:00+07:00",
+                            department="Phòng Tư pháp", note="Cán bộ Hoa đang thẩm định"))[0] == 200
+    assert (await rig.event(id="e2", status="needs_documents", at="2026-11-27T09:00:00+07:00",
+                            note="Bản sao CCCD của người mẹ"))[0] == 200
+    status, answer, _ = await kiosk_lookup(rig, " 000.00.12.H23 - 261126-0001 ")  # spaces are dropped
+    assert status == 200, answer
+    d = answer["dossier"]
+    assert set(d) == {"code", "procedure", "received", "due", "status", "status_text", "lateness", "needs"}
+    assert d["code"] == CODE and d["procedure"] == "Đăng ký khai sinh"
+    assert d["received"] == "26/11/2026" and d["due"] == "27/11/2026"
+    assert d["status"] == "needs_documents" and d["needs"] == "Bản sao CCCD của người mẹ"
+    assert d["status_text"] == "Cần bổ sung: Bản sao CCCD của người mẹ"
+    assert d["lateness"]["kind"] == "overdue" and d["lateness"]["text"].startswith("Trễ hẹn")
+    # nothing of the timeline, the department, the officer, the phone or the receipt's address
+    text = json.dumps(answer, ensure_ascii=False)
+    for secret in ("Phòng Tư pháp", "thẩm định", created["token"], "/hs/", "0912345678", "84912345678",
+                   "timeline", "department", "officer", "phone", "ticket", "Tờ khai"):
+        assert secret not in text, secret
+    # a refusal's reason is a note as well; the status is all a typed code gets
+    assert (await rig.event(id="e3", status="refused", at="2026-11-30T09:00:00+07:00",
+                            note="Hồ sơ giả mạo chữ ký"))[0] == 200
+    _, answer, _ = await kiosk_lookup(rig, CODE)
+    assert answer["dossier"]["status_text"] == "Từ chối" and answer["dossier"]["needs"] is None
+    assert "giả mạo" not in json.dumps(answer, ensure_ascii=False)
+    # typed in small letters on a keyboard: the code as the office wrote it
+    _, answer, _ = await kiosk_lookup(rig, CODE.lower())
+    assert answer["dossier"]["code"] == CODE
+    # an unknown code: the page's "not found"; a code that cannot be one: why
+    status, answer, _ = await kiosk_lookup(rig, "000.00.12.H23-261126-0002")
+    assert status == 404 and answer["error"]["code"] == "unknown_dossier"
+    assert answer["error"]["message"] == "Không tìm thấy hồ sơ. Xin quét lại mã QR trên giấy biên nhận."
+    for bad in ("mã có dấu", "", "A" * 65, 42):
+        status, answer, _ = await kiosk_lookup(rig, bad)  # type: ignore[arg-type]
+        assert status == 400 and answer["error"]["message"].startswith("Mã hồ sơ gồm chữ, số"), (bad, answer)
+    async with rig.http.post(rig.url + "/api/kiosk/dossier", json={"kiosk": "kiosk-1", "code": CODE, "k": "x"}) as r:
+        assert r.status == 400
+
+
+async def test_typed_codes_are_limited_per_kiosk_and_per_address(rig: Rig) -> None:
+    await rig.create()
+    await rig.probe.subscribe(rig.topics.cmd_dossier)
+    # guesses, as a script would make them: ten a minute on a kiosk
+    guesses = [f"000.00.12.H23-261126-{n:04d}" for n in range(2, 12)]
+    for code in guesses:
+        status, answer, _ = await kiosk_lookup(rig, code)
+        assert status == 404, answer
+    before = await rig.dossier()
+    mark = rig.probe.mark()
+    status, answer, headers = await kiosk_lookup(rig, CODE)  # even a real code waits now
+    assert status == 429 and answer["error"]["code"] == "rate_limited", answer
+    assert answer["error"]["message"].startswith("Đã có quá nhiều lượt tra cứu hồ sơ trong một phút.")
+    assert 1 <= int(headers["Retry-After"]) <= 60
+    # refused before the dossier service is asked (the web's next command is the first since), and
+    # nothing changed
+    assert await rig.dossier() == before
+    await rig.probe.wait_topic(rig.topics.cmd_dossier, start=mark)
+    assert [m.json["action"] for m in rig.probe.since(mark, rig.topics.cmd_dossier)] == ["get"]
+    # another kiosk has its own ten; the address has twenty in all
+    for _ in range(10):
+        status, answer, _ = await kiosk_lookup(rig, CODE, "kiosk-2")
+        assert status == 200, answer
+    status, answer, _ = await kiosk_lookup(rig, CODE, "kiosk")
+    assert status == 429 and answer["error"]["code"] == "rate_limited", answer
 
 
 async def test_the_console_prints_the_receipt_on_the_counter_s_printer(broker: Broker, tmp_path: Path) -> None:

@@ -135,6 +135,7 @@ def test_the_demo_logins_printed_by_make_run_match_the_example_site() -> None:
     ('[printer]\nkiosks = ["Ki ốt"]', "printer.kiosks"),
     ('[printer]\ncolour = true', "printer.colour"),
     ('[kiosk]\ntickets_per_minute = 0', "kiosk.tickets_per_minute"),
+    ('[kiosk]\ndossier_lookups_per_minute = 0', "kiosk.dossier_lookups_per_minute"),
     ('[kiosk]\nids = ["kiosk 1"]', "kiosk.ids"),
     ('[security]\nlogin_failures = 0', "security.login_failures"),
     ('[security]\nsession = 3', "security.session"),
@@ -164,6 +165,8 @@ cookie_secure = true
 """))
     assert s.web.public_url == "https://xephang.hoabinh.gov.vn"
     assert s.kiosk.ids == ("kiosk-1", "kiosk-2") and s.kiosk.tickets_per_minute == 4
+    assert (s.kiosk.dossier_lookups_per_minute, s.kiosk.address_dossier_lookups_per_minute,
+            s.kiosk.site_dossier_lookups_per_minute) == (10, 20, 60)
     assert s.printer.width_px == 384 and s.printer.port == 9100
     assert s.printer.serves("kiosk-1") and not s.printer.serves("kiosk-2")
     assert s.security.session_hours == 8 and s.security.cookie_secure

@@ -1,27 +1,35 @@
 """A dossier's public pages, the receipt's QR code's target: /hs/{code}?k={token} (phone-friendly,
 live), …/bien-nhan (the A5 receipt, printed by the browser), …/qr.svg, …/trang-thai (JSON, for
-the kiosk) and …/ws (the live feed); and the kiosk's "Tra cứu hồ sơ", /kiosk/ho-so?id=.
+the kiosk) and …/ws (the live feed); and the kiosk's "Tra cứu hồ sơ", /kiosk/ho-so?id=, with
+POST /api/kiosk/dossier for a code typed there.
 
 A dossier code is often sequential, so the address carries a token (the HMAC of the code with the
 web server's secret, qms_common.signing): a wrong or missing token and an unknown code get the same
 404, and nothing tells whether a code exists. The page's state comes from the dossier service
 (cmd/dossier get) and then from event/dossier as it happens, never a query per change.
+
+A code typed at the kiosk has no token: it gets only a summary (kiosk_summary: no timeline, no
+notes, no address), and only so many a minute per kiosk, per address and for all kiosks together,
+which bounds what guessing codes can learn (docs/web.md).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from display_server.api import ApiError, json_response
+from display_server.accounts.ratelimit import RateLimiter, seconds_text
+from display_server.api import ApiError, bad_request, json_response, read_command
 from display_server.base import FOLLOWER, SETTINGS, SIGNER, SITE, error_page, render, render_page, texts_for
 from display_server.dossiers.client import DossierError, get_dossier
-from display_server.dossiers.view import public_view, valid_code
+from display_server.dossiers.view import kiosk_summary, public_view, typed_code, valid_code
 from display_server.feed.follower import LinkChange, StateFollower
 from display_server.feed.hub import Resync
 from display_server.feed.live import QUIET, live_socket, push_views, run_until_closed
@@ -33,17 +41,36 @@ from qms_common.config import SiteConfig
 from qms_common.protocol import EventKind
 from qms_common.signing import DOSSIER, dossier_path
 
+log = logging.getLogger(__name__)
+
 # how often a page left open asks the service again (its lateness changes at midnight)
 REFRESH_S = 600.0
 SUFFIXES = ("/ws", "/bien-nhan", "/qr.svg", "/trang-thai")
 BLOCK_TEXTS = ("hs_code", "hs_procedure", "hs_received", "hs_due", "hs_timeline")
 SCRIPT_TEXTS = ("offline", "hs_not_found", "hs_unavailable", *BLOCK_TEXTS)
-KIOSK_TEXTS = (*BLOCK_TEXTS, "kiosk_hs_code_only", "kiosk_hs_looking", "hs_not_found", "hs_unavailable", "err_network",
-               "kiosk_hs_camera", "kiosk_hs_camera_stop")
+KIOSK_TEXTS = (*BLOCK_TEXTS, "kiosk_hs_looking", "kiosk_hs_bad_code", "kiosk_hs_summary_note", "hs_not_found",
+               "hs_unavailable", "err_network", "kiosk_hs_camera", "kiosk_hs_camera_stop")
+_LOOKUP_KEYS = frozenset({"kiosk", "code"})
+
+
+@dataclass
+class LookupLimits:
+    """Typed-code look-ups allowed: per kiosk id, per client address, all kiosks together."""
+    kiosk: RateLimiter
+    address: RateLimiter
+    site: RateLimiter
+
+
+LOOKUP_LIMITS = web.AppKey("dossier_lookup_limits", LookupLimits)
 
 
 def setup(app: web.Application) -> None:
+    kiosk = app[SETTINGS].kiosk
+    app[LOOKUP_LIMITS] = LookupLimits(RateLimiter(kiosk.dossier_lookups_per_minute, 60.0),
+                                      RateLimiter(kiosk.address_dossier_lookups_per_minute, 60.0),
+                                      RateLimiter(kiosk.site_dossier_lookups_per_minute, 60.0))
     app.router.add_get("/kiosk/ho-so", kiosk_page)
+    app.router.add_post("/api/kiosk/dossier", kiosk_lookup)
     app.router.add_get("/hs/{rest:.+}", dispatch)
 
 
@@ -189,8 +216,8 @@ async def feed(request: web.Request, code: str) -> web.WebSocketResponse:
 
 async def kiosk_page(request: web.Request) -> web.Response:
     """The kiosk's "Tra cứu hồ sơ": the receipt's QR code, read by the kiosk's scanner (it types
-    the address and Enter into the focused box) or its camera. A typed code alone is not enough
-    (the token protects the dossier), so the kiosk says to scan the QR code."""
+    the address and Enter into the focused box) or its camera, shows the dossier's page model;
+    the dossier code typed on the screen's keys shows its summary (kiosk_lookup)."""
     t = texts_for(request)
     try:
         kiosk = kiosk_id_of(request, request.query.get("id"))
@@ -200,3 +227,47 @@ async def kiosk_page(request: web.Request) -> web.Response:
     page = {"kiosk": kiosk, "texts": t.pick(*KIOSK_TEXTS), "idle_s": settings.kiosk.idle_s,
             "lang": t.lang, "home": f"/kiosk?id={quote(kiosk)}" + _lang(t)}
     return render_page(request, "kiosk_dossier.html", page, kiosk=kiosk, home=page["home"])
+
+
+def _take_lookup(request: web.Request, kiosk: str) -> None:
+    """One look-up of this kiosk's, this address's and all kiosks' allowance, or ApiError 429 with
+    nothing taken: a refused look-up costs no other bucket."""
+    t, settings, limits = texts_for(request), request.app[SETTINGS].kiosk, request.app[LOOKUP_LIMITS]
+    buckets = ((limits.kiosk, f"kiosk:{kiosk}", settings.dossier_lookups_per_minute),
+               (limits.address, f"address:{request.remote or '?'}", settings.address_dossier_lookups_per_minute),
+               (limits.site, "site", settings.site_dossier_lookups_per_minute))
+    taken: list[tuple[RateLimiter, str]] = []
+    for limiter, key, n in buckets:
+        wait = limiter.take(key)
+        if wait > 0:
+            for done, done_key in taken:
+                done.give_back(done_key)
+            log.warning("Tra cứu hồ sơ bằng mã quá nhanh (%s, quá %d lần một phút): từ chối", key, n)
+            raise ApiError(429, "rate_limited", t.err_kiosk_hs_rate.format(s=seconds_text(wait)),
+                           retry_after_s=seconds_text(wait))
+        taken.append((limiter, key))
+
+
+async def kiosk_lookup(request: web.Request) -> web.Response:
+    """POST /api/kiosk/dossier {"kiosk", "code"}: a typed dossier code at a kiosk of the site. An
+    unknown code gets the same 404 as a wrong address; a known one, its summary only."""
+    t = texts_for(request)
+    body = await read_command(request, _LOOKUP_KEYS)
+    kiosk = kiosk_id_of(request, body.get("kiosk"))
+    if "dossiers" not in request.app[SETTINGS].kiosk.functions:
+        raise ApiError(403, "forbidden", t.err_kiosk_no_dossiers)
+    code = typed_code(body.get("code"))
+    if code is None:
+        raise bad_request(request, "kiosk_hs_bad_code")
+    _take_lookup(request, kiosk)
+    follower = request.app[FOLLOWER]
+    try:
+        view = await get_dossier(follower, t, code)
+        # the screen's keys type capitals; a keyboard may not, and most codes are written in them
+        if view is None and code.upper() != code:
+            view = await get_dossier(follower, t, code.upper())
+    except DossierError as exc:
+        raise ApiError(exc.status, exc.code, t.hs_unavailable) from None
+    if view is None:
+        raise ApiError(404, "unknown_dossier", t.hs_not_found)
+    return json_response({"ok": True, "dossier": kiosk_summary(view, t, request.app[SITE].tz)})

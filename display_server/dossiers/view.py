@@ -25,6 +25,15 @@ def valid_code(value: Any) -> bool:
     return isinstance(value, str) and bool(CODE_RE.match(value))
 
 
+def typed_code(value: Any) -> str | None:
+    """A dossier code as a citizen typed it, spaces dropped ("H23.26 - 0042" → "H23.26-0042");
+    None if it cannot be one. Its case stays: the service keeps codes as the office wrote them."""
+    if not isinstance(value, str) or len(value) > 200:
+        return None
+    code = "".join(value.split())
+    return code if valid_code(code) else None
+
+
 def moment_text(value: Any, tz: tzinfo) -> str:
     """HH:MM dd/mm/yyyy in the site's zone; '' if it is not a moment."""
     moment = local(value, tz)
@@ -109,3 +118,27 @@ def parse_moment(value: Any, tz: tzinfo) -> datetime | None:
         return None
     return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
 
+
+
+def kiosk_summary(view: dict[str, Any], t: Texts, tz: tzinfo) -> dict[str, Any]:
+    """What the kiosk shows for a typed code, which anyone can type: the procedure, the status, the
+    dates, the lateness and, while the office waits for them, the documents asked for. Not the
+    timeline, its notes or departments, the reason of a refusal, the officer or the address with
+    its token: a code guessed at the kiosk must not open the receipt's page or say more than
+    where a dossier of that procedure stands."""
+    procedure = view.get("procedure") if isinstance(view.get("procedure"), dict) else {}
+    status = str(view.get("status") or "received")
+    if status not in STATUSES:
+        status = "received"
+    needs = _text(view.get("needs")) if status == "needs_documents" else ""
+    received = local(view.get("received_at"), tz)
+    return {
+        "code": str(view.get("code") or ""),
+        "procedure": _text(procedure.get("name"), 300),
+        "received": date_text(received) if received is not None else "",
+        "due": day_text(view.get("due_at")),
+        "status": status,
+        "status_text": status_text(status, t, note=needs or None),
+        "lateness": lateness(view, t),
+        "needs": needs or None,
+    }

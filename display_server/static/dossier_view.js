@@ -9,7 +9,8 @@ window.QmsDossier = (function () {
     return e;
   }
 
-  function draw(box, d, T) {
+  // the facts, the status and the lateness: the page, the kiosk after a scan and after a code
+  function top(d, T) {
     const facts = el("dl", "hs-facts");
     const rows = [["hs_code", "hs-code", d.code], ["hs_procedure", "hs-procedure", d.procedure],
                   ["hs_received", "hs-received", d.received], ["hs_due", "hs-due", d.due]];
@@ -25,6 +26,10 @@ window.QmsDossier = (function () {
     const late = el("p", "hs-lateness " + (d.lateness ? d.lateness.kind : ""), d.lateness ? d.lateness.text : "");
     late.id = "hs-lateness";
     late.hidden = !d.lateness;
+    return [facts, status, late];
+  }
+
+  function draw(box, d, T) {
     const list = el("ol", "hs-timeline");
     list.id = "hs-timeline";
     for (const e of d.timeline) {
@@ -33,8 +38,15 @@ window.QmsDossier = (function () {
       if (e.note) li.append(el("span", "note", e.note));
       list.append(li);
     }
-    box.replaceChildren(facts, status, late, el("h3", null, T.hs_timeline), list);
+    box.replaceChildren(...top(d, T), el("h3", null, T.hs_timeline), list);
   }
 
-  return { draw: draw };
+  // what a typed code shows at the kiosk (view.py kiosk_summary): no timeline, no notes
+  function summary(box, d, T) {
+    const note = el("p", "hs-note", T.kiosk_hs_summary_note);
+    note.id = "hs-summary-note";
+    box.replaceChildren(...top(d, T), note);
+  }
+
+  return { draw: draw, summary: summary };
 })();

@@ -1,15 +1,18 @@
 // The kiosk's "Tra cứu hồ sơ": the receipt's QR code holds /hs/{code}?k={token}. A USB scanner
 // types it and Enter into the focused box; where the browser has BarcodeDetector, the camera
-// reads it. A typed dossier code alone opens nothing (the token protects the dossier): the kiosk
-// says to scan the QR code. Untouched for a while, it goes back to the question.
+// reads it: the dossier's page model, timeline and all. A dossier code typed on the screen's keys
+// has no token: the server answers its summary only (POST /api/kiosk/dossier, rate-limited).
+// Untouched for a while, it goes back to the question.
 "use strict";
 (function () {
   const P = window.QmsPages, $ = P.$;
   const config = P.config();
   const T = config.texts;
-  const state = { busy: false, shown: null, camera: false };
+  const state = { busy: false, shown: null, summary: false, camera: false };
   window.qmsKioskDossier = state;
   const ADDRESS = /\/hs\/([A-Za-z0-9._\/-]{1,64})\?k=([A-Za-z0-9_-]{8,64})/;
+  const CODE = /^[A-Za-z0-9._\/-]{1,64}$/;
+  const lang = config.lang !== "vi" ? "lang=" + config.lang : "";
   let idle = null, stream = null, detector = null;
 
   function message(text) {
@@ -39,33 +42,55 @@
     return m ? { code: decodeURIComponent(m[1]), token: m[2] } : null;
   }
 
+  // a dossier code as typed: spaces dropped (the server does the same)
+  function typedCode(text) {
+    const code = String(text || "").replace(/\s+/g, "");
+    return CODE.test(code) ? code : null;
+  }
+
+  async function scanned(found) {
+    try {
+      const resp = await fetch("/hs/" + found.code.split("/").map(encodeURIComponent).join("/") + "/trang-thai?k="
+                               + encodeURIComponent(found.token) + (lang ? "&" + lang : ""),
+                               { credentials: "same-origin" });
+      return { status: resp.status, body: await resp.json() };
+    } catch (e) {
+      return { status: 0, body: { ok: false, error: { code: "network", message: null } } };
+    }
+  }
+
   async function lookUp(text) {
     rest();
     const found = parse(text);
-    $("scan").value = "";
-    if (!found) { message(T.kiosk_hs_code_only); $("scan").focus(); return; }
+    const code = found ? null : typedCode(text);
+    // a scanned address goes; a typed code stays, to be corrected if it was mistyped
+    if (!code) $("scan").value = "";
+    if (!found && !code) {
+      // another QR code (a ticket's, a web page's) is no dossier; anything else, a mistyped code
+      message(/:\/\//.test(String(text)) ? T.hs_not_found : T.kiosk_hs_bad_code);
+      $("scan").focus();
+      return;
+    }
     if (state.busy) return;
     state.busy = true;
     message(T.kiosk_hs_looking);
-    let resp = null, body = null;
-    try {
-      resp = await fetch("/hs/" + found.code.split("/").map(encodeURIComponent).join("/") + "/trang-thai?k="
-                         + encodeURIComponent(found.token) + (config.lang !== "vi" ? "&lang=" + config.lang : ""),
-                         { credentials: "same-origin" });
-      body = await resp.json();
-    } catch (e) {
-      body = null;
-    }
+    const res = found ? await scanned(found)
+      : await P.post("/api/kiosk/dossier" + (lang ? "?" + lang : ""), { kiosk: config.kiosk, code: code });
     state.busy = false;
+    const body = res.body;
     if (!body || !body.ok) {
-      message(resp && resp.status === 404 ? T.hs_not_found : (body && body.error && body.error.message) || T.err_network);
+      const error = (body && body.error) || {};
+      message(res.status === 404 ? T.hs_not_found : (error.code !== "network" && error.message) || T.err_network);
       $("scan").focus();
       return;
     }
     stopCamera();
     message("");
+    $("scan").value = "";
     state.shown = body.dossier;
-    QmsDossier.draw($("hs"), body.dossier, T);
+    state.summary = !found;
+    if (found) QmsDossier.draw($("hs"), body.dossier, T);
+    else QmsDossier.summary($("hs"), body.dossier, T);
     $("ask").hidden = true;
     $("result").hidden = false;
     $("again").focus();
@@ -111,6 +136,8 @@
 
   $("scan-form").addEventListener("submit", function (e) { e.preventDefault(); lookUp($("scan").value); });
   $("scan").addEventListener("input", rest);
+  // the screen's keys type into the box (the server takes the code as typed, spaces dropped)
+  P.keys($("hs-keys"), $("scan"), 64, function () { message(""); rest(); $("scan").focus(); });
   $("again").addEventListener("click", reset);
   // the camera only where the browser reads QR codes itself
   $("camera").hidden = !("BarcodeDetector" in window && navigator.mediaDevices);

@@ -111,15 +111,7 @@
 
   if (config.menu.includes("procedures")) {
     $("menu-procedures").addEventListener("click", openSearch);
-    for (const key of document.querySelectorAll("#proc-keys [data-key]")) {
-      key.addEventListener("click", function () {
-        const q = $("proc-q");
-        if (q.value.length < 100) q.value += key.dataset.key;
-        searchSoon();
-      });
-    }
-    $("proc-backspace").addEventListener("click", function () { $("proc-q").value = $("proc-q").value.slice(0, -1); searchSoon(); });
-    $("proc-clear").addEventListener("click", function () { $("proc-q").value = ""; searchSoon(); });
+    P.keys($("proc-keys"), $("proc-q"), 100, searchSoon);
     $("proc-q").addEventListener("input", searchSoon);  // a keyboard, where the kiosk has one
     $("proc-back").addEventListener("click", function () { K.showScreen("procs"); });
     $("proc-take").addEventListener("click", function () {

@@ -70,6 +70,25 @@ window.QmsPages = (function () {
     }
   }
 
+  // a kiosk's on-screen keys (templates/_osk.html) typing into `input`: at most `max` characters;
+  // `changed` after each key
+  function keys(box, input, max, changed) {
+    box.addEventListener("click", function (e) {
+      const key = e.target.closest("button");
+      if (!key || !box.contains(key)) return;
+      if (key.dataset.key !== undefined) {
+        if (input.value.length < max) input.value += key.dataset.key;
+      } else if (key.dataset.osk === "back") {
+        input.value = input.value.slice(0, -1);
+      } else if (key.dataset.osk === "clear") {
+        input.value = "";
+      } else {
+        return;
+      }
+      if (changed) changed();
+    });
+  }
+
   function config() { return JSON.parse($("page-config").textContent); }
 
   // a logged-in page whose session ended (logged out elsewhere, expired, the server restarted)
@@ -81,5 +100,5 @@ window.QmsPages = (function () {
   }
 
   return { $: $, el: el, fmt: fmt, plural: plural, span: span, waitLines: waitLines, clock: clock, duration: duration,
-           requestId: requestId, post: post, config: config, toLogin: toLogin, checkSession: checkSession };
+           requestId: requestId, post: post, keys: keys, config: config, toLogin: toLogin, checkSession: checkSession };
 })();
