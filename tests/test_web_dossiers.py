@@ -637,6 +637,25 @@ async def test_typed_codes_are_limited_per_kiosk_and_per_address(rig: Rig) -> No
     assert status == 429 and answer["error"]["code"] == "rate_limited", answer
 
 
+async def test_all_kiosks_together_have_the_site_s_look_ups(broker: Broker, tmp_path: Path) -> None:
+    path = rig_site(tmp_path, broker, "[kiosk]\nsite_dossier_lookups_per_minute = 3\n")
+    async with rig_for(path, broker, tmp_path) as rig:
+        await rig.create()
+        for kiosk in ("kiosk-1", "kiosk-2", "kiosk"):
+            status, answer, _ = await kiosk_lookup(rig, CODE, kiosk)
+            assert status == 200, answer
+        status, answer, _ = await kiosk_lookup(rig, CODE, "kiosk-2")
+        assert status == 429 and answer["error"]["code"] == "rate_limited", answer
+    # a kiosk without "Tra cứu hồ sơ" looks nothing up
+    other = tmp_path / "other"
+    other.mkdir()
+    path = rig_site(other, broker, '[kiosk]\nfunctions = ["ticket", "procedures"]\n')
+    async with rig_for(path, broker, other) as rig:
+        await rig.create()
+        status, answer, _ = await kiosk_lookup(rig, CODE)
+        assert status == 403 and answer["error"]["message"] == "Ki-ốt này không tra cứu hồ sơ.", answer
+
+
 async def test_the_console_prints_the_receipt_on_the_counter_s_printer(broker: Broker, tmp_path: Path) -> None:
     device = tmp_path / "lp-quay-1"
     device.write_bytes(b"")
