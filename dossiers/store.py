@@ -81,6 +81,7 @@ def _entry_row(code: str, e: Entry) -> tuple[Any, ...]:
             e.applied_at.timestamp(), e.arrival)
 
 
+_INSERT_DOSSIER = "INSERT INTO dossiers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_ENTRY = ("INSERT INTO entries (code, id, status, at, note, department, created_by, applied_at, applied_ts, "
                  "arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -99,11 +100,24 @@ class DossierStore:
         self.path = path
 
     @classmethod
-    async def open(cls, path: Path) -> DossierStore:
+    async def open(cls, path: Path, *, exclusive: bool = False) -> DossierStore:
+        """exclusive: alone with the file (scripts/gen_history.py); refused ("database is
+        locked") while the service or anyone else has it open, which it keeps out meanwhile."""
         make_private(path)  # it holds citizens' phone numbers
         # isolation_level=None: BEGIN/COMMIT are ours, one transaction per change
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = sqlite3.Row
+        if exclusive:
+            # set before WAL is first used: see queue_core.store.Store.open
+            await db.execute("PRAGMA busy_timeout = 500")
+            try:
+                await db.execute("PRAGMA locking_mode = EXCLUSIVE")
+                await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("BEGIN EXCLUSIVE")
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.close()
+                raise
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA foreign_keys = ON")
@@ -178,10 +192,31 @@ class DossierStore:
     async def create(self, d: Dossier) -> None:
         """A new dossier with its entries; a rating held for its code goes with it."""
         await self._write([
-            ("INSERT INTO dossiers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _dossier_row(d)),
+            (_INSERT_DOSSIER, _dossier_row(d)),
             *((_INSERT_ENTRY, _entry_row(d.code, e)) for e in d.entries),
             ("DELETE FROM pending_ratings WHERE code = ?", (d.code,)),
         ])
+
+    async def add_past(self, dossiers: list[Dossier]) -> int:
+        """Dossiers of past days written at once (scripts/gen_history.py), in one transaction;
+        one whose code is here already is left as it is, entries and all. How many were added."""
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            here: set[str] = set()
+            codes = [d.code for d in dossiers]
+            for i in range(0, len(codes), 500):  # SQLite's bound on parameters
+                chunk = codes[i:i + 500]
+                rows = await self._db.execute_fetchall(
+                    f"SELECT code FROM dossiers WHERE code IN ({', '.join('?' * len(chunk))})", chunk)
+                here.update(r[0] for r in rows)
+            new = [d for d in dossiers if d.code not in here]
+            await self._db.executemany(_INSERT_DOSSIER, [_dossier_row(d) for d in new])
+            await self._db.executemany(_INSERT_ENTRY, [_entry_row(d.code, e) for d in new for e in d.entries])
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return len(new)
 
     async def add_entry(self, d: Dossier, e: Entry) -> None:
         """The entry, and the dossier's new version (and finished time)."""

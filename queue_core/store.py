@@ -215,11 +215,27 @@ class Store:
         self._failed = False
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path, *, exclusive: bool = False) -> Store:
+        """exclusive: a tool that must be alone with the file (scripts/gen_history.py). It is
+        refused (sqlite3.OperationalError "database is locked") while any other process has the
+        database open, the running core included, and holds the file until it closes, so the
+        core cannot start meanwhile."""
         make_private(path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per command
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = aiosqlite.Row
+        if exclusive:
+            # before WAL is first used: the connection then takes the file lock itself, which
+            # every other connection's shared lock refuses, instead of sharing memory with them
+            await db.execute("PRAGMA busy_timeout = 500")
+            try:
+                await db.execute("PRAGMA locking_mode = EXCLUSIVE")
+                await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("BEGIN EXCLUSIVE")
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.close()
+                raise
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA foreign_keys = ON")
@@ -336,6 +352,49 @@ class Store:
         sql += " ORDER BY ord LIMIT ?"
         args.append(limit)
         return [ticket_from_row(r) for r in await self._db.execute_fetchall(sql, args)]
+
+    async def current_day(self) -> str | None:
+        """The business day the core works in (None: it never ran on this database)."""
+        rows = await self._db.execute_fetchall("SELECT value FROM meta WHERE key = 'day'")
+        return str(next(iter(rows))[0]) if rows else None
+
+    async def next_order(self) -> int:
+        rows = await self._db.execute_fetchall("SELECT COALESCE(MAX(ord), 0) FROM tickets")
+        return int(next(iter(rows))[0]) + 1
+
+    async def days_with_tickets(self, day_from: str, day_to: str) -> set[str]:
+        rows = await self._db.execute_fetchall("SELECT DISTINCT day FROM tickets WHERE day BETWEEN ? AND ?",
+                                               (day_from, day_to))
+        return {r[0] for r in rows}
+
+    async def add_past_day(self, tickets: list[Ticket]) -> None:
+        """A finished business day written at once (scripts/gen_history.py), as the core would
+        have left it: its tickets and each field's last number, in one transaction. Plain
+        INSERTs: a ticket already here fails the whole day rather than being overwritten."""
+        rows = [ticket_row(t) for t in tickets]
+        for row in rows:
+            _check_storable(row)
+        last: dict[tuple[str, str], int] = {}
+        for t in tickets:
+            key = (t.day, t.origin_field)
+            last[key] = max(last.get(key, 0), t.value)
+        numbers = [(day, f, n) for (day, f), n in last.items()]
+
+        def write(conn: sqlite3.Connection) -> None:
+            if self._failed:
+                raise StoreFailed("an earlier write failed")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(f"INSERT INTO tickets ({', '.join(TICKET_COLUMNS)}) "
+                                 f"VALUES ({', '.join('?' * len(TICKET_COLUMNS))})", rows)
+                conn.executemany("INSERT INTO numbers (day, field, last) VALUES (?, ?, ?)", numbers)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+
+        await self._in_thread(write)
 
     async def forget_phones(self, *, before_day: str) -> int:
         """Erase the phone numbers of tickets of business days before this one."""
