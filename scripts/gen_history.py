@@ -415,7 +415,8 @@ def _dossiers(office: Office, day: date, tickets: list[_T], rng: random.Random,
             source=DossierSource.COUNTER, by=t.officer.username, created_at=received, documents=p.documents,
             ticket=tid,
             officer=t.officer.name, counter=t.counter, entries=tuple(entries), rating=rating,
-            version=len(entries) + (rating is not None)))
+            version=len(entries) + (rating is not None),
+            updated_ts=max(entries[-1].applied_at, rating.at if rating else received).timestamp()))
     return out
 
 
