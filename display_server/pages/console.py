@@ -15,7 +15,15 @@ from typing import Any
 
 from aiohttp import web
 
-from display_server.accounts.auth import AUTH, WS_SESSION_ENDED, Session, api_session, page_session, socket_session
+from display_server.accounts.auth import (
+    AUTH,
+    WS_SESSION_ENDED,
+    Session,
+    api_session,
+    landing,
+    page_session,
+    socket_session,
+)
 from display_server.accounts.store import Role
 from display_server.api import ApiError, ask_core, bad_request, json_response, read_json, request_id_in
 from display_server.base import FOLLOWER, RECORDS, SITE, add_link, error_page, render, render_page, texts_for
@@ -105,6 +113,9 @@ def _known(request: web.Request, counter_id: str) -> bool:
 
 async def counters(request: web.Request) -> web.Response:
     session = page_session(request)
+    if session.account.role is Role.LEADER:
+        return render(request, "error.html", status=403, message=texts_for(request).err_leader_no_counter,
+                      session=session, back=landing(session.account))
     site = request.app[SITE]
     allowed = [c for c in site.counters if session.account.may_use_counter(c.id)]
     return render(request, "counters.html", counters=allowed, session=session)
