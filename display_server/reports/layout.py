@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from display_server.reports.figures import DIMENSION_NAMES_VI
+
 
 class Kind(StrEnum):
     COUNT = "count"
@@ -21,14 +23,7 @@ class Kind(StrEnum):
 
 
 # The dimensions' names, as the picker, the table's first column and the sheets show them.
-DIMENSION_NAMES = {
-    "officer": "Cán bộ",
-    "counter": "Quầy",
-    "field": "Lĩnh vực",
-    "procedure": "Thủ tục",
-    "hour": "Giờ trong ngày",
-    "weekday": "Thứ trong tuần",
-}
+DIMENSION_NAMES: dict[str, str] = {str(k): v for k, v in DIMENSION_NAMES_VI.items()}
 # "Theo cán bộ"…: a sheet's name (at most 31 characters, none of []:*?/\)
 SHEET_NAMES = {k: f"Theo {v.lower()}" for k, v in DIMENSION_NAMES.items()}
 
