@@ -797,6 +797,7 @@ EN: dict[str, str] = {
     "err_supervisor_only": "This page is for supervisor accounts.",
     "err_readers_only": "This page is for supervisor and leader accounts.",
     "rp_title": "Reports",
+    "rp_open": "Reports by month, quarter, year (Decision 766 indicators, Excel)",
     "mine_title": "My results",
     "mine_served": "Served",
     "mine_wait": "Mean wait (min)",
