@@ -71,7 +71,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX bookings_day ON bookings (day);
     """,
+    # Years of history (issue 14): start-up reads the highest issue order and erases old phones.
+    # Without these, both read every ticket ever issued: start-up time grew with history.
+    # The partial indexes hold only the few rows that still have a phone.
+    """
+    CREATE INDEX tickets_ord ON tickets (ord);
+    CREATE INDEX tickets_phone ON tickets (day) WHERE phone IS NOT NULL;
+    CREATE INDEX bookings_phone ON bookings (day) WHERE phone IS NOT NULL;
+    """,
 )
+
+# The start-up and daily statements (tests/test_core_history.py checks their query plans).
+MAX_ORDER_SQL = "SELECT MAX(ord) FROM tickets"
+FORGET_TICKET_PHONES_SQL = "UPDATE tickets SET phone = NULL WHERE day < ? AND phone IS NOT NULL"
+FORGET_BOOKING_PHONES_SQL = "UPDATE bookings SET phone = NULL WHERE day < ? AND phone IS NOT NULL"
 
 TICKET_COLUMNS = ("id", "day", "number", "value", "origin_field", "field", "priority", "status",
                   "issued_at", "ord", "called_at", "finished_at", "counter", "officer", "calls",
@@ -238,8 +251,8 @@ class Store:
         meta = {r["key"]: r["value"] for r in await self._db.execute_fetchall("SELECT key, value FROM meta")}
         day = meta.get("day")
         seq = int(meta.get("seq", "0"))
-        rows = await self._db.execute_fetchall("SELECT COALESCE(MAX(ord), 0) FROM tickets")
-        next_order = int(next(iter(rows))[0]) + 1
+        rows = await self._db.execute_fetchall(MAX_ORDER_SQL)
+        next_order = int(next(iter(rows))[0] or 0) + 1
         snap = Snapshot(day=day, seq=seq, next_order=next_order)
         if day is not None:
             snap.tickets = [ticket_from_row(r) for r in
@@ -342,9 +355,8 @@ class Store:
         def erase(conn: sqlite3.Connection) -> int:
             if self._failed:
                 raise StoreFailed("an earlier write failed")
-            cur = conn.execute("UPDATE tickets SET phone = NULL WHERE day < ? AND phone IS NOT NULL",
-                               (before_day,))
-            conn.execute("UPDATE bookings SET phone = NULL WHERE day < ? AND phone IS NOT NULL", (before_day,))
+            cur = conn.execute(FORGET_TICKET_PHONES_SQL, (before_day,))
+            conn.execute(FORGET_BOOKING_PHONES_SQL, (before_day,))
             return cur.rowcount
         return await self._in_thread(erase)
 

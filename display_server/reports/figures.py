@@ -340,6 +340,39 @@ def dossier_parts(fact: DossierFact, levels: int, today: str) -> list[tuple[Key,
     return parts
 
 
+ISSUE_FIGURES = frozenset({"issued", "transferred"})  # counted in the origin field
+
+
+def matches(fact: TicketFact, dimension: Dimension, key: str, figure: str) -> bool:
+    """Whether this ticket is behind this figure of this row (the drill-down)."""
+    if dimension == Dimension.FIELD:
+        where = fact.origin_field if figure in ISSUE_FIGURES else fact.field
+    elif dimension == Dimension.OFFICER:
+        where = fact.officer
+    elif dimension == Dimension.COUNTER:
+        where = fact.counter
+    elif dimension == Dimension.PROCEDURE:
+        where = fact.procedure
+    elif dimension == Dimension.HOUR:
+        where = str(fact.hour)
+    else:
+        where = str(date.fromisoformat(fact.day).weekday())
+    if where != key:
+        return False
+    done = fact.status == TicketStatus.DONE
+    if figure.startswith("wait_"):
+        return fact.wait_s is not None
+    if figure.startswith("service_"):
+        return done and fact.service_s is not None
+    return {
+        "issued": True, "served": done, "no_show": fact.status == TicketStatus.NO_SHOW,
+        "transferred": fact.transferred, "within_target": fact.within is True,
+        "ratings": done and fact.rating is not None,
+        "units": done and fact.dossier is None, "satisfaction_pct": done and fact.dossier is None,
+        "basis": done and fact.dossier is None, "dissatisfied": done and fact.dossier is None and fact.rating == 1,
+    }.get(figure, False)
+
+
 def group_key(key: Key, dimension: Dimension) -> str:
     day, officer, counter, field_id, procedure, hour = key
     if dimension == Dimension.OFFICER:
@@ -391,3 +424,19 @@ def sort_rows(dimension: Dimension, keys: Iterable[str]) -> list[str]:
         return sorted(keys, key=int)
     return sorted(keys, key=lambda k: (k == NONE_KEY, k))
 
+
+
+def rows(dimension: Dimension, current: Mapping[str, Measures], previous: Mapping[str, Measures],
+         names: Mapping[str, str] | None = None) -> list[Row]:
+    """The report's rows: every row of the current period, each with the same row of the
+    previous period beside it (None when that row had nothing then)."""
+    return [Row(k, label(dimension, k, names), current[k].figures(),
+                previous[k].figures() if k in previous else None)
+            for k in sort_rows(dimension, current)]
+
+
+def change_pct(now: float | None, before: float | None) -> float | None:
+    """The change from the previous period in percent (None when there is nothing to compare)."""
+    if now is None or before is None or before == 0:
+        return None
+    return (now - before) / before * 100
