@@ -20,7 +20,7 @@ from aiohttp import web
 from display_server.accounts.auth import api_session, page_session
 from display_server.accounts.store import REPORT_READERS, Role
 from display_server.api import ApiError, json_response
-from display_server.base import FOLLOWER, SETTINGS, SITE, add_link, render
+from display_server.base import FOLLOWER, SITE, add_link, render
 from display_server.pages.rating import levels_of
 from display_server.reports import REPORTS
 from display_server.reports.charts import officers_svg, trend_svg
@@ -29,6 +29,7 @@ from display_server.reports.layout import DIMENSION_NAMES, Column, cell_text, ch
 from display_server.reports.periods import Period, PeriodKind, parse_period, period_of
 from display_server.reports.stats import service_s, wait_s
 from display_server.reports.xlsx import workbook_bytes
+from display_server.texts import Texts
 from display_server.timefmt import local, stamp_text
 from qms_common.config import business_day
 
@@ -42,11 +43,6 @@ OWN_PERIODS = (PeriodKind.MONTH, PeriodKind.QUARTER, PeriodKind.YEAR)
 DRILL_LIMIT = 500
 STATUS_VI = {"waiting": "Đang chờ", "serving": "Đang phục vụ", "done": "Đã phục vụ", "no_show": "Vắng mặt",
              "transferred": "Đã chuyển", "expired": "Hết hạn"}
-BASIS_NOTES = {
-    "tickets": ("Kỳ này chưa có hồ sơ nào: tỷ lệ hài lòng được tính trên các lượt phục vụ "
-                "(mỗi lượt thay cho một hồ sơ)."),
-    "mixed": "Các lượt phục vụ không gắn mã hồ sơ được tính thay cho hồ sơ trong tỷ lệ hài lòng.",
-}
 RULE_766 = ("Tỷ lệ hài lòng theo Quyết định 766/QĐ-TTg: (số hồ sơ giải quyết − số hồ sơ bị đánh giá "
             "“không hài lòng”) ÷ số hồ sơ giải quyết × 100; hồ sơ không được đánh giá tính là hài lòng. "
             "Hệ thống chưa có nguồn phản ánh, kiến nghị nên chỉ tính theo đánh giá.")
@@ -101,7 +97,7 @@ def _levels(request: web.Request) -> list[str]:
 
 
 def target_min(request: web.Request) -> float:
-    return float(request.app[SETTINGS].reports.target_wait_min)
+    return float(request.app[REPORTS].settings.target_wait_min)
 
 
 def _href(path: str, **query: str) -> str:
@@ -111,13 +107,17 @@ def _href(path: str, **query: str) -> str:
 # ------------------------------------------------------------ the table as the pages show it
 
 
-def _cell(column: Column, row: Row, base: dict[str, str]) -> dict[str, Any]:
+# the total row's key in a drill-down link (the engine's total row has no key of its own)
+TOTAL_KEY = "*"
+
+
+def _cell(column: Column, row: Row, base: dict[str, str], key: str) -> dict[str, Any]:
     value = column.value(row.figures)
     before = column.value(row.previous) if row.previous is not None else None
     moved = change(value, before, lower_is_better=column.lower_is_better) if row.previous is not None else None
     return {
         "text": cell_text(column, value),
-        "href": _href("/reports/drill", **base, key=row.key, figure=column.figure),
+        "href": _href("/reports/drill", **base, key=key, figure=column.figure),
         "change": moved.text if moved else "",
         "tone": "" if moved is None or moved.good is None else ("good" if moved.good else "bad"),
         "previous": cell_text(column, before) if row.previous is not None else "",
@@ -129,18 +129,16 @@ def table(report: Report, cols: list[Column], base: dict[str, str]) -> list[dict
     link and the change since the previous period."""
     out = []
     for row in [*report.rows, report.total]:
-        out.append({"label": row.label, "total": row is report.total,
-                    "cells": [_cell(c, row, base) for c in cols]})
+        total = row is report.total
+        out.append({"label": row.label, "total": total,
+                    "cells": [_cell(c, row, base, TOTAL_KEY if total else row.key) for c in cols]})
     return out
 
 
 def notes_of(report: Report) -> list[str]:
-    notes = list(report.notes)
-    basis = BASIS_NOTES.get(report.total.figures.basis)
-    if basis and basis not in notes:
-        notes.append(basis)
-    notes.append(RULE_766)
-    return notes
+    """The engine's notes (the basis of the satisfaction, the history still being added up), and
+    the 766 formula."""
+    return [*report.notes, RULE_766]
 
 
 def _unavailable(exc: Exception) -> str:
@@ -219,7 +217,7 @@ async def drill_page(request: web.Request) -> web.Response:
         if figure not in cols:
             raise ValueError(f"Chỉ số không hợp lệ: {figure!r}.")
         try:
-            tickets = await request.app[REPORTS].drill(period, dimension, key, figure, limit=DRILL_LIMIT + 1)
+            tickets = await drill(request, period, dimension, key, figure, limit=DRILL_LIMIT + 1)
         except (TimeoutError, OSError, RuntimeError) as exc:
             return _bad(request, session, _unavailable(exc), status=503)
     except ValueError as exc:
@@ -229,11 +227,36 @@ async def drill_page(request: web.Request) -> web.Response:
     names = {str(f["id"]): str(f.get("name", f["id"]))
              for f in request.app[FOLLOWER].state.field_list(site)}
     counters = {str(c["id"]): str(c.get("name", c["id"])) for c in request.app[FOLLOWER].state.counter_list(site)}
-    rows = [_ticket_row(r, site.tz, names, counters, levels) for r in tickets[:DRILL_LIMIT]]
+    dossiers = figure.startswith("dossiers_")
+    rows = [(_dossier_row if dossiers else _ticket_row)(r, site.tz, names, counters, levels)
+            for r in tickets[:DRILL_LIMIT]]
     back = _href("/reports", **period.query(), by=str(dimension))
-    return render(request, "reports_drill.html", session=session, period=period, rows=rows,
+    label = "Tổng cộng" if key == TOTAL_KEY else (key or "(không có)")
+    return render(request, "reports_drill.html", session=session, period=period, rows=rows, dossiers=dossiers,
                   more=len(tickets) > DRILL_LIMIT, limit=DRILL_LIMIT, figure=cols[figure].header,
-                  dimension_name=DIMENSION_NAMES[str(dimension)], key=key or "—", back=back)
+                  dimension_name=DIMENSION_NAMES[str(dimension)], key=label, back=back)
+
+
+async def drill(request: web.Request, period: Period, dimension: Dimension, key: str, figure: str, *,
+                limit: int) -> list[dict[str, Any]]:
+    """The records behind one figure of one row. A rating level ("ratings.3") is the rated tickets
+    of that score; the total row is every weekday's (each ticket and dossier has exactly one)."""
+    engine = request.app[REPORTS]
+    level = None
+    if figure.startswith("ratings."):
+        figure, level = "ratings", int(figure.removeprefix("ratings."))
+    if key == TOTAL_KEY:
+        dimension, keys = Dimension.WEEKDAY, [str(d) for d in range(7)]
+    else:
+        keys = [key]
+    out: list[dict[str, Any]] = []
+    for k in keys:
+        found = await engine.drill(period, dimension, k, figure, limit=limit if level is None else 10 * limit)
+        out.extend(r for r in found if level is None or r.get("rating") == level)
+        if len(out) >= limit:
+            break
+    out.sort(key=lambda r: str(r.get("issued_at") or r.get("received_at") or ""))
+    return out[:limit]
 
 
 def _ticket_row(r: Mapping[str, Any], tz: Any, fields: dict[str, str], counters: dict[str, str],
@@ -256,6 +279,33 @@ def _ticket_row(r: Mapping[str, Any], tz: Any, fields: dict[str, str], counters:
         "rating": levels[score - 1] if isinstance(score, int) and 1 <= score <= len(levels) else "",
         "dossier": str(r.get("dossier") or ""),
     }
+
+
+def _dossier_row(v: Mapping[str, Any], tz: Any, fields: dict[str, str], counters: dict[str, str],
+                 levels: list[str]) -> dict[str, str]:
+    procedure = v.get("procedure") if isinstance(v.get("procedure"), dict) else {}
+    rating = v.get("rating") if isinstance(v.get("rating"), dict) else {}
+    score = rating.get("score")
+    status = str(v.get("status") or "")
+    return {
+        "code": str(v.get("code") or ""),
+        "procedure": str(procedure.get("name") or procedure.get("code") or ""),
+        "field": fields.get(str(v.get("field")), str(v.get("field") or "")),
+        "counter": counters.get(str(v.get("counter")), str(v.get("counter") or "")),
+        "officer": str(v.get("officer") or ""),
+        "received": stamp_text(v.get("received_at"), tz),
+        "due": _day_text(v.get("due_at")),
+        "done": stamp_text(v.get("done_at"), tz),
+        "status": Texts().get("hs_status_" + status, status),
+        "rating": levels[score - 1] if isinstance(score, int) and 1 <= score <= len(levels) else "",
+    }
+
+
+def _day_text(value: Any) -> str:
+    try:
+        return f"{date.fromisoformat(str(value)[:10]):%d/%m/%Y}"
+    except ValueError:
+        return ""
 
 
 def _title(dimension: Dimension) -> str:
