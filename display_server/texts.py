@@ -266,7 +266,7 @@ VI: dict[str, str] = {
     "mine_month": "Tháng này",
     "mine_quarter": "Quý này",
     "mine_year": "Năm nay",
-    "mine_error": "Chưa lấy được số liệu của bạn.",
+    "mine_error": "Chưa lấy được số liệu. Vui lòng tải lại trang sau ít phút.",
     "mine_pending": "Hệ thống đang tổng hợp dữ liệu cũ: số liệu chưa đầy đủ.",
     "rp_open": "Báo cáo theo tháng, quý, năm (chỉ số 766, xuất Excel)",
     "sup_from": "Từ ngày",
