@@ -243,3 +243,10 @@ async def test_reports_page_in_chromium_charts_and_drill_down(rig: Rig, chromium
     assert console.errors == []
     await context.close()
     await officer.close()
+
+
+@pytest.mark.parametrize(("most", "top"), [(0, 4), (1, 4), (3, 4), (5, 8), (110, 200), (2000, 2000), (2001, 4000)])
+def test_the_trend_axis_has_four_whole_steps(most: int, top: int) -> None:
+    svg = trend_svg([(date(2026, 3, 2), figures(served=most))], title="x")
+    labels = re.findall(r'<text class="axis" x="[\d.]+" y="[\d.]+" text-anchor="end">([\d.]+)</text>', svg)
+    assert [int(x.replace(".", "")) for x in labels] == [top * i // 4 for i in range(5)]

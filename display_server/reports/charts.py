@@ -7,6 +7,7 @@ styles, and presentation attributes would not follow a printer-friendly styleshe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import date
 from html import escape
@@ -20,14 +21,16 @@ _LEFT, _RIGHT, _TOP, _BOTTOM = 48, 48, 16, 40
 
 
 def _nice_max(value: float) -> float:
-    """An axis maximum a reader can read: 1, 2 or 5 times a power of ten, at least the value."""
+    """An axis maximum of four equal steps a reader can read (each 1, 2 or 5 times a power of
+    ten), at least the value: 3 → 4, 110 → 200, 2000 → 2000."""
     if value <= 0:
-        return 1
-    step = 10 ** (len(str(int(value))) - 1)
+        return 4
+    raw = max(value / 4, 1)  # counts: a step of at least one
+    power = 10 ** math.floor(math.log10(raw))
     for m in (1, 2, 5, 10):
-        if m * step >= value:
-            return float(m * step)
-    return float(10 * step)
+        if m * power >= raw:
+            return 4 * m * power
+    return 40 * power
 
 
 def _svg(width: int, height: int, label: str, body: list[str], css: str) -> str:
