@@ -18,7 +18,7 @@ import pytest
 from openpyxl import load_workbook
 from playwright.async_api import Browser
 
-from display_server.base import RECORDS
+from display_server.base import RECORDS, SITE
 from display_server.pages.reports import period_query
 from display_server.reports.charts import officers_svg, trend_svg
 from display_server.reports.figures import Row
@@ -250,3 +250,34 @@ def test_the_trend_axis_has_four_whole_steps(most: int, top: int) -> None:
     svg = trend_svg([(date(2026, 3, 2), figures(served=most))], title="x")
     labels = re.findall(r'<text class="axis" x="[\d.]+" y="[\d.]+" text-anchor="end">([\d.]+)</text>', svg)
     assert [int(x.replace(".", "")) for x in labels] == [top * i // 4 for i in range(5)]
+
+
+async def test_drill_down_of_the_total_and_of_a_level_and_the_printed_page(rig: Rig) -> None:
+    today = await a_day_at_the_office(rig)
+    base = f"{rig.url}/reports/drill?period=day&date={today}&by=officer"
+
+    def numbers(page: str) -> list[str]:
+        body = page.split('id="drill"', 1)[1]
+        return sorted(re.findall(r"<tr><td>[^<]*</td><td>([^<]+)</td>", body))
+
+    async with rig.browser("lanhdao") as http:
+        status, page = await get(http, base + "&key=*&figure=served")  # the total row: every served ticket
+        assert status == 200 and numbers(page) == ["1001", "1002", "2001"], page
+        status, page = await get(http, base + "&key=*&figure=ratings.1")  # the lowest level: Hoa's second
+        assert status == 200 and numbers(page) == ["1002"]
+        status, page = await get(http, base + f"&key={HOA_NAME}&figure=issued")
+        assert status == 200 and numbers(page) == ["1001", "1002"]
+        status, page = await get(http, base + "&key=*&figure=khong-co")
+        assert status == 400 and "Chỉ số không hợp lệ" in page
+        status, page = await get(http, f"{rig.url}/reports/print?period=day&date={today}&by=officer")
+        assert status == 200
+        for text in (rig.web.app[SITE].name.upper(), "BÁO CÁO KẾT QUẢ PHỤC VỤ THEO CÁN BỘ", HOA_NAME,
+                     "Người lập biểu", "Thủ trưởng đơn vị", "reports-print"):
+            assert text in page, text
+        css = re.search(r'href="(/static/reports-print\.css[^"]*)"', page)
+        assert css is not None
+        status, sheet = await get(http, rig.url + css.group(1).replace("&amp;", "&"))
+        assert status == 200 and "@page { size: A4 landscape" in sheet
+    async with rig.browser("canbo1") as officer:
+        status, _ = await get(officer, base + "&key=*&figure=served")
+        assert status == 403
