@@ -131,6 +131,9 @@ async def test_a_leader_reads_the_dashboard_and_changes_nothing(rig: Rig) -> Non
                              headers={"X-CSRF-Token": csrf}) as resp:
             assert resp.status == 403 and (await resp.json())["error"]["code"] == "forbidden"
         assert rig.counter_state("1").get("status", "closed") == "closed"
+        async with http.get(rig.url + "/api/me") as resp:
+            me = await resp.json()
+        assert (me["role"], me["counters"]) == ("leader", [])
     # the leader's login lands on the reports
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as fresh:
         resp = await login(fresh, rig.url, "lanhdao")

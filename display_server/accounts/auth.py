@@ -376,5 +376,4 @@ async def me(request: web.Request) -> web.Response:
     session = api_session(request, csrf=False)
     a = session.account
     return json_response({"ok": True, "username": a.username, "name": a.name, "role": str(a.role),
-                          "counters": list(a.counters) if a.counters is not None else
-                          [c.id for c in request.app[SITE].counters]})
+                          "counters": [c.id for c in request.app[SITE].counters if a.may_use_counter(c.id)]})
