@@ -284,3 +284,18 @@ async def test_drill_down_of_the_total_and_of_a_level_and_the_printed_page(rig: 
     async with rig.browser("canbo1") as officer:
         status, _ = await get(officer, base + "&key=*&figure=served")
         assert status == 403
+
+
+async def test_without_its_warehouse_the_reports_say_so_and_nothing_crashes(broker: Broker, tmp_path: Path) -> None:
+    # the warehouse's file is a directory: it cannot be opened (the web server goes on without it)
+    (tmp_path / "kho").mkdir()
+    path = rig_site(tmp_path, broker, f'[reports]\ndatabase = "{tmp_path / "kho"}"\n')
+    async with running_core(path), running_web(path) as web:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            assert (await login(http, web.url, "lanhdao")).status == 303
+            status, page = await get(http, web.url + "/reports")
+            assert status == 503 and "Chưa lấy được số liệu báo cáo" in page
+            async with http.get(web.url + "/reports/export.xlsx?from=2026-01-01&to=2026-01-31") as resp:
+                assert resp.status == 503 and (await resp.json())["error"]["code"] == "unavailable"
+            status, _ = await get(http, web.url + "/supervisor")  # the rest of the server works on
+            assert status == 200

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from display_server.reports.xlsx import workbook_bytes
 from display_server.texts import Texts
 from display_server.timefmt import local, stamp_text
 from qms_common.config import business_day
+from qms_common.protocol import ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +143,13 @@ def notes_of(report: Report) -> list[str]:
     return [*report.notes, RULE_766]
 
 
+# What the engine may fail with (its database missing or broken, the core not answering): the page
+# says the figures are unavailable, never a stack trace. Its refusals of bad input are ValueError.
+ENGINE_ERRORS = (TimeoutError, OSError, RuntimeError, sqlite3.Error, ProtocolError)
+
+
 def _unavailable(exc: Exception) -> str:
-    log.warning("Không lấy được báo cáo: %s", exc)
+    log.warning("Không lấy được báo cáo: %r", exc)
     return "Chưa lấy được số liệu báo cáo. Vui lòng thử lại sau ít phút."
 
 
@@ -150,7 +157,7 @@ async def _report(request: web.Request, period: Period, dimension: Dimension, *,
                   officer: str | None = None) -> Report:
     try:
         return await request.app[REPORTS].report(period, dimension, officer=officer)
-    except (TimeoutError, OSError, RuntimeError) as exc:
+    except ENGINE_ERRORS as exc:
         raise ApiError(503, "unavailable", _unavailable(exc)) from None
 
 
@@ -218,7 +225,7 @@ async def drill_page(request: web.Request) -> web.Response:
             raise ValueError(f"Chỉ số không hợp lệ: {figure!r}.")
         try:
             tickets = await drill(request, period, dimension, key, figure, limit=DRILL_LIMIT + 1)
-        except (TimeoutError, OSError, RuntimeError) as exc:
+        except ENGINE_ERRORS as exc:
             return _bad(request, session, _unavailable(exc), status=503)
     except ValueError as exc:
         return _bad(request, session, str(exc))
