@@ -29,7 +29,7 @@ from display_server.reports.figures import Dimension, Figures, Report, Row
 from display_server.reports.layout import DIMENSION_NAMES, Column, cell_text, change, columns, number_text
 from display_server.reports.periods import Period, PeriodKind, parse_period, period_of
 from display_server.reports.stats import service_s, wait_s
-from display_server.reports.xlsx import workbook_bytes
+from display_server.reports.xlsx import title_of, workbook_bytes
 from display_server.texts import Texts
 from display_server.timefmt import local, stamp_text
 from qms_common.config import business_day
@@ -212,7 +212,7 @@ async def print_page(request: web.Request) -> web.Response:
         return _bad(request, session, exc.message, status=exc.status)
     made = today_of(request)
     return render(request, "reports_print.html", session=session, **_context(request, report, period, dimension),
-                  made_on=made, title=_title(dimension))
+                  made_on=made, title=title_of(str(dimension)))
 
 
 async def drill_page(request: web.Request) -> web.Response:
@@ -313,10 +313,6 @@ def _day_text(value: Any) -> str:
         return f"{date.fromisoformat(str(value)[:10]):%d/%m/%Y}"
     except ValueError:
         return ""
-
-
-def _title(dimension: Dimension) -> str:
-    return f"BÁO CÁO KẾT QUẢ PHỤC VỤ THEO {DIMENSION_NAMES[str(dimension)].upper()}"
 
 
 def _bad(request: web.Request, session: Any, message: str, *, status: int = 400) -> web.Response:
