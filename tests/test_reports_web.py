@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import re
+import types
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
@@ -18,11 +19,13 @@ import pytest
 from openpyxl import load_workbook
 from playwright.async_api import Browser
 
-from display_server.base import RECORDS, SITE
-from display_server.pages.reports import period_query
+from display_server.base import RECORDS, SITE, make_templates
+from display_server.pages.reports import period_query, report_context
 from display_server.reports.charts import officers_svg, trend_svg
-from display_server.reports.figures import Row
+from display_server.reports.figures import Dimension, Report, Row
+from display_server.reports.periods import period_of
 from display_server.reports.xlsx import HEADER_ROW
+from display_server.texts import Texts
 from qms_common.devbroker import Broker
 from qms_common.protocol import Topics
 from tests.support.core import running_core
@@ -299,3 +302,26 @@ async def test_without_its_warehouse_the_reports_say_so_and_nothing_crashes(brok
                 assert resp.status == 503 and (await resp.json())["error"]["code"] == "unavailable"
             status, _ = await get(http, web.url + "/supervisor")  # the rest of the server works on
             assert status == 200
+
+
+@pytest.mark.parametrize("pending", [0, 12])
+def test_the_page_says_while_history_is_still_being_added_up(pending: int) -> None:
+    march = period_of("month", date(2026, 3, 1))
+    report = Report(march, march.previous(), Dimension.OFFICER, [Row(HOA_NAME, HOA_NAME, HOA, MINH)],
+                    Row("", "Tổng cộng", HOA, MINH), ["Tỷ lệ hài lòng tính cả lượt phục vụ không có hồ sơ."],
+                    [(date(2026, 3, 2), HOA)], pending)
+    context = report_context(report, ["Không hài lòng", "Hài lòng", "Rất hài lòng"], 15)
+    site = types.SimpleNamespace(name="Bộ phận Một cửa UBND xã Hòa Bình")
+    session = types.SimpleNamespace(csrf="x", account=types.SimpleNamespace(name="Phạm Thị Thu"))
+    html = make_templates().get_template("reports.html").render(
+        **context, t=Texts(), site=site, session=session, lang_href="/reports?lang=en", static=lambda p: "/static/" + p,
+        trend_svg="", officers_svg="", picked="month", anchor=march.start, supervisor=False)
+    assert ("đang tổng hợp dữ liệu cũ" in html) == bool(pending)
+    assert ("còn 12 ngày chưa tổng hợp" in html) == bool(pending)
+    assert "Quyết định 766/QĐ-TTg" in html and "Tỷ lệ hài lòng tính cả lượt phục vụ không có hồ sơ." in html
+    # Hoa's served, against February's: ▲ 57,1% (110 against 70), green; her longer wait red
+    row = html.split(f"<th scope=\"row\">{HOA_NAME}</th>", 1)[1].split("</tr>", 1)[0]
+    assert '▲ 57,1%' in row and 'class="change good"' in row and 'class="change bad"' in row
+    assert "/reports/drill?period=month&amp;date=2026-03-01&amp;by=officer&amp;key=" in row
+    total = html.split("Tổng cộng</th>", 1)[1].split("</tr>", 1)[0]
+    assert "key=%2A&amp;figure=served" in total  # the total row drills into every ticket

@@ -161,8 +161,10 @@ async def _report(request: web.Request, period: Period, dimension: Dimension, *,
         raise ApiError(503, "unavailable", _unavailable(exc)) from None
 
 
-def _context(request: web.Request, report: Report, period: Period, dimension: Dimension) -> dict[str, Any]:
-    cols = columns(_levels(request), target_min(request))
+def report_context(report: Report, levels: list[str], target: float) -> dict[str, Any]:
+    """What reports.html and reports_print.html show of a report (pure)."""
+    period, dimension = report.period, report.dimension
+    cols = columns(levels, target)
     base = {**period.query(), "by": str(dimension)}
     return {
         "report": report, "period": period, "dimension": str(dimension),
@@ -191,7 +193,7 @@ async def reports_page(request: web.Request) -> web.Response:
                                                     _report(request, period, Dimension.OFFICER))
     except ApiError as exc:
         return _bad(request, session, exc.message, status=exc.status)
-    context = _context(request, report, period, dimension)
+    context = report_context(report, _levels(request), target_min(request))
     trend = trend_svg(report.trend, title=f"Lượt phục vụ và tỷ lệ hài lòng theo ngày, {period.label}")
     side = officers_svg([r for r in officers.rows if r.key],
                         title=f"Cán bộ: lượt phục vụ và tỷ lệ hài lòng, {period.label}")
@@ -210,9 +212,9 @@ async def print_page(request: web.Request) -> web.Response:
         return _bad(request, session, str(exc))
     except ApiError as exc:
         return _bad(request, session, exc.message, status=exc.status)
-    made = today_of(request)
-    return render(request, "reports_print.html", session=session, **_context(request, report, period, dimension),
-                  made_on=made, title=title_of(str(dimension)))
+    context = report_context(report, _levels(request), target_min(request))
+    return render(request, "reports_print.html", session=session, **context, made_on=today_of(request),
+                  title=title_of(str(dimension)))
 
 
 async def drill_page(request: web.Request) -> web.Response:
