@@ -44,6 +44,7 @@ from display_server.pages import (
     procedures,
     rating,
     remote,
+    reports,
     supervisor,
     track,
 )
@@ -62,7 +63,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PageSetup = Callable[[web.Application], None]
 PAGES: tuple[PageSetup, ...] = (auth.setup, tv_page.setup, kiosk.setup, checkin.setup, track.setup,
                                  console.setup, rating.setup, supervisor.setup, otp.setup, remote.setup,
-                                 booking.setup, procedures.setup, dossiers.setup)
+                                 booking.setup, procedures.setup, dossiers.setup, reports.setup)
 
 
 def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,

@@ -41,6 +41,7 @@ DEMO_LOGINS = (
     ("canbo1", "canbo1-demo", "cán bộ quầy 1–3 / officer, counters 1-3"),
     ("canbo2", "canbo2-demo", "cán bộ quầy 4–6 / officer, counters 4-6"),
     ("giamsat", "giamsat-demo", "giám sát / supervisor"),
+    ("lanhdao", "lanhdao-demo", "lãnh đạo, xem báo cáo / leader, reports (read-only)"),
 )
 # The demo's dossier API key (DEMO ONLY, public): its SHA-256 is in examples/site.toml [[api_keys]].
 DEMO_API_KEY = "demo-motcua-khoa-cong-khai"
