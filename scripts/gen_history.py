@@ -490,6 +490,7 @@ class Summary:
     tickets_per_day: dict[str, int] = field(default_factory=dict)   # days written
     skipped: list[str] = field(default_factory=list)                # days that had tickets already
     tickets: int = 0
+    served: int = 0
     dossiers: int = 0
     seconds: float = 0.0
 
@@ -570,6 +571,7 @@ async def generate(config: Path, *, days: int, per_day: int, seed: int = 1, end:
                     await store.add_past_day(result.tickets)
                     summary.tickets_per_day[result.day] = len(result.tickets)
                     summary.tickets += len(result.tickets)
+                    summary.served += sum(t.status is TicketStatus.DONE for t in result.tickets)
                 if progress is not None:
                     progress(k, len(wanted), summary)
             summary.seconds = round(clock.perf_counter() - started, 2)
