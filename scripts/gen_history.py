@@ -50,7 +50,7 @@ from display_server.catalogue.importer import CatalogueFileError, parse  # noqa:
 from display_server.catalogue.search import FieldMap  # noqa: E402
 from dossiers.calendar import BusinessCalendar, add_business_days  # noqa: E402
 from dossiers.model import Dossier, Entry, Rating  # noqa: E402
-from dossiers.settings import load_dossier_settings  # noqa: E402
+from dossiers.settings import DossierSettings, load_dossier_settings  # noqa: E402
 from dossiers.store import DossierStore  # noqa: E402
 from qms_common.config import SiteConfig, business_day, load_site_config  # noqa: E402
 from qms_common.mqtt import make_client  # noqa: E402
@@ -284,7 +284,9 @@ def simulate_day(office: Office, day: date, per_day: int, seed: int, first_order
     rng = random.Random(f"{seed}:{day.isoformat()}")
     tz = site.tz
     midnight = datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
-    at: Callable[[int], datetime] = lambda s: midnight + timedelta(seconds=s)  # noqa: E731
+
+    def at(seconds: int) -> datetime:
+        return midnight + timedelta(seconds=seconds)
     served = office.served_fields or tuple(f.id for f in site.fields)
     weights = [field_weight(f) for f in served]
     n = tickets_on(office, day, per_day, rng)
@@ -512,6 +514,20 @@ async def core_online(site: SiteConfig, timeout: float = 1.0) -> bool:
     return False
 
 
+def _read(config: Path, procedures: Path | None) -> tuple[SiteConfig, DossierSettings, Office]:
+    """The site, its dossier settings and the office; Refused with the reason when one is wrong."""
+    if procedures is not None and procedures != PROCEDURES and not procedures.is_file():
+        raise Refused(f"Không có tệp thủ tục {procedures}.")
+    try:
+        site = load_site_config(config)
+        settings = load_dossier_settings(site)
+        return site, settings, office_of(site, settings.calendar, procedures)
+    except ConfigError as exc:
+        raise Refused(str(exc)) from None
+    except CatalogueFileError as exc:
+        raise Refused(f"Tệp thủ tục {procedures} có lỗi:\n{exc}") from None
+
+
 async def generate(config: Path, *, days: int, per_day: int, seed: int = 1, end: date | None = None,
                    procedures: Path | None = PROCEDURES, now: datetime | None = None, check_broker: bool = True,
                    progress: Callable[[int, int, Summary], None] | None = None) -> Summary:
@@ -519,14 +535,7 @@ async def generate(config: Path, *, days: int, per_day: int, seed: int = 1, end:
     if days < 1 or per_day < 1:
         raise Refused("--days và --per-day phải là số nguyên dương.")
     started = clock.perf_counter()
-    try:
-        site = load_site_config(config)
-        settings = load_dossier_settings(site)
-        office = office_of(site, settings.calendar, procedures)
-    except ConfigError as exc:
-        raise Refused(str(exc)) from None
-    except CatalogueFileError as exc:
-        raise Refused(f"Tệp thủ tục {procedures} có lỗi:\n{exc}") from None
+    site, settings, office = _read(config, procedures)
     now = now or datetime.now(UTC)
     if check_broker and await core_online(site):
         raise Refused(f"Lõi hàng đợi của điểm “{site.id}” đang chạy (trạng thái online trên broker "
