@@ -375,6 +375,11 @@ class Store:
         rows = await self._db.execute_fetchall(MAX_ORDER_SQL)
         return int(next(iter(rows))[0] or 0) + 1
 
+    async def newest_day(self) -> str | None:
+        """The latest business day with tickets (None: none yet)."""
+        rows = await self._db.execute_fetchall("SELECT MAX(day) FROM tickets")
+        return next(iter(rows))[0]
+
     async def days_with_tickets(self, day_from: str, day_to: str) -> set[str]:
         rows = await self._db.execute_fetchall("SELECT DISTINCT day FROM tickets WHERE day BETWEEN ? AND ?",
                                                (day_from, day_to))

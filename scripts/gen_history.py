@@ -7,7 +7,9 @@ service's, as they would have left them (for the reports' benchmark and the demo
 business day); the office's closed weekdays and holidays ([dossiers], else [appointments], else
 Saturday and Sunday) get no tickets. `--per-day`: tickets on an average open day (Mondays busier,
 Fridays quieter, a slack month around Tết). A day that already has tickets is skipped, so running
-it again adds only what is missing.
+it again adds only what is missing; so is a day before the newest one with tickets (the core's issue
+order follows the days, and readers rely on it: history is added before the core first runs, or
+after its last day).
 
 Each day is a small simulation of the office: citizens arrive by the hour (a morning peak, a
 smaller one after lunch), take a number per field, and the counters call them in the core's order
@@ -491,6 +493,8 @@ class Refused(Exception):
 class Summary:
     tickets_per_day: dict[str, int] = field(default_factory=dict)   # days written
     skipped: list[str] = field(default_factory=list)                # days that had tickets already
+    older: list[str] = field(default_factory=list)                  # days before `newest`: not written
+    newest: str | None = None   # the newest day that had tickets before this run
     tickets: int = 0
     served: int = 0
     dossiers: int = 0
@@ -566,11 +570,16 @@ async def generate(config: Path, *, days: int, per_day: int, seed: int = 1, end:
             if not wanted:
                 raise Refused("Lịch làm việc không có ngày mở cửa nào.")
             have = await store.days_with_tickets(wanted[0].isoformat(), wanted[-1].isoformat())
+            newest = await store.newest_day()
             order = await store.next_order()
-            summary = Summary()
+            summary = Summary(newest=newest)
             for k, d in enumerate(wanted, 1):
                 if d.isoformat() in have:
                     summary.skipped.append(d.isoformat())
+                elif newest is not None and d.isoformat() < newest:
+                    # its tickets would come after newer days' in the issue order, which readers
+                    # take as the order of days (the warehouse finds the first day by it)
+                    summary.older.append(d.isoformat())
                 else:
                     result = simulate_day(office, d, per_day, seed, order, now)
                     order += len(result.tickets)
@@ -632,6 +641,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = f"{s.seconds:.1f}".replace(".", ",")
     print(f"Đã tạo {days_written} ngày ({_n(s.tickets)} vé, {_n(s.dossiers)} hồ sơ) trong {seconds} giây; "
           f"bỏ qua {len(s.skipped)} ngày đã có dữ liệu.")
+    if s.older:
+        print(f"Không tạo {len(s.older)} ngày trước {s.newest} (ngày mới nhất đã có vé): vé của chúng sẽ đứng sau "
+              "vé của những ngày mới hơn trong thứ tự phát số.")
     return 0
 
 

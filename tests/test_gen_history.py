@@ -211,14 +211,22 @@ async def test_the_history_loads_in_the_core_and_is_written_once(broker: Broker,
     finally:
         await dstore.close()
 
-    # again: every day is there already; two days more back: only those are added
+    # again: every day is there already; two days more back: not before the newest day (the issue
+    # order follows the days); two days more forward: only those are added
     again = run_script(config, "--days", "10", "--per-day", "60", "--seed", "5", "--end", END.isoformat())
     assert again.returncode == 0 and "Đã tạo 0 ngày" in again.stdout and "bỏ qua 10 ngày" in again.stdout
-    more = await generate(config, days=12, per_day=60, seed=5, end=END, now=NOW, check_broker=False)
-    assert sorted(more.tickets_per_day) == ["2026-02-25", "2026-02-26"] and len(more.skipped) == 10
+    back = run_script(config, "--days", "12", "--per-day", "60", "--seed", "5", "--end", END.isoformat())
+    assert back.returncode == 0 and "Đã tạo 0 ngày" in back.stdout
+    assert f"Không tạo 2 ngày trước {END}" in back.stdout, back.stdout
+    more = await generate(config, days=12, per_day=60, seed=5, end=date(2026, 3, 17), now=NOW, check_broker=False)
+    assert sorted(more.tickets_per_day) == ["2026-03-16", "2026-03-17"] and len(more.skipped) == 10
+    assert more.older == []
     with sqlite3.connect(site.storage_path) as db:
         assert db.execute("SELECT COUNT(*) FROM tickets").fetchone()[0] == summary.tickets + more.tickets
         assert db.execute("SELECT COUNT(DISTINCT ord) FROM tickets").fetchone()[0] == summary.tickets + more.tickets
+        # the issue order follows the days
+        days = [r[0] for r in db.execute("SELECT day FROM tickets ORDER BY ord")]
+        assert days == sorted(days)
 
 
 async def test_refused_while_the_dossier_service_has_its_database(tmp_path: Path) -> None:
