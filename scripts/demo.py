@@ -142,7 +142,7 @@ def demo_history(py: str, env: dict[str, str]) -> str:
     lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
     if done.returncode != 0 or not lines:
         return "CHƯA tạo được, xem " + str(LOGS / "gen-history.log")
-    return lines[-1]
+    return " ".join(lines)
 
 
 def main() -> int:
