@@ -44,10 +44,12 @@ from display_server.pages import (
     procedures,
     rating,
     remote,
+    reports,
     supervisor,
     track,
 )
-from display_server.settings import ServerSettings, load_server_settings
+from display_server.reports import REPORTS, Reports
+from display_server.settings import ReportSettings, ServerSettings, default_reports_database, load_server_settings
 from display_server.speech.render import Speech
 from display_server.tv import page as tv_page
 from display_server.tv.announcer import Announcer
@@ -61,7 +63,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PageSetup = Callable[[web.Application], None]
 PAGES: tuple[PageSetup, ...] = (auth.setup, tv_page.setup, kiosk.setup, checkin.setup, track.setup,
                                  console.setup, rating.setup, supervisor.setup, otp.setup, remote.setup,
-                                 booking.setup, procedures.setup, dossiers.setup)
+                                 booking.setup, procedures.setup, dossiers.setup, reports.setup)
 
 
 def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,
@@ -74,6 +76,8 @@ def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,
     app[SPEECH] = speech = speech or Speech(settings.speech)
     app[ANNOUNCER] = Announcer(site, follower, speech, settings.speech)
     app[RECORDS] = TodayRecords(follower)
+    app[REPORTS] = Reports(site, follower, app[RECORDS],
+                           settings.reports or ReportSettings(database=default_reports_database(site)))
     app[SIGNER] = Signer(load_secret(settings.web.secret_file))
     # the procedure catalogue: its pages, the kiosk and the console's procedure picker read it
     app[CATALOGUE] = site_catalogue(site, settings.web.catalogue)
@@ -101,7 +105,14 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     for task in tasks:
         task.add_done_callback(_log_death)
     app[TASKS].extend(tasks)
+    reports = app[REPORTS]
+    try:
+        await reports.start()  # the warehouse; history is rolled up in the background
+    except Exception:
+        # a report warehouse that cannot open (disk, a newer schema) must not stop the office
+        log.exception("Không mở được kho báo cáo %s: báo cáo không dùng được", reports.settings.database)
     yield
+    await reports.stop()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(follower.stop(), 5)
     for task in tasks:

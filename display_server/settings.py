@@ -173,6 +173,14 @@ class ApiKeys:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    """[reports]: the report warehouse (docs/web.md, "Báo cáo")."""
+
+    database: Path
+    target_wait_min: int = 15  # the wait a ticket is "within target" for
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     web: WebSettings
     speech: SpeechSettings
@@ -183,6 +191,7 @@ class ServerSettings:
     accounts: Accounts = field(default_factory=lambda: Accounts({}))
     receipt_printers: tuple[ReceiptPrinterSettings, ...] = ()
     api_keys: ApiKeys = field(default_factory=ApiKeys)
+    reports: ReportSettings | None = None  # None: beside the core's database, the default target
 
     def receipt_printer(self, counter: str) -> PrinterSettings | None:
         """The printer of a counter's dossier receipts, if it has one."""
@@ -202,7 +211,31 @@ def load_server_settings(site: SiteConfig) -> ServerSettings:
     return ServerSettings(web=_web(site), speech=_speech(site), display=_display(site), kiosk=_kiosk(site),
                           printer=_printer(site), security=_security(site),
                           accounts=parse_accounts(root, {c.id for c in site.counters}),
-                          receipt_printers=_receipt_printers(site, root), api_keys=_api_keys(root))
+                          receipt_printers=_receipt_printers(site, root), api_keys=_api_keys(root),
+                          reports=_reports(site))
+
+
+def default_reports_database(site: SiteConfig) -> Path:
+    return site.storage_path.with_name(f"{site.id}-reports.sqlite3")
+
+
+def _reports(site: SiteConfig) -> ReportSettings:
+    t = site.section("reports")
+    value = t.str("database")
+    # beside the core's database by default; a cache, so no backup is needed
+    database = resolve_path(site.path, value) if value else default_reports_database(site)
+    section = site.raw.get("dossiers")
+    dossiers = section.get("database") if isinstance(section, dict) else None
+    taken = {site.storage_path.resolve(): "của lõi hàng đợi ([storage] path)",
+             (resolve_path(site.path, dossiers) if isinstance(dossiers, str) and dossiers
+              else site.storage_path.with_name(f"{site.id}-dossiers.sqlite3")).resolve():
+                 "của dịch vụ hồ sơ ([dossiers] database)"}
+    if database.resolve() in taken:
+        t.fail("database", f"trùng tệp cơ sở dữ liệu {taken[database.resolve()]}.",
+               "Dùng một tệp riêng, ví dụ \"data/bao-cao.sqlite3\", hoặc bỏ khóa này.")
+    target = t.int("target_wait_min", 15, minimum=1, maximum=24 * 60)
+    t.reject_unknown()
+    return ReportSettings(database=database, target_wait_min=target)
 
 
 def _web(site: SiteConfig) -> WebSettings:

@@ -88,6 +88,7 @@ class Dossier:
     entries: tuple[Entry, ...] = ()  # in the order they were applied
     rating: Rating | None = None
     version: int = 1
+    updated_ts: float = 0.0  # Unix time of the last change this service made (for `list`)
 
     # ------------------------------------------------------------ derived
 
@@ -178,7 +179,7 @@ def create(req: DossierCreate, now: datetime, tz: tzinfo) -> Dossier:
     return Dossier(code=req.code, procedure_name=req.procedure_name, procedure_code=req.procedure_code,
                    received_at=received_at, due_at=req.due_at, source=req.source, by=req.by, created_at=now,
                    field=req.field, documents=req.documents, ticket=req.ticket, officer=req.officer,
-                   counter=req.counter, phone=req.phone, entries=(first,))
+                   counter=req.counter, phone=req.phone, entries=(first,), updated_ts=now.timestamp())
 
 
 def apply_event(d: Dossier, req: DossierEvent, now: datetime, tz: tzinfo) -> tuple[Dossier, Entry] | None:
@@ -195,7 +196,7 @@ def apply_event(d: Dossier, req: DossierEvent, now: datetime, tz: tzinfo) -> tup
         raise bad_request("thời điểm “at” trước lúc hồ sơ được tiếp nhận.")
     entry = Entry(req.id, req.status, at, req.by, now, note=req.note, department=req.department,
                   arrival=max(e.arrival for e in d.entries) + 1)
-    return replace(d, entries=(*d.entries, entry), version=d.version + 1), entry
+    return replace(d, entries=(*d.entries, entry), version=d.version + 1, updated_ts=now.timestamp()), entry
 
 
 def attach_rating(d: Dossier, rating: Rating) -> Dossier | None:

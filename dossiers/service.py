@@ -39,6 +39,7 @@ from qms_common.protocol import (
     DossierCreate,
     DossierEvent,
     DossierGet,
+    DossierList,
     ErrorCode,
     EventKind,
     ProtocolError,
@@ -140,7 +141,8 @@ class DossierService:
                 for code in await self.store.finished_with_phone(before):
                     d = await self.store.get(code)
                     if d is not None and model.phone_expired(d, today, days, self.tz):
-                        await self.store.update(replace(d, phone=None, version=d.version + 1))
+                        await self.store.update(replace(d, phone=None, version=d.version + 1,
+                                                        updated_ts=self.now().timestamp()))
                         erased += 1
                 cutoff = (self.now() - timedelta(days=PENDING_RATING_DAYS)).timestamp()
                 await self.store.forget_pending_ratings(cutoff)
@@ -229,6 +231,8 @@ class DossierService:
             allowed = {WEB_USER}
         elif isinstance(cmd, DossierGet):
             allowed = {WEB_USER, self.site.notify_user}
+        elif isinstance(cmd, DossierList):
+            allowed = {WEB_USER}
         else:
             allowed = {self.site.notify_user}
         if sender not in allowed:
@@ -243,6 +247,8 @@ class DossierService:
         if isinstance(cmd, DossierGet):
             d = await self._known(cmd.code)
             return Answer({"ok": True, "request_id": cmd.request_id, "dossier": self.view(d)})
+        if isinstance(cmd, DossierList):
+            return await self._list(cmd)
         assert isinstance(cmd, DossierContacts)
         return await self._contacts(cmd)
 
@@ -310,6 +316,24 @@ class DossierService:
             contacts.append(body)
         return Answer({"ok": True, "request_id": req.request_id, "contacts": contacts, "next": following})
 
+    async def _list(self, req: DossierList) -> Answer:
+        """Views (no phones) of dossiers changed at or after `since`, by code; `next` is the code
+        to pass as `after` for the next page (None: the last page)."""
+        since = model.aware(req.since, self.tz)
+        dossiers = await self.store.changed_since(since, req.after, req.limit + 1)
+        views: list[dict[str, Any]] = []
+        size = 0
+        following: str | None = None
+        for d in dossiers:
+            view = self.view(d)
+            size += len(dumps(view))
+            # the first always goes: a page that could hold none would be asked for again forever
+            if views and (size > _CONTACTS_BUDGET or len(views) == req.limit):
+                following = views[-1]["code"]
+                break
+            views.append(view)
+        return Answer({"ok": True, "request_id": req.request_id, "dossiers": views, "next": following})
+
     # ------------------------------------------------------------ ratings
 
     async def hear_rating(self, payload: bytes | None) -> None:
@@ -338,7 +362,7 @@ class DossierService:
             else:
                 rated = model.attach_rating(d, rating)
                 if rated is not None:
-                    await self.store.update(rated)
+                    await self.store.update(replace(rated, updated_ts=self.now().timestamp()))
                     log.info("Đã gắn đánh giá %d của vé %s vào hồ sơ %s", score, tid, code)
         await self._tell_written()
 

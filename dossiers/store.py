@@ -45,6 +45,13 @@ MIGRATIONS: tuple[str, ...] = (
     -- ratings of tickets whose dossier is not (yet) here: attached when it is created
     CREATE TABLE pending_ratings (code TEXT PRIMARY KEY, rating TEXT NOT NULL, held_ts REAL NOT NULL);
     """,
+    # When each dossier last changed (an entry, a rating, its phone erased), for `list` (the web's
+    # report warehouse, issue 14). Dossiers written before count as changed at the epoch: a
+    # listing since any earlier moment holds them.
+    """
+    ALTER TABLE dossiers ADD COLUMN updated_ts REAL NOT NULL DEFAULT 0;
+    CREATE INDEX dossiers_updated ON dossiers (updated_ts, code);
+    """,
 )
 
 
@@ -73,7 +80,7 @@ def _dossier_row(d: Dossier) -> tuple[Any, ...]:
     return (d.code, d.procedure_code, d.procedure_name, d.field, d.received_at.isoformat(), d.due_at.isoformat(),
             str(d.source), d.by, d.created_at.isoformat(), json.dumps(list(d.documents), ensure_ascii=False),
             d.ticket, d.officer, d.counter, d.phone, _rating_json(d.rating), d.version,
-            finished.timestamp() if finished is not None else None)
+            finished.timestamp() if finished is not None else None, d.updated_ts)
 
 
 def _entry_row(code: str, e: Entry) -> tuple[Any, ...]:
@@ -81,6 +88,7 @@ def _entry_row(code: str, e: Entry) -> tuple[Any, ...]:
             e.applied_at.timestamp(), e.arrival)
 
 
+_INSERT_DOSSIER = f"INSERT INTO dossiers VALUES ({', '.join('?' * 18)})"
 _INSERT_ENTRY = ("INSERT INTO entries (code, id, status, at, note, department, created_by, applied_at, applied_ts, "
                  "arrival) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
@@ -99,11 +107,24 @@ class DossierStore:
         self.path = path
 
     @classmethod
-    async def open(cls, path: Path) -> DossierStore:
+    async def open(cls, path: Path, *, exclusive: bool = False) -> DossierStore:
+        """exclusive: alone with the file (scripts/gen_history.py); refused ("database is
+        locked") while the service or anyone else has it open, which it keeps out meanwhile."""
         make_private(path)  # it holds citizens' phone numbers
         # isolation_level=None: BEGIN/COMMIT are ours, one transaction per change
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = sqlite3.Row
+        if exclusive:
+            # set before WAL is first used: see queue_core.store.Store.open
+            await db.execute("PRAGMA busy_timeout = 500")
+            try:
+                await db.execute("PRAGMA locking_mode = EXCLUSIVE")
+                await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("BEGIN EXCLUSIVE")
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.close()
+                raise
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA foreign_keys = ON")
@@ -142,7 +163,7 @@ class DossierStore:
             source=DossierSource(r["source"]), by=r["created_by"], created_at=datetime.fromisoformat(r["created_at"]),
             documents=tuple(json.loads(r["documents"])), ticket=r["ticket"], officer=r["officer"],
             counter=r["counter"], phone=r["phone"], entries=tuple(entries), rating=_rating_of(r["rating"]),
-            version=r["version"])
+            version=r["version"], updated_ts=r["updated_ts"])
 
     async def applied_since(self, since: datetime, limit: int) -> list[Applied]:
         """Entries applied at or after `since` on dossiers with a phone, oldest first, at most `limit`."""
@@ -162,6 +183,22 @@ class DossierStore:
                 out.append(Applied(d, entry))
         return out
 
+    async def changed_since(self, since: datetime, after: str | None, limit: int) -> list[Dossier]:
+        """Dossiers changed at or after `since`, by code after `after`, at most `limit`: two
+        queries for the page, not two per dossier."""
+        rows = await self._db.execute_fetchall(
+            "SELECT * FROM dossiers WHERE updated_ts >= ? AND code > ? ORDER BY code LIMIT ?",
+            (since.timestamp(), after or "", limit))
+        if not rows:
+            return []
+        codes = [r["code"] for r in rows]
+        entries: dict[str, list[Entry]] = {c: [] for c in codes}
+        marks = ", ".join("?" * len(codes))
+        for e in await self._db.execute_fetchall(
+                f"SELECT * FROM entries WHERE code IN ({marks}) ORDER BY code, arrival", codes):
+            entries[e["code"]].append(_entry_of(e))
+        return [self._dossier_of(r, entries[r["code"]]) for r in rows]
+
     async def pending_rating(self, code: str) -> Rating | None:
         rows = await self._db.execute_fetchall("SELECT rating FROM pending_ratings WHERE code = ?", (code,))
         return _rating_of(next(iter(rows))["rating"]) if rows else None
@@ -178,10 +215,31 @@ class DossierStore:
     async def create(self, d: Dossier) -> None:
         """A new dossier with its entries; a rating held for its code goes with it."""
         await self._write([
-            ("INSERT INTO dossiers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", _dossier_row(d)),
+            (_INSERT_DOSSIER, _dossier_row(d)),
             *((_INSERT_ENTRY, _entry_row(d.code, e)) for e in d.entries),
             ("DELETE FROM pending_ratings WHERE code = ?", (d.code,)),
         ])
+
+    async def add_past(self, dossiers: list[Dossier]) -> int:
+        """Dossiers of past days written at once (scripts/gen_history.py), in one transaction;
+        one whose code is here already is left as it is, entries and all. How many were added."""
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            here: set[str] = set()
+            codes = [d.code for d in dossiers]
+            for i in range(0, len(codes), 500):  # SQLite's bound on parameters
+                chunk = codes[i:i + 500]
+                rows = await self._db.execute_fetchall(
+                    f"SELECT code FROM dossiers WHERE code IN ({', '.join('?' * len(chunk))})", chunk)
+                here.update(r[0] for r in rows)
+            new = [d for d in dossiers if d.code not in here]
+            await self._db.executemany(_INSERT_DOSSIER, [_dossier_row(d) for d in new])
+            await self._db.executemany(_INSERT_ENTRY, [_entry_row(d.code, e) for d in new for e in d.entries])
+            await self._db.execute("COMMIT")
+        except BaseException:
+            await self._db.execute("ROLLBACK")
+            raise
+        return len(new)
 
     async def add_entry(self, d: Dossier, e: Entry) -> None:
         """The entry, and the dossier's new version (and finished time)."""
@@ -194,8 +252,10 @@ class DossierStore:
     @staticmethod
     def _update(d: Dossier) -> tuple[str, tuple[Any, ...]]:
         finished = d.finished_at
-        return ("UPDATE dossiers SET phone = ?, rating = ?, version = ?, finished_ts = ? WHERE code = ?",
-                (d.phone, _rating_json(d.rating), d.version, finished.timestamp() if finished else None, d.code))
+        return ("UPDATE dossiers SET phone = ?, rating = ?, version = ?, finished_ts = ?, updated_ts = ? "
+                "WHERE code = ?",
+                (d.phone, _rating_json(d.rating), d.version, finished.timestamp() if finished else None,
+                 d.updated_ts, d.code))
 
     async def hold_rating(self, code: str, rating: Rating, now: datetime) -> None:
         await self._write([("INSERT OR REPLACE INTO pending_ratings (code, rating, held_ts) VALUES (?, ?, ?)",

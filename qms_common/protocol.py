@@ -728,6 +728,7 @@ class DossierAction(StrEnum):
     EVENT = "event"
     GET = "get"
     CONTACTS = "contacts"
+    LIST = "list"
 
 
 class DossierSource(StrEnum):
@@ -817,7 +818,19 @@ class DossierContacts:
     since: datetime
 
 
-DossierCommand = DossierCreate | DossierEvent | DossierGet | DossierContacts
+@dataclass(frozen=True)
+class DossierList:
+    """Dossiers changed at or after `since` (the web's report warehouse), by code, a page at a time."""
+
+    request_id: str
+    since: datetime
+    after: str | None = None   # the `next` of the previous page: the last code it held
+    limit: int = 200
+
+
+MAX_DOSSIER_LIST_LIMIT = 1000
+
+DossierCommand = DossierCreate | DossierEvent | DossierGet | DossierContacts | DossierList
 
 
 def parse_dossier_command(obj: dict[str, Any]) -> DossierCommand:
@@ -831,6 +844,14 @@ def parse_dossier_command(obj: dict[str, Any]) -> DossierCommand:
         since = _moment(obj, "since", required=True)
         assert since is not None
         return DossierContacts(rid, since)
+    if action is DossierAction.LIST:
+        since = _moment(obj, "since", required=True)
+        assert since is not None
+        limit = obj.get("limit", 200)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_DOSSIER_LIST_LIMIT:
+            raise bad_request(f"“limit” phải là số nguyên từ 1 đến {MAX_DOSSIER_LIST_LIMIT}.")
+        after = dossier_code_of(obj, "after") if obj.get("after") is not None else None
+        return DossierList(rid, since, after=after, limit=limit)
     code = dossier_code_of(obj)
     if action is DossierAction.GET:
         return DossierGet(rid, code)

@@ -71,7 +71,20 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX bookings_day ON bookings (day);
     """,
+    # Years of history (issue 14): start-up reads the highest issue order and erases old phones.
+    # Without these, both read every ticket ever issued: start-up time grew with history.
+    # The partial indexes hold only the few rows that still have a phone.
+    """
+    CREATE INDEX tickets_ord ON tickets (ord);
+    CREATE INDEX tickets_phone ON tickets (day) WHERE phone IS NOT NULL;
+    CREATE INDEX bookings_phone ON bookings (day) WHERE phone IS NOT NULL;
+    """,
 )
+
+# The start-up and daily statements (tests/test_core_history.py checks their query plans).
+MAX_ORDER_SQL = "SELECT MAX(ord) FROM tickets"
+FORGET_TICKET_PHONES_SQL = "UPDATE tickets SET phone = NULL WHERE day < ? AND phone IS NOT NULL"
+FORGET_BOOKING_PHONES_SQL = "UPDATE bookings SET phone = NULL WHERE day < ? AND phone IS NOT NULL"
 
 TICKET_COLUMNS = ("id", "day", "number", "value", "origin_field", "field", "priority", "status",
                   "issued_at", "ord", "called_at", "finished_at", "counter", "officer", "calls",
@@ -215,11 +228,27 @@ class Store:
         self._failed = False
 
     @classmethod
-    async def open(cls, path: Path) -> Store:
+    async def open(cls, path: Path, *, exclusive: bool = False) -> Store:
+        """exclusive: a tool that must be alone with the file (scripts/gen_history.py). It is
+        refused (sqlite3.OperationalError "database is locked") while any other process has the
+        database open, the running core included, and holds the file until it closes, so the
+        core cannot start meanwhile."""
         make_private(path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per command
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = aiosqlite.Row
+        if exclusive:
+            # before WAL is first used: the connection then takes the file lock itself, which
+            # every other connection's shared lock refuses, instead of sharing memory with them
+            await db.execute("PRAGMA busy_timeout = 500")
+            try:
+                await db.execute("PRAGMA locking_mode = EXCLUSIVE")
+                await db.execute("PRAGMA journal_mode = WAL")
+                await db.execute("BEGIN EXCLUSIVE")
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.close()
+                raise
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA foreign_keys = ON")
@@ -238,8 +267,8 @@ class Store:
         meta = {r["key"]: r["value"] for r in await self._db.execute_fetchall("SELECT key, value FROM meta")}
         day = meta.get("day")
         seq = int(meta.get("seq", "0"))
-        rows = await self._db.execute_fetchall("SELECT COALESCE(MAX(ord), 0) FROM tickets")
-        next_order = int(next(iter(rows))[0]) + 1
+        rows = await self._db.execute_fetchall(MAX_ORDER_SQL)
+        next_order = int(next(iter(rows))[0] or 0) + 1
         snap = Snapshot(day=day, seq=seq, next_order=next_order)
         if day is not None:
             snap.tickets = [ticket_from_row(r) for r in
@@ -337,14 +366,61 @@ class Store:
         args.append(limit)
         return [ticket_from_row(r) for r in await self._db.execute_fetchall(sql, args)]
 
+    async def current_day(self) -> str | None:
+        """The business day the core works in (None: it never ran on this database)."""
+        rows = await self._db.execute_fetchall("SELECT value FROM meta WHERE key = 'day'")
+        return str(next(iter(rows))[0]) if rows else None
+
+    async def next_order(self) -> int:
+        rows = await self._db.execute_fetchall(MAX_ORDER_SQL)
+        return int(next(iter(rows))[0] or 0) + 1
+
+    async def newest_day(self) -> str | None:
+        """The latest business day with tickets (None: none yet)."""
+        rows = await self._db.execute_fetchall("SELECT MAX(day) FROM tickets")
+        return next(iter(rows))[0]
+
+    async def days_with_tickets(self, day_from: str, day_to: str) -> set[str]:
+        rows = await self._db.execute_fetchall("SELECT DISTINCT day FROM tickets WHERE day BETWEEN ? AND ?",
+                                               (day_from, day_to))
+        return {r[0] for r in rows}
+
+    async def add_past_day(self, tickets: list[Ticket]) -> None:
+        """A finished business day written at once (scripts/gen_history.py), as the core would
+        have left it: its tickets and each field's last number, in one transaction. Plain
+        INSERTs: a ticket already here fails the whole day rather than being overwritten."""
+        rows = [ticket_row(t) for t in tickets]
+        for row in rows:
+            _check_storable(row)
+        last: dict[tuple[str, str], int] = {}
+        for t in tickets:
+            key = (t.day, t.origin_field)
+            last[key] = max(last.get(key, 0), t.value)
+        numbers = [(day, f, n) for (day, f), n in last.items()]
+
+        def write(conn: sqlite3.Connection) -> None:
+            if self._failed:
+                raise StoreFailed("an earlier write failed")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(f"INSERT INTO tickets ({', '.join(TICKET_COLUMNS)}) "
+                                 f"VALUES ({', '.join('?' * len(TICKET_COLUMNS))})", rows)
+                conn.executemany("INSERT INTO numbers (day, field, last) VALUES (?, ?, ?)", numbers)
+                conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+
+        await self._in_thread(write)
+
     async def forget_phones(self, *, before_day: str) -> int:
         """Erase the phone numbers of tickets of business days before this one."""
         def erase(conn: sqlite3.Connection) -> int:
             if self._failed:
                 raise StoreFailed("an earlier write failed")
-            cur = conn.execute("UPDATE tickets SET phone = NULL WHERE day < ? AND phone IS NOT NULL",
-                               (before_day,))
-            conn.execute("UPDATE bookings SET phone = NULL WHERE day < ? AND phone IS NOT NULL", (before_day,))
+            cur = conn.execute(FORGET_TICKET_PHONES_SQL, (before_day,))
+            conn.execute(FORGET_BOOKING_PHONES_SQL, (before_day,))
             return cur.rowcount
         return await self._in_thread(erase)
 

@@ -23,6 +23,15 @@ citizens type them (whole names, words in another order, without marks, prefixes
   catalogue_search_ms:      one search of the in-memory index (Catalogue.search), in this process;
   catalogue_http_search_ms: GET /api/procedures?q= on a running web server, one after the other.
 `scripts/bench.py --catalogue` runs this phase alone (its own broker and web server).
+Reports phase (BENCH_REPORT_DAYS open days, default 365, of BENCH_REPORT_PER_DAY tickets, default
+500; 0 skips it): examples/site.toml's office with that history (scripts/gen_history.py, ending on
+the last 31 December) on its own broker, with the core, the dossier service and the web server.
+  core_start_s, core_rss_mb:     spawn to "online", and resident memory, with that history and empty;
+  warehouse_backfill_s:          web server start to every day rolled up and every dossier in;
+  report_year_by_officer_ms:     the calendar year's report by officer (with the year before beside
+                                 it), warm: Reports.report in this process, and GET /reports;
+  xlsx_year_by_officer_s:        GET /reports/export.xlsx of that year by officer.
+`scripts/bench.py --reports` runs this phase alone.
 QMS_KEEP=1 keeps the processes' logs and the database.
 Every process: CPU seconds in each phase and peak resident memory (VmHWM); core_rss_mb is the
 core's peak over both phases (the flat phase's day holds far more tickets than an office's).
@@ -31,17 +40,21 @@ core's peak over both phases (the flat phase's day holds far more tickets than a
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import os
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +91,18 @@ FLAT = int(os.environ.get("BENCH_FLAT", "30000"))
 NOTIFY_SECONDS = float(os.environ.get("BENCH_NOTIFY_SECONDS", "30"))
 CATALOGUE_QUERIES = int(os.environ.get("BENCH_CATALOGUE_QUERIES", "2000"))
 CATALOGUE_SIZE = 2000
+REPORT_DAYS = int(os.environ.get("BENCH_REPORT_DAYS", "365"))
+REPORT_PER_DAY = int(os.environ.get("BENCH_REPORT_PER_DAY", "500"))
+REPORT_RUNS = 30   # warm reports timed in this process, and over HTTP
+XLSX_RUNS = 5
 # ZNS requests per second the notifier may make: above the load's 20 tickets/s (the default 10
 # would queue them; a real office issues a ticket every few seconds)
 NOTIFY_RATE_PER_S = 50
 # The speech cache's folder (default: in the run's directory, on the database's file system)
 SPEECH_DIR = os.environ.get("BENCH_SPEECH_DIR")
 TARGETS = {"press_to_panel_p99_ms": 15, "press_to_tv_p99_ms": 25, "core_commands_per_s": 1000, "core_rss_mb": 80,
-           "notify_event_to_zns_p99_ms": 100, "catalogue_search_p99_ms": 50, "catalogue_http_search_p99_ms": 50}
+           "notify_event_to_zns_p99_ms": 100, "catalogue_search_p99_ms": 50, "catalogue_http_search_p99_ms": 50,
+           "report_year_by_officer_p99_ms": 500, "xlsx_year_by_officer_s": 3}
 
 
 def log(text: str) -> None:
@@ -566,6 +584,287 @@ def catalogue_targets(result: dict[str, Any]) -> dict[str, bool]:
                                              <= TARGETS["catalogue_http_search_p99_ms"])}
 
 
+# ---------------------------------------------------------------- the reports phase
+
+REPORT_SITE_IDS = ("bench-reports", "bench-empty")
+# the demo's supervisor (examples/site.toml; DEMO ONLY, public password)
+REPORT_LOGIN = ("giamsat", "giamsat-demo")
+
+
+def reports_site(url: str, tmp: Path, site_id: str, web_port: int) -> Path:
+    """examples/site.toml (its fields, counters, rating levels, calendar and accounts) with its
+    database in tmp, this run's broker and web port, no speech and no [notify]."""
+    text = (ROOT / "examples" / "site.toml").read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^id = "demo"$', f'id = "{site_id}"', text, count=1)
+    text = re.sub(r'(?m)^path = "[^"]*"$', f'path = "{tmp / (site_id + ".sqlite3")}"', text, count=1)
+    text = re.sub(r'(?m)^url = "mqtt://[^"]*"$', f'url = "{url}"', text, count=1)
+    text = re.sub(r"(?m)^port = \d+$", f"port = {web_port}", text, count=1)
+    text = re.sub(r"(?m)^engines = .*$", "engines = []", text, count=1)
+    text = re.sub(r"\n\[notify\]\n.*?(?=\n\[\[agents\]\])", "\n", text, flags=re.S)
+    path = tmp / f"{site_id}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def wait_site_online(url: str, site_id: str, services: list[str], timeout: float = 120) -> None:
+    """Until each service's presence of this site says online (subscribed before the caller's
+    process starts is not needed: an offline retained from an earlier run is not online)."""
+    topics = [f"qms/{site_id}/status/{s}" for s in services]
+    online: set[str] = set()
+    done = asyncio.Event()
+
+    async def on_message(m: Any) -> None:
+        if m.payload == b"online":
+            online.add(m.topic.value)
+        else:
+            online.discard(m.topic.value)
+        if online >= set(topics):
+            done.set()
+
+    s = MqttSession(MqttSettings.from_url(url), identifier=f"bench-wait-{uuid.uuid4().hex[:6]}", name="wait",
+                    subscriptions=[f"qms/{site_id}/status/#"], on_message=on_message)
+    task = asyncio.create_task(s.run())
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    finally:
+        task.cancel()
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        return round(int(next(line.split()[1] for line in status if line.startswith("VmRSS"))) / 1024, 1)
+    except (OSError, StopIteration):
+        return 0.0
+
+
+async def core_start(site: Path, site_id: str, url: str, tmp: Path, env: dict[str, str], runs: int = 3
+                     ) -> dict[str, Any]:
+    """The core started `runs` times on this site's database: spawn to "online", its memory then."""
+    times, rss, peak = [], [], []
+    for i in range(runs):
+        t0 = time.perf_counter()
+        proc = start(f"core-{site_id}-{i}", [sys.executable, "-m", "queue_core", "--config", str(site),
+                                             "--log-level", "WARNING"], tmp, env)
+        try:
+            await wait_site_online(url, site_id, ["core"])
+            times.append(round(time.perf_counter() - t0, 3))
+            rss.append(rss_mb(proc.popen.pid))
+            peak.append(proc.peak_mb())
+        finally:
+            proc.stop()
+        await wait_offline(url, site_id, "core")
+    return {"start_s": sorted(times)[len(times) // 2], "start_s_runs": times, "rss_mb": max(rss),
+            "peak_rss_mb": max(peak)}
+
+
+async def wait_offline(url: str, site_id: str, service: str, timeout: float = 30) -> None:
+    """Until the presence says offline (the next start's "online" is then that start's)."""
+    topic = f"qms/{site_id}/status/{service}"
+    done = asyncio.Event()
+
+    async def on_message(m: Any) -> None:
+        if m.topic.value == topic and m.payload != b"online":
+            done.set()
+
+    s = MqttSession(MqttSettings.from_url(url), identifier=f"bench-off-{uuid.uuid4().hex[:6]}", name="wait",
+                    subscriptions=[topic], on_message=on_message)
+    task = asyncio.create_task(s.run())
+    try:
+        await asyncio.wait_for(done.wait(), timeout)
+    finally:
+        task.cancel()
+
+
+def warehouse_counts(path: Path) -> tuple[int, int]:
+    """(days rolled up, dossiers) in the web server's warehouse, read-only; (0, 0) before it exists."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)) as db:
+            days = db.execute("SELECT COUNT(*) FROM days").fetchone()[0]
+            dossiers = db.execute("SELECT COUNT(*) FROM dossiers").fetchone()[0]
+            return int(days), int(dossiers)
+    except sqlite3.Error:
+        return 0, 0
+
+
+ROLL_START = re.compile(r"^(\S+ \S+) .*Kho báo cáo: đang tổng hợp dữ liệu cũ")
+ROLL_END = re.compile(r"^(\S+ \S+) .*Kho báo cáo: đã tổng hợp (\d+) ngày, (\d+) vé, trong ([\d.]+) s")
+
+
+def rolling_times(web_log: Path, spawned: float) -> dict[str, float | None]:
+    """From the web server's log: how long after its start the roll-up began, and how long the
+    tickets' part took (the dossiers' listing follows it, until the backfill is complete)."""
+    started = took = None
+    for line in web_log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if started is None and (m := ROLL_START.match(line)):
+            at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            started = round(at - spawned, 1)
+        elif m := ROLL_END.match(line):
+            took = float(m.group(4))
+    return {"began_after_s": started, "tickets_s": took}
+
+
+async def report_timings(site_path: Path, year: date, runs: int) -> dict[str, Any]:
+    """Reports.report of the year by officer in this process, on the warehouse the web server built."""
+    from display_server.feed.follower import StateFollower
+    from display_server.feed.records import TodayRecords
+    from display_server.reports import Reports
+    from display_server.reports.figures import Dimension
+    from display_server.reports.periods import period_of
+    from display_server.settings import ReportSettings, default_reports_database
+    from qms_common.config import load_site_config
+
+    site = load_site_config(site_path)
+    follower = StateFollower(site, "bench-in-process")   # never connected: history only
+    reports = Reports(site, follower, TodayRecords(follower), ReportSettings(database=default_reports_database(site)))
+    await reports.start()
+    assert reports.warehouse is not None
+    # what the web server learns from the core at its start: days before it are not pending
+    reports.first_day = min(await reports.warehouse.rolled_days(), default=None)
+    try:
+        period = period_of("year", year)
+        everything = None
+        ms: list[float] = []
+        for i in range(runs + 2):   # two to warm the page cache up
+            t0 = time.perf_counter()
+            report = await reports.report(period, Dimension.OFFICER)
+            if i >= 2:
+                ms.append((time.perf_counter() - t0) * 1000)
+            everything = report
+        assert everything is not None
+        total = everything.total.figures
+        return {"report_ms": summary(ms), "rows": len(everything.rows), "served": total.served,
+                "previous_served": everything.total.previous.served if everything.total.previous else None,
+                "issued": total.issued, "satisfaction_pct": total.satisfaction_pct, "pending_days":
+                everything.pending_days}
+    finally:
+        await reports.stop()
+
+
+async def reports_phase(tmp: Path) -> dict[str, Any]:
+    """A year of history: the core's start-up and memory with it and without, the warehouse's
+    backfill, the yearly report by officer and its XLSX."""
+    import openpyxl
+
+    from scripts.gen_history import generate
+
+    tmp = tmp / "reports"
+    tmp.mkdir()
+    broker = start_broker(workdir=tmp / "broker")
+    url = broker.url
+    env = {**os.environ, "QMS_MQTT_URL": url, "PYTHONUNBUFFERED": "1"}
+    web_port = free_port()
+    site = reports_site(url, tmp, REPORT_SITE_IDS[0], web_port)
+    empty = reports_site(url, tmp, REPORT_SITE_IDS[1], web_port)
+    end = date(date.today().year - 1, 12, 31)   # the last full calendar year: its yearly report
+    procs: dict[str, Proc] = {}
+    try:
+        log(f"reports phase: generating {REPORT_DAYS} open days x {REPORT_PER_DAY} tickets up to {end}")
+        history = await generate(site, days=REPORT_DAYS, per_day=REPORT_PER_DAY, end=end, check_broker=False)
+        first = min(history.tickets_per_day)
+        log(f"reports phase: {history.tickets} tickets, {history.dossiers} dossiers from {first} in "
+            f"{history.seconds} s")
+        core_empty = await core_start(empty, REPORT_SITE_IDS[1], url, tmp, env)
+        core_history = await core_start(site, REPORT_SITE_IDS[0], url, tmp, env)
+        log(f"reports phase: core start {core_empty['start_s']} s empty, {core_history['start_s']} s with history")
+        py = sys.executable
+        procs["core"] = start("core-reports", [py, "-m", "queue_core", "--config", str(site), "--log-level",
+                                               "WARNING"], tmp, env)
+        procs["dossiers"] = start("dossiers-reports", [py, "-m", "dossiers", "--config", str(site), "--log-level",
+                                                       "WARNING"], tmp, env)
+        await wait_site_online(url, REPORT_SITE_IDS[0], ["core", "dossiers"])
+        # every calendar day from the first to yesterday is rolled (closed ones hold no tickets)
+        days_expected = (date.today() - date.fromisoformat(first)).days
+        warehouse = tmp / f"{REPORT_SITE_IDS[0]}-reports.sqlite3"
+        spawned = time.time()
+        t0 = time.perf_counter()
+        procs["web"] = web = start("web-reports", [py, "-m", "display_server", "--config", str(site)], tmp, env)
+        counts = (0, 0)
+        while counts < (days_expected, history.dossiers):
+            if web.popen.poll() is not None:
+                raise RuntimeError(f"the web server stopped: see {tmp / 'web-reports.log'}")
+            if time.perf_counter() - t0 > 600:
+                raise RuntimeError(f"warehouse not filled after 600 s: {counts}")
+            await asyncio.sleep(0.2)   # a measurement's resolution, not a synchronisation
+            counts = warehouse_counts(warehouse)
+        backfill_s = round(time.perf_counter() - t0, 1)
+        web_backfill_cpu = web.cpu_now()
+        rolling = rolling_times(tmp / "web-reports.log", spawned)
+        log(f"reports phase: warehouse filled in {backfill_s} s ({counts[0]} days, {counts[1]} dossiers)")
+        base = f"http://127.0.0.1:{web_port}"
+        year = {"period": "year", "date": f"{end.year}-06-30", "by": "officer"}
+        xlsx_query = {"from": f"{end.year}-01-01", "to": f"{end.year}-12-31", "by": "officer"}
+        http_ms: list[float] = []
+        xlsx_s: list[float] = []
+        # unsafe: the session's cookies are 127.0.0.1's (aiohttp keeps none of an IP address otherwise)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            async with http.get(f"{base}/login") as resp:
+                token = re.search(r'name="csrf" value="([^"]+)"', await resp.text())
+            assert token, "no CSRF token in the login form"
+            form = {"username": REPORT_LOGIN[0], "password": REPORT_LOGIN[1], "csrf": token.group(1), "next": ""}
+            async with http.post(f"{base}/login", data=form, allow_redirects=False) as resp:
+                if resp.status not in (302, 303):
+                    raise RuntimeError(f"login: {resp.status}")
+            for i in range(REPORT_RUNS + 2):
+                t0 = time.perf_counter()
+                async with http.get(f"{base}/reports", params=year) as resp:
+                    page = await resp.text()
+                    if resp.status != 200:
+                        raise RuntimeError(f"/reports: {resp.status} {page[:300]}")
+                if i >= 2:
+                    http_ms.append((time.perf_counter() - t0) * 1000)
+            xlsx = b""
+            for _ in range(XLSX_RUNS):
+                t0 = time.perf_counter()
+                async with http.get(f"{base}/reports/export.xlsx", params=xlsx_query) as resp:
+                    xlsx = await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"/reports/export.xlsx: {resp.status} {xlsx[:300]!r}")
+                xlsx_s.append(time.perf_counter() - t0)
+        web_peak = web.peak_mb()
+        web.stop()
+        book = openpyxl.load_workbook(io.BytesIO(xlsx), read_only=True)
+        sheet = book.worksheets[0]
+        rows = [list(r) for r in sheet.iter_rows(values_only=True)]
+        header = next(r for r in rows if "Đã phục vụ" in r)
+        total_row = next(r for r in rows if r and r[0] == "Tổng cộng")
+        xlsx_served = total_row[header.index("Đã phục vụ")]
+        log(f"reports phase: /reports p99 {summary(http_ms).get('p99')} ms, XLSX {max(xlsx_s):.2f} s")
+        in_process = await report_timings(site, date(end.year, 6, 30), REPORT_RUNS)
+        log(f"reports phase: Reports.report p99 {in_process['report_ms'].get('p99')} ms")
+        if xlsx_served != in_process["served"]:
+            raise RuntimeError(f"the XLSX says {xlsx_served} served, the engine {in_process['served']}")
+        return {
+            "days": REPORT_DAYS, "per_day": REPORT_PER_DAY, "first_day": first, "last_day": end.isoformat(),
+            "tickets": history.tickets, "served": history.served, "dossiers": history.dossiers,
+            "generate_s": history.seconds,
+            "core_empty": core_empty, "core_with_history": core_history,
+            "warehouse_backfill_s": backfill_s, "warehouse_rolling": rolling,
+            "web_cpu_s_backfill": round(web_backfill_cpu, 1),
+            "web_peak_rss_mb": web_peak,
+            "report_year_by_officer_ms": in_process.pop("report_ms"), "report_year": in_process,
+            "http_report_year_by_officer_ms": summary(http_ms),
+            "xlsx_year_by_officer_s": {"runs": [round(x, 2) for x in xlsx_s], "max": round(max(xlsx_s), 2),
+                                       "bytes": len(xlsx), "served_total": xlsx_served},
+        }
+    finally:
+        for p in procs.values():
+            p.stop()
+        broker.stop()
+
+
+def reports_targets(result: dict[str, Any]) -> dict[str, bool]:
+    return {"report_year_by_officer_p99_ms": (result["report_year_by_officer_ms"].get("p99", 1e9)
+                                              <= TARGETS["report_year_by_officer_p99_ms"]),
+            "xlsx_year_by_officer_s": result["xlsx_year_by_officer_s"]["max"] <= TARGETS["xlsx_year_by_officer_s"]}
+
+
+async def run_reports_only(tmp: Path) -> dict[str, Any]:
+    result = await reports_phase(tmp)
+    return {"reports": result, "machine": {"cpus": os.cpu_count(), "load_before": round(os.getloadavg()[0], 2)},
+            "targets_met": reports_targets(result)}
+
+
 # ---------------------------------------------------------------- the notifier phase
 
 class ZnsArrivals:
@@ -769,6 +1068,10 @@ async def run(tmp: Path) -> dict[str, Any]:
         if CATALOGUE_QUERIES > 0:
             catalogue = await catalogue_phase(tmp, site, web_port, env, procs)
             peaks["web (catalogue phase)"] = catalogue.pop("web_peak_rss_mb")
+        reports: dict[str, Any] = {}
+        if REPORT_DAYS > 0:
+            procs["core"].stop()
+            reports = await reports_phase(tmp)
     finally:
         for p in procs.values():
             if p.name != "broker":
@@ -791,8 +1094,11 @@ async def run(tmp: Path) -> dict[str, Any]:
         "flat": flat,
         "catalogue_search_ms": catalogue.get("search_ms"),
         "catalogue_http_search_ms": catalogue.get("http_search_ms"),
+        "report_year_by_officer_ms": reports.get("report_year_by_officer_ms"),
+        "xlsx_year_by_officer_s": (reports.get("xlsx_year_by_officer_s") or {}).get("max"),
         "notify": notify,
         "catalogue": catalogue,
+        "reports": reports,
         "processes": {n: {"cpu_s": p.cpu, "peak_rss_mb": peaks[n]} for n, p in procs.items()}
         | {"bench (simulated devices, kiosk)": {"cpu_s": {"steady": bench_steady_cpu},
                                                "peak_rss_mb": peak_mb(os.getpid())},
@@ -811,6 +1117,8 @@ async def run(tmp: Path) -> dict[str, Any]:
                                                                <= TARGETS["notify_event_to_zns_p99_ms"])
     if catalogue:
         result["targets_met"] |= catalogue_targets(catalogue)
+    if reports:
+        result["targets_met"] |= reports_targets(reports)
     return result
 
 
@@ -819,7 +1127,12 @@ def main() -> int:
         asyncio.run(tv_feeds(sys.argv[2], int(sys.argv[3])))
         return 0
     with scratch_dir("qms-bench-") as tmp:
-        result = asyncio.run(run_catalogue_only(tmp) if sys.argv[1:] == ["--catalogue"] else run(tmp))
+        if sys.argv[1:] == ["--catalogue"]:
+            result = asyncio.run(run_catalogue_only(tmp))
+        elif sys.argv[1:] == ["--reports"]:
+            result = asyncio.run(run_reports_only(tmp))
+        else:
+            result = asyncio.run(run(tmp))
     print(json.dumps(result, ensure_ascii=False))
     return 0
 

@@ -6,7 +6,9 @@ keypads for every counter (on ptys) with the counter agent that drives them
 (examples/agent-demo.toml), the notifier with a local stand-in for Zalo ZNS, eSMS and a webhook
 receiver (its "phone inbox" page shows what citizens would receive), and prints how to talk to them.
 The procedure catalogue of examples/procedures.json is imported first (`qms-web import-procedures`;
-again at every start: it updates, never duplicates).
+again at every start: it updates, never duplicates), and ~90 open days of history (tickets,
+ratings, dossiers) are generated before the core starts, for the reports (scripts/gen_history.py;
+once: days already there are skipped).
 Children that die are restarted; Ctrl-C stops everything. Logs go to var/logs/.
 """
 
@@ -39,6 +41,7 @@ DEMO_LOGINS = (
     ("canbo1", "canbo1-demo", "cán bộ quầy 1–3 / officer, counters 1-3"),
     ("canbo2", "canbo2-demo", "cán bộ quầy 4–6 / officer, counters 4-6"),
     ("giamsat", "giamsat-demo", "giám sát / supervisor"),
+    ("lanhdao", "lanhdao-demo", "lãnh đạo, xem báo cáo / leader, reports (read-only)"),
 )
 # The demo's dossier API key (DEMO ONLY, public): its SHA-256 is in examples/site.toml [[api_keys]].
 DEMO_API_KEY = "demo-motcua-khoa-cong-khai"
@@ -48,6 +51,9 @@ VAR = ROOT / "var"
 LOGS = VAR / "logs"
 # the stand-in's integrator receiver that the example's webhook is pointed at
 HOOK_PATH = "/hook/demo"
+# the demo's history for the reports: open days before today, tickets on an average one
+HISTORY_DAYS = 90
+HISTORY_PER_DAY = 250
 
 
 @dataclass
@@ -126,6 +132,19 @@ def standin_argv(py: str, port: int, n: NotifySettings) -> list[str]:
     return argv
 
 
+def demo_history(py: str, env: dict[str, str]) -> str:
+    """The last HISTORY_DAYS open days in the core's and the dossier service's databases, before
+    they start (the generator refuses while they run); what it did, in one line."""
+    with (LOGS / "gen-history.log").open("wb") as out:
+        done = subprocess.run([py, str(ROOT / "scripts" / "gen_history.py"), "--config", str(SITE), "--days",
+                               str(HISTORY_DAYS), "--per-day", str(HISTORY_PER_DAY)], stdout=subprocess.PIPE,
+                              stderr=out, env=env, cwd=ROOT, check=False)
+    lines = done.stdout.decode("utf-8", "replace").strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return "CHƯA tạo được, xem " + str(LOGS / "gen-history.log")
+    return " ".join(lines)
+
+
 def main() -> int:
     try:
         site = load_site_config(SITE, env={})
@@ -162,6 +181,9 @@ def main() -> int:
         imported = subprocess.run([py, "-m", "display_server", "import-procedures", str(PROCEDURES), "--config",
                                    str(site_file)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                                   check=False).returncode == 0
+    # history for the reports, before the core and the dossier service open their databases
+    history = demo_history(py, env)
+    print(f"[demo] Dữ liệu lịch sử cho báo cáo / history for the reports: {history}", flush=True)
     # the secrets of a real deployment in this shell would win over the demo's (settings.py)
     notify_env = {k: v for k, v in env.items() if k not in ENV_SECRETS.values()}
     children = [
@@ -231,6 +253,7 @@ def main() -> int:
   Tài khoản demo (CHỈ ĐỂ THỬ, mật khẩu công khai / DEMO ONLY, public passwords):
 {logins}
   Cơ sở dữ liệu  : {site.storage_path}
+  Lịch sử        : {HISTORY_DAYS} ngày làm việc gần nhất (báo cáo / reports): {history}
   Nhật ký (logs) : {LOGS}/
   Lĩnh vực       : {fields}
   Quầy           : {", ".join(f"{c.id} ({', '.join(c.fields)})" for c in site.counters)}

@@ -287,3 +287,28 @@ async def test_what_was_answered_survives_kill_9(office: Office, tmp_path: Path)
             assert [e["id"] for e in d["timeline"]] == ["received", "e1"] and d["has_phone"], code
     finally:
         stop_process(proc)
+
+
+async def test_list_pages_dossiers_changed_since_a_moment_for_the_web_alone(office: Office) -> None:
+    """`list` (the web's report warehouse): views without phones, changed at or after `since`, by
+    code, paged with `next`; a rating or an event makes a dossier changed again."""
+    async with running_dossiers(office.config):
+        start = datetime.now().astimezone() - timedelta(seconds=1)
+        for code in ("HS-L1", "HS-L2", "HS-L3"):
+            await office.web.create(code, phone=PHONE)
+        first = await office.web.send("list", since=start.isoformat(), limit=2)
+        assert [d["code"] for d in first["dossiers"]] == ["HS-L1", "HS-L2"] and first["next"] == "HS-L2"
+        assert all("phone" not in d and d["has_phone"] for d in first["dossiers"])
+        rest = await office.web.send("list", since=start.isoformat(), limit=2, after=first["next"])
+        assert [d["code"] for d in rest["dossiers"]] == ["HS-L3"] and rest["next"] is None
+        later = datetime.now().astimezone()
+        assert (await office.web.send("list", since=(later + timedelta(seconds=1)).isoformat()))["dossiers"] == []
+        await office.web.event("HS-L2", "e1", "done", "2026-11-24T10:00:00+07:00")
+        changed = await office.web.send("list", since=later.isoformat())
+        assert [(d["code"], d["status"]) for d in changed["dossiers"]] == [("HS-L2", "done")]
+        notify = office.web.as_user("notify")
+        assert (await notify.send("list", since=start.isoformat()))["error"]["code"] == "forbidden"
+        for bad in ({}, {"since": "hôm qua"}, {"since": start.isoformat(), "limit": 0},
+                    {"since": start.isoformat(), "after": "mã có dấu"}):
+            refused = await office.web.send("list", **bad)
+            assert refused["error"]["code"] == "bad_request", bad

@@ -93,6 +93,13 @@ def test_accounts_are_read_with_their_counters(tmp_path: Path) -> None:
     assert s.accounts.check("khong-co", "mat-khau-thu") is None
 
 
+def test_a_leader_reads_the_reports_and_uses_no_counter(tmp_path: Path) -> None:
+    s = settings_of(site_with(tmp_path, account(username="lanhdao", role="leader", name="Phạm Thị Thu")))
+    leader = s.accounts.get("lanhdao")
+    assert leader.role is Role.LEADER and leader.reads_reports
+    assert not any(leader.may_use_counter(c) for c in ("1", "2", "3"))
+
+
 @pytest.mark.parametrize(("extra", "key"), [
     (account(username="Cán Bộ"), "accounts[1].username"),
     (account() + account(), "accounts[2].username"),
@@ -102,6 +109,7 @@ def test_accounts_are_read_with_their_counters(tmp_path: Path) -> None:
     (account(counters=["9"]), "accounts[1].counters"),
     (account(counters=[]), "accounts[1].counters"),
     (account(role="supervisor", counters=["1"]), "accounts[1].counters"),
+    (account(role="leader", counters=["1"]), "accounts[1].counters"),
     (account(password="mat-khau"), "accounts[1].password"),
 ])
 def test_bad_accounts_stop_start_up_naming_the_key(tmp_path: Path, extra: str, key: str) -> None:
@@ -118,7 +126,7 @@ def test_the_demo_logins_printed_by_make_run_match_the_example_site() -> None:
         found = s.accounts.check(user, password)
         assert found is not None, user
         roles.add(found.role)
-    assert roles == {Role.OFFICER, Role.SUPERVISOR}
+    assert roles == {Role.OFFICER, Role.SUPERVISOR, Role.LEADER}
     assert len(s.accounts) == len(demo_logins)
 
 

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, quote, urlencode
 from aiohttp import web
 
 from display_server.accounts.ratelimit import RateLimiter, seconds_text
-from display_server.accounts.store import Account, Accounts, Role
+from display_server.accounts.store import REPORT_READERS, Account, Accounts, Role
 from display_server.api import ApiError, check_origin, json_response, read_body, same_site
 from display_server.base import SETTINGS, SITE, error_page, render, texts_for
 from display_server.settings import SecuritySettings
@@ -176,18 +176,25 @@ def session_of(request: web.Request) -> Session | None:
     return request.app[AUTH].get(request.cookies.get(SESSION_COOKIE))
 
 
-def _allowed(request: web.Request, session: Session, role: Role | None, counter: str | None) -> str | None:
+# `role` of a page: one role, or the roles that may open it (REPORT_READERS: supervisors and leaders)
+Roles = Role | frozenset[Role] | None
+
+
+def _allowed(request: web.Request, session: Session, role: Roles, counter: str | None) -> str | None:
     """Why this account may not be here, or None."""
     t = texts_for(request)
     account = session.account
-    if role is Role.SUPERVISOR and account.role is not Role.SUPERVISOR:
-        return t.err_supervisor_only
+    if isinstance(role, frozenset):
+        if account.role not in role:
+            return t.err_readers_only if role == REPORT_READERS else t.err_forbidden
+    elif role is not None and account.role is not role:
+        return t.err_supervisor_only if role is Role.SUPERVISOR else t.err_forbidden
     if counter is not None and not account.may_use_counter(counter):
         return t.err_not_your_counter
     return None
 
 
-def page_session(request: web.Request, *, role: Role | None = None, counter: str | None = None) -> Session:
+def page_session(request: web.Request, *, role: Roles = None, counter: str | None = None) -> Session:
     """The session of a page that needs a login: without one, a redirect to the login form."""
     session = session_of(request)
     if session is None:
@@ -201,7 +208,7 @@ def page_session(request: web.Request, *, role: Role | None = None, counter: str
     return session
 
 
-def api_session(request: web.Request, *, role: Role | None = None, counter: str | None = None,
+def api_session(request: web.Request, *, role: Roles = None, counter: str | None = None,
                 csrf: bool = True) -> Session:
     """The session of an API call: 401 without one, 403 for another's counter or a missing or
     wrong CSRF token (checked on every state-changing call)."""
@@ -220,7 +227,7 @@ def api_session(request: web.Request, *, role: Role | None = None, counter: str 
     return session
 
 
-def socket_session(request: web.Request, *, role: Role | None = None, counter: str | None = None) -> Session:
+def socket_session(request: web.Request, *, role: Roles = None, counter: str | None = None) -> Session:
     """The session of a live page's WebSocket (a browser cannot add headers there: the SameSite
     cookie and the Origin check stand in for the CSRF token)."""
     session = session_of(request)
@@ -253,6 +260,8 @@ def _safe_next(value: str | None) -> str | None:
 def landing(account: Account) -> str:
     if account.role is Role.SUPERVISOR:
         return "/supervisor"
+    if account.role is Role.LEADER:
+        return "/reports"
     if account.counters is not None and len(account.counters) == 1:
         return f"/counter/{account.counters[0]}"
     return "/counter"
@@ -367,5 +376,4 @@ async def me(request: web.Request) -> web.Response:
     session = api_session(request, csrf=False)
     a = session.account
     return json_response({"ok": True, "username": a.username, "name": a.name, "role": str(a.role),
-                          "counters": list(a.counters) if a.counters is not None else
-                          [c.id for c in request.app[SITE].counters]})
+                          "counters": [c.id for c in request.app[SITE].counters if a.may_use_counter(c.id)]})

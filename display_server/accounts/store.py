@@ -1,4 +1,8 @@
-"""Officer and supervisor accounts: `[[accounts]]` of the site file, with scrypt password hashes.
+"""Officer, supervisor and leader accounts: `[[accounts]]` of the site file, with scrypt password hashes.
+
+Roles: an officer uses the consoles of their counters and sees their own figures; a supervisor
+uses every console, the dashboard, pairing and the reports; a leader (lãnh đạo) only reads: the
+reports and the dashboard, no action and no console.
 
 A hash is `scrypt$N$r$p$salt$key` (salt and key in base64), made by `qms-web hash-password`.
 Nothing here stores a password; verification takes tens of milliseconds on purpose, so callers
@@ -33,6 +37,11 @@ _HASH_RE = re.compile(r"^scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-
 class Role(StrEnum):
     OFFICER = "officer"
     SUPERVISOR = "supervisor"
+    LEADER = "leader"
+
+
+# who may read the reports and the supervisor's dashboard (the leader without its actions)
+REPORT_READERS = frozenset({Role.SUPERVISOR, Role.LEADER})
 
 
 class HashFormatError(ValueError):
@@ -91,7 +100,13 @@ class Account:
     counters: tuple[str, ...] | None = None  # None: every counter
 
     def may_use_counter(self, counter_id: str) -> bool:
+        if self.role is Role.LEADER:
+            return False  # read-only: no console calls a citizen in a leader's name
         return self.role is Role.SUPERVISOR or self.counters is None or counter_id in self.counters
+
+    @property
+    def reads_reports(self) -> bool:
+        return self.role in REPORT_READERS
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,9 @@ def parse_accounts(root: Table, counter_ids: set[str]) -> Accounts:
         if counters is not None:
             if role is Role.SUPERVISOR:
                 t.fail("counters", "tài khoản giám sát dùng được mọi quầy.", "Xóa khóa counters của tài khoản này.")
+            if role is Role.LEADER:
+                t.fail("counters", "tài khoản lãnh đạo chỉ xem, không dùng quầy nào.",
+                       "Xóa khóa counters của tài khoản này.")
             if not counters:
                 t.fail("counters", "danh sách quầy rỗng.", "Liệt kê ít nhất một quầy, hoặc xóa khóa để dùng mọi quầy.")
             for cid in counters:

@@ -96,6 +96,11 @@ class TodayRecords:
     def loaded(self) -> bool:
         return self.version > 0
 
+    @property
+    def watched(self) -> bool:
+        """Some page watches: the records are kept current (else they may be old)."""
+        return self._watchers > 0
+
     def get(self, ticket_id: str) -> dict[str, Any] | None:
         return self._by_id.get(ticket_id)
 

@@ -15,13 +15,24 @@ from typing import Any
 
 from aiohttp import web
 
-from display_server.accounts.auth import AUTH, WS_SESSION_ENDED, Session, api_session, page_session, socket_session
+from display_server.accounts.auth import (
+    AUTH,
+    WS_SESSION_ENDED,
+    Session,
+    api_session,
+    landing,
+    page_session,
+    socket_session,
+)
 from display_server.accounts.store import Role
 from display_server.api import ApiError, ask_core, bad_request, json_response, read_json, request_id_in
 from display_server.base import FOLLOWER, RECORDS, SITE, add_link, error_page, render, render_page, texts_for
 from display_server.feed.live import FeedEnded, serve_feed
 from display_server.feed.records import TodayRecords
 from display_server.feed.state import SiteState
+from display_server.pages.rating import levels_of
+from display_server.pages.reports import target_min
+from display_server.texts import Texts
 from qms_common.config import SiteConfig
 from qms_common.mqtt import new_request_id
 from qms_common.protocol import MAX_ID_LEN, Action, TicketStatus, counter_command
@@ -105,6 +116,9 @@ def _known(request: web.Request, counter_id: str) -> bool:
 
 async def counters(request: web.Request) -> web.Response:
     session = page_session(request)
+    if session.account.role is Role.LEADER:
+        return render(request, "error.html", status=403, message=texts_for(request).err_leader_no_counter,
+                      session=session, back=landing(session.account))
     site = request.app[SITE]
     allowed = [c for c in site.counters if session.account.may_use_counter(c.id)]
     return render(request, "counters.html", counters=allowed, session=session)
@@ -127,8 +141,20 @@ async def console(request: web.Request) -> web.Response:
                "texts": t.pick(*HS_TEXTS)},
     }
     cfg = site.counter(cid)
+    levels = levels_of(request.app[FOLLOWER].state, site)
     return render_page(request, "console.html", page, counter=cfg, session=session,
-                       supervisor=session.account.role is Role.SUPERVISOR)
+                       supervisor=session.account.role is Role.SUPERVISOR,
+                       mine=mine_rows(t, levels, target_min(request)))
+
+
+def mine_rows(t: Texts, levels: list[str], target: float) -> list[tuple[str, str]]:
+    """The "Kết quả của tôi" panel's rows: (the figure's key in /api/reports/officer's answer, its name);
+    the rating levels highest first."""
+    return [("served", t.mine_served), ("wait_mean_min", t.mine_wait), ("service_mean_min", t.mine_service),
+            ("within_target_pct", t.mine_within.format(n=f"{target:g}")),
+            *((f"ratings.{i}", levels[i]) for i in reversed(range(len(levels)))),
+            ("satisfaction_pct", t.mine_satisfaction), ("dossiers_received", t.mine_dossiers),
+            ("dossiers_on_time", t.mine_on_time), ("dossiers_overdue", t.mine_overdue)]
 
 
 async def feed(request: web.Request) -> web.StreamResponse:

@@ -1,4 +1,5 @@
-"""The supervisor's dashboard: /supervisor after login (a supervisor account), its live feed
+"""The supervisor's dashboard: /supervisor after login (a supervisor account, or a leader's, who
+only reads: the page has no action for them, and pairing stays the supervisor's), its live feed
 /supervisor/ws, and CSV exports of tickets and ratings (/supervisor/export/tickets.csv,
 /supervisor/export/ratings.csv, `?from=YYYY-MM-DD&to=YYYY-MM-DD`).
 
@@ -18,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from display_server.accounts.auth import AUTH, WS_SESSION_ENDED, api_session, page_session, socket_session
-from display_server.accounts.store import Role
+from display_server.accounts.store import REPORT_READERS, Role
 from display_server.api import ApiError
 from display_server.base import FOLLOWER, RECORDS, SITE, add_link, render_page, texts_for
 from display_server.feed.live import FeedEnded, serve_feed
@@ -196,16 +197,17 @@ def _today(request: web.Request) -> str:
 
 async def dashboard(request: web.Request) -> web.Response:
     t = texts_for(request)
-    session = page_session(request, role=Role.SUPERVISOR)
+    session = page_session(request, role=REPORT_READERS)
     today = _today(request)
     page = {"ws": "/supervisor/ws", "csrf": session.csrf, "texts": t.pick(*SCRIPT_TEXTS),
             "timezone": request.app[SITE].timezone}
     return render_page(request, "supervisor.html", page, session=session, today=day_text(today),
-                       notify=request.app[SITE].notify_enabled)
+                       notify=request.app[SITE].notify_enabled,
+                       supervisor=session.account.role is Role.SUPERVISOR)
 
 
 async def feed(request: web.Request) -> web.StreamResponse:
-    session = socket_session(request, role=Role.SUPERVISOR)
+    session = socket_session(request, role=REPORT_READERS)
     app = request.app
     follower, site, records = app[FOLLOWER], app[SITE], app[RECORDS]
     consoles = app.get(CONSOLES, {})
@@ -228,7 +230,7 @@ def _day(request: web.Request, key: str, default: str) -> date:
 
 async def export(request: web.Request) -> web.StreamResponse:
     t = texts_for(request)
-    api_session(request, role=Role.SUPERVISOR, csrf=False)  # a download: it changes nothing
+    api_session(request, role=REPORT_READERS, csrf=False)  # a download: it changes nothing
     kind = request.match_info["kind"]
     if kind not in ("tickets", "ratings"):
         raise web.HTTPNotFound()

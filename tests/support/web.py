@@ -49,8 +49,9 @@ ACCOUNTS = {
     "canbo1": ("mat-khau-canbo1", "officer", ("1", "2")),
     "canbo3": ("mat-khau-canbo3", "officer", ("3",)),
     "giamsat": ("mat-khau-giamsat", "supervisor", None),
+    "lanhdao": ("mat-khau-lanhdao", "leader", None),
 }
-NAMES = {"canbo1": "Nguyễn Thị Hoa", "canbo3": "Phạm Văn Đức", "giamsat": "Lê Quang Hải"}
+NAMES = {"canbo1": "Nguyễn Thị Hoa", "canbo3": "Phạm Văn Đức", "giamsat": "Lê Quang Hải", "lanhdao": "Phạm Thị Thu"}
 
 
 @functools.cache

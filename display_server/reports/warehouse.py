@@ -1,0 +1,339 @@
+"""The report warehouse: the web server's own SQLite file (aiosqlite, WAL), a derived cache of the
+core's finished business days and of the dossier service's dossiers. It can be deleted at any
+time: the web server builds it again from the core and the dossier service (docs/web.md).
+
+- `days`: the business days rolled up, one row each, written in the same transaction as the
+  day's facts and aggregates: a day is there whole or not at all, and a day rolled twice is
+  rolled once (the second finds its row and does nothing).
+- `tickets`: one fact per ticket (the drill-down's rows; the core's record kept whole in JSON).
+- `daily`: per (day, officer, counter, field, issue hour) the counts and sums of
+  figures.ticket_parts, with every wait and service time as a packed array of unsigned 32-bit
+  seconds: a year's report reads these few thousand rows, never the tickets, and still gets the
+  exact median and p90.
+- `dossiers`: one fact per dossier (the newest view wins); its figures are added up by SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from array import array
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from display_server.reports.figures import (
+    NONE_KEY,
+    Dimension,
+    DossierFact,
+    Key,
+    Measures,
+    TicketFact,
+    ticket_parts,
+)
+from qms_common.sqlite import make_private, migrate
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE days (day TEXT PRIMARY KEY, tickets INTEGER NOT NULL, rolled_at TEXT NOT NULL);
+    CREATE TABLE tickets (
+        id TEXT PRIMARY KEY, day TEXT NOT NULL, number TEXT NOT NULL, field TEXT NOT NULL,
+        origin_field TEXT NOT NULL, counter TEXT NOT NULL, officer TEXT NOT NULL, hour INTEGER NOT NULL,
+        status TEXT NOT NULL, wait_s INTEGER, service_s INTEGER, within INTEGER, rating INTEGER,
+        dossier TEXT, transferred INTEGER NOT NULL, record TEXT NOT NULL
+    );
+    CREATE INDEX tickets_day ON tickets (day);
+    CREATE TABLE daily (
+        day TEXT NOT NULL, officer TEXT NOT NULL, counter TEXT NOT NULL, field TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        issued INTEGER NOT NULL, served INTEGER NOT NULL, no_show INTEGER NOT NULL,
+        transferred INTEGER NOT NULL, within INTEGER NOT NULL, ticket_units INTEGER NOT NULL,
+        ticket_dissatisfied INTEGER NOT NULL, ratings TEXT NOT NULL, waits BLOB NOT NULL,
+        services BLOB NOT NULL,
+        PRIMARY KEY (day, officer, counter, field, hour)
+    ) WITHOUT ROWID;
+    CREATE INDEX daily_officer ON daily (officer, day);
+    CREATE TABLE dossiers (
+        code TEXT PRIMARY KEY, procedure TEXT NOT NULL, procedure_name TEXT NOT NULL, field TEXT NOT NULL,
+        officer TEXT NOT NULL, counter TEXT NOT NULL, ticket TEXT, received_day TEXT NOT NULL,
+        received_hour INTEGER NOT NULL, due TEXT NOT NULL, done_day TEXT, status TEXT NOT NULL,
+        rating INTEGER, version INTEGER NOT NULL, view TEXT NOT NULL
+    );
+    CREATE INDEX dossiers_received ON dossiers (received_day);
+    CREATE INDEX dossiers_done ON dossiers (done_day);
+    CREATE INDEX dossiers_due ON dossiers (due) WHERE done_day IS NULL;
+    """,
+)
+
+ARRAY_TYPE = "I"  # unsigned 32-bit: seconds up to 136 years
+
+# What a dossier figure's row is, per dimension, in SQL ({day}: the day column the figure counts on).
+_DOSSIER_GROUP = {
+    Dimension.OFFICER: "officer",
+    Dimension.COUNTER: "counter",
+    Dimension.FIELD: "field",
+    Dimension.PROCEDURE: "procedure",
+    Dimension.HOUR: "CAST(received_hour AS TEXT)",
+    Dimension.WEEKDAY: "CAST((CAST(strftime('%w', {day}) AS INTEGER) + 6) % 7 AS TEXT)",
+}
+TREND = "trend"  # group dossier figures by day
+
+
+def _pack(values: list[int]) -> bytes:
+    return array(ARRAY_TYPE, values).tobytes()
+
+
+def _unpack(blob: bytes) -> list[int]:
+    a = array(ARRAY_TYPE)
+    a.frombytes(blob)
+    return a.tolist()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the stored facts depend on: when it changes, the days are rolled up again."""
+
+    target_s: int
+    levels: int
+
+    def text(self) -> str:
+        return json.dumps({"target_s": self.target_s, "levels": self.levels})
+
+
+class Warehouse:
+    def __init__(self, db: aiosqlite.Connection, path: Path, levels: int) -> None:
+        self._db = db
+        self.path = path
+        self.levels = levels
+
+    @classmethod
+    async def open(cls, path: Path, settings: Settings) -> Warehouse:
+        make_private(path)  # drill-down records name officers; no phones are stored
+        db = await aiosqlite.connect(str(path), isolation_level=None)
+        db.row_factory = sqlite3.Row
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = NORMAL")  # a cache: a lost last day is rolled again
+        await db.execute("PRAGMA busy_timeout = 5000")
+        await migrate(db, path, MIGRATIONS)
+        w = cls(db, path, settings.levels)
+        held = await w.meta("settings")
+        if held != settings.text():
+            # another target or rating scale: every stored "within target" or level may be wrong
+            await w._write([("DELETE FROM days", ()), ("DELETE FROM tickets", ()), ("DELETE FROM daily", ()),
+                            ("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)",
+                             (settings.text(),))])
+        return w
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _write(self, statements: Iterable[tuple[str, tuple[Any, ...]]],
+                     many: Iterable[tuple[str, list[tuple[Any, ...]]]] = ()) -> None:
+        """One transaction: all of it or nothing."""
+        statements, many = list(statements), list(many)
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    conn.execute(sql, params)
+                for sql, rows in many:
+                    conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        db = self._db
+        await db._execute(lambda: run(db._conn))  # one thread hop for the whole transaction
+
+    # ------------------------------------------------------------ meta
+
+    async def meta(self, key: str) -> str | None:
+        rows = await self._db.execute_fetchall("SELECT value FROM meta WHERE key = ?", (key,))
+        return next(iter(rows))["value"] if rows else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._write([("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))])
+
+    # ------------------------------------------------------------ days
+
+    async def rolled_days(self) -> set[str]:
+        return {r["day"] for r in await self._db.execute_fetchall("SELECT day FROM days")}
+
+    async def roll_day(self, day: str, facts: list[TicketFact], records: Mapping[str, Mapping[str, Any]],
+                       now: datetime) -> bool:
+        """Store a finished day's facts and aggregates in one transaction; False (nothing written)
+        when the day is rolled already."""
+        if await self._db.execute_fetchall("SELECT 1 FROM days WHERE day = ?", (day,)):
+            return False
+        sums: dict[Key, Measures] = {}
+        for fact in facts:
+            for key, m in ticket_parts(fact, self.levels):
+                if key not in sums:
+                    sums[key] = Measures(self.levels)
+                sums[key].add(m)
+        daily = [(k[0], k[1], k[2], k[3], k[5], m.issued, m.served, m.no_show, m.transferred, m.within,
+                  m.ticket_units, m.ticket_dissatisfied, json.dumps(m.ratings), _pack(m.waits), _pack(m.services))
+                 for k, m in sums.items()]
+        tickets = [(f.id, f.day, f.number, f.field, f.origin_field, f.counter, f.officer, f.hour, f.status,
+                    f.wait_s, f.service_s, None if f.within is None else int(f.within), f.rating, f.dossier,
+                    int(f.transferred), json.dumps(dict(records.get(f.id, {})), ensure_ascii=False))
+                   for f in facts]
+        await self._write(
+            [("DELETE FROM tickets WHERE day = ?", (day,)), ("DELETE FROM daily WHERE day = ?", (day,)),
+             ("INSERT INTO days (day, tickets, rolled_at) VALUES (?, ?, ?)", (day, len(facts), now.isoformat()))],
+            [("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tickets),
+             ("INSERT INTO daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", daily)])
+        return True
+
+    # ------------------------------------------------------------ reading figures
+
+    async def ticket_measures(self, day_from: str, day_to: str, *,
+                              officer: str | None = None) -> list[tuple[Key, Measures]]:
+        """The daily aggregates of these days (the procedure part of the key is empty: the
+        procedure dimension reads facts, see procedure_measures)."""
+        sql = "SELECT * FROM daily WHERE day BETWEEN ? AND ?"
+        args: list[Any] = [day_from, day_to]
+        if officer is not None:
+            sql += " AND officer = ?"
+            args.append(officer)
+        levels = self.levels
+
+        def read(conn: sqlite3.Connection) -> list[tuple[Key, Measures]]:
+            out = []
+            for r in conn.execute(sql, args):
+                (day, off, counter, field_id, hour, issued, served, no_show, transferred, within, units,
+                 dissatisfied, ratings, waits, services) = r
+                m = Measures(levels, issued=issued, served=served, no_show=no_show, transferred=transferred,
+                             waits=_unpack(waits), services=_unpack(services), within=within,
+                             ratings=json.loads(ratings), ticket_units=units, ticket_dissatisfied=dissatisfied)
+                out.append(((day, off, counter, field_id, NONE_KEY, hour), m))
+            return out
+
+        return await self._raw(read)
+
+    async def procedure_measures(self, day_from: str, day_to: str, *,
+                                 officer: str | None = None) -> list[tuple[Key, Measures]]:
+        """Per-ticket parts with each ticket's procedure (from its dossier, as known now): the
+        procedure dimension, the only one that reads facts."""
+        sql = ("SELECT t.id, t.day, t.number, t.field, t.origin_field, t.counter, t.officer, "
+               "COALESCE(d.procedure, '') AS procedure, t.hour, t.status, t.wait_s, t.service_s, t.within, "
+               "t.rating, t.dossier, t.transferred FROM tickets t LEFT JOIN dossiers d ON d.code = t.dossier "
+               "WHERE t.day BETWEEN ? AND ?")
+        args: list[Any] = [day_from, day_to]
+        if officer is not None:
+            sql += " AND t.officer = ?"
+            args.append(officer)
+        levels = self.levels
+
+        def read(conn: sqlite3.Connection) -> list[tuple[Key, Measures]]:
+            out: list[tuple[Key, Measures]] = []
+            for r in conn.execute(sql, args):
+                fact = TicketFact(*r[:12], within=None if r[12] is None else bool(r[12]), rating=r[13],
+                                  dossier=r[14], transferred=bool(r[15]))
+                out.extend(ticket_parts(fact, levels))
+            return out
+
+        return await self._raw(read)
+
+    async def procedures_of(self, codes: Iterable[str]) -> dict[str, str]:
+        """Dossier code → procedure code (for today's tickets)."""
+        codes = [c for c in codes if c]
+        out: dict[str, str] = {}
+        for i in range(0, len(codes), 500):
+            chunk = codes[i:i + 500]
+            marks = ", ".join("?" * len(chunk))
+            for r in await self._db.execute_fetchall(
+                    f"SELECT code, procedure FROM dossiers WHERE code IN ({marks})", chunk):
+                out[r["code"]] = r["procedure"]
+        return out
+
+    async def procedure_names(self) -> dict[str, str]:
+        """Procedure code → its name, as the newest dossier of it says."""
+        rows = await self._db.execute_fetchall(
+            # the bare column comes from the row of the MAX (SQLite's rule)
+            "SELECT procedure, procedure_name, MAX(received_day) FROM dossiers WHERE procedure != '' "
+            "GROUP BY procedure")
+        return {r["procedure"]: r["procedure_name"] for r in rows}
+
+    async def dossier_measures(self, day_from: str, day_to: str, today: str, group: Dimension | str, *,
+                               officer: str | None = None) -> dict[str, Measures]:
+        """The dossier figures per row (or per day, group=TREND), added up by SQL with the rules
+        of figures.dossier_parts: received (and dissatisfied) on the received day; on time or
+        overdue on the result's day; without a result, overdue on its due day once it has passed."""
+        def expr(day_col: str) -> str:
+            return day_col if group == TREND else _DOSSIER_GROUP[Dimension(group)].format(day=day_col)
+
+        who = " AND officer = ?" if officer is not None else ""
+        extra: list[Any] = [officer] if officer is not None else []
+        queries = [
+            (f"SELECT {expr('received_day')}, COUNT(*), SUM(rating = 1), 0, 0 FROM dossiers "
+             f"WHERE received_day BETWEEN ? AND ?{who} GROUP BY 1", [day_from, day_to, *extra]),
+            (f"SELECT {expr('done_day')}, 0, 0, SUM(done_day <= due), SUM(done_day > due) FROM dossiers "
+             f"WHERE done_day BETWEEN ? AND ?{who} GROUP BY 1", [day_from, day_to, *extra]),
+            (f"SELECT {expr('due')}, 0, 0, 0, COUNT(*) FROM dossiers WHERE done_day IS NULL AND status != 'refused' "
+             f"AND due BETWEEN ? AND ? AND due < ?{who} GROUP BY 1", [day_from, day_to, today, *extra]),
+        ]
+        out: dict[str, Measures] = {}
+        for sql, args in queries:
+            for key, received, dissatisfied, on_time, overdue in await self._db.execute_fetchall(sql, args):
+                m = out.setdefault(str(key), Measures(self.levels))
+                m.dossiers_received += received or 0
+                m.dossier_dissatisfied += dissatisfied or 0
+                m.dossiers_on_time += on_time or 0
+                m.dossiers_overdue += overdue or 0
+        return out
+
+    async def _raw(self, fn: Any) -> Any:
+        db = self._db
+        return await db._execute(lambda: fn(db._conn))
+
+    # ------------------------------------------------------------ drill-down
+
+    async def ticket_records(self, day_from: str, day_to: str, where: str, args: list[Any],
+                             limit: int) -> list[dict[str, Any]]:
+        """The stored records of the tickets that match (SQL over t = tickets, d = dossiers)."""
+        rows = await self._db.execute_fetchall(
+            "SELECT t.record FROM tickets t LEFT JOIN dossiers d ON d.code = t.dossier "
+            f"WHERE t.day BETWEEN ? AND ? AND ({where}) ORDER BY t.day, t.rowid LIMIT ?",
+            [day_from, day_to, *args, limit])
+        return [json.loads(r["record"]) for r in rows]
+
+    async def dossier_views(self, where: str, args: list[Any], limit: int) -> list[dict[str, Any]]:
+        rows = await self._db.execute_fetchall(
+            f"SELECT view FROM dossiers WHERE {where} ORDER BY received_day, code LIMIT ?", [*args, limit])
+        return [json.loads(r["view"]) for r in rows]
+
+    # ------------------------------------------------------------ dossiers
+
+    async def put_dossiers(self, facts: list[tuple[DossierFact, Mapping[str, Any]]]) -> None:
+        """The newest view of each dossier (a replay of an older one is harmless: `list` and the
+        live events only ever send the dossier as it is now)."""
+        rows = [(f.code, f.procedure, f.procedure_name, f.field, f.officer, f.counter, f.ticket, f.received_day,
+                 f.received_hour, f.due, f.done_day, f.status, f.rating,
+                 view.get("version") if isinstance(view.get("version"), int) else 0,
+                 json.dumps(dict(view), ensure_ascii=False))
+                for f, view in facts]
+        if rows:
+            # an older view (an event that arrives after a listing saw the next change) never wins
+            sql = ("INSERT INTO dossiers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code) "
+                   "DO UPDATE SET procedure = excluded.procedure, procedure_name = excluded.procedure_name, "
+                   "field = excluded.field, officer = excluded.officer, counter = excluded.counter, "
+                   "ticket = excluded.ticket, received_day = excluded.received_day, "
+                   "received_hour = excluded.received_hour, due = excluded.due, done_day = excluded.done_day, "
+                   "status = excluded.status, rating = excluded.rating, version = excluded.version, "
+                   "view = excluded.view WHERE excluded.version >= dossiers.version")
+            await self._write([], [(sql, rows)])
+
+    async def counts(self) -> dict[str, int]:
+        out = {}
+        for table in ("days", "tickets", "daily", "dossiers"):
+            rows = await self._db.execute_fetchall(f"SELECT COUNT(*) FROM {table}")
+            out[table] = int(next(iter(rows))[0])
+        return out
