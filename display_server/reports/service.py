@@ -80,6 +80,7 @@ class Reports:
     dossier_every_s: float = DOSSIER_EVERY_S
     warehouse: Warehouse | None = None
     error: str | None = None
+    dossier_error: str | None = None
     pending_days: int = 0
     rolling: bool = False
     first_day: str | None = None   # the first business day the core has tickets of
@@ -93,6 +94,10 @@ class Reports:
         self._task: asyncio.Task[None] | None = None
         self._rolled: set[str] = set()
         self.rolled_days = 0  # rolled by this process (tests: a restart rolls nothing again)
+        self._seen_day: Any = None
+        self.dossier_events = 0  # live event/dossier views stored
+        self.passes = 0       # feeding passes completed (history and dossiers read up to now)
+        self.updated = asyncio.Condition()  # notified after each pass, for whoever waits on one
 
     # ------------------------------------------------------------ life
 
@@ -125,13 +130,14 @@ class Reports:
     def status(self) -> dict[str, Any]:
         """{"rolled_to": last day rolled up or None, "pending_days": days still to roll, "error": text or None}."""
         return {"rolled_to": self.rolled_to, "pending_days": self.pending_days, "error": self.error,
-                "rolling": self.rolling}
+                "dossier_error": self.dossier_error, "rolling": self.rolling}
 
     # ------------------------------------------------------------ feeding
 
     async def _run(self) -> None:
         with self.follower.hub.subscribe(maxsize=1024) as sub:
             listener = asyncio.create_task(self._listen(sub))
+            self._wake.set()  # the follower may be connected already
             try:
                 while True:
                     with contextlib.suppress(TimeoutError):
@@ -143,13 +149,26 @@ class Reports:
                         continue  # the connect or the core's state/site wakes us again
                     try:
                         await self._roll_pending(day)
-                        await self._sync_dossiers()
                         self.error = None
                     except ProtocolError as exc:
                         if self.error != exc.message:
-                            log.warning("Kho báo cáo: chưa lấy được dữ liệu (%s); thử lại sau", exc.message)
+                            log.warning("Kho báo cáo: chưa lấy được vé từ lõi (%s); thử lại sau", exc.message)
                         self.error = exc.message
                         asyncio.get_running_loop().call_later(RETRY_S, self._wake.set)
+                    except Exception as exc:  # a full disk: the office goes on, the rollup is tried again
+                        log.exception("Kho báo cáo: lỗi khi tổng hợp")
+                        self.error = str(exc)
+                        asyncio.get_running_loop().call_later(RETRY_S * 6, self._wake.set)
+                    try:
+                        await self._sync_dossiers()
+                        self.dossier_error = None
+                    except ProtocolError as exc:  # no dossier service (yet): the tickets' figures stand
+                        if self.dossier_error != exc.message:
+                            log.warning("Kho báo cáo: chưa lấy được hồ sơ (%s); thử lại sau", exc.message)
+                        self.dossier_error = exc.message
+                    self.passes += 1
+                    async with self.updated:
+                        self.updated.notify_all()
             finally:
                 listener.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -162,8 +181,11 @@ class Reports:
                 if isinstance(item, LinkChange) and item.connected:
                     self._wake.set()
                 elif isinstance(item, Change):
-                    if item.kind == "site" or (item.kind == "status" and item.key == "core" and item.data == "online"):
-                        self._wake.set()  # a rollover of the core, or the core back
+                    if item.kind == "site" and isinstance(item.data, dict) and item.data.get("day") != self._seen_day:
+                        self._seen_day = item.data.get("day")
+                        self._wake.set()  # the core rolled over (or told its day for the first time)
+                    elif item.kind == "status" and item.key == "core" and item.data == "online":
+                        self._wake.set()  # the core is back
                     elif item.kind == "event" and item.key == EventKind.DOSSIER and isinstance(item.data, dict):
                         view = item.data.get("dossier")
                         if isinstance(view, dict) and isinstance(view.get("code"), str):
@@ -176,6 +198,10 @@ class Reports:
                         [(fig.dossier_fact(v, tz=self.site.tz, levels=self.levels), v) for v in views])
                 except Exception as exc:  # a full disk: the next listing brings them again
                     log.error("Kho báo cáo: không ghi được hồ sơ (%s)", exc)
+                    continue
+                self.dossier_events += len(views)
+                async with self.updated:
+                    self.updated.notify_all()
 
     async def _first_day(self, today: str) -> str:
         """The first business day the core has tickets of (today when it has none before)."""
