@@ -330,7 +330,7 @@ async def test_a_rollup_killed_half_way_leaves_no_partial_day(tmp_path: Path) ->
         assert not await w.roll_day("2026-03-02", facts, {r["id"]: r for r in day}, now)  # once
         # T1 and T2 share a key (An, counter 1, ht, 8 h), T3 has its own (9 h)
         assert await w.counts() == {"days": 1, "tickets": 3, "daily": 2, "dossiers": 0}
-        parts = await w.ticket_measures("2026-03-02", "2026-03-02")
-        assert fig.total((m for _, m in parts), 3).figures().issued == 3
+        groups, _ = await w.ticket_groups("2026-03-02", "2026-03-02", Dimension.OFFICER)
+        assert groups["An"].figures().issued == 3 and groups["An"].figures().ratings == (1, 0, 1)
     finally:
         await w.close()

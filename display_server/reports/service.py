@@ -291,30 +291,29 @@ class Reports:
         store = self._store()
         notes: list[str] = []
         start, end = period.start.isoformat(), period.end.isoformat()
-        parts: list[tuple[Key, Measures]] = []
+        groups: dict[str, Measures] = {}
+        days: dict[str, Measures] = {}
         last_past = min(end, _before(today))
         if start <= last_past:
-            if dimension == Dimension.PROCEDURE:
-                parts.extend(await store.procedure_measures(start, last_past, officer=officer))
-            else:
-                parts.extend(await store.ticket_measures(start, last_past, officer=officer))
+            groups, days = await store.ticket_groups(start, last_past, dimension, officer=officer, by_day=by_day)
         if start <= today <= end:
             records, fresh = await self._today_records(today)
             if not fresh:
                 notes.append("Chưa đọc được số liệu hôm nay từ lõi hàng đợi.")
             procedures = await store.procedures_of(str(r.get("dossier") or "") for r in records)
+            parts: list[tuple[Key, Measures]] = []
             for r in records:
                 fact = fig.ticket_fact(r, tz=self.site.tz, target_s=self.target_s, levels=self.levels,
                                        procedures=procedures)
                 if officer is None or fact.officer == officer:
                     parts.extend(fig.ticket_parts(fact, self.levels))
-        groups = fig.group(parts, dimension, self.levels)
+            for key, m in fig.group(parts, dimension, self.levels).items():
+                groups.setdefault(key, Measures(self.levels)).add(m)
+            if by_day and parts:
+                days.setdefault(today, Measures(self.levels)).add(fig.total((m for _, m in parts), self.levels))
         for key, m in (await store.dossier_measures(start, end, today, dimension, officer=officer)).items():
             groups.setdefault(key, Measures(self.levels)).add(m)
-        days: dict[str, Measures] = {}
         if by_day:
-            for key, m in parts:
-                days.setdefault(key[0], Measures(self.levels)).add(m)
             for key, m in (await store.dossier_measures(start, end, today, TREND, officer=officer)).items():
                 days.setdefault(key, Measures(self.levels)).add(m)
         pending = sum(1 for d in _days(start, last_past)
