@@ -95,6 +95,7 @@ class Reports:
         self._rolled: set[str] = set()
         self.rolled_days = 0  # rolled by this process (tests: a restart rolls nothing again)
         self._seen_day: Any = None
+        self._stopping = False
         self.dossier_events = 0  # live event/dossier views stored
         self.passes = 0       # feeding passes completed (history and dossiers read up to now)
         self.updated = asyncio.Condition()  # notified after each pass, for whoever waits on one
@@ -108,10 +109,16 @@ class Reports:
         self._task = asyncio.create_task(self._run(), name="reports")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        self._stopping = True
+        task = self._task
+        # cancelled again until it is done: a cancellation that lands as a reply arrives can be
+        # swallowed by asyncio.wait_for (Python 3.11), and the feeding would go on to its next request
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None and task.done() and not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()
         if self.warehouse is not None:
             await self.warehouse.close()
             self.warehouse = None
@@ -139,7 +146,7 @@ class Reports:
             listener = asyncio.create_task(self._listen(sub))
             self._wake.set()  # the follower may be connected already
             try:
-                while True:
+                while not self._stopping:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self.dossier_every_s):
                             await self._wake.wait()
@@ -230,6 +237,8 @@ class Reports:
         tickets = 0
         try:
             for i, day in enumerate(todo):
+                if self._stopping:
+                    return
                 records = [r async for page in iter_records(self.follower.requester, self.topics, day, day,
                                                             page_size=self.page_size) for r in page]
                 procedures = await store.procedures_of(str(r.get("dossier") or "") for r in records)
@@ -255,9 +264,12 @@ class Reports:
         since = await store.meta("dossier_since") or EPOCH
         started = self.now() - DOSSIER_MARGIN
         after: str | None = None
-        while True:
+        while not self._stopping:
             body = dossier_command(new_request_id(), DossierAction.LIST, since=since, after=after, limit=DOSSIER_PAGE)
-            reply = await self.follower.requester.request(self.topics.cmd_dossier, body, timeout=10.0)
+            try:
+                reply = await self.follower.requester.request(self.topics.cmd_dossier, body, timeout=10.0)
+            except ProtocolError as exc:  # the requester's words name the core; this is the dossier service
+                raise ProtocolError(exc.code, "Dịch vụ hồ sơ không trả lời.") from None
             views = reply.get("dossiers") if reply.get("ok") is True else None
             if not isinstance(views, list):
                 err = reply.get("error") if isinstance(reply.get("error"), dict) else {}
@@ -266,8 +278,9 @@ class Reports:
             await store.put_dossiers([(fig.dossier_fact(v, tz=self.site.tz, levels=self.levels), v) for v in views])
             after = reply.get("next") if isinstance(reply.get("next"), str) else None
             if after is None:
-                break
-        await store.set_meta("dossier_since", started.isoformat())
+                # only a listing read to its end moves the mark
+                await store.set_meta("dossier_since", started.isoformat())
+                return
 
     # ------------------------------------------------------------ reports
 
