@@ -195,6 +195,10 @@ async def test_history_is_rolled_up_once_and_agrees_with_the_fixture(office: Off
             assert [t["id"] for t in drilled] == ["T5", "T6", "T7"]
             assert [t["id"] for t in await reports.drill(march, Dimension.OFFICER, "An", "within_target")] == [
                 "T1", "T4"]
+            assert [t["id"] for t in await reports.drill(march, Dimension.FIELD, "*", "served")] == [
+                "T1", "T2", "T4", "T5", "T6"]
+            assert [d["code"] for d in await reports.drill(march, Dimension.HOUR, "*", "dossiers_received")] == [
+                "HS-1", "HS-2", "HS-4"]
             overdue = await reports.drill(march, Dimension.OFFICER, "Bình", "dossiers_overdue")
             assert [d["code"] for d in overdue] == ["HS-3"]
             with pytest.raises(ValueError, match="Chỉ số không có"):

@@ -373,10 +373,12 @@ class Reports:
 
     async def drill(self, period: Period, dimension: Dimension, key: str, figure: str, *,
                     officer: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        """The tickets behind one figure of one row (ticket records like the core's); for the
-        dossier figures, the dossiers (views like the dossier service's). key "" with dimension
-        None-like rows: the unassigned row; the total row: key None is not accepted here, pass
-        the dimension's row."""
+        """The tickets behind one figure of one row (ticket records like the core's, oldest
+        first); for the dossier figures, the dossiers (views like the dossier service's). key ""
+        is the unassigned row ("(chưa gọi)", "(không có hồ sơ)"), key "*" (figures.ALL_KEY) the
+        total row. For units/dissatisfied/satisfaction_pct/basis: the ticket units (served
+        without a dossier); the dossier units are behind dossiers_received. ValueError (Vietnamese)
+        for an unknown figure."""
         dimension = Dimension(dimension)
         if figure not in fig.FIGURE_NAMES:
             raise ValueError(f"Chỉ số không có: {figure!r}.")
@@ -443,7 +445,9 @@ def _ticket_where(dimension: Dimension, key: str, figure: str, officer: str | No
     else:
         cond = _TICKET_FIGURE_SQL[figure]
     args: list[Any] = []
-    if dimension == Dimension.HOUR or dimension == Dimension.WEEKDAY:
+    if key == fig.ALL_KEY:
+        pass  # the total row
+    elif dimension == Dimension.HOUR or dimension == Dimension.WEEKDAY:
         try:
             number = int(key)
         except ValueError:
@@ -474,13 +478,17 @@ def _dossier_where(dimension: Dimension, key: str, figure: str, start: str, end:
         cond = ("((done_day BETWEEN ? AND ? AND done_day > due) OR (done_day IS NULL AND status != 'refused' "
                 "AND due BETWEEN ? AND ? AND due < ?))")
         args = [start, end, start, end, today]
-    if dimension == Dimension.HOUR:
+    if key == fig.ALL_KEY:
+        pass  # the total row
+    elif dimension == Dimension.HOUR:
         cond += " AND CAST(received_hour AS TEXT) = ?"
+        args.append(key)
     elif dimension == Dimension.WEEKDAY:
         cond += f" AND CAST((CAST(strftime('%w', {day_col}) AS INTEGER) + 6) % 7 AS TEXT) = ?"
+        args.append(key)
     else:
         cond += f" AND {dimension.value} = ?"
-    args.append(key)
+        args.append(key)
     if officer is not None:
         cond += " AND officer = ?"
         args.append(officer)
