@@ -131,3 +131,4 @@ def test_drill_down_matches_the_figures() -> None:
     assert ids(Dimension.COUNTER, "3", "dissatisfied") == ["T6"]
     assert ids(Dimension.PROCEDURE, "P1", "served") == ["T2"]
     assert ids(Dimension.WEEKDAY, "0", "no_show") == ["T3"]
+    assert ids(Dimension.HOUR, fig.ALL_KEY, "dissatisfied") == ["T6"]  # the total row

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from dossiers.model import Rating
 from qms_common.config import load_site_config
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
+from queue_core.clock import ManualClock
 from queue_core.store import Store
 from tests.support import report_fixture as fx
 from tests.support.core import running_core
@@ -195,6 +196,10 @@ async def test_history_is_rolled_up_once_and_agrees_with_the_fixture(office: Off
             assert [t["id"] for t in drilled] == ["T5", "T6", "T7"]
             assert [t["id"] for t in await reports.drill(march, Dimension.OFFICER, "An", "within_target")] == [
                 "T1", "T4"]
+            assert [t["id"] for t in await reports.drill(march, Dimension.FIELD, "*", "served")] == [
+                "T1", "T2", "T4", "T5", "T6"]
+            assert [d["code"] for d in await reports.drill(march, Dimension.HOUR, "*", "dossiers_received")] == [
+                "HS-1", "HS-2", "HS-4"]
             overdue = await reports.drill(march, Dimension.OFFICER, "Bình", "dossiers_overdue")
             assert [d["code"] for d in overdue] == ["HS-3"]
             with pytest.raises(ValueError, match="Chỉ số không có"):
@@ -330,7 +335,37 @@ async def test_a_rollup_killed_half_way_leaves_no_partial_day(tmp_path: Path) ->
         assert not await w.roll_day("2026-03-02", facts, {r["id"]: r for r in day}, now)  # once
         # T1 and T2 share a key (An, counter 1, ht, 8 h), T3 has its own (9 h)
         assert await w.counts() == {"days": 1, "tickets": 3, "daily": 2, "dossiers": 0}
-        parts = await w.ticket_measures("2026-03-02", "2026-03-02")
-        assert fig.total((m for _, m in parts), 3).figures().issued == 3
+        groups, _ = await w.ticket_groups("2026-03-02", "2026-03-02", Dimension.OFFICER)
+        assert groups["An"].figures().issued == 3 and groups["An"].figures().ratings == (1, 0, 1)
     finally:
         await w.close()
+
+
+async def test_the_day_the_core_leaves_is_rolled_up_at_its_rollover(office: Office) -> None:
+    """The core's clock on yesterday afternoon: yesterday is today's live figures; when its clock
+    reaches this morning it rolls over, and the warehouse rolls yesterday up, once."""
+    tz = fx.TZ
+    now = datetime.now(tz)
+    yesterday = (now.date() - timedelta(days=1))
+    clock = ManualClock(datetime(yesterday.year, yesterday.month, yesterday.day, 15, 0, tzinfo=tz))
+    async with running_dossiers(office.config), running_core(office.config, clock), \
+            running_web(office.config) as web:
+        reports = web.app[REPORTS]
+        await _wait(reports, lambda: reports.passes >= 1 and reports.pending_days == 0)
+        assert web.follower.state.site["day"] == yesterday.isoformat()
+        assert reports.rolled_to == (yesterday - timedelta(days=1)).isoformat()
+        t, probe = office.topics, office.probe
+        for field in ("ht", "dd"):
+            assert (await probe.request(t.cmd_ticket, {"request_id": new_id(), "field": field}))["ok"]
+        live = await reports.report(period_of("day", yesterday), Dimension.FIELD)
+        assert live.total.figures.issued == 2  # from the live records: the day is not over
+
+        rolled = reports.rolled_days
+        clock.set(datetime(now.year, now.month, now.day, 0, 30, tzinfo=tz))
+        await _wait(reports, lambda: reports.rolled_to == yesterday.isoformat())
+        assert reports.rolled_days == rolled + 1
+        report = await reports.report(period_of("day", yesterday), Dimension.FIELD)
+        assert report.total.figures.issued == 2 and {r.key: r.figures.issued for r in report.rows} == {
+            "ht": 1, "dd": 1}
+        assert [r["status"] for r in await reports.drill(period_of("day", yesterday), Dimension.FIELD, "*",
+                                                         "issued")] == ["expired", "expired"]

@@ -341,11 +341,15 @@ def dossier_parts(fact: DossierFact, levels: int, today: str) -> list[tuple[Key,
 
 
 ISSUE_FIGURES = frozenset({"issued", "transferred"})  # counted in the origin field
+ALL_KEY = "*"  # the drill-down's key of the total row
 
 
 def matches(fact: TicketFact, dimension: Dimension, key: str, figure: str) -> bool:
-    """Whether this ticket is behind this figure of this row (the drill-down)."""
-    if dimension == Dimension.FIELD:
+    """Whether this ticket is behind this figure of this row (the drill-down); key ALL_KEY: the
+    total row."""
+    if key == ALL_KEY:
+        where = key
+    elif dimension == Dimension.FIELD:
         where = fact.origin_field if figure in ISSUE_FIGURES else fact.field
     elif dimension == Dimension.OFFICER:
         where = fact.officer

@@ -95,6 +95,7 @@ class Reports:
         self._rolled: set[str] = set()
         self.rolled_days = 0  # rolled by this process (tests: a restart rolls nothing again)
         self._seen_day: Any = None
+        self._stopping = False
         self.dossier_events = 0  # live event/dossier views stored
         self.passes = 0       # feeding passes completed (history and dossiers read up to now)
         self.updated = asyncio.Condition()  # notified after each pass, for whoever waits on one
@@ -108,10 +109,16 @@ class Reports:
         self._task = asyncio.create_task(self._run(), name="reports")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        self._stopping = True
+        task = self._task
+        # cancelled again until it is done: a cancellation that lands as a reply arrives can be
+        # swallowed by asyncio.wait_for (Python 3.11), and the feeding would go on to its next request
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None and task.done() and not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()
         if self.warehouse is not None:
             await self.warehouse.close()
             self.warehouse = None
@@ -139,7 +146,7 @@ class Reports:
             listener = asyncio.create_task(self._listen(sub))
             self._wake.set()  # the follower may be connected already
             try:
-                while True:
+                while not self._stopping:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self.dossier_every_s):
                             await self._wake.wait()
@@ -230,6 +237,8 @@ class Reports:
         tickets = 0
         try:
             for i, day in enumerate(todo):
+                if self._stopping:
+                    return
                 records = [r async for page in iter_records(self.follower.requester, self.topics, day, day,
                                                             page_size=self.page_size) for r in page]
                 procedures = await store.procedures_of(str(r.get("dossier") or "") for r in records)
@@ -255,9 +264,12 @@ class Reports:
         since = await store.meta("dossier_since") or EPOCH
         started = self.now() - DOSSIER_MARGIN
         after: str | None = None
-        while True:
+        while not self._stopping:
             body = dossier_command(new_request_id(), DossierAction.LIST, since=since, after=after, limit=DOSSIER_PAGE)
-            reply = await self.follower.requester.request(self.topics.cmd_dossier, body, timeout=10.0)
+            try:
+                reply = await self.follower.requester.request(self.topics.cmd_dossier, body, timeout=10.0)
+            except ProtocolError as exc:  # the requester's words name the core; this is the dossier service
+                raise ProtocolError(exc.code, "Dịch vụ hồ sơ không trả lời.") from None
             views = reply.get("dossiers") if reply.get("ok") is True else None
             if not isinstance(views, list):
                 err = reply.get("error") if isinstance(reply.get("error"), dict) else {}
@@ -266,8 +278,9 @@ class Reports:
             await store.put_dossiers([(fig.dossier_fact(v, tz=self.site.tz, levels=self.levels), v) for v in views])
             after = reply.get("next") if isinstance(reply.get("next"), str) else None
             if after is None:
-                break
-        await store.set_meta("dossier_since", started.isoformat())
+                # only a listing read to its end moves the mark
+                await store.set_meta("dossier_since", started.isoformat())
+                return
 
     # ------------------------------------------------------------ reports
 
@@ -291,30 +304,29 @@ class Reports:
         store = self._store()
         notes: list[str] = []
         start, end = period.start.isoformat(), period.end.isoformat()
-        parts: list[tuple[Key, Measures]] = []
+        groups: dict[str, Measures] = {}
+        days: dict[str, Measures] = {}
         last_past = min(end, _before(today))
         if start <= last_past:
-            if dimension == Dimension.PROCEDURE:
-                parts.extend(await store.procedure_measures(start, last_past, officer=officer))
-            else:
-                parts.extend(await store.ticket_measures(start, last_past, officer=officer))
+            groups, days = await store.ticket_groups(start, last_past, dimension, officer=officer, by_day=by_day)
         if start <= today <= end:
             records, fresh = await self._today_records(today)
             if not fresh:
                 notes.append("Chưa đọc được số liệu hôm nay từ lõi hàng đợi.")
             procedures = await store.procedures_of(str(r.get("dossier") or "") for r in records)
+            parts: list[tuple[Key, Measures]] = []
             for r in records:
                 fact = fig.ticket_fact(r, tz=self.site.tz, target_s=self.target_s, levels=self.levels,
                                        procedures=procedures)
                 if officer is None or fact.officer == officer:
                     parts.extend(fig.ticket_parts(fact, self.levels))
-        groups = fig.group(parts, dimension, self.levels)
+            for key, m in fig.group(parts, dimension, self.levels).items():
+                groups.setdefault(key, Measures(self.levels)).add(m)
+            if by_day and parts:
+                days.setdefault(today, Measures(self.levels)).add(fig.total((m for _, m in parts), self.levels))
         for key, m in (await store.dossier_measures(start, end, today, dimension, officer=officer)).items():
             groups.setdefault(key, Measures(self.levels)).add(m)
-        days: dict[str, Measures] = {}
         if by_day:
-            for key, m in parts:
-                days.setdefault(key[0], Measures(self.levels)).add(m)
             for key, m in (await store.dossier_measures(start, end, today, TREND, officer=officer)).items():
                 days.setdefault(key, Measures(self.levels)).add(m)
         pending = sum(1 for d in _days(start, last_past)
@@ -361,10 +373,12 @@ class Reports:
 
     async def drill(self, period: Period, dimension: Dimension, key: str, figure: str, *,
                     officer: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        """The tickets behind one figure of one row (ticket records like the core's); for the
-        dossier figures, the dossiers (views like the dossier service's). key "" with dimension
-        None-like rows: the unassigned row; the total row: key None is not accepted here, pass
-        the dimension's row."""
+        """The tickets behind one figure of one row (ticket records like the core's, oldest
+        first); for the dossier figures, the dossiers (views like the dossier service's). key ""
+        is the unassigned row ("(chưa gọi)", "(không có hồ sơ)"), key "*" (figures.ALL_KEY) the
+        total row. For units/dissatisfied/satisfaction_pct/basis: the ticket units (served
+        without a dossier); the dossier units are behind dossiers_received. ValueError (Vietnamese)
+        for an unknown figure."""
         dimension = Dimension(dimension)
         if figure not in fig.FIGURE_NAMES:
             raise ValueError(f"Chỉ số không có: {figure!r}.")
@@ -431,7 +445,9 @@ def _ticket_where(dimension: Dimension, key: str, figure: str, officer: str | No
     else:
         cond = _TICKET_FIGURE_SQL[figure]
     args: list[Any] = []
-    if dimension == Dimension.HOUR or dimension == Dimension.WEEKDAY:
+    if key == fig.ALL_KEY:
+        pass  # the total row
+    elif dimension == Dimension.HOUR or dimension == Dimension.WEEKDAY:
         try:
             number = int(key)
         except ValueError:
@@ -462,13 +478,17 @@ def _dossier_where(dimension: Dimension, key: str, figure: str, start: str, end:
         cond = ("((done_day BETWEEN ? AND ? AND done_day > due) OR (done_day IS NULL AND status != 'refused' "
                 "AND due BETWEEN ? AND ? AND due < ?))")
         args = [start, end, start, end, today]
-    if dimension == Dimension.HOUR:
+    if key == fig.ALL_KEY:
+        pass  # the total row
+    elif dimension == Dimension.HOUR:
         cond += " AND CAST(received_hour AS TEXT) = ?"
+        args.append(key)
     elif dimension == Dimension.WEEKDAY:
         cond += f" AND CAST((CAST(strftime('%w', {day_col}) AS INTEGER) + 6) % 7 AS TEXT) = ?"
+        args.append(key)
     else:
         cond += f" AND {dimension.value} = ?"
-    args.append(key)
+        args.append(key)
     if officer is not None:
         cond += " AND officer = ?"
         args.append(officer)

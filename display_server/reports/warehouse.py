@@ -27,7 +27,6 @@ from typing import Any
 import aiosqlite
 
 from display_server.reports.figures import (
-    NONE_KEY,
     Dimension,
     DossierFact,
     Key,
@@ -53,19 +52,26 @@ MIGRATIONS: tuple[str, ...] = (
         hour INTEGER NOT NULL,
         issued INTEGER NOT NULL, served INTEGER NOT NULL, no_show INTEGER NOT NULL,
         transferred INTEGER NOT NULL, within INTEGER NOT NULL, ticket_units INTEGER NOT NULL,
-        ticket_dissatisfied INTEGER NOT NULL, ratings TEXT NOT NULL, waits BLOB NOT NULL,
-        services BLOB NOT NULL,
+        ticket_dissatisfied INTEGER NOT NULL, waits BLOB NOT NULL, services BLOB NOT NULL,
         PRIMARY KEY (day, officer, counter, field, hour)
     ) WITHOUT ROWID;
     CREATE INDEX daily_officer ON daily (officer, day);
+    -- the ratings of a daily row, one row per level given (SQL adds them up)
+    CREATE TABLE daily_ratings (
+        day TEXT NOT NULL, officer TEXT NOT NULL, counter TEXT NOT NULL, field TEXT NOT NULL,
+        hour INTEGER NOT NULL, level INTEGER NOT NULL, n INTEGER NOT NULL,
+        PRIMARY KEY (day, officer, counter, field, hour, level)
+    ) WITHOUT ROWID;
     CREATE TABLE dossiers (
         code TEXT PRIMARY KEY, procedure TEXT NOT NULL, procedure_name TEXT NOT NULL, field TEXT NOT NULL,
         officer TEXT NOT NULL, counter TEXT NOT NULL, ticket TEXT, received_day TEXT NOT NULL,
         received_hour INTEGER NOT NULL, due TEXT NOT NULL, done_day TEXT, status TEXT NOT NULL,
         rating INTEGER, version INTEGER NOT NULL, view TEXT NOT NULL
     );
-    CREATE INDEX dossiers_received ON dossiers (received_day);
-    CREATE INDEX dossiers_done ON dossiers (done_day);
+    -- covering: a year's dossier figures are added up from these indexes alone
+    CREATE INDEX dossiers_received ON dossiers (received_day, officer, counter, field, procedure, received_hour,
+                                                rating);
+    CREATE INDEX dossiers_done ON dossiers (done_day, due, officer, counter, field, procedure, received_hour);
     CREATE INDEX dossiers_due ON dossiers (due) WHERE done_day IS NULL;
     """,
 )
@@ -82,6 +88,13 @@ _DOSSIER_GROUP = {
     Dimension.WEEKDAY: "CAST((CAST(strftime('%w', {day}) AS INTEGER) + 6) % 7 AS TEXT)",
 }
 TREND = "trend"  # group dossier figures by day
+_DAILY_GROUP = {
+    Dimension.OFFICER: "officer",
+    Dimension.COUNTER: "counter",
+    Dimension.FIELD: "field",
+    Dimension.HOUR: "CAST(hour AS TEXT)",
+    Dimension.WEEKDAY: "CAST((CAST(strftime('%w', day) AS INTEGER) + 6) % 7 AS TEXT)",
+}
 
 
 def _pack(values: list[int]) -> bytes:
@@ -125,6 +138,7 @@ class Warehouse:
         if held != settings.text():
             # another target or rating scale: every stored "within target" or level may be wrong
             await w._write([("DELETE FROM days", ()), ("DELETE FROM tickets", ()), ("DELETE FROM daily", ()),
+                            ("DELETE FROM daily_ratings", ()),
                             ("INSERT OR REPLACE INTO meta (key, value) VALUES ('settings', ?)",
                              (settings.text(),))])
         return w
@@ -179,52 +193,76 @@ class Warehouse:
                     sums[key] = Measures(self.levels)
                 sums[key].add(m)
         daily = [(k[0], k[1], k[2], k[3], k[5], m.issued, m.served, m.no_show, m.transferred, m.within,
-                  m.ticket_units, m.ticket_dissatisfied, json.dumps(m.ratings), _pack(m.waits), _pack(m.services))
+                  m.ticket_units, m.ticket_dissatisfied, _pack(m.waits), _pack(m.services))
                  for k, m in sums.items()]
+        ratings = [(k[0], k[1], k[2], k[3], k[5], level + 1, n)
+                   for k, m in sums.items() for level, n in enumerate(m.ratings) if n]
         tickets = [(f.id, f.day, f.number, f.field, f.origin_field, f.counter, f.officer, f.hour, f.status,
                     f.wait_s, f.service_s, None if f.within is None else int(f.within), f.rating, f.dossier,
                     int(f.transferred), json.dumps(dict(records.get(f.id, {})), ensure_ascii=False))
                    for f in facts]
         await self._write(
             [("DELETE FROM tickets WHERE day = ?", (day,)), ("DELETE FROM daily WHERE day = ?", (day,)),
+             ("DELETE FROM daily_ratings WHERE day = ?", (day,)),
              ("INSERT INTO days (day, tickets, rolled_at) VALUES (?, ?, ?)", (day, len(facts), now.isoformat()))],
             [("INSERT INTO tickets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tickets),
-             ("INSERT INTO daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", daily)])
+             ("INSERT INTO daily VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", daily),
+             ("INSERT INTO daily_ratings VALUES (?, ?, ?, ?, ?, ?, ?)", ratings)])
         return True
 
     # ------------------------------------------------------------ reading figures
 
-    async def ticket_measures(self, day_from: str, day_to: str, *,
-                              officer: str | None = None) -> list[tuple[Key, Measures]]:
-        """The daily aggregates of these days (the procedure part of the key is empty: the
-        procedure dimension reads facts, see procedure_measures)."""
-        sql = "SELECT * FROM daily WHERE day BETWEEN ? AND ?"
-        args: list[Any] = [day_from, day_to]
-        if officer is not None:
-            sql += " AND officer = ?"
-            args.append(officer)
+    async def ticket_groups(self, day_from: str, day_to: str, dimension: Dimension, *, officer: str | None = None,
+                            by_day: bool = False) -> tuple[dict[str, Measures], dict[str, Measures]]:
+        """The daily aggregates of these days added up per row of the dimension (and per day):
+        SQL adds the counts; only the packed wait and service times are read row by row (a year of
+        a busy office: some tens of thousands of short rows, never the tickets)."""
+        if dimension == Dimension.PROCEDURE:
+            return await self._procedure_groups(day_from, day_to, officer=officer, by_day=by_day)
+        expr = _DAILY_GROUP[dimension]
+        where = "day BETWEEN ? AND ?" + (" AND officer = ?" if officer is not None else "")
+        args: list[Any] = [day_from, day_to] + ([officer] if officer is not None else [])
         levels = self.levels
 
-        def read(conn: sqlite3.Connection) -> list[tuple[Key, Measures]]:
-            out = []
-            for r in conn.execute(sql, args):
-                (day, off, counter, field_id, hour, issued, served, no_show, transferred, within, units,
-                 dissatisfied, ratings, waits, services) = r
-                m = Measures(levels, issued=issued, served=served, no_show=no_show, transferred=transferred,
-                             waits=_unpack(waits), services=_unpack(services), within=within,
-                             ratings=json.loads(ratings), ticket_units=units, ticket_dissatisfied=dissatisfied)
-                out.append(((day, off, counter, field_id, NONE_KEY, hour), m))
-            return out
+        def read(conn: sqlite3.Connection) -> tuple[dict[str, Measures], dict[str, Measures]]:
+            groups: dict[str, Measures] = {}
+            days: dict[str, Measures] = {}
+            outs = [(expr, groups)] + ([("day", days)] if by_day else [])
+            for column, out in outs:
+                for (key, issued, served, no_show, transferred, within, units, dissatisfied) in conn.execute(
+                        f"SELECT {column}, SUM(issued), SUM(served), SUM(no_show), SUM(transferred), SUM(within), "
+                        f"SUM(ticket_units), SUM(ticket_dissatisfied) FROM daily WHERE {where} GROUP BY 1", args):
+                    out[str(key)] = Measures(levels, issued=issued, served=served, no_show=no_show,
+                                             transferred=transferred, within=within, ticket_units=units,
+                                             ticket_dissatisfied=dissatisfied)
+                for key, level, n in conn.execute(
+                        f"SELECT {column}, level, SUM(n) FROM daily_ratings WHERE {where} GROUP BY 1, 2", args):
+                    if 1 <= level <= levels and str(key) in out:
+                        out[str(key)].ratings[level - 1] += n
+            waits: dict[str, array[int]] = {k: array(ARRAY_TYPE) for k in groups}
+            services: dict[str, array[int]] = {k: array(ARRAY_TYPE) for k in groups}
+            day_waits: dict[str, array[int]] = {k: array(ARRAY_TYPE) for k in days}
+            day_services: dict[str, array[int]] = {k: array(ARRAY_TYPE) for k in days}
+            for key, day, w, sv in conn.execute(f"SELECT {expr}, day, waits, services FROM daily WHERE {where}", args):
+                key = str(key)
+                waits[key].frombytes(w)
+                services[key].frombytes(sv)
+                if by_day:
+                    day_waits[day].frombytes(w)
+                    day_services[day].frombytes(sv)
+            for out, ws, ss in ((groups, waits, services), (days, day_waits, day_services)):
+                for k, m in out.items():
+                    m.waits, m.services = ws[k].tolist(), ss[k].tolist()
+            return groups, days
 
         return await self._raw(read)
 
-    async def procedure_measures(self, day_from: str, day_to: str, *,
-                                 officer: str | None = None) -> list[tuple[Key, Measures]]:
-        """Per-ticket parts with each ticket's procedure (from its dossier, as known now): the
-        procedure dimension, the only one that reads facts."""
-        sql = ("SELECT t.id, t.day, t.number, t.field, t.origin_field, t.counter, t.officer, "
-               "COALESCE(d.procedure, '') AS procedure, t.hour, t.status, t.wait_s, t.service_s, t.within, "
-               "t.rating, t.dossier, t.transferred FROM tickets t LEFT JOIN dossiers d ON d.code = t.dossier "
+    async def _procedure_groups(self, day_from: str, day_to: str, *, officer: str | None,
+                                by_day: bool) -> tuple[dict[str, Measures], dict[str, Measures]]:
+        """Per procedure: each ticket takes its procedure from its dossier (as known now), so this
+        dimension reads the facts; a ticket's issue and outcome have the same procedure."""
+        sql = ("SELECT COALESCE(d.procedure, '') AS procedure, t.day, t.status, t.wait_s, t.service_s, t.within, "
+               "t.rating, t.dossier IS NULL, t.transferred FROM tickets t LEFT JOIN dossiers d ON d.code = t.dossier "
                "WHERE t.day BETWEEN ? AND ?")
         args: list[Any] = [day_from, day_to]
         if officer is not None:
@@ -232,13 +270,32 @@ class Warehouse:
             args.append(officer)
         levels = self.levels
 
-        def read(conn: sqlite3.Connection) -> list[tuple[Key, Measures]]:
-            out: list[tuple[Key, Measures]] = []
-            for r in conn.execute(sql, args):
-                fact = TicketFact(*r[:12], within=None if r[12] is None else bool(r[12]), rating=r[13],
-                                  dossier=r[14], transferred=bool(r[15]))
-                out.extend(ticket_parts(fact, levels))
-            return out
+        def read(conn: sqlite3.Connection) -> tuple[dict[str, Measures], dict[str, Measures]]:
+            groups: dict[str, Measures] = {}
+            days: dict[str, Measures] = {}
+            for row in conn.execute(sql, args):
+                procedure, day, status, wait, service, within, rating, no_dossier, transferred = row
+                for out, key in ((groups, procedure), (days, day)) if by_day else ((groups, procedure),):
+                    m = out.get(key)
+                    if m is None:
+                        m = out[key] = Measures(levels)
+                    m.issued += 1
+                    m.transferred += transferred
+                    if wait is not None:
+                        m.waits.append(wait)
+                        m.within += within or 0
+                    if status == "done":
+                        m.served += 1
+                        if service is not None:
+                            m.services.append(service)
+                        if rating is not None and 1 <= rating <= levels:
+                            m.ratings[rating - 1] += 1
+                        if no_dossier:
+                            m.ticket_units += 1
+                            m.ticket_dissatisfied += rating == 1
+                    elif status == "no_show":
+                        m.no_show += 1
+            return groups, days
 
         return await self._raw(read)
 
