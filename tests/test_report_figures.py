@@ -132,3 +132,19 @@ def test_drill_down_matches_the_figures() -> None:
     assert ids(Dimension.PROCEDURE, "P1", "served") == ["T2"]
     assert ids(Dimension.WEEKDAY, "0", "no_show") == ["T3"]
     assert ids(Dimension.HOUR, fig.ALL_KEY, "dissatisfied") == ["T6"]  # the total row
+
+
+def test_a_past_days_called_expired_ticket_is_a_no_show_and_an_uncalled_one_is_not() -> None:
+    """The core's rollover turns no-shows (and tickets never called) into `expired`."""
+    base = {"id": "t", "day": "2026-03-02", "number": "1001", "field": "dat-dai", "origin_field": "dat-dai",
+            "issued_at": "2026-03-02T08:00:00+07:00", "finished_at": None, "rating": None, "dossier": None}
+    called = {**base, "status": "expired", "called_at": "2026-03-02T08:10:00+07:00", "counter": "1",
+              "officer": "Nguyễn Văn A"}
+    never = {**base, "status": "expired", "called_at": None, "counter": None, "officer": None}
+    facts = [fig.ticket_fact(r, tz=fx.TZ, target_s=fx.TARGET_S, levels=LEVELS) for r in (called, never)]
+    assert [f.status for f in facts] == ["no_show", "expired"]
+    total = Measures(LEVELS)
+    for f in facts:
+        for _, m in fig.ticket_parts(f, LEVELS):
+            total.add(m)
+    assert (total.figures().issued, total.figures().no_show, total.figures().served) == (2, 1, 0)

@@ -154,9 +154,9 @@ def _unavailable(exc: Exception) -> str:
 
 
 async def _report(request: web.Request, period: Period, dimension: Dimension, *,
-                  officer: str | None = None) -> Report:
+                  officer: str | None = None, compare: bool = True) -> Report:
     try:
-        return await request.app[REPORTS].report(period, dimension, officer=officer)
+        return await request.app[REPORTS].report(period, dimension, officer=officer, compare=compare)
     except ENGINE_ERRORS as exc:
         raise ApiError(503, "unavailable", _unavailable(exc)) from None
 
@@ -330,7 +330,8 @@ async def export_xlsx(request: web.Request) -> web.StreamResponse:
     except ValueError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
     order = [dimension, *(d for d in Dimension if d is not dimension)]
-    reports = await asyncio.gather(*(_report(request, period, d) for d in order))
+    # the file shows no comparison: the previous period is not read
+    reports = await asyncio.gather(*(_report(request, period, d, compare=False) for d in order))
     site = request.app[SITE]
     data = await asyncio.to_thread(workbook_bytes, reports, office=site.name, levels=_levels(request),
                                    target_wait_min=target_min(request), made_on=today_of(request))

@@ -170,6 +170,13 @@ def _score(value: Any, levels: int) -> int | None:
     return None
 
 
+def _status(r: Mapping[str, Any], called: bool) -> str:
+    """The core's rollover turns the day's no-shows, like the tickets still waiting, into
+    `expired`: one that was called and is expired did not come when called."""
+    status = _text(r.get("status"))
+    return TicketStatus.NO_SHOW.value if status == TicketStatus.EXPIRED and called else status
+
+
 def ticket_fact(record: Mapping[str, Any], *, tz: tzinfo, target_s: int, levels: int,
                 procedures: Mapping[str, str] | None = None) -> TicketFact:
     """A core ticket record as a fact; `procedures` maps dossier codes to procedure codes."""
@@ -185,7 +192,7 @@ def ticket_fact(record: Mapping[str, Any], *, tz: tzinfo, target_s: int, levels:
         origin_field=origin, counter=_text(r.get("counter")) if called else NONE_KEY,
         officer=_text(r.get("officer")) if called else NONE_KEY,
         procedure=(procedures or {}).get(dossier or "", NONE_KEY),
-        hour=issued.astimezone(tz).hour if issued is not None else 0, status=_text(r.get("status")),
+        hour=issued.astimezone(tz).hour if issued is not None else 0, status=_status(r, called),
         wait_s=w, service_s=service_s(r), within=None if w is None else w <= target_s,
         rating=_score(r.get("rating"), levels) if r.get("status") == TicketStatus.DONE else None,
         dossier=dossier,

@@ -154,6 +154,15 @@ class Reports:
                     day = (self.follower.state.site or {}).get("day")
                     if not self.follower.connected or not isinstance(day, str):
                         continue  # the connect or the core's state/site wakes us again
+                    # dossiers first: a day's tickets are rolled with their procedures, which
+                    # come from the dossiers (a ticket rolled while the service is away has none)
+                    try:
+                        await self._sync_dossiers()
+                        self.dossier_error = None
+                    except ProtocolError as exc:  # no dossier service (yet): the tickets' figures stand
+                        if self.dossier_error != exc.message:
+                            log.warning("Kho báo cáo: chưa lấy được hồ sơ (%s); thử lại sau", exc.message)
+                        self.dossier_error = exc.message
                     try:
                         await self._roll_pending(day)
                         self.error = None
@@ -166,13 +175,6 @@ class Reports:
                         log.exception("Kho báo cáo: lỗi khi tổng hợp")
                         self.error = str(exc)
                         asyncio.get_running_loop().call_later(RETRY_S * 6, self._wake.set)
-                    try:
-                        await self._sync_dossiers()
-                        self.dossier_error = None
-                    except ProtocolError as exc:  # no dossier service (yet): the tickets' figures stand
-                        if self.dossier_error != exc.message:
-                            log.warning("Kho báo cáo: chưa lấy được hồ sơ (%s); thử lại sau", exc.message)
-                        self.dossier_error = exc.message
                     self.passes += 1
                     async with self.updated:
                         self.updated.notify_all()
@@ -333,24 +335,26 @@ class Reports:
                       if d not in self._rolled and (self.first_day is None or d >= self.first_day))
         return _Part(groups, fig.total(groups.values(), self.levels), days, pending), notes
 
-    async def report(self, period: Period, dimension: Dimension, *, officer: str | None = None) -> Report:
+    async def report(self, period: Period, dimension: Dimension, *, officer: str | None = None,
+                     compare: bool = True) -> Report:
         """The figures of the period per row of the dimension, with the previous period's beside
-        them; `officer`: only that officer's tickets and dossiers (the console's own figures)."""
+        them (not read when `compare` is false: a file that shows no comparison); `officer`: only
+        that officer's tickets and dossiers (the console's own figures)."""
         dimension = Dimension(dimension)
         today = self._today()
         previous_period = period.previous()
         current, notes = await self._part(period, dimension, today, officer, by_day=True)
-        previous, _ = await self._part(previous_period, dimension, today, officer, by_day=False)
+        previous = (await self._part(previous_period, dimension, today, officer, by_day=False))[0] if compare else None
         names = await self._names(dimension)
-        rows = fig.rows(dimension, current.groups, previous.groups, names)
-        total_row = Row("", "Tổng cộng", current.total.figures(), previous.total.figures())
+        rows = fig.rows(dimension, current.groups, previous.groups if previous else {}, names)
+        total_row = Row("", "Tổng cộng", current.total.figures(), previous.total.figures() if previous else None)
         trend: list[tuple[date, Figures]] = []
         for d in period.each_day():
             day = d.isoformat()
             if day > today:
                 break
             trend.append((d, (current.days.get(day) or Measures(self.levels)).figures()))
-        pending = current.pending + previous.pending
+        pending = current.pending + (previous.pending if previous else 0)
         if pending:
             notes.append(f"Đang tổng hợp dữ liệu cũ: còn {pending} ngày chưa có trong báo cáo.")
         basis = total_row.figures.basis

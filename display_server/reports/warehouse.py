@@ -29,7 +29,6 @@ import aiosqlite
 from display_server.reports.figures import (
     Dimension,
     DossierFact,
-    Key,
     Measures,
     TicketFact,
     ticket_parts,
@@ -186,17 +185,19 @@ class Warehouse:
         when the day is rolled already."""
         if await self._db.execute_fetchall("SELECT 1 FROM days WHERE day = ?", (day,)):
             return False
-        sums: dict[Key, Measures] = {}
+        # a daily row is (day, officer, counter, field, hour): tickets of several procedures add up
+        # in it (the procedure dimension reads the tickets themselves)
+        sums: dict[tuple[str, str, str, str, int], Measures] = {}
         for fact in facts:
             for key, m in ticket_parts(fact, self.levels):
-                if key not in sums:
-                    sums[key] = Measures(self.levels)
-                sums[key].add(m)
-        daily = [(k[0], k[1], k[2], k[3], k[5], m.issued, m.served, m.no_show, m.transferred, m.within,
+                row = (key[0], key[1], key[2], key[3], key[5])
+                if row not in sums:
+                    sums[row] = Measures(self.levels)
+                sums[row].add(m)
+        daily = [(*k, m.issued, m.served, m.no_show, m.transferred, m.within,
                   m.ticket_units, m.ticket_dissatisfied, _pack(m.waits), _pack(m.services))
                  for k, m in sums.items()]
-        ratings = [(k[0], k[1], k[2], k[3], k[5], level + 1, n)
-                   for k, m in sums.items() for level, n in enumerate(m.ratings) if n]
+        ratings = [(*k, level + 1, n) for k, m in sums.items() for level, n in enumerate(m.ratings) if n]
         tickets = [(f.id, f.day, f.number, f.field, f.origin_field, f.counter, f.officer, f.hour, f.status,
                     f.wait_s, f.service_s, None if f.within is None else int(f.within), f.rating, f.dossier,
                     int(f.transferred), json.dumps(dict(records.get(f.id, {})), ensure_ascii=False))
