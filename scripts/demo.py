@@ -242,6 +242,7 @@ def main() -> int:
   Đánh giá       : {base}/rate/1 … {base}/rate/6     (máy tính bảng trước quầy / the citizen's tablet;
                    ghép nối một lần / pair once: {base}/supervisor/pairing)
   Giám sát       : {base}/supervisor
+  Báo cáo        : {base}/reports    (giám sát, lãnh đạo / supervisor, leader: kỳ, cán bộ, chỉ số 766, XLSX)
   Theo dõi vé    : {base}/t/<mã vé>/<mã bảo vệ>      (mã QR trên phiếu / the ticket's QR code)
   Lấy số từ xa   : {base}/lay-so     (điện thoại / a phone; mã xác nhận trong hộp thư giả lập / code in the phone inbox)
   Đặt lịch hẹn   : {base}/dat-lich   (xác nhận tại ki-ốt / check in at the kiosk)

@@ -83,3 +83,9 @@ def test_labels() -> None:
     assert period_of("year", TODAY).label == "Năm 2026"
     assert period_of("day", TODAY).label == "Ngày 29/11/2026"
     assert Period("custom", date(2026, 1, 1), date(2026, 1, 31)).label == "Từ 01/01/2026 đến 31/01/2026"
+
+
+def test_a_heading_names_its_dates_once() -> None:
+    assert Period("month", date(2026, 3, 1), date(2026, 3, 31)).heading == \
+        "Tháng 03/2026 (từ ngày 01/03/2026 đến ngày 31/03/2026)"
+    assert Period("custom", date(2026, 1, 1), date(2026, 1, 31)).heading == "Từ 01/01/2026 đến 31/01/2026"

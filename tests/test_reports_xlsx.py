@@ -140,7 +140,7 @@ def test_office_period_notes_and_signature_block() -> None:
     ws = workbook().worksheets[0]
     assert ws["A1"].value == OFFICE
     assert ws["A2"].value == "BÁO CÁO KẾT QUẢ PHỤC VỤ THEO CÁN BỘ"
-    assert ws["A3"].value == "Kỳ báo cáo: Tháng 03/2026 (từ 01/03/2026 đến 31/03/2026)"
+    assert ws["A3"].value == "Kỳ báo cáo: Tháng 03/2026 (từ ngày 01/03/2026 đến ngày 31/03/2026)"
     texts = [c for row in ws.iter_rows(min_row=HEADER_ROW + 1, values_only=True) for c in row if isinstance(c, str)]
     assert f"Ghi chú: {NOTE}" in texts
     assert "Người lập biểu" in texts and "Thủ trưởng đơn vị" in texts

@@ -89,6 +89,13 @@ class Period:
             return f"Tuần {s.isocalendar().week}/{s.isocalendar().year} ({s:%d/%m} – {e:%d/%m/%Y})"
         return f"Từ {s:%d/%m/%Y} đến {e:%d/%m/%Y}"
 
+    @property
+    def heading(self) -> str:
+        """The label with its dates, where the label does not say them already (a printed report)."""
+        if self.kind in (PeriodKind.MONTH, PeriodKind.QUARTER, PeriodKind.YEAR):
+            return f"{self.label} (từ ngày {self.start:%d/%m/%Y} đến ngày {self.end:%d/%m/%Y})"
+        return self.label
+
     def query(self) -> dict[str, str]:
         """The query string that parses back to this period."""
         if self.kind == PeriodKind.CUSTOM:

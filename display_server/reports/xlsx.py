@@ -68,7 +68,7 @@ def _sheet(ws: Worksheet, report: Any, cols: list[Column], *, office: str, made_
     width = len(cols) + 1
     last = get_column_letter(width)
     period = report.period
-    period_line = f"Kỳ báo cáo: {period.label} (từ {period.start:%d/%m/%Y} đến {period.end:%d/%m/%Y})"
+    period_line = f"Kỳ báo cáo: {period.heading}"
 
     ws["A1"] = office
     ws["A1"].font = Font(bold=True, size=12)
