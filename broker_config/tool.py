@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker_config import CONFIG_DIR
+from broker_config.bridge import add_bridge_args, bridge_conf, bridge_settings, queue_limits
 from qms_common.config import SiteConfig, load_site_config
 from qms_common.protocol import EventKind, Topics
 from qms_common.runner import exit_on_config_error
@@ -181,7 +182,8 @@ def make_tls(tls_dir: Path, hostnames: list[str], days: int = 3650) -> None:
         (tls_dir / leftover).unlink(missing_ok=True)
 
 
-def render_conf(out: Path, *, port: int, bind: str, tls_port: int, ws_port: int | None, run_as: str) -> str:
+def render_conf(out: Path, *, port: int, bind: str, tls_port: int, ws_port: int | None, run_as: str,
+                bridge: str = "") -> str:
     template = (CONFIG_DIR / "production.conf").read_text(encoding="utf-8")
     # Always TLS: Mosquitto 2.0 binds a WebSockets listener to every interface whatever address
     # it is given, so a plain one could not be kept on this machine.
@@ -189,8 +191,11 @@ def render_conf(out: Path, *, port: int, bind: str, tls_port: int, ws_port: int 
                   f"listener {ws_port}\nprotocol websockets\nuse_username_as_clientid true\ncafile {out}/tls/ca.crt\n"
                   f"certfile {out}/tls/server.crt\nkeyfile {out}/tls/server.key\ntls_version tlsv1.2"
                   if ws_port else "# WebSockets listener: off (qms-broker --websockets PORT turns it on).")
+    queued, queued_bytes = queue_limits(bool(bridge))
     return template.format(dir=out, port=port, bind=bind, tls_port=tls_port, websockets=websockets,
-                           user_line=f"user {run_as}")
+                           user_line=f"user {run_as}", max_queued_messages=queued,
+                           max_queued_bytes=queued_bytes,
+                           bridge=bridge or "# Bridge to a central broker: off (qms-broker --bridge URL turns it on).")
 
 
 def _secure_write(path: Path, text: str, mode: int, owner: str | None) -> None:
@@ -214,14 +219,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="tên máy/IP trong chứng chỉ TLS (lặp lại được; mặc định localhost và 127.0.0.1)")
     p.add_argument("--run-as", default="mosquitto", help="người dùng hệ thống chạy mosquitto (mặc định mosquitto)")
     p.add_argument("--rotate", action="append", default=[], metavar="USER", help="đổi mật khẩu của người dùng này")
+    add_bridge_args(p)
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["central"]:
+        from broker_config.central import main as central_main
+        return central_main(argv[1:])
     args = parse_args(argv)
     try:
         site = load_site_config(args.config, env={})
         users = site_users(site)
+        bridge = bridge_settings(site, args)
     except ConfigError as exc:
         return exit_on_config_error(exc)
     out: Path = args.out.resolve()
@@ -253,11 +265,15 @@ def main(argv: list[str] | None = None) -> int:
         os.chown(out / "tls" / "server.key", entry.pw_uid, entry.pw_gid)
         os.chown(out / "data", entry.pw_uid, entry.pw_gid)
     conf = render_conf(out, port=args.port, bind=args.bind, tls_port=args.tls_port, ws_port=args.websockets,
-                       run_as=args.run_as)
-    (out / "mosquitto.conf").write_text(conf, encoding="utf-8")
+                       run_as=args.run_as, bridge=bridge_conf(site.id, bridge) if bridge else "")
+    # the bridge's password to the central broker is in it now
+    _secure_write(out / "mosquitto.conf", conf, 0o640, owner)
     print(f"Đã viết cấu hình broker cho điểm {site.id} vào {out}:", file=sys.stderr)
     for name in ("mosquitto.conf", "passwd", "acl", "credentials.toml", "tls/ca.crt"):
         print(f"  {out / name}", file=sys.stderr)
     print(f"Người dùng: {', '.join(passwords)}. Mật khẩu và URL kết nối: {creds_path}", file=sys.stderr)
+    if bridge:
+        print(f"Nối lên broker trung tâm {bridge.host}:{bridge.port} với người dùng {bridge.username}.",
+              file=sys.stderr)
     print(f"Chạy: mosquitto -c {out / 'mosquitto.conf'}", file=sys.stderr)
     return 0
