@@ -12,6 +12,8 @@ again; give each office its password in a file for `qms-broker --bridge-password
 from __future__ import annotations
 
 import argparse
+import os
+import pwd
 import secrets
 import sys
 from pathlib import Path
@@ -43,9 +45,10 @@ def central_acl_text(province: ProvinceConfig, users: list[BrokerUser]) -> str:
     return "\n".join(lines)
 
 
-def central_conf(out: Path, *, port: int, bind: str, tls_port: int) -> str:
+def central_conf(out: Path, *, port: int, bind: str, tls_port: int, run_as: str) -> str:
     return f"""# Central Mosquitto of the province, written by qms-broker central (docs/province.md).
 per_listener_settings false
+user {run_as}
 allow_anonymous false
 password_file {out}/passwd
 acl_file {out}/acl
@@ -81,11 +84,17 @@ tls_version tlsv1.2
 
 def write_central(province: ProvinceConfig, out: Path, *, port: int = 1883, bind: str = "127.0.0.1",
                   tls_port: int = 8883, hostnames: list[str] | None = None, service_user: str = SERVICE_USER,
-                  rotate: tuple[str, ...] = ()) -> dict[str, str]:
+                  rotate: tuple[str, ...] = (), run_as: str = "mosquitto") -> dict[str, str]:
     """Write DIR/{passwd,acl,credentials.toml,mosquitto.conf,tls/}; return the passwords by user.
     Callable by the province service's installer as well as by the command."""
     users = central_users(province, service_user)
     out = out.resolve()
+    owner: str | None = run_as if run_as != "root" else None
+    if owner:
+        try:
+            pwd.getpwnam(owner)
+        except KeyError:
+            owner = None
     (out / "data").mkdir(parents=True, exist_ok=True)
     creds = out / "credentials.toml"
     passwords = load_credentials(creds)
@@ -94,8 +103,8 @@ def write_central(province: ProvinceConfig, out: Path, *, port: int = 1883, bind
             passwords[u.name] = secrets.token_urlsafe(18)
     passwords = {u.name: passwords[u.name] for u in users}
     make_tls(out / "tls", hostnames or ["localhost", "127.0.0.1"])
-    _secure_write(out / "passwd", "".join(f"{n}:{password_hash(pw)}\n" for n, pw in passwords.items()), 0o640, None)
-    _secure_write(out / "acl", central_acl_text(province, users), 0o640, None)
+    _secure_write(out / "passwd", "".join(f"{n}:{password_hash(pw)}\n" for n, pw in passwords.items()), 0o640, owner)
+    _secure_write(out / "acl", central_acl_text(province, users), 0o640, owner)
     lines = [f"# Central broker credentials of {province.id}. Keep secret (mode 0600).",
              "# Each office's password goes to a file for qms-broker --bridge-password-file.", ""]
     for u in users:
@@ -104,7 +113,12 @@ def write_central(province: ProvinceConfig, out: Path, *, port: int = 1883, bind
     for key in ("server.key", "ca.key"):
         if (out / "tls" / key).exists():
             (out / "tls" / key).chmod(0o600)
-    (out / "mosquitto.conf").write_text(central_conf(out, port=port, bind=bind, tls_port=tls_port), encoding="utf-8")
+    if owner and os.geteuid() == 0:
+        entry = pwd.getpwnam(owner)
+        for path in (out / "tls" / "server.key", out / "data"):
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+    (out / "mosquitto.conf").write_text(central_conf(out, port=port, bind=bind, tls_port=tls_port,
+                                                                   run_as=run_as), encoding="utf-8")
     return passwords
 
 
@@ -119,11 +133,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--hostname", action="append", default=None, help="tên máy/IP trong chứng chỉ TLS")
     p.add_argument("--service-user", default=SERVICE_USER, help="người dùng của dịch vụ tỉnh (mặc định province)")
     p.add_argument("--rotate", action="append", default=[], metavar="USER", help="đổi mật khẩu của người dùng này")
+    p.add_argument("--run-as", default="mosquitto", help="người dùng hệ thống chạy mosquitto (mặc định mosquitto)")
     args = p.parse_args(argv)
     try:
         province = load_province_config(args.config)
         passwords = write_central(province, args.out, port=args.port, bind=args.bind, tls_port=args.tls_port,
-                                  hostnames=args.hostname, service_user=args.service_user, rotate=tuple(args.rotate))
+                                  hostnames=args.hostname, service_user=args.service_user, rotate=tuple(args.rotate),
+                                  run_as=args.run_as)
     except ConfigError as exc:
         return exit_on_config_error(exc)
     out = args.out.resolve()

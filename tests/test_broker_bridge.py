@@ -1,0 +1,194 @@
+"""An office's broker bridged to a province's central broker: two real Mosquittos, configured by
+qms-broker (--bridge) and qms-broker central."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tomllib
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from broker_config.tool import main as qms_broker
+from qms_common.devbroker import Broker, free_port
+from tests.support.mqtt import Probe
+from tests.support.site import write_site
+
+
+def write_province(tmp: Path, port: int, sites: list[str]) -> Path:
+    path = tmp / "province.toml"
+    path.write_text(f"""
+[province]
+id = "tinh-demo"
+name = "Tỉnh thử nghiệm"
+
+[mqtt]
+url = "mqtt://province:x@127.0.0.1:{port}"
+
+[postgres]
+dsn = "postgresql://qms@127.0.0.1:5432/qms_province"
+""" + "".join(f"""
+[[sites]]
+id = "{s}"
+name = "Xã {s}"
+district = "Huyện Một"
+""" for s in sites), encoding="utf-8")
+    return path
+
+
+def passwords(out: Path) -> dict[str, str]:
+    creds = tomllib.loads((out / "credentials.toml").read_text(encoding="utf-8"))
+    return {name: entry["password"] for name, entry in creds["users"].items()}
+
+
+@dataclass
+class Province:
+    office: Broker
+    central: Broker
+    site: str
+    other: str
+    office_pw: dict[str, str]
+    central_pw: dict[str, str]
+
+    def office_url(self, user: str = "core") -> str:
+        return f"mqtt://{user}:{self.office_pw[user]}@127.0.0.1:{self.office.port}"
+
+    def central_url(self, user: str) -> str:
+        return f"mqtt://{user}:{self.central_pw[user]}@127.0.0.1:{self.central.port}"
+
+
+@pytest.fixture
+def province(tmp_path: Path) -> Iterator[Province]:
+    cport, ctls = free_port(), free_port()
+    office_port, office_tls = free_port(), free_port()
+    config, site = write_site(tmp_path, f"mqtt://127.0.0.1:{office_port}",
+                              extra="[bridge]\nretry_s = 1\nretry_max_s = 1\n")
+    other = f"{site}-khac"
+    central_out = tmp_path / "central"
+    assert qms_broker(["central", "--config", str(write_province(tmp_path, cport, [site, other])),
+                       "--out", str(central_out), "--port", str(cport), "--tls-port", str(ctls),
+                       "--run-as", "root"]) == 0
+    central_pw = passwords(central_out)
+    pw_file = tmp_path / "bridge.pw"
+    pw_file.write_text(central_pw[site] + "\n", encoding="utf-8")
+    office_out = tmp_path / "office"
+    assert qms_broker(["--config", str(config), "--out", str(office_out), "--port", str(office_port),
+                       "--tls-port", str(office_tls), "--run-as", "root",
+                       "--bridge", f"mqtt://127.0.0.1:{cport}", "--bridge-password-file", str(pw_file)]) == 0
+    central = Broker(port=cport, conf=central_out / "mosquitto.conf", workdir=central_out,
+                     log_path=tmp_path / "central.log").start()
+    office = Broker(port=office_port, conf=office_out / "mosquitto.conf", workdir=office_out,
+                    log_path=tmp_path / "office.log").start()
+    try:
+        yield Province(office, central, site, other, passwords(office_out), central_pw)
+    finally:
+        office.stop()
+        central.stop()
+
+
+async def bridge_up(p: Province, watcher: Probe) -> None:
+    """The bridge's own notification (retained, 1 when connected) on the central broker."""
+    await watcher.subscribe(f"qms/{p.site}/status/bridge")
+    await watcher.wait_for(lambda m: m.topic == f"qms/{p.site}/status/bridge" and m.payload == b"1", timeout=20)
+
+
+async def test_office_events_reach_the_central_broker_and_nothing_comes_back(province: Province) -> None:
+    p = province
+    async with Probe(p.central_url("province")) as centre, Probe(p.office_url("core")) as office:
+        await bridge_up(p, centre)
+        await centre.subscribe("qms/+/#")
+        await office.subscribe(f"qms/{p.site}/#")
+        event = {"kind": "issued", "seq": 1, "id": uuid.uuid4().hex}
+        await office.publish(f"qms/{p.site}/event/issued", event)
+        await office.publish(f"qms/{p.site}/state/fields", {"n": 3})
+        got = await centre.wait_for(lambda m: m.topic == f"qms/{p.site}/event/issued", timeout=10)
+        assert got.json == event
+        await centre.wait_for(lambda m: m.topic == f"qms/{p.site}/state/fields", timeout=10)
+        # commands and private data stay in the office
+        private = f"qms/{p.site}/private/phone"
+        await office.publish(private, b"0901234567")
+
+    # From the centre towards the office: the province service may not publish (its ACL), and an
+    # office's own user writes its topics on the central broker, but the bridge carries none of it back.
+    async with Probe(p.office_url("core")) as office, Probe(p.central_url(p.site)) as as_office:
+        await office.subscribe(f"qms/{p.site}/#")
+        mark = office.mark()
+        await as_office.publish(f"qms/{p.site}/cmd/ticket", b"from-centre")
+        await as_office.publish(f"qms/{p.site}/event/issued", b"from-centre")
+        marker = uuid.uuid4().hex.encode()
+        await office.publish(f"qms/{p.site}/event/marker", marker)
+        await office.wait_for(lambda m: m.payload == marker, start=mark)
+        assert [m.topic for m in office.received[mark:] if m.payload == b"from-centre"] == []
+    async with Probe(p.central_url("province")) as centre:
+        await centre.subscribe("qms/+/#")
+        marker = uuid.uuid4().hex.encode()
+        async with Probe(p.office_url("core")) as office:
+            await office.publish(f"qms/{p.site}/event/marker", marker)
+        await centre.wait_for(lambda m: m.payload == marker, timeout=10)
+        assert not [m for m in centre.received if m.topic == private]
+
+
+async def test_an_office_cannot_publish_as_another_on_the_central_broker(province: Province) -> None:
+    p = province
+    async with Probe(p.central_url("province")) as centre, Probe(p.central_url(p.site)) as office_a:
+        await centre.subscribe("qms/+/#")
+        await office_a.publish(f"qms/{p.other}/event/issued", b"forged")
+        await office_a.publish(f"qms/{p.site}/event/issued", b"own")
+        await centre.wait_for(lambda m: m.payload == b"own")
+        assert [m.topic for m in centre.received if m.payload == b"forged"] == []
+        # and the province service reads but publishes nothing
+        await centre.publish(f"qms/{p.site}/event/issued", b"service")
+        await office_a.publish(f"qms/{p.site}/event/issued", b"own-2")
+        await centre.wait_for(lambda m: m.payload == b"own-2")
+        assert [m for m in centre.received if m.payload == b"service"] == []
+
+
+async def test_an_office_cannot_read_another(province: Province) -> None:
+    p = province
+    async with Probe(p.central_url(p.other)) as spy, Probe(p.central_url(p.site)) as office_a:
+        await spy.subscribe(f"qms/{p.site}/#")
+        await office_a.publish(f"qms/{p.site}/event/issued", b"secret")
+        # the spy's own publication proves its subscription has been served since
+        async with Probe(p.central_url("province")) as centre:
+            await centre.subscribe("qms/+/#")
+            await spy.publish(f"qms/{p.other}/event/x", b"spy-marker")
+            await centre.wait_for(lambda m: m.payload == b"spy-marker")
+        assert [m for m in spy.received if m.payload == b"secret"] == []
+
+
+@contextlib.asynccontextmanager
+async def persistent_client(url_user: str, password: str, port: int) -> AsyncIterator[aiomqtt.Client]:
+    """A province service's session that survives the central broker's restart (clean session off)."""
+    async with aiomqtt.Client("127.0.0.1", port, username=url_user, password=password, identifier=url_user,
+                              clean_session=False, protocol=aiomqtt.ProtocolVersion.V311) as c:
+        yield c
+
+
+async def test_messages_published_while_the_central_broker_is_down_arrive_after_it_returns(
+        province: Province) -> None:
+    p = province
+    async with Probe(p.central_url("province")) as centre:
+        await bridge_up(p, centre)
+    # the province service's durable subscription, kept by the central broker's persistence
+    async with persistent_client("province", p.central_pw["province"], p.central.port) as c:
+        await c.subscribe("qms/+/event/#", qos=1)
+    p.central.stop()
+    sent = [uuid.uuid4().hex.encode() for _ in range(20)]
+    async with Probe(p.office_url("core")) as office:
+        for i, payload in enumerate(sent):
+            await office.publish(f"qms/{p.site}/event/issued/{i}", payload)
+    p.central.start()
+    got: list[bytes] = []
+    async with persistent_client("province", p.central_pw["province"], p.central.port) as c:
+        async with asyncio.timeout(30):
+            async for m in c.messages:
+                if isinstance(m.payload, bytes) and m.payload in sent:
+                    got.append(m.payload)
+                if len(got) == len(sent):
+                    break
+    assert got == sent  # all of them, in order, once each
