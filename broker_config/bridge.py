@@ -51,12 +51,14 @@ def _fail(path: Path, key: str, problem: str, fix: str = "") -> ConfigError:
 def bridge_settings(site: SiteConfig, args: argparse.Namespace) -> BridgeSettings | None:
     """[bridge] of site.toml, overridden by the --bridge* flags; None when neither asks for one."""
     t = Table(site.path, "bridge", site.raw.get("bridge", {}))
-    url = args.bridge or t.str("url")
-    user = args.bridge_user or t.str("user")
-    password_file = args.bridge_password_file or (
-        resolve_path(site.path, t.str("password_file")) if t.str("password_file") else None)
-    cafile = args.bridge_cafile or (resolve_path(site.path, t.str("cafile")) if t.str("cafile") else None)
-    topics_in = tuple(args.bridge_in) if args.bridge_in else tuple(t.str_list("in", []))
+    # every key is read (so a misspelt one is refused) before the flags override them
+    t_url, t_user, t_pw, t_ca = t.str("url"), t.str("user"), t.str("password_file"), t.str("cafile")
+    t_in = t.str_list("in", [])
+    url = args.bridge or t_url
+    user = args.bridge_user or t_user
+    password_file = args.bridge_password_file or (resolve_path(site.path, t_pw) if t_pw else None)
+    cafile = args.bridge_cafile or (resolve_path(site.path, t_ca) if t_ca else None)
+    topics_in = tuple(args.bridge_in) if args.bridge_in else tuple(t_in)
     retry_s = t.int("retry_s", 5, minimum=1)
     retry_max_s = t.int("retry_max_s", 60, minimum=1)
     keepalive_s = t.int("keepalive_s", 30, minimum=5)

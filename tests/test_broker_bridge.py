@@ -192,3 +192,87 @@ async def test_messages_published_while_the_central_broker_is_down_arrive_after_
                 if len(got) == len(sent):
                     break
     assert got == sent  # all of them, in order, once each
+
+
+def conf_lines(out: Path) -> list[str]:
+    return (out / "mosquitto.conf").read_text(encoding="utf-8").splitlines()
+
+
+def office_site(tmp_path: Path, bridge: str = "") -> tuple[Path, str]:
+    return write_site(tmp_path, "mqtt://127.0.0.1:1883", extra=bridge)
+
+
+def run_office(config: Path, out: Path, *flags: str) -> int:
+    return qms_broker(["--config", str(config), "--out", str(out), "--run-as", "root", *flags])
+
+
+def test_mqtts_bridge_verifies_the_central_certificate(tmp_path: Path) -> None:
+    (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    (tmp_path / "pw").write_text("s3cret\n", encoding="utf-8")
+    # reproducible from site.toml alone; relative paths are relative to it
+    config, site = office_site(tmp_path, '[bridge]\nurl = "mqtts://trung-tam.example:8883"\n'
+                               'password_file = "pw"\ncafile = "ca.crt"\n')
+    assert run_office(config, tmp_path / "out") == 0
+    lines = conf_lines(tmp_path / "out")
+    bridge = lines[lines.index(f"connection qms-{site}"):]
+    for expected in ("address trung-tam.example:8883", f"bridge_cafile {tmp_path / 'ca.crt'}", "bridge_insecure false",
+                     f"remote_username {site}", "remote_password s3cret", f"remote_clientid qms-bridge-{site}",
+                     "cleansession false", f"topic qms/{site}/state/# out 1", f"topic qms/{site}/event/# out 1",
+                     f"topic qms/{site}/status/# out 1"):
+        assert expected in bridge
+    assert not [line for line in bridge if line.startswith("topic") and not line.endswith(" out 1")]
+    assert "max_queued_messages 200000" in lines and "max_queued_bytes 268435456" in lines
+    # the password to the central broker is in the file: not readable by everyone
+    assert (tmp_path / "out" / "mosquitto.conf").stat().st_mode & 0o077 == 0o040
+    # the command line overrides site.toml
+    (tmp_path / "pw2").write_text("other\n", encoding="utf-8")
+    assert run_office(config, tmp_path / "out", "--bridge", "mqtt://10.0.0.5:1883", "--bridge-user", "xa-a",
+                      "--bridge-password-file", str(tmp_path / "pw2"),
+                      "--bridge-in", f"qms/{site}/cmd/backfill") == 0
+    lines = conf_lines(tmp_path / "out")
+    assert {"address 10.0.0.5:1883", "remote_username xa-a", "remote_password other",
+            f"topic qms/{site}/cmd/backfill in 1"} <= set(lines)
+    assert not [line for line in lines if line.startswith("bridge_cafile")]
+
+
+def test_without_a_bridge_the_office_broker_is_unchanged(tmp_path: Path) -> None:
+    config, _ = office_site(tmp_path)
+    assert run_office(config, tmp_path / "out") == 0
+    lines = conf_lines(tmp_path / "out")
+    assert "max_queued_messages 10000" in lines
+    assert not [line for line in lines if line.startswith(("connection ", "address ", "topic "))]
+
+
+@pytest.mark.parametrize(("flags", "needle"), [
+    (["--bridge", "mqtts://trung-tam:8883"], "bridge.password_file"),
+    (["--bridge", "mqtts://trung-tam:8883", "--bridge-password-file", "PW"], "bridge.cafile"),
+    (["--bridge", "mqtt://t1:secret@trung-tam:1883", "--bridge-password-file", "PW"], "mật khẩu"),
+    (["--bridge", "http://trung-tam", "--bridge-password-file", "PW"], "--bridge"),
+    (["--bridge", "mqtt://trung-tam", "--bridge-password-file", "PW", "--bridge-in", "qms/khac/cmd/#"], "bridge.in"),
+])
+def test_bad_bridge_settings_are_refused_and_change_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             flags: list[str], needle: str) -> None:
+    (tmp_path / "pw").write_text("s3cret\n", encoding="utf-8")
+    config, _ = office_site(tmp_path)
+    flags = [str(tmp_path / "pw") if f == "PW" else f for f in flags]
+    assert run_office(config, tmp_path / "out", *flags) != 0
+    assert needle in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_central_acl_confines_each_office(tmp_path: Path) -> None:
+    from broker_config.central import central_acl_text, central_users
+    from qms_common.provinceconf import load_province_config
+    province = load_province_config(write_province(tmp_path, 1883, ["xa-a", "xa-b"]))
+    assert [(s.id, s.district) for s in province.sites] == [("xa-a", "Huyện Một"), ("xa-b", "Huyện Một")]
+    acl = central_acl_text(province, central_users(province))
+    assert "user xa-a\ntopic write qms/xa-a/#\n" in acl
+    assert "user xa-b\ntopic write qms/xa-b/#\n" in acl
+    assert "user province\ntopic read qms/+/#\n" in acl
+
+
+def test_a_bad_province_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_province(tmp_path, 1883, ["xa-a", "xa-a"])
+    assert qms_broker(["central", "--config", str(path), "--out", str(tmp_path / "c")]) != 0
+    assert "bị lặp" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
