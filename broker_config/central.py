@@ -2,8 +2,10 @@
 
 Users:
 - one per office, named by its site id (`[[sites]] id`): what its bridge logs in as. It may write
-  only qms/{its site}/# and read nothing, so one office can neither publish as another nor read it.
-- the province service (`--service-user`, default `province`): reads qms/+/#.
+  only qms/{its site}/#, and read only the --service-write topics of its own site (nothing by
+  default), so one office can neither publish as another nor read it.
+- the province service (`--service-user`, default `province`): reads qms/+/#, and writes only the
+  topics under each office given with --service-write (none by default), e.g. cmd/backfill.
 
 Passwords are random, kept in DIR/credentials.toml (mode 0600) and reused when the command runs
 again; give each office its password in a file for `qms-broker --bridge-password-file`.
@@ -26,12 +28,23 @@ from qms_common.tomlconf import ConfigError
 SERVICE_USER = "province"
 
 
-def central_users(province: ProvinceConfig, service_user: str = SERVICE_USER) -> list[BrokerUser]:
+def central_users(province: ProvinceConfig, service_user: str = SERVICE_USER,
+                  service_write: tuple[str, ...] = ()) -> list[BrokerUser]:
+    """`service_write`: topics under each office (e.g. `cmd/backfill`) that the service may
+    publish, for requests to the offices whose bridges let them in ([bridge] in); none by default."""
     if any(s.id == service_user for s in province.sites):
         raise ConfigError(province.path, "sites.id", f"mã điểm {service_user!r} trùng người dùng của dịch vụ tỉnh.",
                           "Đặt mã khác cho điểm, hoặc dùng --service-user khác.")
-    users = [BrokerUser(service_user, "dịch vụ tỉnh (province service)", [("read", "qms/+/#")])]
-    users += [BrokerUser(s.id, f"điểm {s.name}", [("write", f"qms/{s.id}/#")]) for s in province.sites]
+    for suffix in service_write:
+        if not suffix or suffix.startswith("/") or "+" in suffix or suffix.count("#") > 1:
+            raise ConfigError(province.path, "--service-write", f"chủ đề {suffix!r} không hợp lệ.",
+                              "Ví dụ: cmd/backfill (dưới qms/{điểm}/).")
+    users = [BrokerUser(service_user, "dịch vụ tỉnh (province service)",
+                        [("read", "qms/+/#"), *(("write", f"qms/+/{suffix}") for suffix in service_write)])]
+    # an office reads only the requests the service may send it (its bridge's `in` topics)
+    users += [BrokerUser(s.id, f"điểm {s.name}", [("write", f"qms/{s.id}/#"),
+                                                  *(("read", f"qms/{s.id}/{suffix}") for suffix in service_write)])
+              for s in province.sites]
     return users
 
 
@@ -84,10 +97,11 @@ tls_version tlsv1.2
 
 def write_central(province: ProvinceConfig, out: Path, *, port: int = 1883, bind: str = "127.0.0.1",
                   tls_port: int = 8883, hostnames: list[str] | None = None, service_user: str = SERVICE_USER,
-                  rotate: tuple[str, ...] = (), run_as: str = "mosquitto") -> dict[str, str]:
+                  rotate: tuple[str, ...] = (), run_as: str = "mosquitto",
+                  service_write: tuple[str, ...] = ()) -> dict[str, str]:
     """Write DIR/{passwd,acl,credentials.toml,mosquitto.conf,tls/}; return the passwords by user.
     Callable by the province service's installer as well as by the command."""
-    users = central_users(province, service_user)
+    users = central_users(province, service_user, service_write)
     out = out.resolve()
     owner: str | None = run_as if run_as != "root" else None
     if owner:
@@ -134,12 +148,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--service-user", default=SERVICE_USER, help="người dùng của dịch vụ tỉnh (mặc định province)")
     p.add_argument("--rotate", action="append", default=[], metavar="USER", help="đổi mật khẩu của người dùng này")
     p.add_argument("--run-as", default="mosquitto", help="người dùng hệ thống chạy mosquitto (mặc định mosquitto)")
+    p.add_argument("--service-write", action="append", default=[], metavar="TOPIC",
+                   help="chủ đề dưới qms/{điểm}/ mà dịch vụ tỉnh được gửi tới các điểm, ví dụ cmd/backfill "
+                   "(lặp lại được; mặc định: không có)")
     args = p.parse_args(argv)
     try:
         province = load_province_config(args.config)
         passwords = write_central(province, args.out, port=args.port, bind=args.bind, tls_port=args.tls_port,
                                   hostnames=args.hostname, service_user=args.service_user, rotate=tuple(args.rotate),
-                                  run_as=args.run_as)
+                                  run_as=args.run_as, service_write=tuple(args.service_write))
     except ConfigError as exc:
         return exit_on_config_error(exc)
     out = args.out.resolve()

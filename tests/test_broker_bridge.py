@@ -52,6 +52,7 @@ class Province:
     central: Broker
     site: str
     other: str
+    third: str
     office_pw: dict[str, str]
     central_pw: dict[str, str]
 
@@ -64,28 +65,41 @@ class Province:
 
 @pytest.fixture
 def province(tmp_path: Path) -> Iterator[Province]:
+    yield from bridged(tmp_path, tls=False)
+
+
+@pytest.fixture
+def province_tls(tmp_path: Path) -> Iterator[Province]:
+    yield from bridged(tmp_path, tls=True, bridge_in=True)
+
+
+def bridged(tmp_path: Path, *, tls: bool, bridge_in: bool = False) -> Iterator[Province]:
     cport, ctls = free_port(), free_port()
     office_port, office_tls = free_port(), free_port()
     config, site = write_site(tmp_path, f"mqtt://127.0.0.1:{office_port}",
                               extra="[bridge]\nretry_s = 1\nretry_max_s = 1\n")
     other = f"{site}-khac"
     central_out = tmp_path / "central"
-    assert qms_broker(["central", "--config", str(write_province(tmp_path, cport, [site, other])),
+    assert qms_broker(["central", "--config", str(write_province(tmp_path, cport, [site, other, f"{site}-ba"])),
                        "--out", str(central_out), "--port", str(cport), "--tls-port", str(ctls),
-                       "--run-as", "root"]) == 0
+                       "--run-as", "root", "--service-write", "cmd/#"]) == 0
     central_pw = passwords(central_out)
     pw_file = tmp_path / "bridge.pw"
     pw_file.write_text(central_pw[site] + "\n", encoding="utf-8")
     office_out = tmp_path / "office"
     assert qms_broker(["--config", str(config), "--out", str(office_out), "--port", str(office_port),
                        "--tls-port", str(office_tls), "--run-as", "root",
-                       "--bridge", f"mqtt://127.0.0.1:{cport}", "--bridge-password-file", str(pw_file)]) == 0
+                       "--bridge-password-file", str(pw_file),
+                       # the central broker's own TLS listener, its certificate checked against its CA
+                       *(["--bridge", f"mqtts://localhost:{ctls}", "--bridge-cafile", str(central_out / "tls/ca.crt")]
+                         if tls else ["--bridge", f"mqtt://127.0.0.1:{cport}"]),
+                       *(["--bridge-in", f"qms/{site}/cmd/backfill"] if bridge_in else [])]) == 0
     central = Broker(port=cport, conf=central_out / "mosquitto.conf", workdir=central_out,
                      log_path=tmp_path / "central.log").start()
     office = Broker(port=office_port, conf=office_out / "mosquitto.conf", workdir=office_out,
                     log_path=tmp_path / "office.log").start()
     try:
-        yield Province(office, central, site, other, passwords(office_out), central_pw)
+        yield Province(office, central, site, other, f"{site}-ba", passwords(office_out), central_pw)
     finally:
         office.stop()
         central.stop()
@@ -113,13 +127,13 @@ async def test_office_events_reach_the_central_broker_and_nothing_comes_back(pro
         private = f"qms/{p.site}/private/phone"
         await office.publish(private, b"0901234567")
 
-    # From the centre towards the office: the province service may not publish (its ACL), and an
-    # office's own user writes its topics on the central broker, but the bridge carries none of it back.
-    async with Probe(p.office_url("core")) as office, Probe(p.central_url(p.site)) as as_office:
+    # From the centre towards the office: here the service may write qms/+/cmd/# on the central
+    # broker (--service-write), but the bridge carries none of it back.
+    async with Probe(p.office_url("core")) as office, Probe(p.central_url("province")) as service:
         await office.subscribe(f"qms/{p.site}/#")
         mark = office.mark()
-        await as_office.publish(f"qms/{p.site}/cmd/ticket", b"from-centre")
-        await as_office.publish(f"qms/{p.site}/event/issued", b"from-centre")
+        await service.publish(f"qms/{p.site}/cmd/ticket", b"from-centre")
+        await service.publish(f"qms/{p.site}/cmd/backfill", b"from-centre")
         marker = uuid.uuid4().hex.encode()
         await office.publish(f"qms/{p.site}/event/marker", marker)
         await office.wait_for(lambda m: m.payload == marker, start=mark)
@@ -133,30 +147,49 @@ async def test_office_events_reach_the_central_broker_and_nothing_comes_back(pro
         assert not [m for m in centre.received if m.topic == private]
 
 
-async def test_an_office_cannot_publish_as_another_on_the_central_broker(province: Province) -> None:
-    p = province
-    async with Probe(p.central_url("province")) as centre, Probe(p.central_url(p.site)) as office_a:
+async def test_over_tls_and_with_an_allowed_incoming_topic(province_tls: Province) -> None:
+    p = province_tls
+    async with Probe(p.central_url("province")) as centre, Probe(p.office_url("core")) as office:
+        await bridge_up(p, centre)  # over mqtts: the bridge verified the central certificate
         await centre.subscribe("qms/+/#")
-        await office_a.publish(f"qms/{p.other}/event/issued", b"forged")
-        await office_a.publish(f"qms/{p.site}/event/issued", b"own")
+        await office.subscribe(f"qms/{p.site}/cmd/#")
+        await office.publish(f"qms/{p.site}/event/issued", b"over-tls")
+        await centre.wait_for(lambda m: m.payload == b"over-tls", timeout=10)
+    # the bridge logs in as the office's user: the test speaks as the province service
+    async with Probe(p.office_url("core")) as office, Probe(p.central_url("province")) as service:
+        await office.subscribe(f"qms/{p.site}/cmd/#")
+        await service.publish(f"qms/{p.site}/cmd/ticket", b"not-allowed")
+        await service.publish(f"qms/{p.site}/cmd/backfill", b"allowed")
+        await office.wait_for(lambda m: m.payload == b"allowed", timeout=10)
+        assert [m for m in office.received if m.payload == b"not-allowed"] == []
+
+
+async def test_an_office_cannot_publish_as_another_on_the_central_broker(province: Province) -> None:
+    # offices without a bridge running here: the bridge holds its office's user (its client id)
+    p = province
+    async with Probe(p.central_url("province")) as centre, Probe(p.central_url(p.other)) as office_a:
+        await centre.subscribe("qms/+/#")
+        await office_a.publish(f"qms/{p.site}/event/issued", b"forged")
+        await office_a.publish(f"qms/{p.third}/state/fields", b"forged")
+        await office_a.publish(f"qms/{p.other}/event/issued", b"own")
         await centre.wait_for(lambda m: m.payload == b"own")
         assert [m.topic for m in centre.received if m.payload == b"forged"] == []
-        # and the province service reads but publishes nothing
-        await centre.publish(f"qms/{p.site}/event/issued", b"service")
-        await office_a.publish(f"qms/{p.site}/event/issued", b"own-2")
+        # and the province service writes only what --service-write gave it (here cmd/#)
+        await centre.publish(f"qms/{p.other}/event/issued", b"service")
+        await office_a.publish(f"qms/{p.other}/event/issued", b"own-2")
         await centre.wait_for(lambda m: m.payload == b"own-2")
         assert [m for m in centre.received if m.payload == b"service"] == []
 
 
 async def test_an_office_cannot_read_another(province: Province) -> None:
     p = province
-    async with Probe(p.central_url(p.other)) as spy, Probe(p.central_url(p.site)) as office_a:
-        await spy.subscribe(f"qms/{p.site}/#")
-        await office_a.publish(f"qms/{p.site}/event/issued", b"secret")
-        # the spy's own publication proves its subscription has been served since
+    async with Probe(p.central_url(p.third)) as spy, Probe(p.central_url(p.other)) as office_a:
+        await spy.subscribe(f"qms/{p.other}/#", "qms/+/#")
+        await office_a.publish(f"qms/{p.other}/event/issued", b"secret")
+        # the spy's own publication, seen by the service, proves the secret had its chance
         async with Probe(p.central_url("province")) as centre:
             await centre.subscribe("qms/+/#")
-            await spy.publish(f"qms/{p.other}/event/x", b"spy-marker")
+            await spy.publish(f"qms/{p.third}/event/x", b"spy-marker")
             await centre.wait_for(lambda m: m.payload == b"spy-marker")
         assert [m for m in spy.received if m.payload == b"secret"] == []
 
@@ -269,6 +302,9 @@ def test_central_acl_confines_each_office(tmp_path: Path) -> None:
     assert "user xa-a\ntopic write qms/xa-a/#\n" in acl
     assert "user xa-b\ntopic write qms/xa-b/#\n" in acl
     assert "user province\ntopic read qms/+/#\n" in acl
+    acl = central_acl_text(province, central_users(province, service_write=("cmd/backfill",)))
+    assert "user xa-a\ntopic write qms/xa-a/#\ntopic read qms/xa-a/cmd/backfill\n" in acl
+    assert "user province\ntopic read qms/+/#\ntopic write qms/+/cmd/backfill\n" in acl
 
 
 def test_a_bad_province_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
