@@ -41,7 +41,7 @@ class BridgeSettings:
     topics_in: tuple[str, ...] = ()
     retry_s: int = 5
     retry_max_s: int = 60
-    keepalive_s: int = 30
+    keepalive_s: int = 15
 
 
 def _fail(path: Path, key: str, problem: str, fix: str = "") -> ConfigError:
@@ -61,7 +61,9 @@ def bridge_settings(site: SiteConfig, args: argparse.Namespace) -> BridgeSetting
     topics_in = tuple(args.bridge_in) if args.bridge_in else tuple(t_in)
     retry_s = t.int("retry_s", 5, minimum=1)
     retry_max_s = t.int("retry_max_s", 60, minimum=1)
-    keepalive_s = t.int("keepalive_s", 30, minimum=5)
+    # the central broker notices a cut link after 1.5 keepalives: 22.5 s, within the 30 s in which
+    # the province must show an office offline
+    keepalive_s = t.int("keepalive_s", 15, minimum=5)
     t.reject_unknown()
     if not url:
         return None

@@ -77,7 +77,7 @@ def bridged(tmp_path: Path, *, tls: bool, bridge_in: bool = False) -> Iterator[P
     cport, ctls = free_port(), free_port()
     office_port, office_tls = free_port(), free_port()
     config, site = write_site(tmp_path, f"mqtt://127.0.0.1:{office_port}",
-                              extra="[bridge]\nretry_s = 1\nretry_max_s = 1\n")
+                              extra="[bridge]\nretry_s = 1\nretry_max_s = 1\nkeepalive_s = 5\n")
     other = f"{site}-khac"
     central_out = tmp_path / "central"
     assert qms_broker(["central", "--config", str(write_province(tmp_path, cport, [site, other, f"{site}-ba"])),
@@ -192,6 +192,20 @@ async def test_an_office_cannot_read_another(province: Province) -> None:
             await spy.publish(f"qms/{p.third}/event/x", b"spy-marker")
             await centre.wait_for(lambda m: m.payload == b"spy-marker")
         assert [m for m in spy.received if m.payload == b"secret"] == []
+
+
+async def test_the_centre_sees_an_office_go_offline(province: Province) -> None:
+    """The bridge's will: a dead office shows 0, and 1 again when it is back. Killed, its socket
+    closes and the will goes at once; a cut link is noticed after 1.5 keepalives (22.5 s by default)."""
+    p = province
+    topic = f"qms/{p.site}/status/bridge"
+    async with Probe(p.central_url("province")) as centre:
+        await bridge_up(p, centre)
+        p.office.kill()
+        await centre.wait_for(lambda m: m.topic == topic and m.payload == b"0", timeout=15)
+        mark = centre.mark()
+        p.office.start()
+        await centre.wait_for(lambda m: m.topic == topic and m.payload == b"1", timeout=15, start=mark)
 
 
 @contextlib.asynccontextmanager
