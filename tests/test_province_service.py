@@ -212,6 +212,20 @@ async def test_killed_mid_stream_and_restarted_loses_and_repeats_nothing(
             await eventually(lambda: _count_above(pg_dsn, site, "issued", 3), timeout=15)
             proc.kill9()
             served += await burst
+            proc.start()
+            await eventually(lambda: _has(pg_dsn, site, o.seqs()), timeout=20)
+            # killed for certain with messages received and not written: their writes wait on a lock
+            lock = await asyncpg.connect(pg_dsn)
+            try:
+                tx = lock.transaction()
+                await tx.start()
+                await lock.execute("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+                served += await o.serve_many(2, 3)
+                await eventually(lambda: _blocked_insert(pg_dsn))
+                proc.kill9()
+                await tx.rollback()
+            finally:
+                await lock.close()
             # while it is down the broker keeps the persistent session's messages
             served += [await o.serve_one(1) for _ in range(2)]
             proc.start()
@@ -230,5 +244,16 @@ async def _count_above(dsn: str, site: str, kind: str, n: int) -> bool:
     conn = await asyncpg.connect(dsn)
     try:
         return int(await conn.fetchval("SELECT count(*) FROM events WHERE site = $1 AND kind = $2", site, kind)) > n
+    finally:
+        await conn.close()
+
+
+async def _blocked_insert(dsn: str) -> bool:
+    # its own connection: inside the locking transaction pg_stat_activity would be one snapshot
+    conn = await asyncpg.connect(dsn)
+    try:
+        return bool(await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'INSERT INTO events%'"))
     finally:
         await conn.close()
