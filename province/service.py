@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiomqtt
 
@@ -46,6 +46,9 @@ class ProvinceService:
     settings: ProvinceSettings
     store: ProvinceStore
     written: int = 0  # messages newly stored by this process (a repeat is not counted)
+    # presence has no seq to order it by: its writes are applied one at a time, in arrival order
+    # (asyncio.Lock is first come, first served), so an online right after an offline stays online
+    _presence: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.session = MqttSession(
@@ -70,6 +73,10 @@ class ProvinceService:
 
     async def _write(self, m: Message) -> None:
         # an exception leaves the message unacknowledged: the broker sends it again on reconnect
+        if m.topic.startswith("status/"):
+            async with self._presence:
+                await self.store.write(m)
+            return
         if await self.store.write(m):
             self.written += 1
 
