@@ -174,3 +174,9 @@ def test_bad_settings_name_the_key_in_vietnamese(change: tuple[str, str], key: s
         parse(GOOD.replace(*change))
     assert info.value.key == key
     assert str(info.value).startswith("Lỗi cấu hình province.toml")
+
+
+def test_the_dsn_is_logged_without_its_password() -> None:
+    from province.cli import safe_dsn
+    assert safe_dsn("postgresql://qms:bí-mật@db:5432/qms_province") == "postgresql://qms:***@db:5432/qms_province"
+    assert safe_dsn("postgresql://qms@db/qms_province") == "postgresql://qms@db/qms_province"
