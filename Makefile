@@ -8,11 +8,13 @@ PY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # command:debian-package pairs that `make test` and `make run` need on the machine (a path instead
-# of a command: a file the package installs)
+# of a command: a file the package installs, possibly a glob: Debian keeps PostgreSQL's initdb in
+# /usr/lib/postgresql/{version}/bin, off PATH)
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:mosquitto-clients \
                mosquitto_passwd:mosquitto openssl:openssl espeak-ng:espeak-ng chromium:chromium \
                /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core \
-               zbarimg:zbar-tools pdftoppm:poppler-utils
+               zbarimg:zbar-tools pdftoppm:poppler-utils \
+               '/usr/lib/postgresql/*/bin/initdb:postgresql'
 
 .PHONY: venv system-deps test run bench bench-core bench-agent bench-display bench-web chaos lint clean
 
@@ -30,7 +32,7 @@ venv: $(VENV)/.installed
 
 system-deps:
 	@missing=""; for pair in $(SYSTEM_DEPS); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  case $$cmd in /*) [ -e "$$cmd" ];; *) command -v $$cmd >/dev/null 2>&1;; esac || missing="$$missing $$pkg"; done; \
+	  case $$cmd in /*) ls $$cmd >/dev/null 2>&1;; *) command -v $$cmd >/dev/null 2>&1;; esac || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 	  echo "Cài gói hệ thống (installing Debian packages): $$missing"; \

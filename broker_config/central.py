@@ -21,14 +21,14 @@ import sys
 from pathlib import Path
 
 from broker_config.tool import BrokerUser, _secure_write, load_credentials, make_tls, password_hash
-from qms_common.provinceconf import ProvinceConfig, load_province_config
+from province.settings import ProvinceSettings, load_province
 from qms_common.runner import exit_on_config_error
 from qms_common.tomlconf import ConfigError
 
 SERVICE_USER = "province"
 
 
-def central_users(province: ProvinceConfig, service_user: str = SERVICE_USER,
+def central_users(province: ProvinceSettings, service_user: str = SERVICE_USER,
                   service_write: tuple[str, ...] = ()) -> list[BrokerUser]:
     """`service_write`: topics under each office (e.g. `cmd/backfill`) that the service may
     publish, for requests to the offices whose bridges let them in ([bridge] in); none by default."""
@@ -48,7 +48,7 @@ def central_users(province: ProvinceConfig, service_user: str = SERVICE_USER,
     return users
 
 
-def central_acl_text(province: ProvinceConfig, users: list[BrokerUser]) -> str:
+def central_acl_text(province: ProvinceSettings, users: list[BrokerUser]) -> str:
     # Explicit users rather than a `pattern write qms/%u/#`: a pattern applies to every user,
     # the service user too, and a typo in a site id would still give that user a namespace.
     lines = [f"# ACL of the central broker of {province.id}, written by qms-broker central from {province.path}.",
@@ -95,7 +95,7 @@ tls_version tlsv1.2
 """
 
 
-def write_central(province: ProvinceConfig, out: Path, *, port: int = 1883, bind: str = "127.0.0.1",
+def write_central(province: ProvinceSettings, out: Path, *, port: int = 1883, bind: str = "127.0.0.1",
                   tls_port: int = 8883, hostnames: list[str] | None = None, service_user: str = SERVICE_USER,
                   rotate: tuple[str, ...] = (), run_as: str = "mosquitto",
                   service_write: tuple[str, ...] = ()) -> dict[str, str]:
@@ -153,7 +153,7 @@ def main(argv: list[str]) -> int:
                    "(lặp lại được; mặc định: không có)")
     args = p.parse_args(argv)
     try:
-        province = load_province_config(args.config)
+        province = load_province(args.config)
         passwords = write_central(province, args.out, port=args.port, bind=args.bind, tls_port=args.tls_port,
                                   hostnames=args.hostname, service_user=args.service_user, rotate=tuple(args.rotate),
                                   run_as=args.run_as, service_write=tuple(args.service_write))

@@ -9,6 +9,9 @@ from playwright.async_api import Browser, async_playwright
 from qms_common.devbroker import Broker, start_broker
 from tests.support.web import CHROMIUM_ARGS
 
+# the `postgres` (one server per session) and `pg_dsn` (an empty database per test) fixtures
+pytest_plugins = ["tests.support.postgres"]
+
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:

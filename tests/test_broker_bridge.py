@@ -309,8 +309,8 @@ def test_bad_bridge_settings_are_refused_and_change_nothing(tmp_path: Path, caps
 
 def test_central_acl_confines_each_office(tmp_path: Path) -> None:
     from broker_config.central import central_acl_text, central_users
-    from qms_common.provinceconf import load_province_config
-    province = load_province_config(write_province(tmp_path, 1883, ["xa-a", "xa-b"]))
+    from province.settings import load_province
+    province = load_province(write_province(tmp_path, 1883, ["xa-a", "xa-b"]))
     assert [(s.id, s.district) for s in province.sites] == [("xa-a", "Huyện Một"), ("xa-b", "Huyện Một")]
     acl = central_acl_text(province, central_users(province))
     assert "user xa-a\ntopic write qms/xa-a/#\n" in acl

@@ -1,0 +1,1 @@
+"""The province service: every office's events, presence and state, in PostgreSQL."""

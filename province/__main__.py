@@ -1,0 +1,3 @@
+from province.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,101 @@
+"""province.toml: the province, its central broker, its PostgreSQL, its dashboard, offices, accounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from qms_common.config import MqttSettings
+from qms_common.tomlconf import ConfigError, Table, read_toml
+
+ROLES = ("province",)
+
+
+@dataclass(frozen=True)
+class SiteEntry:
+    id: str
+    name: str
+    district: str
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password_hash: str
+    role: str
+
+
+@dataclass(frozen=True)
+class ProvinceSettings:
+    path: Path
+    id: str
+    name: str
+    mqtt: MqttSettings
+    postgres_dsn: str
+    web_host: str
+    web_port: int
+    sites: tuple[SiteEntry, ...]
+    accounts: tuple[Account, ...]
+
+    def site(self, site_id: str) -> SiteEntry | None:
+        return next((s for s in self.sites if s.id == site_id), None)
+
+
+def _mqtt(t: Table) -> MqttSettings:
+    # read as written: QMS_MQTT_URL names an office's own broker, never the central one
+    url = t.str("url", required=True)
+    try:
+        settings = MqttSettings.from_url(url)
+    except ValueError as exc:
+        t.fail("url", f"địa chỉ broker trung tâm không hợp lệ: {exc}.", "Dạng đúng: mqtt://user:pass@host:1883")
+    t.reject_unknown()
+    return settings
+
+
+def _dsn(t: Table) -> str:
+    dsn = t.str("dsn", required=True)
+    if urlsplit(dsn).scheme not in ("postgresql", "postgres"):
+        t.fail("dsn", f"chuỗi kết nối {dsn!r} không hợp lệ.",
+               "Dạng đúng: postgresql://user@host:5432/qms_province")
+    t.reject_unknown()
+    return dsn
+
+
+def parse_province(path: Path, data: dict[str, object]) -> ProvinceSettings:
+    root = Table(path, "", data)
+    p = root.table("province", required=True)
+    pid = p.slug("id")
+    name = p.str("name", required=True)
+    p.reject_unknown()
+    mqtt = _mqtt(root.table("mqtt", required=True))
+    dsn = _dsn(root.table("postgres", required=True))
+    w = root.table("web")
+    host = w.str("host", "127.0.0.1")
+    port = w.int("port", 8090, minimum=1, maximum=65535)
+    w.reject_unknown()
+    sites: list[SiteEntry] = []
+    for s in root.tables("sites", required=True):
+        entry = SiteEntry(s.slug("id"), s.str("name", required=True), s.str("district", required=True))
+        s.reject_unknown()
+        if any(e.id == entry.id for e in sites):
+            s.fail("id", f"điểm {entry.id!r} khai báo hai lần.", "Mỗi điểm một mục [[sites]].")
+        sites.append(entry)
+    accounts: list[Account] = []
+    for a in root.tables("accounts"):
+        account = Account(a.str("username", required=True), a.str("password_hash", required=True),
+                          a.choice("role", ROLES, required=True))
+        a.reject_unknown()
+        if any(x.username == account.username for x in accounts):
+            a.fail("username", f"tài khoản {account.username!r} khai báo hai lần.")
+        accounts.append(account)
+    root.reject_unknown()
+    return ProvinceSettings(path, pid, name, mqtt, dsn, host, port, tuple(sites), tuple(accounts))
+
+
+def load_province(path: Path) -> ProvinceSettings:
+    """Read province.toml or raise ConfigError with a Vietnamese message naming the key."""
+    return parse_province(path, read_toml(path))
+
+
+__all__ = ["Account", "ConfigError", "ProvinceSettings", "SiteEntry", "load_province", "parse_province"]
