@@ -324,5 +324,5 @@ def test_central_acl_confines_each_office(tmp_path: Path) -> None:
 def test_a_bad_province_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_province(tmp_path, 1883, ["xa-a", "xa-a"])
     assert qms_broker(["central", "--config", str(path), "--out", str(tmp_path / "c")]) != 0
-    assert "bị lặp" in capsys.readouterr().err
+    assert "khai báo hai lần" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
