@@ -20,7 +20,7 @@ import aiosqlite
 
 from dossiers.model import Dossier, Entry, Rating
 from qms_common.protocol import DossierSource, DossierStatus
-from qms_common.sqlite import make_private, migrate
+from qms_common.sqlite import hold_alone, make_private, migrate
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -115,16 +115,7 @@ class DossierStore:
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = sqlite3.Row
         if exclusive:
-            # set before WAL is first used: see queue_core.store.Store.open
-            await db.execute("PRAGMA busy_timeout = 500")
-            try:
-                await db.execute("PRAGMA locking_mode = EXCLUSIVE")
-                await db.execute("PRAGMA journal_mode = WAL")
-                await db.execute("BEGIN EXCLUSIVE")
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.close()
-                raise
+            await hold_alone(db)
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA foreign_keys = ON")

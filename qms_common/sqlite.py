@@ -42,6 +42,22 @@ def make_private(path: Path) -> None:
             log.warning("Không đổi được quyền của %s thành chỉ chủ sở hữu đọc/ghi (0600)", p)
 
 
+async def hold_alone(db: aiosqlite.Connection) -> None:
+    """Keep every other connection out of the file while `db` is open (scripts/gen_history.py
+    writes history alone); "database is locked" while anyone else has it open (db is then
+    closed). Called before WAL is first used: the connection then takes the file lock itself,
+    which every other connection's shared lock refuses, instead of sharing memory with them."""
+    await db.execute("PRAGMA busy_timeout = 500")
+    try:
+        await db.execute("PRAGMA locking_mode = EXCLUSIVE")
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("BEGIN EXCLUSIVE")
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.close()
+        raise
+
+
 def statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from qms_common.protocol import BookingStatus, CounterStatus, TicketStatus, Via
-from qms_common.sqlite import make_private, migrate
+from qms_common.sqlite import hold_alone, make_private, migrate
 from queue_core.book import Change
 from queue_core.model import Booking, Counter, Ticket
 
@@ -238,17 +238,7 @@ class Store:
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = aiosqlite.Row
         if exclusive:
-            # before WAL is first used: the connection then takes the file lock itself, which
-            # every other connection's shared lock refuses, instead of sharing memory with them
-            await db.execute("PRAGMA busy_timeout = 500")
-            try:
-                await db.execute("PRAGMA locking_mode = EXCLUSIVE")
-                await db.execute("PRAGMA journal_mode = WAL")
-                await db.execute("BEGIN EXCLUSIVE")
-                await db.execute("COMMIT")
-            except BaseException:
-                await db.close()
-                raise
+            await hold_alone(db)
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA foreign_keys = ON")
