@@ -326,3 +326,13 @@ def test_a_bad_province_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFi
     assert qms_broker(["central", "--config", str(path), "--out", str(tmp_path / "c")]) != 0
     assert "khai báo hai lần" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_the_example_province_file_makes_a_central_broker(tmp_path: Path) -> None:
+    """examples/province.toml stays a file the central broker and the province service accept."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "province.toml"
+    assert qms_broker(["central", "--config", str(example), "--out", str(tmp_path / "c")]) == 0
+    acl = (tmp_path / "c" / "acl").read_text(encoding="utf-8")
+    for site in ("demo", "xa-an-phu", "phuong-tan-an"):
+        assert f"user {site}\ntopic write qms/{site}/#" in acl
+    assert "user province\ntopic read qms/+/#" in acl
