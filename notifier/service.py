@@ -59,6 +59,8 @@ OTP_VALID_S = 300     # the web server's one-time codes expire after 5 minutes: 
 # How long the catch-up waits for the dossier service: a site may run without one (or it is down),
 # and that must not hold the notifier up.
 DOSSIER_DEADLINE_S = 10.0
+# How long the first sends wait for the core's catch-up answer after a start.
+CATCH_UP_WAIT_S = 10.0
 
 
 @dataclass
@@ -131,7 +133,7 @@ class Notifier:
         if resumed or failed:
             log.warning("Sau lần dừng đột ngột: gửi lại %d tin (nhà cung cấp chống trùng), bỏ %d tin", resumed, failed)
         tasks = [asyncio.create_task(self.session.run(), name="mqtt")]
-        tasks += [asyncio.create_task(w.run(), name=f"worker-{w.route}") for w in self.workers.values()]
+        tasks += [asyncio.create_task(self._after_catch_up(w), name=f"worker-{w.route}") for w in self.workers.values()]
         tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         try:
             await asyncio.gather(*tasks)
@@ -139,6 +141,16 @@ class Notifier:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _after_catch_up(self, worker: Worker) -> None:
+        """What waited for us in the broker while we were stopped is judged on the core's answer
+        to the catch-up (a ticket served meanwhile: its 'issued' is late news), not sent before
+        that answer came: the workers start once it has, or after CATCH_UP_WAIT_S without it (a
+        core that does not answer holds nothing up for longer)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CATCH_UP_WAIT_S):
+                await self.caught_up.wait()
+        await worker.run()
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
