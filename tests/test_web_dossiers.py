@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from PIL import Image, ImageOps
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser
 
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
@@ -30,10 +30,10 @@ from tests.support.core import running_core
 from tests.support.dossiers import running_dossiers
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
-from tests.support.web import ACCOUNTS, WebServer, accounts_extra, csrf_of, login, running_web, web_extra
+from tests.support.web import WebServer, accounts_extra, csrf_of, login, running_web, web_extra
+from tests.test_web_browser import Tab, log_in
 from tests.test_web_printer import parse_raster_prints
 
-WAIT_MS = 30_000
 KEY = "khoa-thu-nghiem-cua-tinh-7Qz"
 OTHER_KEY = "khoa-cua-ben-khac-9Xw"
 PUBLIC_URL = "https://xephang.example.gov.vn"
@@ -278,30 +278,6 @@ async def test_the_page_needs_its_token(rig: Rig) -> None:
 # ---------------------------------------------------------------- in Chromium
 
 
-class Tab:
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.errors: list[str] = []
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on("console", lambda m: self.errors.append(m.text) if "Content Security Policy" in m.text else None)
-
-    @classmethod
-    async def open(cls, context: BrowserContext, url: str, ready: str | None = None) -> Tab:
-        tab = cls(await context.new_page())
-        await tab.page.goto(url)
-        if ready:
-            await tab.until(ready)
-        return tab
-
-    async def until(self, expression: str) -> Any:
-        if not expression.lstrip().startswith(("(", "function", "async")):
-            expression = f"() => ({expression})"
-        return await self.page.wait_for_function(expression, timeout=WAIT_MS)
-
-    async def text(self, selector: str) -> str:
-        return (await self.page.text_content(selector) or "").strip()
-
-
 async def run(*command: str) -> str:
     """A program's output; it must succeed."""
     proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE,
@@ -361,20 +337,11 @@ async def test_the_a5_receipt_prints_to_pdf_with_a_qr_code_to_the_page(rig: Rig,
     assert "GIẤY BIÊN NHẬN HỒ SƠ" in text and "Đăng ký khai sinh" in text
 
 
-async def log_in_tab(context: BrowserContext, base: str, user: str, target: str) -> Tab:
-    tab = await Tab.open(context, base + target)
-    await tab.page.fill("#username", user)
-    await tab.page.fill("#password", ACCOUNTS[user][0])
-    await tab.page.click("#login")
-    await tab.page.wait_for_url(base + target, timeout=WAIT_MS)
-    return tab
-
-
 async def test_the_console_records_a_dossier(rig: Rig, chromium: Browser, tmp_path: Path) -> None:
     assert (await rig.probe.request(rig.topics.cmd_ticket, {"request_id": new_id(), "field": "ho-tich"}))["ok"]
     office = await chromium.new_context(viewport={"width": 1366, "height": 1000})
     await office.add_init_script("window.open = (url) => { window.__opened = url; };")
-    console = await log_in_tab(office, rig.url, "canbo1", "/counter/2")
+    console = await log_in(office, rig.url, "canbo1", "/counter/2")
     await console.until("window.qmsConsole.view && window.qmsConsole.view.online && !window.qmsConsole.busy")
     await console.page.click("#a-call_next")
     await console.until("document.getElementById('number').textContent === '2001'")
@@ -443,7 +410,7 @@ async def test_the_console_picks_a_procedure_from_the_catalogue(broker: Broker, 
     async with rig_for(path, broker, tmp_path) as rig:
         assert (await rig.probe.request(rig.topics.cmd_ticket, {"request_id": new_id(), "field": "ho-tich"}))["ok"]
         office = await chromium.new_context(viewport={"width": 1366, "height": 1000})
-        console = await log_in_tab(office, rig.url, "canbo1", "/counter/2")
+        console = await log_in(office, rig.url, "canbo1", "/counter/2")
         await console.until("window.qmsConsole.view && window.qmsConsole.view.online && !window.qmsConsole.busy")
         await console.page.click("#a-call_next")
         await console.until("document.getElementById('number').textContent === '2001'")
