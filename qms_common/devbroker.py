@@ -6,8 +6,10 @@ we choose, and wait until it accepts connections.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -32,12 +34,37 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+# Ports handed out by this process and maybe not bound yet: a test asks for two ports (plain and
+# TLS) before its broker binds either, and must not get the same one twice.
+_GIVEN: collections.deque[int] = collections.deque(maxlen=2000)
+
+
 def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, outside the kernel's ephemeral range: a port the kernel picked
+    (bind to 0) is also what it gives outgoing connections as their local port, so between this
+    answer and the server's bind a client socket could take it, and the server would fail with
+    "address in use" (a CI run lost a broker so)."""
     if preferred is not None and port_is_free(preferred, host):
         return preferred
+    low, _ = _ephemeral_range()
+    floor = max(1024, low - 12000) if low > 13024 else 20000
+    ceiling = low - 1 if low > 13024 else 29999
+    for _ in range(200):
+        port = random.randint(floor, ceiling)
+        if port not in _GIVEN and port_is_free(port, host):
+            _GIVEN.append(port)
+            return port
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 10.0,
@@ -74,7 +101,11 @@ class Broker:
         self.process = subprocess.Popen(["mosquitto", "-c", str(self.conf)], stdout=log, stderr=log,
                                         stdin=subprocess.DEVNULL)
         log.close()
-        wait_for_port(self.port, process=self.process)
+        try:
+            wait_for_port(self.port, process=self.process)
+        except RuntimeError as exc:
+            tail = self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
+            raise RuntimeError(f"{exc}; mosquitto said: {' | '.join(tail)}") from None
         return self
 
     def stop(self) -> None:

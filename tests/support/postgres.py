@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from qms_common.devbroker import free_port
+
 SUPERUSER = "qms"
 
 
@@ -37,12 +39,6 @@ def pg_bin(name: str) -> str:
     if on_path:
         return on_path
     raise RuntimeError(f"{name} không có: cài gói postgresql (make system-deps)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
