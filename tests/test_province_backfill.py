@@ -557,3 +557,26 @@ async def _seq_stored(dsn: str, site: str, seq: int) -> bool:
 
 async def _count(dsn: str, table: str, site: str, n: int) -> bool:
     return (await fetch(dsn, f"SELECT count(*) AS n FROM {table} WHERE site = $1", site))[0]["n"] == n
+
+
+def test_no_local_user_of_an_office_may_send_a_backfill(tmp_path: Path) -> None:
+    """Only the bridge brings cmd/backfill in: on the office broker no user but the core (which
+    owns the site's namespace) may write it, nor read the answers to the province."""
+    from broker_config.tool import site_users
+    from qms_common.config import load_site_config
+    config, site = write_site(tmp_path, "mqtt://127.0.0.1:1883", extra="[notify]\nprovider = \"log\"\n")
+    users = site_users(load_site_config(config, env={}))
+    assert len(users) > 4
+
+    def covers(rule: str, topic: str) -> bool:
+        prefix = rule.removesuffix("#")
+        return rule == topic or (rule.endswith("#") and topic.startswith(prefix)) or (
+            "+" in rule and all(a in ("+", b) for a, b in zip(rule.split("/"), topic.split("/"), strict=False))
+            and len(rule.split("/")) == len(topic.split("/")))
+
+    for u in users:
+        if u.name == "core":
+            continue
+        writes = [t for a, t in u.rules if a in ("write", "readwrite") and covers(t, f"qms/{site}/cmd/backfill")]
+        reads = [t for a, t in u.rules if a in ("read", "readwrite") and covers(t, f"qms/{site}/reply/province/x")]
+        assert (u.name, writes, reads) == (u.name, [], [])
