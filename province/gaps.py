@@ -42,6 +42,7 @@ class SiteTrack:
     forced: bool = False                  # owed at once (the office came back), not after the debounce
     last_start: float | None = None       # monotonic start of the last backfill
     retry_at: float | None = None         # after a failure: not before then
+    failures: int = 0                     # in a row: each doubles the wait before the next try
 
     def observe(self, seq: int, at: datetime | None) -> datetime | None:
         """One message's seq, in arrival order. When it skips seqs, the moment of the last event
@@ -77,7 +78,15 @@ class SiteTrack:
         self.forced, self.retry_at, self.last_start = False, None, now
         return since
 
-    def failed(self, since: datetime, now: float, retry_s: float) -> None:
-        """The office did not answer (or answered nonsense): owed again, tried after retry_s."""
+    def failed(self, since: datetime, now: float, retry_s: float, retry_max_s: float) -> float:
+        """The office did not answer (or answered nonsense): owed again, tried after retry_s,
+        doubled for each failure in a row up to retry_max_s (an office whose bridge does not let
+        backfills in is not asked every minute forever). Returns the wait."""
         self.owe(since, forced=False)
-        self.retry_at = now + retry_s
+        self.failures += 1
+        wait = min(retry_s * 2 ** min(self.failures - 1, 16), max(retry_s, retry_max_s))
+        self.retry_at = now + wait
+        return wait
+
+    def succeeded(self) -> None:
+        self.failures = 0

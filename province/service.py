@@ -171,13 +171,14 @@ class ProvinceService:
             since = track.take(time.monotonic())
             try:
                 await self._backfill(site, since)
+                track.succeeded()
             except BackfillFailed as exc:
-                log.warning("Bù dữ liệu điểm %s chưa được: %s; thử lại sau %g giây", site, exc, b.retry_s)
-                track.failed(since, time.monotonic(), b.retry_s)
+                wait = track.failed(since, time.monotonic(), b.retry_s, b.retry_max_s)
+                log.warning("Bù dữ liệu điểm %s chưa được: %s; thử lại sau %g giây", site, exc, wait)
             except Exception:
                 # the database away: the same as an office that did not answer
-                log.exception("Lỗi khi bù dữ liệu điểm %s; thử lại sau %g giây", site, b.retry_s)
-                track.failed(since, time.monotonic(), b.retry_s)
+                wait = track.failed(since, time.monotonic(), b.retry_s, b.retry_max_s)
+                log.exception("Lỗi khi bù dữ liệu điểm %s; thử lại sau %g giây", site, wait)
 
     async def _backfill(self, site: str, since: datetime) -> None:
         day_from = (since - DAY_MARGIN).date()

@@ -31,7 +31,8 @@ class BackfillSettings:
     """[backfill]: asking offices again for what a seq gap may have lost (docs/province.md)."""
     every_s: float = 300.0    # at most one backfill per office this often after seq gaps
     timeout_s: float = 30.0   # an office's answer to one page
-    retry_s: float = 60.0     # after an office did not answer
+    retry_s: float = 60.0     # after an office did not answer; doubled at each failure in a row
+    retry_max_s: float = 3600.0  # up to this
     page: int = 200           # ticket records per page
 
 
@@ -101,7 +102,8 @@ def parse_province(path: Path, data: dict[str, object]) -> ProvinceSettings:
         accounts.append(account)
     b = root.table("backfill")
     backfill = BackfillSettings(b.float("every_s", 300.0, minimum=1), b.float("timeout_s", 30.0, minimum=1),
-                                b.float("retry_s", 60.0, minimum=1), b.int("page", 200, minimum=1, maximum=1000))
+                                b.float("retry_s", 60.0, minimum=1), b.float("retry_max_s", 3600.0, minimum=1),
+                                b.int("page", 200, minimum=1, maximum=1000))
     b.reject_unknown()
     root.reject_unknown()
     return ProvinceSettings(path, pid, name, mqtt, dsn, host, port, tuple(sites), tuple(accounts),

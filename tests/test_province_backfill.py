@@ -391,7 +391,8 @@ async def test_a_bad_or_huge_backfill_reply_changes_nothing(
             return json.dumps({**reply, **kw}).encode()
         return answer
 
-    async with fake_office(tmp_path, pg_dsn, "every_s = 1\ntimeout_s = 1\nretry_s = 1\npage = 5\n") as (link, service):
+    settings = "every_s = 1\ntimeout_s = 1\nretry_s = 1\nretry_max_s = 1\npage = 5\n"
+    async with fake_office(tmp_path, pg_dsn, settings) as (link, service):
         link.answers += [
             lambda body: None,  # no answer at all: timed out, asked again
             raw(b"not json"),
@@ -476,9 +477,12 @@ def test_a_site_track_is_a_few_values_and_debounces() -> None:
     assert t.due_in(200.0, 300) is None
     t.online = True
     since = t.take(200.0)
-    t.failed(since, 210.0, 60)
+    assert t.failed(since, 210.0, 60, 3600) == 60
     assert t.due_in(215.0, 1) == 55.0
-    assert len(vars(t)) == 7  # no set of seqs, whatever the traffic
+    assert [t.failed(t.take(0.0), 0.0, 60, 3600) for _ in range(8)] == [120, 240, 480, 960, 1920, 3600, 3600, 3600]
+    t.succeeded()
+    assert t.failed(t.take(0.0), 0.0, 60, 3600) == 60
+    assert len(vars(t)) == 8  # no set of seqs, whatever the traffic
 
 
 def dossier_event(code: str, entry: str, status: str, version: int) -> dict[str, Any]:
