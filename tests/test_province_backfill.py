@@ -584,3 +584,19 @@ def test_no_local_user_of_an_office_may_send_a_backfill(tmp_path: Path) -> None:
         writes = [t for a, t in u.rules if a in ("write", "readwrite") and covers(t, f"qms/{site}/cmd/backfill")]
         reads = [t for a, t in u.rules if a in ("read", "readwrite") and covers(t, f"qms/{site}/reply/province/x")]
         assert (u.name, writes, reads) == (u.name, [], [])
+
+
+@pytest.mark.parametrize(("backfill", "key"), [
+    ("every_s = 0", "backfill.every_s"),
+    ("page = 5000", "backfill.page"),
+    ("timeout = 5", "backfill.timeout"),
+    ("retry_s = \"một phút\"", "backfill.retry_s"),
+])
+def test_bad_backfill_settings_name_the_key(tmp_path: Path, backfill: str, key: str) -> None:
+    from province.settings import ConfigError
+    with pytest.raises(ConfigError) as info:
+        load_province(province_toml(tmp_path, 1883, "x", "postgresql://qms@db/p", ["xa-a"], backfill))
+    assert info.value.key == key and str(info.value).startswith("Lỗi cấu hình ") and "khóa " + key in str(info.value)
+    defaults = load_province(province_toml(tmp_path, 1883, "x", "postgresql://qms@db/p", ["xa-a"], "")).backfill
+    assert (defaults.every_s, defaults.timeout_s, defaults.retry_s, defaults.retry_max_s, defaults.page) == (
+        300, 30, 60, 3600, 200)
