@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qms_common.config import MqttSettings, SiteConfig
+from qms_common.protocol import Topics
 from qms_common.tomlconf import ConfigError, Table, resolve_path
 
 # Queue of the bridge while the central broker is away. A busy office publishes about 20 000
@@ -128,7 +129,7 @@ def bridge_conf(site_id: str, b: BridgeSettings) -> str:
         # The central broker learns when an office goes away (the bridge's will, 0) and comes
         # back (1), on a topic of the office that the central ACL lets it write.
         "notifications true",
-        f"notification_topic qms/{site_id}/status/bridge",
+        f"notification_topic {Topics(site_id).status_bridge}",
     ]
     if b.tls:
         lines += [f"bridge_cafile {b.cafile}", "bridge_insecure false", "bridge_tls_version tlsv1.2"]

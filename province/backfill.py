@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from qms_common.protocol import MAX_ID_LEN, MAX_REPLY_BYTES, SLUG_RE, ProtocolError, dumps, loads_object
+from qms_common.protocol import MAX_ID_LEN, MAX_REPLY_BYTES, SLUG_RE, ProtocolError, Topics, dumps, loads_object
 
 REPLY_USER = "province"  # the bridge forwards qms/{site}/reply/province/# (broker_config/bridge.py)
 MAX_PAGES = 10_000  # a year of a very busy office at 200 a page: a reply that never ends is refused
@@ -35,7 +35,7 @@ class Page:
 
 
 def reply_topic(site: str, request_id: str) -> str:
-    return f"qms/{site}/reply/{REPLY_USER}/{request_id}"
+    return f"{Topics(site).reply(REPLY_USER)}/{request_id}"
 
 
 def request_body(site: str, request_id: str, day_from: date, day_to: date, after: str | None,
@@ -116,7 +116,7 @@ class BackfillClient:
             try:
                 body = request_body(site, rid, day_from, day_to, after, self.page_limit)
                 try:
-                    await self._publish(f"qms/{site}/cmd/backfill", dumps(body))
+                    await self._publish(Topics(site).cmd_backfill, dumps(body))
                 except ProtocolError as exc:  # NotConnected
                     raise BackfillFailed(f"không gửi được yêu cầu: {exc}") from None
                 try:
