@@ -103,8 +103,9 @@ class ProvinceService:
 
     async def _on_message(self, message: aiomqtt.Message) -> asyncio.Future[None] | None:
         topic = message_topic(message)
-        payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else b""
-        if self.backfill.handle(topic, bytes(payload)):
+        if topic.split("/", 3)[2:3] == ["reply"]:  # the backfill's answers: qms/{site}/reply/province/…
+            payload = message.payload if isinstance(message.payload, (bytes, bytearray)) else b""
+            self.backfill.handle(topic, bytes(payload))
             return None
         try:
             m = parse_message(topic, message.payload)  # type: ignore[arg-type]
