@@ -541,6 +541,10 @@ async def test_the_core_answers_a_backfill_like_a_tickets_query(broker: Broker, 
         assert body["tickets"] == query["tickets"] and body["next"] == query["next"] == "2"
         assert [r["id"] for r in body["tickets"]] == ids[:2]
         assert all("phone" not in r and r["has_phone"] is False for r in body["tickets"])
+        # always the tickets query: never the notifier's contacts (phones)
+        await probe.publish(f"{t.root}/cmd/backfill", {"request_id": "c1", "reply_to": answer, "query": "contacts"})
+        contacts = await probe.wait_for(lambda m: m.topic == answer and m.json["request_id"] == "c1")
+        assert "contacts" not in contacts.json and [r["id"] for r in contacts.json["tickets"]] == ids
         # a bad one gets the query's own Vietnamese error, no seq
         await probe.publish(f"{t.root}/cmd/backfill", {"request_id": "b1", "reply_to": answer, "limit": 0})
         bad = await probe.wait_for(lambda m: m.topic == answer and m.json["request_id"] == "b1")
