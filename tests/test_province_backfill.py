@@ -604,3 +604,31 @@ def test_bad_backfill_settings_name_the_key(tmp_path: Path, backfill: str, key: 
     defaults = load_province(province_toml(tmp_path, 1883, "x", "postgresql://qms@db/p", ["xa-a"], "")).backfill
     assert (defaults.every_s, defaults.timeout_s, defaults.retry_s, defaults.retry_max_s, defaults.page) == (
         300, 30, 60, 3600, 200)
+
+
+async def test_the_client_follows_next_and_refuses_a_cursor_that_does_not_move_on() -> None:
+    from datetime import date
+
+    from province.backfill import BackfillClient, BackfillFailed
+    pages: list[str | None] = ["200", "400", None]
+    asked: list[dict[str, Any]] = []
+
+    async def answer(topic: str, payload: bytes) -> None:
+        body = json.loads(payload)
+        asked.append(body)
+        reply = {"ok": True, "request_id": body["request_id"], "tickets": [record(f"r{len(asked)}")],
+                 "next": pages[len(asked) - 1], "seq": 7}
+        assert topic == "qms/xa-a/cmd/backfill"
+        client.handle(body["reply_to"], json.dumps(reply).encode())
+
+    client = BackfillClient(answer, timeout_s=1, page_limit=50)
+    got = [p async for p in client.pages("xa-a", date(2026, 11, 20), date(2026, 11, 22))]
+    assert [p.tickets[0]["id"] for p in got] == ["r1", "r2", "r3"]
+    assert [b.get("after") for b in asked] == [None, "200", "400"]
+    assert asked[0]["from"] == "2026-11-20" and asked[0]["to"] == "2026-11-22" and asked[0]["limit"] == 50
+
+    asked.clear()
+    pages[:] = ["200", "200"]
+    with pytest.raises(BackfillFailed, match="không tiến lên"):
+        _ = [p async for p in client.pages("xa-a", date(2026, 11, 20), date(2026, 11, 22))]
+    assert len(asked) == 2
