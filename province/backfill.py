@@ -63,7 +63,7 @@ def parse_page(payload: bytes, request_id: str, limit: int) -> Page:
     try:
         obj = loads_object(payload, max_bytes=MAX_REPLY_BYTES)
     except ProtocolError as exc:
-        raise _bad(str(exc)) from None
+        raise _bad(str(exc).removeprefix("Yêu cầu không hợp lệ: ").rstrip(".")) from None
     if obj.get("request_id") != request_id:
         raise _bad("không đúng mã yêu cầu")
     if obj.get("ok") is not True:
@@ -72,7 +72,7 @@ def parse_page(payload: bytes, request_id: str, limit: int) -> Page:
         raise BackfillFailed(f"điểm từ chối yêu cầu bù dữ liệu: {str(message)[:300] if message else 'không rõ lý do'}")
     seq, tickets, nxt = obj.get("seq"), obj.get("tickets"), obj.get("next")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq <= 0:
-        raise _bad("thiếu “seq”")
+        raise _bad("thiếu hoặc sai “seq”")
     if not isinstance(tickets, list) or len(tickets) > limit:
         raise _bad(f"“tickets” phải là danh sách tối đa {limit} vé")
     if not all(_valid_record(t) for t in tickets):

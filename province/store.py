@@ -287,7 +287,9 @@ class ProvinceStore:
                 "UPDATE sites SET core_online = $2, bridge_online = $3, online = $4, "
                 "status_at = CASE WHEN online = $4 AND status_at IS NOT NULL THEN status_at ELSE now() END "
                 "WHERE site = $1", site, core_now, bridge_now, online)
-        return PresenceChange(bool(row["online"]), online, row["status_at"])
+        # an office first heard of now is not coming back: nothing of it was missed yet
+        since = row["status_at"] if row["core_online"] is not None else None
+        return PresenceChange(bool(row["online"]), online, since)
 
     async def write_dossier(self, site: str, body: dict[str, Any]) -> bool:
         """One `event/dossier` (no seq): stored once per (site, code, entry id); the dossier's row

@@ -433,6 +433,9 @@ async def test_records_never_overwrite_newer_events_and_ratings_stay_once(tmp_pa
 async def test_presence_follows_the_bridge_and_the_core(pg_dsn: str) -> None:
     store = await ProvinceStore.open(pg_dsn)
     try:
+        first = await store.set_presence("xa-b", bridge=True)
+        assert (first.was_online, first.online) == (False, False)  # its core not heard of yet
+        assert (await store.set_presence("xa-b", core=True)).since is None  # first contact: no return
         core = await store.set_presence("xa-a", core=True)
         assert (core.was_online, core.online) == (False, True)  # no bridge heard of: the core decides
         down = await store.set_presence("xa-a", bridge=False)
