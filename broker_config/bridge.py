@@ -3,7 +3,8 @@
 Mosquitto bridges the office's own topics out: state, events and presence, QoS 1, on a persistent
 session, so what is published while the link is down waits in a bounded queue on the office broker
 and is sent when the link comes back. Nothing flows back in unless [bridge] in (or --bridge-in)
-names topics. The office logs in to the central broker with its own user (its site id by default),
+names topics (`qms/{site}/cmd/backfill` for the province's backfill, whose answers go out on
+`qms/{site}/reply/province/#`). The office logs in to the central broker with its own user (its site id by default),
 whom the central ACL confines to qms/{site}/# (broker_config/central.py).
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qms_common.config import MqttSettings, SiteConfig
+from qms_common.protocol import Topics
 from qms_common.tomlconf import ConfigError, Table, resolve_path
 
 # Queue of the bridge while the central broker is away. A busy office publishes about 20 000
@@ -27,7 +29,9 @@ QUEUE_BYTES = 256 * 1024 * 1024
 LOCAL_QUEUE_MESSAGES = 10_000
 LOCAL_QUEUE_BYTES = 0
 
-OUT_TOPICS = ("state/#", "event/#", "status/#")
+# reply/province/#: the answers to the province's backfill requests (cmd/backfill, when [bridge]
+# in lets them in); only the core answers there, and only the province's requests ask for it.
+OUT_TOPICS = ("state/#", "event/#", "status/#", "reply/province/#")
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,7 @@ def bridge_conf(site_id: str, b: BridgeSettings) -> str:
         # The central broker learns when an office goes away (the bridge's will, 0) and comes
         # back (1), on a topic of the office that the central ACL lets it write.
         "notifications true",
-        f"notification_topic qms/{site_id}/status/bridge",
+        f"notification_topic {Topics(site_id).status_bridge}",
     ]
     if b.tls:
         lines += [f"bridge_cafile {b.cafile}", "bridge_insecure false", "bridge_tls_version tlsv1.2"]

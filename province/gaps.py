@@ -1,8 +1,11 @@
-"""Which seqs of a site are missing: pure, so the backfill can be planned and tested without I/O."""
+"""Which seqs of a site are missing, and when a backfill is owed: pure, so the backfill can be
+planned and tested without I/O."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 
 def missing_ranges(seen: Iterable[int], *, after: int = 0, upto: int | None = None) -> list[tuple[int, int]]:
@@ -25,3 +28,65 @@ def missing_ranges(seen: Iterable[int], *, after: int = 0, upto: int | None = No
     if expected <= top:
         gaps.append((expected, top))
     return gaps
+
+
+@dataclass
+class SiteTrack:
+    """What the service keeps of one office between messages: a few values, whatever the traffic
+    (no set of seqs: the store has them). Decides when a backfill is owed and when it may run."""
+
+    last_seq: int = 0
+    last_at: datetime | None = None       # the time of the event that carried last_seq
+    online: bool = False
+    owed_since: datetime | None = None    # a backfill is owed, of the days from this moment on
+    forced: bool = False                  # owed at once (the office came back), not after the debounce
+    last_start: float | None = None       # monotonic start of the last backfill
+    retry_at: float | None = None         # after a failure: not before then
+    failures: int = 0                     # in a row: each doubles the wait before the next try
+
+    def observe(self, seq: int, at: datetime | None) -> datetime | None:
+        """One message's seq, in arrival order. When it skips seqs, the moment of the last event
+        before the gap (or of this one when that is unknown); None otherwise. A repeated or
+        older seq (a message sent again) is no news."""
+        if seq <= self.last_seq:
+            return None
+        gap = self.last_seq > 0 and seq > self.last_seq + 1
+        before = self.last_at or at
+        self.last_seq, self.last_at = seq, at or self.last_at
+        return before if gap else None
+
+    def owe(self, since: datetime, *, forced: bool) -> None:
+        self.owed_since = since if self.owed_since is None else min(self.owed_since, since)
+        self.forced = self.forced or forced
+
+    def due_in(self, now: float, every_s: float) -> float | None:
+        """Seconds until the owed backfill may start; None while nothing is owed or the office is
+        offline (it cannot answer; its coming back forces one anyway)."""
+        if self.owed_since is None or not self.online:
+            return None
+        wait = 0.0
+        if not self.forced and self.last_start is not None:
+            wait = self.last_start + every_s - now
+        if self.retry_at is not None:
+            wait = max(wait, self.retry_at - now)
+        return max(0.0, wait)
+
+    def take(self, now: float) -> datetime:
+        """Start the owed backfill: what it covers."""
+        assert self.owed_since is not None
+        since, self.owed_since = self.owed_since, None
+        self.forced, self.retry_at, self.last_start = False, None, now
+        return since
+
+    def failed(self, since: datetime, now: float, retry_s: float, retry_max_s: float) -> float:
+        """The office did not answer (or answered nonsense): owed again, tried after retry_s,
+        doubled for each failure in a row up to retry_max_s (an office whose bridge does not let
+        backfills in is not asked every minute forever). Returns the wait."""
+        self.owe(since, forced=False)
+        self.failures += 1
+        wait = min(retry_s * 2 ** min(self.failures - 1, 16), max(retry_s, retry_max_s))
+        self.retry_at = now + wait
+        return wait
+
+    def succeeded(self) -> None:
+        self.failures = 0

@@ -27,6 +27,16 @@ class Account:
 
 
 @dataclass(frozen=True)
+class BackfillSettings:
+    """[backfill]: asking offices again for what a seq gap may have lost (docs/province.md)."""
+    every_s: float = 300.0    # at most one backfill per office this often after seq gaps
+    timeout_s: float = 30.0   # an office's answer to one page
+    retry_s: float = 60.0     # after an office did not answer; doubled at each failure in a row
+    retry_max_s: float = 3600.0  # up to this
+    page: int = 200           # ticket records per page
+
+
+@dataclass(frozen=True)
 class ProvinceSettings:
     path: Path
     id: str
@@ -37,6 +47,7 @@ class ProvinceSettings:
     web_port: int
     sites: tuple[SiteEntry, ...]
     accounts: tuple[Account, ...]
+    backfill: BackfillSettings = BackfillSettings()
 
     def site(self, site_id: str) -> SiteEntry | None:
         return next((s for s in self.sites if s.id == site_id), None)
@@ -89,8 +100,14 @@ def parse_province(path: Path, data: dict[str, object]) -> ProvinceSettings:
         if any(x.username == account.username for x in accounts):
             a.fail("username", f"tài khoản {account.username!r} khai báo hai lần.")
         accounts.append(account)
+    b = root.table("backfill")
+    backfill = BackfillSettings(b.float("every_s", 300.0, minimum=1), b.float("timeout_s", 30.0, minimum=1),
+                                b.float("retry_s", 60.0, minimum=1), b.float("retry_max_s", 3600.0, minimum=1),
+                                b.int("page", 200, minimum=1, maximum=1000))
+    b.reject_unknown()
     root.reject_unknown()
-    return ProvinceSettings(path, pid, name, mqtt, dsn, host, port, tuple(sites), tuple(accounts))
+    return ProvinceSettings(path, pid, name, mqtt, dsn, host, port, tuple(sites), tuple(accounts),
+                            backfill=backfill)
 
 
 def load_province(path: Path) -> ProvinceSettings:
@@ -98,4 +115,5 @@ def load_province(path: Path) -> ProvinceSettings:
     return parse_province(path, read_toml(path))
 
 
-__all__ = ["Account", "ConfigError", "ProvinceSettings", "SiteEntry", "load_province", "parse_province"]
+__all__ = ["Account", "BackfillSettings", "ConfigError", "ProvinceSettings", "SiteEntry", "load_province",
+           "parse_province"]

@@ -185,6 +185,11 @@ class Topics:
         return f"{self.root}/cmd/dossier"
 
     @property
+    def cmd_backfill(self) -> str:
+        """The province's backfill request, brought in only by the office's bridge ([bridge] in)."""
+        return f"{self.root}/cmd/backfill"
+
+    @property
     def cmd_all(self) -> str:
         return f"{self.root}/cmd/#"
 
@@ -258,6 +263,11 @@ class Topics:
     @property
     def status_core(self) -> str:
         return f"{self.root}/status/core"
+
+    @property
+    def status_bridge(self) -> str:
+        """The bridge to the province's central broker: `1` connected, `0` its will."""
+        return f"{self.root}/status/bridge"
 
     def status_agent(self, agent: str) -> str:
         return f"{self.root}/status/agent/{agent}"

@@ -219,6 +219,9 @@ class QueueService:
         if parts == ("cmd", "query"):
             result.reply = await self._query(obj, sender)
             return Pending(result)
+        if parts == ("cmd", "backfill"):
+            result.reply = await self._backfill(obj, sender)
+            return Pending(result)
         if parts == ("cmd", "appointment") and obj.get("action") == AppointmentAction.GET:
             result.reply = await self._get_booking(obj, sender)
             return Pending(result)
@@ -462,6 +465,14 @@ class QueueService:
             return ok_reply(q.request_id, tickets=records, next=nxt)
         except ProtocolError as exc:
             return error_reply(request_id_of(obj), exc.code, exc.message)
+
+    async def _backfill(self, obj: dict[str, Any], sender: str) -> dict[str, Any]:
+        """The province's backfill (brought in by the bridge): a "tickets" query whose reply adds
+        `seq`, the last seq stamped before the records were read. Events are stamped only once
+        written, so every record is at least as new as every event up to that seq."""
+        seq = self.seq
+        reply = await self._query({**obj, "query": QueryKind.TICKETS.value}, sender)
+        return {**reply, "seq": seq} if reply.get("ok") else reply
 
     async def _query_ticket(self, q: QueryRequest) -> dict[str, Any]:
         assert q.ticket is not None

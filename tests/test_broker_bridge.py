@@ -123,9 +123,14 @@ async def test_office_events_reach_the_central_broker_and_nothing_comes_back(pro
         got = await centre.wait_for(lambda m: m.topic == f"qms/{p.site}/event/issued", timeout=10)
         assert got.json == event
         await centre.wait_for(lambda m: m.topic == f"qms/{p.site}/state/fields", timeout=10)
-        # commands and private data stay in the office
+        # commands, private data and replies to the office's own clients stay in the office;
+        # only the answers to the province's backfill requests go out
         private = f"qms/{p.site}/private/phone"
         await office.publish(private, b"0901234567")
+        await office.publish(f"qms/{p.site}/reply/web/r1", b"local-reply")
+        await office.publish(f"qms/{p.site}/reply/province/r2", b"province-reply")
+        await centre.wait_for(lambda m: m.payload == b"province-reply", timeout=10)
+        assert [m for m in centre.received if m.payload == b"local-reply"] == []  # sent before, in order
 
     # From the centre towards the office: here the service may write qms/+/cmd/# on the central
     # broker (--service-write), but the bridge carries none of it back.
@@ -265,7 +270,8 @@ def test_mqtts_bridge_verifies_the_central_certificate(tmp_path: Path) -> None:
     for expected in ("address trung-tam.example:8883", f"bridge_cafile {tmp_path / 'ca.crt'}", "bridge_insecure false",
                      f"remote_username {site}", "remote_password s3cret", f"remote_clientid qms-bridge-{site}",
                      "cleansession false", f"topic qms/{site}/state/# out 1", f"topic qms/{site}/event/# out 1",
-                     f"topic qms/{site}/status/# out 1"):
+                     f"topic qms/{site}/status/# out 1",
+                     f"topic qms/{site}/reply/province/# out 1"):
         assert expected in bridge
     assert not [line for line in bridge if line.startswith("topic") and not line.endswith(" out 1")]
     assert "max_queued_messages 200000" in lines and "max_queued_bytes 268435456" in lines
