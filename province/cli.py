@@ -43,8 +43,9 @@ async def serve(config: Path) -> None:
         try:
             await web.TCPSite(runner, settings.web_host, settings.web_port).start()
         except OSError as exc:
-            raise SystemExit(f"Không mở được cổng bảng điều khiển {settings.web_host}:{settings.web_port} "
-                             f"([web] host/port): {exc.strerror or exc}") from None
+            # the offices' data comes first: the aggregator keeps writing without its dashboard
+            log.error("Không mở được cổng bảng điều khiển %s:%d ([web] host/port): %s; dịch vụ vẫn ghi dữ liệu "
+                      "nhưng không có bảng điều khiển", settings.web_host, settings.web_port, exc.strerror or exc)
         log.info("Dịch vụ tỉnh %s: %d điểm, broker trung tâm %s, bảng điều khiển http://%s:%d/",
                  settings.id, len(settings.sites), settings.mqtt.url(), settings.web_host, settings.web_port)
         await until_signalled(service.run())
