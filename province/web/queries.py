@@ -137,8 +137,10 @@ class Queries:
             queues = []
             for q in json.loads(r["queues"]) if isinstance(r["queues"], str) else r["queues"]:
                 since = oldest.get((s.id, q["field"]))
-                wait = max(0, int((now - since).total_seconds())) if since is not None else None
-                queues.append(FieldQueue(q["field"], q["name"] or q["field"], int(q["waiting"]), wait))
+                waiting = int(q["waiting"])
+                # the state says how many wait; the tickets since when (a wait only while someone does)
+                wait = max(0, int((now - since).total_seconds())) if since is not None and waiting else None
+                queues.append(FieldQueue(q["field"], q["name"] or q["field"], waiting, wait))
             out.append(SiteSummary(
                 s.id, s.name, s.district, r["online"], r["status_at"], tuple(queues), r["counters_open"],
                 r["counters"], r["issued"], r["served"], _handled(r, r["dossiers_received"])))

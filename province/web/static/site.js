@@ -28,7 +28,7 @@
     text("served", v.served_today);
     text("counters-open", v.counters_open);
     text("satisfaction", v.satisfaction);
-    text("basis", "(tính trên " + v.basis + ")");
+    text("basis", "· tính trên " + v.basis);
     text("updated", v.updated);
     rows("#queues tbody", v.queues, function (q) {
       var tr = document.createElement("tr");
