@@ -385,6 +385,8 @@ async def test_the_district_filter(client: TestClient[Any, Any], store: Province
     assert [e["site"] for e in api] == ["phuong-tan-an"] and api[0]["waiting"] == 4
     bad = await client.get("/", params={"district": "Huyện Không Có"})
     assert bad.status == 400 and "Huyện Không Có" in await bad.text()
+    bad_api = await client.get("/api/v1/sites", params={"district": "Huyện Không Có"})
+    assert bad_api.status == 400 and "Huyện Không Có" in (await bad_api.json())["error"]["message"]
 
 
 async def test_an_office_opens_to_its_live_view(client: TestClient[Any, Any], store: ProvinceStore) -> None:

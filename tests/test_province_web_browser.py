@@ -84,5 +84,12 @@ async def test_the_dashboard_in_chromium(chromium: Browser, store: ProvinceStore
     assert await tab.text("#queues tr[data-field='dat-dai'] .l") == "—"  # nobody waits: no longest wait
     assert await tab.page.evaluate("window.__same_page === true && window.qmsProvinceSite.polls >= 1")
     await tab.page.screenshot(path=str(tmp_path / "site.png"))
+
+    # the report of this month, from the bar
+    await tab.page.click("nav a[href='/bao-cao']")
+    await tab.page.wait_for_url(base + "/bao-cao", timeout=WAIT_MS)
+    assert await tab.text("h1") == "Báo cáo chỉ số phục vụ (Quyết định 766)"
+    assert await tab.text("#report tr[data-site='xa-hoa-binh'] .issued") == "1"
+    await tab.page.screenshot(path=str(tmp_path / "report.png"))
     assert tab.errors == []
     await context.close()

@@ -57,8 +57,7 @@ async def dashboard(request: web.Request) -> web.Response:
     district = request.query.get("district") or None
     known = districts(request)
     if district is not None and district not in known:
-        return render(request, "error.html", status=400, session=session,
-                      message=f"Không có huyện/thị xã/thành phố {district[:80]!r} trong danh sách các điểm.")
+        return render(request, "error.html", status=400, session=session, message=unknown_district(district))
     started = time.perf_counter()
     rows = await summaries(request, district)
     queried = time.perf_counter()
@@ -143,7 +142,14 @@ async def api_sites(request: web.Request) -> web.Response:
         return json_response({"ok": False, "error": {"code": "unauthorized" if exc.status == 401 else "rate_limited",
                                                      "message": exc.message}}, exc.status, headers)
     district = request.query.get("district") or None
+    if district is not None and district not in districts(request):
+        return json_response({"ok": False, "error": {"code": "bad_request", "message": unknown_district(district)}},
+                             400)
     return json_response([figures.api_entry(r) for r in await summaries(request, district)])
+
+
+def unknown_district(district: str) -> str:
+    return f"Không có huyện/thị xã/thành phố {district[:80]!r} trong danh sách các điểm."
 
 
 async def _report(request: web.Request) -> figures.Report:

@@ -11,6 +11,8 @@
   function refresh() {
     fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) {
+        // the session ended: the page itself goes to the login form
+        if (r.redirected) { location.reload(); }
         if (r.redirected || !r.ok) { throw new Error("HTTP " + r.status); }
         return r.text();
       })
