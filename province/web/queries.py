@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 import asyncpg
@@ -114,7 +114,7 @@ class Queries:
             self._dossiers = bool(await self.pool.fetchval("SELECT to_regclass('dossiers') IS NOT NULL"))
         return self._dossiers
 
-    async def dashboard(self, sites: list[SiteName], today: date, tz: Any, now: datetime) -> list[SiteSummary]:
+    async def dashboard(self, sites: list[SiteName], today: date, tz: tzinfo, now: datetime) -> list[SiteSummary]:
         """Every office of `sites`, in their order, as the dashboard shows it now."""
         ids = [s.id for s in sites]
         lo, hi = id_bounds(today, today)
@@ -151,7 +151,7 @@ class Queries:
         rows = await self.pool.fetch("SELECT topic, body FROM state WHERE site = $1 ORDER BY topic", site)
         return [(r["topic"], _json(r["body"])) for r in rows]
 
-    async def report(self, sites: list[SiteName], first: date, last: date, tz: Any) -> Report:
+    async def report(self, sites: list[SiteName], first: date, last: date, tz: tzinfo) -> Report:
         ids = [s.id for s in sites]
         lo, hi = id_bounds(first, last)
         start, end = day_bounds(first, last, tz)
