@@ -21,7 +21,7 @@ from display_server.reports.figures import satisfaction_pct
 
 # a report may span at most this many days (a year and a leap day): beyond, the page is refused
 MAX_REPORT_DAYS = 366
-_DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only (\d would take any script's)
 
 
 class Basis(StrEnum):
@@ -155,7 +155,7 @@ def parse_period(start: str | None, end: str | None, today: date) -> tuple[date,
 
 def _day(name: str, value: str) -> date:
     label = "bắt đầu (from)" if name == "from" else "kết thúc (to)"
-    if not _DAY_RE.match(value):
+    if not _DAY_RE.fullmatch(value):
         raise PeriodError(f"Ngày {label} {value[:40]!r} không đúng dạng YYYY-MM-DD, ví dụ 2026-11-30.")
     try:
         return date.fromisoformat(value)
