@@ -339,7 +339,7 @@ async def test_the_dashboard_shows_every_office_now(client: TestClient[Any, Any]
     await hoa_binh.ticket(safe_past(60), status="done", wait_s=120, rating=1)  # "Không hài lòng"
     await hoa_binh.ticket(safe_past(50), status="done", wait_s=60, rating=3)
     await hoa_binh.ticket(safe_past(45), status="done", wait_s=60)  # unrated: satisfied
-    await hoa_binh.ticket(safe_past(44), status="done", wait_s=60, rating=2)
+    await hoa_binh.ticket(safe_past(44), status="done", wait_s=60, rating=3)
     await hoa_binh.ticket(safe_past(43), status="no_show", wait_s=60)
     # yesterday's ticket is not today's
     await hoa_binh.ticket(datetime.now(TZ) - timedelta(days=1, hours=1), status="done", wait_s=10, rating=1)
@@ -445,7 +445,7 @@ async def report_fixture(store: ProvinceStore) -> None:
     await hb.ticket(at(FIRST, 8), status="done", wait_s=120, rating=1)
     await hb.ticket(at(FIRST, 9), status="done", wait_s=60, rating=3)
     await hb.ticket(at(FIRST, 23, 50), status="done", wait_s=300)
-    await hb.ticket(at(LAST, 10), status="done", wait_s=600, rating=2)
+    await hb.ticket(at(LAST, 10), status="done", wait_s=600, rating=3)
     await hb.ticket(at(LAST, 11), status="no_show", wait_s=180)
     await hb.ticket(at(LAST, 11, 30), status="waiting")
     await hb.ticket(at(FIRST - timedelta(days=1), 23, 59), status="done", wait_s=10, rating=1)
