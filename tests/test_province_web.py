@@ -543,3 +543,25 @@ async def test_the_report_defaults_to_this_month(client: TestClient[Any, Any], s
     today = datetime.now(TZ).date()
     assert f"từ ngày 01/{today:%m/%Y} đến ngày {today:%d/%m/%Y}" in html
     assert cells(html, "xa-hoa-binh", "issued") == "1"
+
+
+async def test_today_on_dossiers_where_an_office_has_them(client: TestClient[Any, Any], store: ProvinceStore) -> None:
+    """xa-an-phu has dossiers: 4 received today, one of whose tickets was rated 1 → (4 − 1) ÷ 4;
+    its served tickets (3) do not count. xa-hoa-binh has none: its served tickets count."""
+    an_phu = Office(store, "xa-an-phu")
+    await an_phu.ticket(safe_past(50), status="done", wait_s=60, rating=1, dossier="HS-1")
+    await an_phu.ticket(safe_past(40), status="done", wait_s=60, rating=3, dossier="HS-2")
+    await an_phu.ticket(safe_past(30), status="done", wait_s=60, rating=1)  # no dossier: not a 766 unit here
+    for i in range(1, 5):
+        await add_dossier(store, "xa-an-phu", f"HS-{i}", safe_past(50 - i))
+    await add_dossier(store, "xa-an-phu", "HS-0", datetime.now(TZ) - timedelta(days=3))  # not today's
+    await Office(store, "xa-hoa-binh").ticket(safe_past(20), status="done", wait_s=60, rating=1)
+    api = {e["site"]: e for e in await (await client.get("/api/v1/sites")).json()}
+    assert api["xa-an-phu"]["satisfaction"] == 75.0 and api["xa-an-phu"]["served_today"] == 3
+    assert api["xa-hoa-binh"]["satisfaction"] == 0.0
+    await log_in(client)
+    html = await (await client.get("/")).text()
+    assert 'title="Tính trên hồ sơ tiếp nhận">75,0 %' in html
+    # the total adds the units: 4 dossiers and 1 ticket, 2 dissatisfied → 60 %
+    total = re.search(r'<tr class="total">(.*?)</tr>', html, re.S)
+    assert total is not None and "60,0 %" in total.group(1)

@@ -59,10 +59,13 @@ FROM sites s LEFT JOIN q USING (site) LEFT JOIN c USING (site) LEFT JOIN t USING
 WHERE s.site = ANY($1::text[])
 """
 
+# per office, so that each count is a range of an index on (site, received_at) or (site, done_at)
+# where the database has one, and never a scan of every dossier of every office
 _DOSSIER_CTE = """, d AS (
-    SELECT site, true AS has_dossiers,
-           count(*) FILTER (WHERE received_at >= $4 AND received_at < $5) AS received
-    FROM dossiers WHERE site = ANY($1::text[]) GROUP BY site
+    SELECT o.site, EXISTS (SELECT 1 FROM dossiers x WHERE x.site = o.site) AS has_dossiers,
+           (SELECT count(*) FROM dossiers x
+            WHERE x.site = o.site AND x.received_at >= $4 AND x.received_at < $5) AS received
+    FROM unnest($1::text[]) AS o(site)
 )"""
 _DOSSIER_COLS = "coalesce(d.has_dossiers, false) AS has_dossiers, coalesce(d.received, 0) AS dossiers_received"
 _NO_DOSSIER_COLS = "false AS has_dossiers, 0 AS dossiers_received"
@@ -88,11 +91,15 @@ GROUP BY site
 """
 
 _REPORT_DOSSIERS = """
-SELECT site, count(*) FILTER (WHERE received_at >= $2 AND received_at < $3) AS received,
-       count(*) FILTER (WHERE done_at >= $2 AND done_at < $3 AND due_at IS NOT NULL) AS done,
-       count(*) FILTER (WHERE done_at >= $2 AND done_at < $3 AND due_at IS NOT NULL
-                        AND done_at <= due_at) AS on_time
-FROM dossiers WHERE site = ANY($1::text[]) GROUP BY site
+SELECT o.site, EXISTS (SELECT 1 FROM dossiers x WHERE x.site = o.site) AS has_dossiers,
+       (SELECT count(*) FROM dossiers x
+        WHERE x.site = o.site AND x.received_at >= $2 AND x.received_at < $3) AS received,
+       coalesce(f.done, 0) AS done, coalesce(f.on_time, 0) AS on_time
+FROM unnest($1::text[]) AS o(site)
+LEFT JOIN LATERAL (
+    SELECT count(*) AS done, count(*) FILTER (WHERE x.done_at <= x.due_at) AS on_time FROM dossiers x
+    WHERE x.site = o.site AND x.done_at >= $2 AND x.done_at < $3 AND x.due_at IS NOT NULL
+) f ON true
 """
 
 
@@ -157,8 +164,8 @@ class Queries:
         start, end = day_bounds(first, last, tz)
         async with self.pool.acquire() as conn:
             tickets = {r["site"]: r for r in await conn.fetch(_REPORT_TICKETS, ids, lo, hi, start, end)}
-            dossiers = ({r["site"]: r for r in await conn.fetch(_REPORT_DOSSIERS, ids, start, end)}
-                        if await self.has_dossiers_table() else {})
+            dossiers = ({r["site"]: r for r in await conn.fetch(_REPORT_DOSSIERS, ids, start, end)
+                         if r["has_dossiers"]} if await self.has_dossiers_table() else {})
         rows = []
         for s in sites:
             t, d = tickets.get(s.id), dossiers.get(s.id)
