@@ -70,3 +70,9 @@ def test_wording() -> None:
     assert (minutes(None), minutes(89), minutes(91)) == ("—", "1 phút", "2 phút")
     assert (percent(None), percent(77.777)) == ("—", "77,8 %")
     assert number(1234567) == "1.234.567"
+
+
+def test_only_a_loopback_peer_is_local() -> None:
+    from province.web.auth import is_loopback
+    assert all(is_loopback(a) for a in ("127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"))
+    assert not any(is_loopback(a) for a in ("192.0.2.2", "::ffff:192.0.2.2", "fd00::2", "", None, "localhost"))

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from aiohttp import web
 
-from display_server.accounts.auth import Auth, LoginBusy
+from display_server.accounts.auth import Auth, LoginBusy, Session
 from display_server.accounts.ratelimit import RateLimiter, seconds_text
 from display_server.accounts.store import (
     Accounts,
@@ -97,11 +97,11 @@ def setup(app: web.Application, settings: ProvinceSettings, security: SecuritySe
     app.router.add_post(LOGOUT_PATH, logout)
 
 
-def session_of(request: web.Request) -> Any:
+def session_of(request: web.Request) -> Session | None:
     return request.app[AUTH].get(request.cookies.get(SESSION_COOKIE))
 
 
-def page_session(request: web.Request) -> Any:
+def page_session(request: web.Request) -> Session:
     """A page's session; without one, a redirect to the login form (and back here after it)."""
     session = session_of(request)
     if session is None:
