@@ -211,7 +211,7 @@ def load_server_settings(site: SiteConfig) -> ServerSettings:
     return ServerSettings(web=_web(site), speech=_speech(site), display=_display(site), kiosk=_kiosk(site),
                           printer=_printer(site), security=_security(site),
                           accounts=parse_accounts(root, {c.id for c in site.counters}),
-                          receipt_printers=_receipt_printers(site, root), api_keys=_api_keys(root),
+                          receipt_printers=_receipt_printers(site, root), api_keys=parse_api_keys(root),
                           reports=_reports(site))
 
 
@@ -433,8 +433,9 @@ _SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 _KEY_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-def _api_keys(root: Table) -> ApiKeys:
-    """`[[api_keys]]`: an integrator's name and the hex SHA-256 of its key, never the key."""
+def parse_api_keys(root: Table) -> ApiKeys:
+    """`[[api_keys]]`: an integrator's name and the hex SHA-256 of its key, never the key (the
+    office's site file and the province's province.toml read them alike)."""
     keys: list[ApiKey] = []
     for t in root.tables("api_keys"):
         name = t.str("name", required=True)

@@ -1,13 +1,18 @@
-"""province.toml: the province, its central broker, its PostgreSQL, its dashboard, offices, accounts."""
+"""province.toml: the province, its central broker, its PostgreSQL, its dashboard, offices, accounts,
+API keys."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from display_server.settings import ApiKeys, parse_api_keys
 from qms_common.config import MqttSettings
 from qms_common.tomlconf import ConfigError, Table, read_toml
+
+DEFAULT_TIMEZONE = "Asia/Ho_Chi_Minh"
 
 ROLES = ("province",)
 
@@ -47,7 +52,14 @@ class ProvinceSettings:
     web_port: int
     sites: tuple[SiteEntry, ...]
     accounts: tuple[Account, ...]
+    # the day "today" means on the dashboard, and the days of a report
+    timezone: str = DEFAULT_TIMEZONE
+    api_keys: ApiKeys = field(default_factory=ApiKeys)
     backfill: BackfillSettings = BackfillSettings()
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     def site(self, site_id: str) -> SiteEntry | None:
         return next((s for s in self.sites if s.id == site_id), None)
@@ -78,6 +90,11 @@ def parse_province(path: Path, data: dict[str, object]) -> ProvinceSettings:
     p = root.table("province", required=True)
     pid = p.slug("id")
     name = p.str("name", required=True)
+    timezone = p.str("timezone", DEFAULT_TIMEZONE)
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        p.fail("timezone", f"múi giờ {timezone!r} không tồn tại.", "Dùng tên IANA, ví dụ \"Asia/Ho_Chi_Minh\".")
     p.reject_unknown()
     mqtt = _mqtt(root.table("mqtt", required=True))
     dsn = _dsn(root.table("postgres", required=True))
@@ -100,6 +117,7 @@ def parse_province(path: Path, data: dict[str, object]) -> ProvinceSettings:
         if any(x.username == account.username for x in accounts):
             a.fail("username", f"tài khoản {account.username!r} khai báo hai lần.")
         accounts.append(account)
+    api_keys = parse_api_keys(root)
     b = root.table("backfill")
     backfill = BackfillSettings(b.float("every_s", 300.0, minimum=1), b.float("timeout_s", 30.0, minimum=1),
                                 b.float("retry_s", 60.0, minimum=1), b.float("retry_max_s", 3600.0, minimum=1),
@@ -107,7 +125,7 @@ def parse_province(path: Path, data: dict[str, object]) -> ProvinceSettings:
     b.reject_unknown()
     root.reject_unknown()
     return ProvinceSettings(path, pid, name, mqtt, dsn, host, port, tuple(sites), tuple(accounts),
-                            backfill=backfill)
+                            timezone, api_keys, backfill=backfill)
 
 
 def load_province(path: Path) -> ProvinceSettings:

@@ -106,7 +106,7 @@ class Auth:
     @contextlib.asynccontextmanager
     async def turn(self, address: str) -> AsyncIterator[None]:
         """Where a password check from this address runs: at once, or, for an address past its
-        own limit, in turn behind the others from it (_Busy when too many wait already: the login
+        own limit, in turn behind the others from it (LoginBusy when too many wait already: the login
         is asked to try again in a few seconds, not locked out)."""
         if self.addresses.retry_after(address) <= 0 and address not in self._slowed:
             yield
@@ -117,7 +117,7 @@ class Auth:
                 self._slowed = {a: t for a, t in self._slowed.items() if t.waiting}
             turns = self._slowed[address] = _AddressTurns()
         if turns.waiting >= MAX_WAITING_PER_ADDRESS:
-            raise _Busy(self.settings.login_address_interval_s * turns.waiting)
+            raise LoginBusy(self.settings.login_address_interval_s * turns.waiting)
         turns.waiting += 1
         try:
             async with turns.lock:
@@ -147,7 +147,7 @@ class _AddressTurns:
     last: float = -math.inf
 
 
-class _Busy(Exception):
+class LoginBusy(Exception):
     def __init__(self, retry_after: float) -> None:
         super().__init__("busy")
         self.retry_after = retry_after
@@ -337,7 +337,7 @@ async def login(request: web.Request) -> web.Response:
     try:
         async with auth.turn(address):
             account = await asyncio.to_thread(auth.accounts.check, username, password)
-    except _Busy as busy:
+    except LoginBusy as busy:
         auth.succeeded(username)  # not checked: the attempt does not count
         log.warning("Đăng nhập từ %s phải chờ: quá nhiều lần thử từ địa chỉ này", address)
         return await login_form(request, status=429, username=username, nxt=nxt,

@@ -278,9 +278,15 @@ class Measures:
             service_mean_s=_mean(services), service_median_s=_median(services),
             within_target=self.within / len(waits) if waits else None, ratings=tuple(self.ratings),
             units=units, dissatisfied=dissatisfied,
-            satisfaction_pct=(units - dissatisfied) / units * 100 if units else None, basis=str(basis),
+            satisfaction_pct=satisfaction_pct(units, dissatisfied), basis=str(basis),
             dossiers_received=self.dossiers_received, dossiers_on_time=self.dossiers_on_time,
             dossiers_overdue=self.dossiers_overdue)
+
+
+def satisfaction_pct(units: int, dissatisfied: int) -> float | None:
+    """Decision 766: (units − dissatisfied) ÷ units × 100; None without a unit (the province's
+    reports use it too)."""
+    return (units - dissatisfied) / units * 100 if units else None
 
 
 def _mean(values: list[int]) -> float | None:
