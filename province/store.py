@@ -98,6 +98,9 @@ MIGRATIONS: tuple[str, ...] = (
         at timestamptz,
         PRIMARY KEY (site, code, entry_id)
     );
+    -- the dashboard and the reports count an office's dossiers of a period by these
+    CREATE INDEX dossiers_received ON dossiers (site, received_at);
+    CREATE INDEX dossiers_done ON dossiers (site, done_at);
     """,
 )
 

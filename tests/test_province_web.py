@@ -126,15 +126,9 @@ class Office:
         return t
 
 
-DOSSIERS_TABLE = """CREATE TABLE IF NOT EXISTS dossiers (site text, code text, procedure text, status text,
-    received_at timestamptz, due_at timestamptz, done_at timestamptz, updated_at timestamptz,
-    PRIMARY KEY (site, code))"""
-
-
 async def add_dossier(store: ProvinceStore, site: str, code: str, received: datetime,
                       due: datetime | None = None, done: datetime | None = None) -> None:
-    # the dossiers table is the aggregator's (fed from event/dossier); its rows as the contract gives them
-    await store.pool.execute(DOSSIERS_TABLE)
+    # the aggregator's rows of a dossier fed from event/dossier, written directly
     await store.pool.execute(
         "INSERT INTO dossiers (site, code, procedure, status, received_at, due_at, done_at, updated_at) "
         "VALUES ($1, $2, '1.000894', $3, $4, $5, $6, now())", site, code, "done" if done else "processing",
