@@ -44,13 +44,13 @@ class SiteTrack:
     retry_at: float | None = None         # after a failure: not before then
     failures: int = 0                     # in a row: each doubles the wait before the next try
 
-    def observe(self, seq: int, at: datetime | None) -> datetime | None:
-        """One message's seq, in arrival order. When it skips seqs, the moment of the last event
-        before the gap (or of this one when that is unknown); None otherwise. A repeated or
-        older seq (a message sent again) is no news."""
+    def observe(self, seq: int, at: datetime | None, gap_min: int = 1) -> datetime | None:
+        """One message's seq, in arrival order. When it skips `gap_min` seqs or more, the moment
+        of the last event before the gap (or of this one when that is unknown); None otherwise.
+        A repeated or older seq (a message sent again) is no news."""
         if seq <= self.last_seq:
             return None
-        gap = self.last_seq > 0 and seq > self.last_seq + 1
+        gap = self.last_seq > 0 and seq - self.last_seq - 1 >= gap_min
         before = self.last_at or at
         self.last_seq, self.last_at = seq, at or self.last_at
         return before if gap else None

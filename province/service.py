@@ -119,7 +119,7 @@ class ProvinceService:
             seq = m.body.get("seq")
             if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0:
                 # in arrival order, here, not in the concurrent writes
-                before_gap = track.observe(seq, _at(m.body))
+                before_gap = track.observe(seq, _at(m.body), self.settings.backfill.gap_min)
                 if before_gap is not None:
                     self._owe(m.site, before_gap, forced=False)
         return asyncio.ensure_future(self._write(m))

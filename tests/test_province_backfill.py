@@ -358,7 +358,7 @@ async def ticket_ids(dsn: str, site: str) -> list[tuple[str, int | None, int]]:
 
 
 async def test_a_seq_gap_asks_for_a_backfill_at_most_once_per_debounce(tmp_path: Path, pg_dsn: str) -> None:
-    async with fake_office(tmp_path, pg_dsn, "every_s = 3\ntimeout_s = 5\n") as (link, service):
+    async with fake_office(tmp_path, pg_dsn, "every_s = 3\ntimeout_s = 5\ngap_min = 1\n") as (link, service):
         link.answers += [good(50, [record("a")]), good(60, [record("b")])]
         for seq in (1, 2):
             await link.event(seq)
@@ -391,7 +391,7 @@ async def test_a_bad_or_huge_backfill_reply_changes_nothing(
             return json.dumps({**reply, **kw}).encode()
         return answer
 
-    settings = "every_s = 1\ntimeout_s = 1\nretry_s = 1\nretry_max_s = 1\npage = 5\n"
+    settings = "every_s = 1\ntimeout_s = 1\nretry_s = 1\nretry_max_s = 1\npage = 5\ngap_min = 1\n"
     async with fake_office(tmp_path, pg_dsn, settings) as (link, service):
         link.answers += [
             lambda body: None,  # no answer at all: timed out, asked again
@@ -418,7 +418,7 @@ async def test_a_bad_or_huge_backfill_reply_changes_nothing(
 
 
 async def test_records_never_overwrite_newer_events_and_ratings_stay_once(tmp_path: Path, pg_dsn: str) -> None:
-    async with fake_office(tmp_path, pg_dsn, "every_s = 1\ntimeout_s = 5\n") as (link, _service):
+    async with fake_office(tmp_path, pg_dsn, "every_s = 1\ntimeout_s = 5\ngap_min = 1\n") as (link, _service):
         # an event newer than the reply's seq: the record (older) must not replace it
         await link.event(100, "rated", {**record("t1", rating=2), "status": "done"})
         await eventually(lambda: _has_ticket(pg_dsn, link.site, "t1"))
@@ -469,6 +469,8 @@ def test_a_site_track_is_a_few_values_and_debounces() -> None:
     later = datetime(2026, 11, 22, 9, tzinfo=UTC)
     assert t.observe(7, later) == at  # the last event before the gap
     assert t.observe(3, later) is None  # an older one again: no news
+    assert t.observe(10, later, gap_min=3) is None  # two seqs skipped: the office's private messages
+    assert t.observe(14, at, gap_min=3) == later  # three: maybe lost
     t.owe(at, forced=False)
     assert t.due_in(100.0, 300) == 0
     assert t.take(100.0) == at and t.owed_since is None
@@ -596,6 +598,7 @@ def test_no_local_user_of_an_office_may_send_a_backfill(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("backfill", "key"), [
     ("every_s = 0", "backfill.every_s"),
     ("page = 5000", "backfill.page"),
+    ("gap_min = 0", "backfill.gap_min"),
     ("timeout = 5", "backfill.timeout"),
     ("retry_s = \"một phút\"", "backfill.retry_s"),
 ])
@@ -605,8 +608,8 @@ def test_bad_backfill_settings_name_the_key(tmp_path: Path, backfill: str, key: 
         load_province(province_toml(tmp_path, 1883, "x", "postgresql://qms@db/p", ["xa-a"], backfill))
     assert info.value.key == key and str(info.value).startswith("Lỗi cấu hình ") and "khóa " + key in str(info.value)
     defaults = load_province(province_toml(tmp_path, 1883, "x", "postgresql://qms@db/p", ["xa-a"], "")).backfill
-    assert (defaults.every_s, defaults.timeout_s, defaults.retry_s, defaults.retry_max_s, defaults.page) == (
-        300, 30, 60, 3600, 200)
+    assert (defaults.every_s, defaults.timeout_s, defaults.retry_s, defaults.retry_max_s, defaults.page,
+            defaults.gap_min) == (300, 30, 60, 3600, 200, 16)
 
 
 async def test_the_client_follows_next_and_refuses_a_cursor_that_does_not_move_on() -> None:
