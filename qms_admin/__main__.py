@@ -1,0 +1,3 @@
+from qms_admin.cli import main
+
+raise SystemExit(main())
