@@ -25,6 +25,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from qms_common import paho_speedups
+from qms_common.codes import MQTT_LOST, MQTT_RESTORED, log_code
 from qms_common.config import MqttSettings
 from qms_common.protocol import (
     DEADLINE_KEY,
@@ -180,7 +181,7 @@ class MqttSession:
                     for topic in self.subscriptions:
                         await client.subscribe(topic, options=options)
                     self._client = client
-                    log.info("%s: đã kết nối broker %s", self.name, self.settings.url())
+                    log_code(log, MQTT_RESTORED, name=self.name, url=self.settings.url())
                     lost_logged = False
                     backoff.reset()
                     self.connected.set()
@@ -207,8 +208,7 @@ class MqttSession:
             except (aiomqtt.MqttError, NotConnected) as exc:
                 delay = backoff.next()
                 if not lost_logged:
-                    log.warning("%s: mất kết nối broker %s (%s); tự kết nối lại",
-                                self.name, self.settings.url(), exc)
+                    log_code(log, MQTT_LOST, name=self.name, url=self.settings.url(), reason=exc)
                     lost_logged = True
                 await self._lost()
                 await asyncio.sleep(delay)
@@ -326,6 +326,9 @@ class Requester:
         self.session = session
         self.reply_topic = topics.reply(client_id)
         self._waiting: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
+        # told of each request's round trip (topic, seconds, outcome "ok"/"error"/"timeout"/
+        # "not_connected"): the web server's /metrics histogram
+        self.observers: list[Callable[[str, float, str], None]] = []
         if self.reply_topic not in session.subscriptions:
             session.subscriptions.append(self.reply_topic)
         # the session hands it its replies and tells it when the connection is lost
@@ -361,6 +364,8 @@ class Requester:
         corr = uuid.uuid4().bytes
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[corr] = fut
+        started = time.perf_counter()
+        outcome = "not_connected"
         try:
             # Not waiting for the broker's PUBACK: the reply is the acknowledgement that counts,
             # and a PUBACK that never comes (the broker just died) would hold a key press for
@@ -368,10 +373,15 @@ class Requester:
             if not self.session.publish_soon(topic, dumps(payload),
                                              properties=request_properties(self.reply_topic, corr, expiry_s)):
                 raise NotConnected()
-            return await asyncio.wait_for(fut, timeout)
+            reply = await asyncio.wait_for(fut, timeout)
+            outcome = "ok" if reply.get("ok") is not False else "error"
+            return reply
         except TimeoutError:
+            outcome = "timeout"
             raise RequestTimeout() from None
         finally:
+            for observe in self.observers:
+                observe(topic, time.perf_counter() - started, outcome)
             self._waiting.pop(corr, None)
             if fut.done() and not fut.cancelled():
                 fut.exception()  # failed by fail_all while the publish itself failed: seen, not lost

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from qms_common.logs import setup_logging
+from qms_common.codes import CONFIG_ERROR
+from qms_common.logs import setup_logging, under_journald
 from qms_common.tomlconf import ConfigError
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ async def until_signalled(main: Awaitable[None], on_stop: Callable[[], Awaitable
 
 
 def exit_on_config_error(error: ConfigError) -> int:
-    print(str(error), file=sys.stderr)
+    # one line with its code (qms_common.codes), at error level in the journal
+    lead = "<3>" if under_journald() else ""
+    print(f"{lead}{CONFIG_ERROR.code} {error}", file=sys.stderr)
     return 2
 
 

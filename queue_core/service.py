@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from qms_common.codes import DATABASE_ERROR, log_code
 from qms_common.config import SiteConfig, business_day
 from qms_common.protocol import (
     BOOKING_CODE_LEN,
@@ -395,7 +396,7 @@ class QueueService:
     async def _write_failed(self, exc: Exception) -> None:
         """A transaction failed (the disk, or a value no check foresaw): only its own command
         fails. The core reloads at once, so what it serves and publishes is what is written."""
-        log.error("Không ghi được thay đổi vào cơ sở dữ liệu (%s); nạp lại trạng thái từ cơ sở dữ liệu", exc)
+        log_code(log, DATABASE_ERROR, error=exc)
         async with self._lock:
             await self._recover_if_broken()
 

@@ -1,0 +1,119 @@
+"""Every log line carries a stable code (qms_common.codes, qms_common.logs)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+import unicodedata
+
+from qms_common.codes import BY_CODE, CODES, DISK_FULL, derived_code, log_code
+from qms_common.logs import CodedFormatter, syslog_priority
+
+EXPLICIT = re.compile(r"^QMS-[A-Z]+-[IWE]\d{3}$")
+DERIVED = re.compile(r"^QMS-[A-Z]+-[0-9A-F]{6}$")
+
+# One process logs three lines through the real set-up and prints nothing else on stderr.
+CHILD = r"""
+import logging, sys
+from qms_common.logs import setup_logging
+from qms_common.codes import log_code, CLOCK_FORWARD
+setup_logging("INFO", "core")
+log = logging.getLogger("queue_core.service")
+log.info("Đã nạp ngày làm việc %s: %d vé", sys.argv[1], int(sys.argv[2]))
+log.warning("Từ chối yêu cầu trên %s", "x")
+log_code(log, CLOCK_FORWARD, jump_s=300)
+"""
+
+
+def run_child(*args: str, env: dict[str, str] | None = None) -> list[str]:
+    import os
+    environ = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, timeout=60,
+                         env={**environ, "LC_ALL": "C", **(env or {})})
+    assert out.returncode == 0, out.stderr
+    return out.stderr.decode("utf-8").strip().splitlines()
+
+
+def code_in(line: str) -> str:
+    m = re.search(r" (QMS-[A-Z]+-[0-9A-Z]+) ", line)
+    assert m, line
+    return m.group(1)
+
+
+def test_same_template_same_code_in_two_processes_whatever_the_values() -> None:
+    first = run_child("2026-11-02", "5")
+    second = run_child("2026-11-03", "900")
+    assert len(first) == len(second) == 3
+    assert [code_in(a) for a in first] == [code_in(b) for b in second]
+    assert first[0] != second[0]  # the values differ, the code does not
+    loaded, refused, jumped = (code_in(line) for line in first)
+    assert DERIVED.match(loaded) and DERIVED.match(refused) and loaded != refused
+    assert loaded.startswith("QMS-CORE-")
+    assert jumped == "QMS-CORE-W121"  # the explicit code wins over the derived one
+
+
+def test_vietnamese_lines_stay_nfc_utf8_under_a_c_locale() -> None:
+    lines = run_child("2026-11-02", "5")
+    assert "Đã nạp ngày làm việc 2026-11-02: 5 vé" in lines[0]
+    assert "Đồng hồ hệ thống nhảy tới 300 giây" in lines[2]
+    assert all(unicodedata.is_normalized("NFC", line) for line in lines)
+
+
+def test_under_journald_no_timestamp_and_the_syslog_priority_first() -> None:
+    lines = run_child("2026-11-02", "5", env={"JOURNAL_STREAM": "8:12345"})
+    assert lines[0].startswith("<6>core INFO QMS-CORE-")
+    assert lines[1].startswith("<4>core WARNING QMS-CORE-")
+    assert lines[2].startswith("<4>core WARNING QMS-CORE-W121 queue_core.service: ")
+    plain = run_child("2026-11-02", "5")
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} core INFO QMS-CORE-", plain[0])
+
+
+def test_derived_codes_depend_on_logger_and_template_only() -> None:
+    a = derived_code("queue_core.link", "Không phát được trạng thái")
+    assert a == derived_code("queue_core.link", "Không phát được trạng thái")
+    assert a != derived_code("queue_core.link", "Không phát được trạng thái sau khi kết nối")
+    assert a != derived_code("queue_core.service", "Không phát được trạng thái")
+    # a decomposed spelling of the same words is the same line
+    assert a == derived_code("queue_core.link", unicodedata.normalize("NFD", "Không phát được trạng thái"))
+    assert derived_code("aiohttp.access", "x").startswith("QMS-LIB-")
+    assert derived_code("display_server.app", "x").startswith("QMS-WEB-")
+
+
+def test_traceback_lines_carry_the_code_and_priority() -> None:
+    fmt = CodedFormatter("web", journal=True)
+    try:
+        raise ValueError("hỏng")
+    except ValueError:
+        record = logging.LogRecord("display_server.app", logging.ERROR, __file__, 1, "Tác vụ nền %s dừng",
+                                   ("x",), sys.exc_info())
+    lines = fmt.format(record).splitlines()
+    code = derived_code("display_server.app", "Tác vụ nền %s dừng")
+    assert lines[0] == f"<3>web ERROR {code} display_server.app: Tác vụ nền x dừng"
+    assert len(lines) > 2 and all(line.startswith(f"<3>{code} | ") for line in lines[1:])
+
+
+def test_explicit_code_via_extra_wins() -> None:
+    fmt = CodedFormatter()
+    record = logging.LogRecord("queue_core.store", logging.ERROR, __file__, 1, "ổ đĩa %s", ("a",), None)
+    record.code = "QMS-DB-E301"
+    assert " QMS-DB-E301 queue_core.store: ổ đĩa a" in fmt.format(record)
+
+
+def test_explicit_codes_are_unique_well_formed_and_vietnamese(caplog) -> None:  # type: ignore[no-untyped-def]
+    assert len(BY_CODE) == len(CODES)
+    for c in CODES:
+        assert EXPLICIT.match(c.code), c.code
+        assert c.code.split("-")[2][0] == {logging.INFO: "I", logging.WARNING: "W", logging.ERROR: "E"}[c.level]
+        for text in (c.template, c.meaning, c.action):
+            assert unicodedata.is_normalized("NFC", text) and text.strip()
+    log = logging.getLogger("queue_core.health")
+    with caplog.at_level(logging.INFO):
+        text = log_code(log, DISK_FULL, free_mib=12.4, free_pct=0.3, path="/var/lib/qms 100%")
+    assert caplog.records[-1].code == "QMS-CORE-E112" and caplog.records[-1].getMessage() == text
+    assert "còn 12 MiB (0.3%) tại /var/lib/qms 100%" in text
+
+
+def test_priorities() -> None:
+    assert [syslog_priority(lv) for lv in (10, 20, 30, 40, 50)] == [7, 6, 4, 3, 2]
