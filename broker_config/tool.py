@@ -1,7 +1,8 @@
 """qms-broker --config site.toml --out DIR: a site's broker users, ACLs, TLS and configuration.
 
 Users:
-- `core`: the single writer; reads and writes qms/{site}/#.
+- `core`: the single writer; reads and writes qms/{site}/# (its health/core included, which
+  every user that reads health/# may read).
 - `web`: the web server; sends the commands the pages need, reads state, events and presence,
   announces its TVs. The only user besides the core that may publish remote-ticket bookings and
   check-ins (cmd/appointment, cmd/checkin: it verifies phones) and ask the notifier for a one-time

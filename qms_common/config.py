@@ -21,6 +21,7 @@ KNOWN_SECTIONS = (
     "site", "mqtt", "storage", "web", "queue", "rating", "fields", "counters", "agents", "integrations",
     "speech", "display", "kiosk", "printer", "accounts", "security", "notify", "remote", "appointments",
     "dossiers", "reports", "bridge",
+    "health",  # the core's health checks (queue_core.health)
     "api_keys", "receipt_printers",  # the web server's dossier API keys and counters' receipt printers
 )
 

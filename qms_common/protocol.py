@@ -296,6 +296,11 @@ class Topics:
         return f"{self.root}/health/agent/{agent}"
 
     @property
+    def health_core(self) -> str:
+        """The core's own health (disk commits, free space, clock): retained JSON, queue_core.health."""
+        return f"{self.root}/health/core"
+
+    @property
     def health_all(self) -> str:
         return f"{self.root}/health/#"
 

@@ -19,6 +19,7 @@ from qms_common.protocol import (
     reply_to_of,
     request_id_of,
 )
+from queue_core.health import CoreHealth, HealthSettings
 from queue_core.service import Outgoing, Pending, QueueService
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ class CoreLink:
             service.site.mqtt, identifier=f"qms-core-{service.site.id}", name="queue_core",
             subscriptions=[topics.cmd_all], presence=Presence(topics.status_core),
             on_message=self._on_message, on_connect=self._on_connect, retain_as_published=True)
+        # the core's own health (queue_core.health): it times the store's commits
+        self.health = CoreHealth(HealthSettings.of(service.site), service.site.storage_path, tz=service.tz)
+        service.store.commit_probe = self.health.commits
         # set once the state of the first connection is published (tests and tools wait on it)
         self.ready = asyncio.Event()
         self._since_flush = 0
@@ -43,13 +47,15 @@ class CoreLink:
         self._finishing: set[asyncio.Future[None]] = set()
 
     async def run(self) -> None:
-        ticker = asyncio.create_task(self._tick_forever())
+        tasks = [asyncio.create_task(self._tick_forever()), asyncio.create_task(self.health.run(self._publish_health))]
         try:
             await self.session.run()
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def stop(self) -> None:
         await self._settle()
@@ -67,6 +73,11 @@ class CoreLink:
             # Never a reason to stay away from the broker: commands still get answers, and the
             # state goes out with the next flush once the core has reloaded from its database.
             log.exception("Không phát được trạng thái sau khi kết nối")
+        try:
+            self.health.check()
+            self.health.publish(self._publish_health, force=True)
+        except Exception:
+            log.exception("Không phát được sức khoẻ của lõi")
         await self.session.drain()
         self.ready.set()
 
@@ -152,6 +163,9 @@ class CoreLink:
         await self._settle()
         self._since_flush = 0
         self._send(self.service.flush_state())
+
+    def _publish_health(self, body: bytes) -> bool:
+        return self.session.publish_soon(self.service.topics.health_core, body, retain=True)
 
     def _send(self, messages: list[Outgoing]) -> None:
         for m in messages:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 
@@ -162,6 +162,14 @@ class Snapshot:
     booking_codes: set[str] = field(default_factory=set)   # every code ever given
 
 
+class CommitProbe(Protocol):
+    """Times each commit (queue_core.health.CommitTimes); called on the writer thread."""
+
+    def timer(self) -> float: ...
+
+    def record(self, seconds: float) -> None: ...
+
+
 class StoreFailed(RuntimeError):
     """A write was refused because an earlier one failed (see Store.reset_after_failure)."""
 
@@ -218,6 +226,7 @@ class Store:
         # were decided on a state that included the lost one, so none of them may be written
         # until the service has reloaded its state from the database.
         self._failed = False
+        self.commit_probe: CommitProbe | None = None  # the core's health measures commits with it
 
     @property
     def failed(self) -> bool:
@@ -308,10 +317,12 @@ class Store:
         request = ((rows.sender, rows.request_id, json.dumps(reply, ensure_ascii=False), now.isoformat())
                    if rows.request_id is not None and reply is not None else None)
         forgotten = list(forget or ())
+        probe = self.commit_probe
 
         def write(conn: sqlite3.Connection) -> None:
             if self._failed:
                 raise StoreFailed("an earlier write failed")
+            started = probe.timer() if probe is not None else 0.0
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 if tickets:
@@ -338,6 +349,8 @@ class Store:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
                 raise
+            if probe is not None:
+                probe.record(probe.timer() - started)
 
         await self._in_thread(write)
 
