@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from display_server import dossiers
+from display_server import dossiers, metrics
 from display_server.accounts import auth
 from display_server.api import api_errors
 from display_server.base import (
@@ -85,6 +85,7 @@ def create_app(site: SiteConfig, settings: ServerSettings | None = None, *,
     app[LINKS] = []
     app[TASKS] = []
     live.setup(app)
+    metrics.setup(app)  # /healthz and /metrics, whatever pages the app has
     app.on_response_prepare.append(security_headers)
     app.cleanup_ctx.append(_background)
     app.router.add_get("/", index)

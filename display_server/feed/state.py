@@ -47,7 +47,8 @@ class Call:
 
 @dataclass(frozen=True)
 class Change:
-    """What one message changed. kind: site, queue, counter, appointments, status, health, notify, event.
+    """What one message changed. kind: site, queue, counter, appointments, status, health, core_health, notify,
+    event.
     key: the field, counter, presence name ("core", "agent/a1", "display/hall"), agent (health), or the event kind."""
 
     kind: str
@@ -71,6 +72,8 @@ class SiteState:
     last_served: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the notifier's retained notify/stats (today's messages to citizens), for the supervisor
     notify_stats: dict[str, Any] | None = None
+    # the core's retained health/core (queue_core.health: warnings, commit time, free disk), for /metrics
+    core_health: dict[str, Any] | None = None
     calls: deque[Call] = field(default_factory=lambda: deque(maxlen=CALL_HISTORY))
     _seq: dict[str, int] = field(default_factory=dict)
     _events: OrderedDict[tuple[int, str, str, str], None] = field(default_factory=OrderedDict)
@@ -88,6 +91,9 @@ class SiteState:
             return self._status("/".join(parts[1:]), payload, retained)
         if head == "health" and len(parts) == 3 and parts[1] == "agent":
             return self._health(parts[2], payload, retained)
+        if parts == ("health", "core"):
+            self.core_health = _json_object(payload, parts)
+            return Change("core_health", "", self.core_health, retained)
         if parts == ("notify", "stats"):
             return self._notify_stats(payload, retained)
         if head not in ("state", "event") or len(parts) < 2:

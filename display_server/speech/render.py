@@ -293,6 +293,9 @@ class Speech:
         self.cache = ClipCache(settings.cache_dir)
         self.renders = 0  # clips rendered (a cache that works keeps this low)
         self.renders_now = 0  # of them, on demand: a call found its clip missing
+        # calls whose clip was in the cache, and those that had to wait for it (/metrics)
+        self.cache_hits = 0
+        self.cache_misses = 0
         self._background: dict[str, asyncio.Future[Clip | None]] = {}
         self._urgent: dict[str, asyncio.Future[Clip | None]] = {}
         # needed soon (a ticket just issued), then likely needed later (numbers not issued yet)
@@ -315,7 +318,9 @@ class Speech:
             return None
         cached = self.cached(text)
         if cached is not None:
+            self.cache_hits += 1
             return cached
+        self.cache_misses += 1
         background = self._background.get(text)
         if background is not None:  # a call racing the pre-render of its own number
             await asyncio.wait([background], timeout=URGENT_WAIT_S)
