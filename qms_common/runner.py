@@ -59,7 +59,7 @@ async def until_signalled(main: Awaitable[None], on_stop: Callable[[], Awaitable
 def exit_on_config_error(error: ConfigError) -> int:
     # one line with its code (qms_common.codes), at error level in the journal
     lead = "<3>" if under_journald() else ""
-    print(f"{lead}{CONFIG_ERROR.code} {error}", file=sys.stderr)
+    print(f"{lead}{CONFIG_ERROR.code} {CONFIG_ERROR.text(error=error)}", file=sys.stderr)
     return 2
 
 

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import unicodedata
+from pathlib import Path
 
 from qms_common.codes import BY_CODE, CODES, DISK_FULL, derived_code, log_code
 from qms_common.logs import CodedFormatter, syslog_priority
@@ -117,3 +118,10 @@ def test_explicit_codes_are_unique_well_formed_and_vietnamese(caplog) -> None:  
 
 def test_priorities() -> None:
     assert [syslog_priority(lv) for lv in (10, 20, 30, 40, 50)] == [7, 6, 4, 3, 2]
+
+
+def test_operations_doc_lists_every_code() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    mine = doc.split("<!-- other sections below -->")[0]
+    for c in CODES:
+        assert f"| `{c.code}` |" in mine, c.code

@@ -230,3 +230,9 @@ def test_grafana_dashboard_uses_only_exposed_metrics() -> None:
         assert must in used, must
     for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == "${datasource}" and panel["gridPos"]["w"] > 0
+
+
+def test_operations_doc_lists_every_metric() -> None:
+    doc = (DASHBOARD.parent / "operations.md").read_text(encoding="utf-8")
+    for name in METRICS:
+        assert f"| `{name}" in doc, name
