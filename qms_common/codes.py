@@ -17,6 +17,7 @@ Two kinds:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import unicodedata
@@ -110,6 +111,13 @@ def area_of(logger_name: str) -> str:
 
 def derived_code(logger_name: str, template: object) -> str:
     """The stable code of a line without an explicit one (see the module's docstring)."""
+    if isinstance(template, str):
+        return _derived(logger_name, template)
+    return _derived.__wrapped__(logger_name, str(template))
+
+
+@functools.lru_cache(maxsize=4096)  # a process has a few hundred lines; the core logs one per command
+def _derived(logger_name: str, template: str) -> str:
     text = unicodedata.normalize("NFC", f"{logger_name}\n{template}")
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:6].upper()
     return f"QMS-{area_of(logger_name)}-{digest}"

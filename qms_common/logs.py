@@ -44,8 +44,12 @@ class CodedFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         code = code_of(record)
         record.qms_code = code
-        text = unicodedata.normalize("NFC", super().format(record))
+        text = super().format(record)
+        if not unicodedata.is_normalized("NFC", text):  # a value from outside, decomposed
+            text = unicodedata.normalize("NFC", text)
         lead = f"<{syslog_priority(record.levelno)}>" if self.journal else ""
+        if "\n" not in text:
+            return lead + text
         first, *rest = text.split("\n")
         return "\n".join([lead + first, *(f"{lead}{code} | {line}" for line in rest)])
 

@@ -125,3 +125,12 @@ def test_operations_doc_lists_every_code() -> None:
     mine = doc.split("<!-- other sections below -->")[0]
     for c in CODES:
         assert f"| `{c.code}` |" in mine, c.code
+
+
+def test_a_decomposed_value_is_logged_composed() -> None:
+    nfd = unicodedata.normalize("NFD", "Nguyễn Thị Hoa")
+    record = logging.LogRecord("display_server.pages.console", logging.INFO, __file__, 1, "Cán bộ %s mở quầy",
+                               (nfd,), None)
+    line = CodedFormatter().format(record)
+    assert "Cán bộ Nguyễn Thị Hoa mở quầy" in line and unicodedata.is_normalized("NFC", line)
+    assert line.encode("utf-8").decode("utf-8") == line
