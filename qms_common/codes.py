@@ -11,8 +11,10 @@ Two kinds:
   SHA-256 of "{logger name}\\n{message template}" (the template before its %-arguments, NFC,
   UTF-8). The same line of the same code has the same code in every run, on every machine, and
   whatever values it carries; editing the line's wording gives it a new code. AREA is the
-  logger's top package (AREAS). An explicit code has a letter and three digits, a derived one six
-  hex digits: the two can never be mistaken for each other.
+  logger's top package (AREAS). A library's logger (area LIB) often logs text already formatted:
+  its lines' code is derived from "{logger name}\n{level name}" instead. An explicit code has a
+  letter and three digits, a derived one six hex digits: the two can never be mistaken for each
+  other.
 """
 
 from __future__ import annotations

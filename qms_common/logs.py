@@ -15,7 +15,7 @@ import os
 import sys
 import unicodedata
 
-from qms_common.codes import derived_code
+from qms_common.codes import OTHER_AREA, area_of, derived_code
 
 JOURNAL_ENV = "JOURNAL_STREAM"
 
@@ -31,6 +31,10 @@ def code_of(record: logging.LogRecord) -> str:
     explicit = getattr(record, "code", None)
     if isinstance(explicit, str) and explicit:
         return explicit
+    if area_of(record.name) == OTHER_AREA:
+        # libraries often log text already formatted (asyncio's "Task exception was never
+        # retrieved…" with the task in it): their logger and level are what stays the same
+        return derived_code(record.name, record.levelname)
     return derived_code(record.name, record.msg)
 
 

@@ -134,3 +134,14 @@ def test_a_decomposed_value_is_logged_composed() -> None:
     line = CodedFormatter().format(record)
     assert "Cán bộ Nguyễn Thị Hoa mở quầy" in line and unicodedata.is_normalized("NFC", line)
     assert line.encode("utf-8").decode("utf-8") == line
+
+
+def test_library_lines_keep_one_code_per_logger_and_level() -> None:
+    fmt = CodedFormatter()
+
+    def code(msg: str, level: int = logging.ERROR) -> str:
+        return code_in(fmt.format(logging.LogRecord("asyncio", level, __file__, 1, msg, None, None)))
+
+    assert code("Task exception was never retrieved\nfuture: <Task 0x7f01>") == code("Task exception: <Task 0x7f02>")
+    assert code("x", logging.WARNING) != code("x")
+    assert code("x").startswith("QMS-LIB-")
