@@ -9,8 +9,15 @@ import sys
 import unicodedata
 from pathlib import Path
 
+import pytest
+
 from qms_common.codes import BY_CODE, CODES, DISK_FULL, derived_code, log_code
+from qms_common.devbroker import Broker
 from qms_common.logs import CodedFormatter, syslog_priority
+from qms_common.protocol import Topics
+from tests.support.core import CoreProcess
+from tests.support.mqtt import Probe
+from tests.support.site import write_site
 
 EXPLICIT = re.compile(r"^QMS-[A-Z]+-[IWE]\d{3}$")
 DERIVED = re.compile(r"^QMS-[A-Z]+-[0-9A-F]{6}$")
@@ -102,7 +109,7 @@ def test_explicit_code_via_extra_wins() -> None:
     assert " QMS-DB-E301 queue_core.store: ổ đĩa a" in fmt.format(record)
 
 
-def test_explicit_codes_are_unique_well_formed_and_vietnamese(caplog) -> None:  # type: ignore[no-untyped-def]
+def test_explicit_codes_are_unique_well_formed_and_vietnamese(caplog: pytest.LogCaptureFixture) -> None:
     assert len(BY_CODE) == len(CODES)
     for c in CODES:
         assert EXPLICIT.match(c.code), c.code
@@ -145,3 +152,22 @@ def test_library_lines_keep_one_code_per_logger_and_level() -> None:
     assert code("Task exception was never retrieved\nfuture: <Task 0x7f01>") == code("Task exception: <Task 0x7f02>")
     assert code("x", logging.WARNING) != code("x")
     assert code("x").startswith("QMS-LIB-")
+
+
+JOURNAL_LINE = re.compile(r"^<[2-7]>(core (DEBUG|INFO|WARNING|ERROR|CRITICAL) QMS-[A-Z]+-(\w{4}|[0-9A-F]{6}) [\w.]+: "
+                          r"|QMS-[A-Z]+-(\w{4}|[0-9A-F]{6}) \| )")
+
+
+async def test_every_line_of_a_real_core_under_journald(broker: Broker, tmp_path: Path) -> None:
+    path, site_id = write_site(tmp_path, broker.url)
+    core = CoreProcess(path, tmp_path / "core.log", env={"JOURNAL_STREAM": "8:4242", "LC_ALL": "C"}).start()
+    try:
+        async with Probe(broker.url) as probe:
+            await probe.subscribe(Topics(site_id).status_core)
+            await probe.wait_for(lambda m: m.text == "online", timeout=20)
+    finally:
+        assert core.stop() == 0
+    lines = core.log().splitlines()
+    assert len(lines) >= 3  # loaded, connected, stopped
+    assert all(JOURNAL_LINE.match(line) for line in lines), [x for x in lines if not JOURNAL_LINE.match(x)]
+    assert any(" QMS-MQTT-I202 qms_common.mqtt: queue_core: đã kết nối broker" in line for line in lines)
