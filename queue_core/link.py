@@ -30,7 +30,7 @@ FLUSH_EVERY = 32
 
 
 class CoreLink:
-    def __init__(self, service: QueueService) -> None:
+    def __init__(self, service: QueueService, health: HealthSettings | None = None) -> None:
         self.service = service
         topics = service.topics
         self.session = MqttSession(
@@ -38,7 +38,7 @@ class CoreLink:
             subscriptions=[topics.cmd_all], presence=Presence(topics.status_core),
             on_message=self._on_message, on_connect=self._on_connect, retain_as_published=True)
         # the core's own health (queue_core.health): it times the store's commits
-        self.health = CoreHealth(HealthSettings.of(service.site), service.site.storage_path, tz=service.tz)
+        self.health = CoreHealth(health or HealthSettings.of(service.site), service.site.storage_path, tz=service.tz)
         service.store.commit_probe = self.health.commits
         # set once the state of the first connection is published (tests and tools wait on it)
         self.ready = asyncio.Event()

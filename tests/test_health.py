@@ -6,6 +6,9 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
+import subprocess
+import sys
 from collections import namedtuple
 from pathlib import Path
 
@@ -120,6 +123,17 @@ def test_settings_from_site_file(broker: Broker, tmp_path: Path) -> None:
     bad, _ = write_site(tmp_path, broker.url, extra="[health]\ndisk_warn_persent = 10\n")
     with pytest.raises(ConfigError, match=r"health\.disk_warn_persent"):
         HealthSettings.of(load_site_config(bad))
+
+
+def test_a_core_with_a_wrong_health_setting_stops_with_one_clear_line(broker: Broker, tmp_path: Path) -> None:
+    path, _ = write_site(tmp_path, broker.url, extra="[health]\ndisk_warn_percent = 150\n")
+    proc = subprocess.run([sys.executable, "-m", "queue_core", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "LC_ALL": "C"})
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("QMS-CFG-E401 Cấu hình sai: "), proc.stderr
+    assert "health.disk_warn_percent" in lines[0] and "phải từ 0 đến 100" in lines[0]
+    assert not (tmp_path / f"{path.stem}.sqlite3").exists()  # nothing was opened
 
 
 def test_broker_acl_lets_the_core_publish_health_and_watchers_read_it(broker: Broker, tmp_path: Path) -> None:
