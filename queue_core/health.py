@@ -81,8 +81,17 @@ def p99(samples: Iterable[float]) -> float | None:
     return ordered[max(0, math.ceil(0.99 * len(ordered)) - 1)]
 
 
-def commit_slow(p99_ms: float | None, samples: int, settings: HealthSettings) -> bool:
-    return p99_ms is not None and samples >= settings.commit_min_samples and p99_ms > settings.commit_warn_ms
+# A slow-commit warning ends only below this share of the limit: a p99 hovering at the limit
+# must not log a warning and its end at every check.
+COMMIT_CLEAR_RATIO = 0.8
+
+
+def commit_slow(p99_ms: float | None, samples: int, settings: HealthSettings, *, warned: bool = False) -> bool:
+    """Whether commits are slow now; `warned`: they were at the last check."""
+    if p99_ms is None or samples < settings.commit_min_samples:
+        return False
+    limit = settings.commit_warn_ms * (COMMIT_CLEAR_RATIO if warned else 1.0)
+    return p99_ms > limit
 
 
 class DiskLevel(Enum):
@@ -173,7 +182,6 @@ class CoreHealth:
         self.tz = tz  # of the times in the payload: the site's, as everywhere an operator reads
         self.warnings: dict[str, HealthWarning] = {}
         self.disk_free: int | None = None
-        self._disk: DiskLevel = DiskLevel.OK
         self._clock_at: tuple[float, float] | None = None
         self._clock_until = 0.0  # monotonic time the clock warning is dropped
         self._sent: dict[str, Any] | None = None
@@ -195,7 +203,7 @@ class CoreHealth:
 
     def check_commits(self) -> None:
         p99_ms = self.commits.p99_ms()
-        if commit_slow(p99_ms, len(self.commits.samples), self.settings):
+        if commit_slow(p99_ms, len(self.commits.samples), self.settings, warned=_COMMIT in self.warnings):
             self._raise(_COMMIT, codes.DISK_COMMIT_SLOW, p99_ms=p99_ms, limit_ms=self.settings.commit_warn_ms)
         elif p99_ms is not None:
             self._clear(_COMMIT, codes.DISK_COMMIT_OK, p99_ms=p99_ms)
@@ -216,7 +224,6 @@ class CoreHealth:
             self._raise(_DISK, codes.DISK_LOW, **values)
         else:
             self._clear(_DISK, codes.DISK_OK, **values)
-        self._disk = level
 
     def check_clock(self) -> None:
         now = (self.monotonic(), self.wall())

@@ -53,6 +53,9 @@ def test_commit_slow_needs_enough_samples() -> None:
     assert not commit_slow(250, 100, S)  # at the limit is not above it
     assert not commit_slow(900, S.commit_min_samples - 1, S)
     assert not commit_slow(None, 0, S)
+    # once warned, it ends only well below the limit
+    assert commit_slow(240, 100, S, warned=True) and commit_slow(201, 100, S, warned=True)
+    assert not commit_slow(200, 100, S, warned=True)
 
 
 def test_disk_levels() -> None:
