@@ -236,3 +236,19 @@ def test_operations_doc_lists_every_metric() -> None:
     doc = (DASHBOARD.parent / "operations.md").read_text(encoding="utf-8")
     for name in METRICS:
         assert f"| `{name}" in doc, name
+
+
+async def test_issued_today_counts_what_came_before_the_web_server(broker: Broker, tmp_path: Path) -> None:
+    path, site_id = write_site(tmp_path, broker.url, extra=web_extra(tmp_path, free_port()))
+    topics = Topics(site_id)
+    async with Probe(broker.url) as probe, running_core(path):
+        for field in ("dat-dai", "ho-tich"):
+            assert (await probe.request(topics.cmd_ticket, {"request_id": new_id(), "field": field}))["ok"]
+        async with running_web(path) as web, aiohttp.ClientSession() as http:
+            issued = web.app[ISSUED]
+            async with asyncio.timeout(10):
+                await issued.wait(lambda n: n == 2)  # the day's records, read once
+                assert (await probe.request(topics.cmd_ticket, {"request_id": new_id(), "field": "dat-dai"}))["ok"]
+                await issued.wait(lambda n: n == 3)  # then the events
+            async with http.get(web.url + "/metrics") as resp:
+                assert value(parse(await resp.text()), "qms_tickets_issued_today") == 3

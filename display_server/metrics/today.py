@@ -26,7 +26,8 @@ def _prefix(day: str) -> str:
 
 def _wanted(item: Any) -> bool:
     if isinstance(item, Change):
-        return item.kind == "site" or (item.kind == "event" and item.key == EventKind.ISSUED)
+        return (item.kind == "site" or (item.kind == "event" and item.key == EventKind.ISSUED)
+                or (item.kind == "status" and item.key == "core"))
     return isinstance(item, (LinkChange, Resync))
 
 
@@ -38,6 +39,7 @@ class IssuedToday:
         self._ids: set[str] = set()
         self._stale = True               # the day must be read (again): a new day, a missed event
         self._wake = asyncio.Event()
+        self._error: str | None = None
         self._changed = asyncio.Event()  # replaced at every change: whoever waits on the old one wakes
 
     @property
@@ -66,6 +68,10 @@ class IssuedToday:
             if isinstance(tid, str) and day is not None and tid.startswith(_prefix(day)):
                 self._ids.add(tid)  # also while the day is being read: the read may miss it
                 self._bump()
+            return
+        if isinstance(item, Change) and item.kind == "status":
+            if self._stale:
+                self._wake.set()  # the core may be back to answer
             return
         if isinstance(item, Change):
             if self._today() == self.day and not self._stale:
@@ -98,14 +104,16 @@ class IssuedToday:
             await self._wake.wait()
             self._wake.clear()
             day = self._today()
-            if not self._stale or day is None or not self.follower.connected:
-                continue  # state/site or the connect wakes us again
+            if not self._stale or day is None or not self.follower.connected or not self.follower.state.core_online:
+                continue  # state/site, the connect or the core's presence wakes us again
             self._stale = False
             try:
                 ids = {str(r.get("id")) async for page in iter_records(
                     self.follower.requester, self.follower.topics, day, day) for r in page}
             except ProtocolError as exc:
-                log.warning("Không đọc được số vé đã phát hôm nay từ lõi: %s", exc.message)
+                if self._error != exc.message:  # once, not at every retry
+                    log.warning("Không đọc được số vé đã phát hôm nay từ lõi: %s", exc.message)
+                self._error = exc.message
                 self._stale = True
                 asyncio.get_running_loop().call_later(self.retry_s, self._wake.set)
                 continue
@@ -113,6 +121,7 @@ class IssuedToday:
                 self._stale = True  # the day ended while it was read
                 self._wake.set()
                 continue
+            self._error = None
             self._ids = ids | {i for i in self._ids if i.startswith(_prefix(day))}
             self.day = day
             self._bump()
