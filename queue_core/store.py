@@ -163,9 +163,10 @@ class Snapshot:
 
 
 class CommitProbe(Protocol):
-    """Times each commit (queue_core.health.CommitTimes); called on the writer thread."""
+    """Times each command's transaction, BEGIN to COMMIT (queue_core.health.CommitTimes); used on
+    the writer thread."""
 
-    def timer(self) -> float: ...
+    timer: Callable[[], float]
 
     def record(self, seconds: float) -> None: ...
 
