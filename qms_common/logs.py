@@ -2,7 +2,7 @@
 stable code on every line (qms_common.codes).
 
 A line reads `2026-11-29 07:00:00,123 core WARNING QMS-CORE-W101 queue_core.health: Ghi đĩa chậm…`.
-Under systemd (JOURNAL_STREAM set: stderr is a journal stream) the timestamp is left out, as
+Under systemd (stderr is the journal stream JOURNAL_STREAM names) the timestamp is left out, as
 journald stamps each line itself, and the line starts with the syslog priority `<N>`, which
 journald takes as the entry's level (`journalctl -p warning` works). The lines of a traceback
 carry the priority and the code too: journald stores each line as an entry of its own.
@@ -59,7 +59,16 @@ class CodedFormatter(logging.Formatter):
 
 
 def under_journald(env: dict[str, str] | None = None) -> bool:
-    return bool((os.environ if env is None else env).get(JOURNAL_ENV))
+    """Whether stderr is the journal stream systemd gave this process. JOURNAL_STREAM is
+    "device:inode" of that stream; a child that inherited the variable but writes elsewhere (a
+    file, a pipe) must keep its timestamps (systemd.exec(5))."""
+    value = (os.environ if env is None else env).get(JOURNAL_ENV, "")
+    try:
+        device, inode = (int(part) for part in value.split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (device, inode)
 
 
 def setup_logging(level: str = "INFO", name: str = "", *, env: dict[str, str] | None = None) -> None:

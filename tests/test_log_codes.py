@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -35,13 +37,29 @@ log_code(log, CLOCK_FORWARD, jump_s=300)
 """
 
 
-def run_child(*args: str, env: dict[str, str] | None = None) -> list[str]:
-    import os
-    environ = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
-    out = subprocess.run([sys.executable, "-c", CHILD, *args], capture_output=True, timeout=60,
-                         env={**environ, "LC_ALL": "C", **(env or {})})
-    assert out.returncode == 0, out.stderr
-    return out.stderr.decode("utf-8").strip().splitlines()
+def journal_stream(path: Path) -> str:
+    """JOURNAL_STREAM as systemd sets it for a process whose stderr is this file."""
+    path.touch()
+    st = path.stat()
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+def run_child(*args: str, journal: str | None = None) -> list[str]:
+    """The child's stderr lines. journal: "own" its stderr is the journal stream; "inherited" the
+    variable names another stream (a parent's); None no variable."""
+    with tempfile.TemporaryDirectory() as tmp:
+        err = Path(tmp) / "stderr"
+        env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+        if journal == "own":
+            env["JOURNAL_STREAM"] = journal_stream(err)
+        elif journal == "inherited":
+            env["JOURNAL_STREAM"] = journal_stream(Path(tmp) / "parent")
+        with err.open("ab") as stderr:
+            out = subprocess.run([sys.executable, "-c", CHILD, *args], stderr=stderr, timeout=60,
+                                 env={**env, "LC_ALL": "C"})
+        text = err.read_text(encoding="utf-8")
+    assert out.returncode == 0, text
+    return text.strip().splitlines()
 
 
 def code_in(line: str) -> str:
@@ -70,12 +88,14 @@ def test_vietnamese_lines_stay_nfc_utf8_under_a_c_locale() -> None:
 
 
 def test_under_journald_no_timestamp_and_the_syslog_priority_first() -> None:
-    lines = run_child("2026-11-02", "5", env={"JOURNAL_STREAM": "8:12345"})
+    lines = run_child("2026-11-02", "5", journal="own")
     assert lines[0].startswith("<6>core INFO QMS-CORE-")
     assert lines[1].startswith("<4>core WARNING QMS-CORE-")
     assert lines[2].startswith("<4>core WARNING QMS-CORE-W121 queue_core.service: ")
-    plain = run_child("2026-11-02", "5")
-    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} core INFO QMS-CORE-", plain[0])
+    stamped = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} core INFO QMS-CORE-")
+    assert stamped.match(run_child("2026-11-02", "5")[0])
+    # a process started from a unit but writing to its own file keeps its timestamps
+    assert stamped.match(run_child("2026-11-02", "5", journal="inherited")[0])
 
 
 def test_derived_codes_depend_on_logger_and_template_only() -> None:
@@ -160,7 +180,8 @@ JOURNAL_LINE = re.compile(r"^<[2-7]>(core (DEBUG|INFO|WARNING|ERROR|CRITICAL) QM
 
 async def test_every_line_of_a_real_core_under_journald(broker: Broker, tmp_path: Path) -> None:
     path, site_id = write_site(tmp_path, broker.url)
-    core = CoreProcess(path, tmp_path / "core.log", env={"JOURNAL_STREAM": "8:4242", "LC_ALL": "C"}).start()
+    log = tmp_path / "core.log"
+    core = CoreProcess(path, log, env={"JOURNAL_STREAM": journal_stream(log), "LC_ALL": "C"}).start()
     try:
         async with Probe(broker.url) as probe:
             await probe.subscribe(Topics(site_id).status_core)
