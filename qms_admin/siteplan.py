@@ -207,7 +207,9 @@ def build_site_plan(config: Path, *, existing: Path, agent_files: tuple[Path, ..
         plan.file(broker_etc / "mosquitto.conf", _persistence(conf, broker_etc, broker_var), 0o640, ROOT, u.USER)
         plan.file(broker_etc / "passwd", "".join(f"{n}:{broker_tool.password_hash(pw)}\n"
                                                  for n, pw in passwords.items()), 0o640, ROOT, u.USER)
-        plan.file(broker_etc / "acl", broker_tool.acl_text(site, users), 0o640, ROOT, u.USER)
+        # its header names the file it came from: the installed one, which the next install reads
+        installed = replace(site, path=Path(str(ETC / "site.toml")))
+        plan.file(broker_etc / "acl", broker_tool.acl_text(installed, users), 0o640, ROOT, u.USER)
         plan.file(broker_etc / "credentials.toml",
                   broker_tool.credentials_text(site, users, passwords, names[0], port, tls_port), 0o600, ROOT, ROOT)
 

@@ -380,3 +380,15 @@ def test_install_and_uninstall_without_root_are_refused(office: DryRun) -> None:
         assert result.returncode == 2, (nobody, result)
         assert "cần quyền root" in result.stderr and "sudo" in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_installing_again_from_the_installed_config_changes_nothing(office: DryRun) -> None:
+    """An upgrade: `qms-admin install --config /etc/qms/site.toml` (its agents beside it)."""
+    etc = office.path("/etc/qms")
+    # (the broker's password file is hashed with a new salt each time: same passwords)
+    files = sorted(p for p in etc.rglob("*") if p.is_file() and p.name != "passwd")
+    before = {p: p.read_bytes() for p in files}
+    assert dry_run(etc / "site.toml", office.out) == 0
+    after = {p: p.read_bytes() for p in files}
+    assert [p for p in files if after[p] != before[p]] == []
+    assert "qms-agent@tang-2.service" in office.plan["commands"][-1]  # type: ignore[index]
