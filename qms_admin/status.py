@@ -22,9 +22,11 @@ from typing import Any
 
 import aiomqtt
 
+from province.settings import load_province
 from qms_admin import units as u
 from qms_common.config import MqttSettings, SiteConfig, load_site_config
 from qms_common.protocol import Topics
+from qms_common.tomlconf import read_toml
 
 ONLINE = "online"
 
@@ -54,7 +56,8 @@ class Expected:
 class Observed:
     retained: dict[str, bytes] = field(default_factory=dict)  # topic under qms/{site}/ -> payload
     broker_error: str | None = None                          # None: connected and read
-    units: dict[str, str] | None = None                      # unit -> is-active; None: no systemd
+    units: dict[str, str] | None = None                      # unit -> is-active; None: not asked
+    why_no_units: str = "máy này không chạy systemd"
 
 
 @dataclass
@@ -158,7 +161,7 @@ def assess(e: Expected, o: Observed) -> Report:
     """The observations as three lists of Vietnamese lines."""
     r = Report()
     if o.units is None:
-        r.notes.append("máy này không chạy systemd: chỉ kiểm tra các dịch vụ qua MQTT.")
+        r.notes.append(f"{o.why_no_units}: chỉ kiểm tra các dịch vụ qua MQTT.")
     broker_ok = o.broker_error is None
     for part in _parts(e):
         state = o.units.get(part.unit) if o.units is not None and part.unit else None
@@ -203,6 +206,24 @@ def assess(e: Expected, o: Observed) -> Report:
             r.attention.append(f"lịch sao lưu hằng đêm ({u.BACKUP_TIMER}) đang {o.units[u.BACKUP_TIMER]}")
         if o.units.get(u.BACKUP) == "failed":
             r.attention.append(f"lần sao lưu gần nhất thất bại (journalctl -u {u.BACKUP})")
+    return r
+
+
+def assess_province(units: dict[str, str] | None, why_no_units: str = "máy này không chạy systemd") -> Report:
+    """A province's central server: its units only. Its broker lets each user one connection, and
+    its users are the offices' bridges and the province service: reading as any of them would
+    cut it off, so the offices' presence is the province dashboard's job (qms-province)."""
+    r = Report()
+    r.notes.append("các điểm trực tuyến hay không: xem trang tổng quan của tỉnh (qms-province).")
+    if units is None:
+        r.notes.append(f"{why_no_units}: không kiểm tra được các dịch vụ của tỉnh.")
+        return r
+    for label, unit in (("broker trung tâm", u.CENTRAL_BROKER), ("dịch vụ tỉnh", u.PROVINCE)):
+        state = units.get(unit, "không được cài")
+        if state == "active":
+            r.running.append(f"{label} ({unit}: active)")
+        else:
+            r.offline.append(f"{label}: dịch vụ {unit}: {state}")
     return r
 
 
@@ -252,11 +273,30 @@ async def read_retained(settings: MqttSettings, site_id: str, wait_s: float = 2.
     return Observed(retained=retained)
 
 
+def _why_no_units(mqtt_only: bool) -> str | None:
+    if mqtt_only:
+        return "đã chọn --mqtt-only"
+    return None if systemd_runs() else "máy này không chạy systemd"
+
+
+def province_status(path: Path, mqtt_only: bool) -> int:
+    province = load_province(path)
+    why = _why_no_units(mqtt_only)
+    report = assess_province(None if why else unit_states([u.CENTRAL_BROKER, u.PROVINCE]), why or "")
+    sys.stdout.write(report.text(f"Tình trạng máy chủ tỉnh {province.id} ({province.name}):"))
+    return report.exit_code
+
+
 def status(args: argparse.Namespace) -> int:
+    if "province" in read_toml(args.config):
+        return province_status(args.config, args.mqtt_only)
     site = load_site_config(args.config)
     expected = Expected.from_site(site)
     observed = asyncio.run(read_retained(watch_settings(site), site.id, args.wait))
-    if systemd_runs():
+    why = _why_no_units(args.mqtt_only)
+    if why:
+        observed = Observed(observed.retained, observed.broker_error, None, why)
+    else:
         from qms_admin.install import installed_units
         names = installed_units(Path("/"))  # a part not installed here runs elsewhere: MQTT only
         observed = Observed(observed.retained, observed.broker_error, unit_states(names) if names else {})
@@ -271,4 +311,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                        "thường, 1 cần chú ý, 2 lỗi cấu hình.")
     p.add_argument("--config", required=True, type=Path, help="site.toml của điểm (đã cài: /etc/qms/site.toml)")
     p.add_argument("--wait", type=float, default=2.0, help="số giây chờ tin giữ lại từ broker (mặc định 2)")
+    p.add_argument("--mqtt-only", action="store_true",
+                   help="bỏ qua systemd, chỉ kiểm tra qua MQTT (khi các dịch vụ chạy ở máy khác)")
     p.set_defaults(run=status)

@@ -127,8 +127,21 @@ def verify(unit_dir: Path, *units: Path) -> subprocess.CompletedProcess[str]:
 
 # -- an office ---------------------------------------------------------------------------------
 
-def test_office_dry_run_writes_every_file_with_tight_modes_and_changes_nothing_else(office: DryRun) -> None:
-    assert not Path("/etc/qms").exists() and not Path("/var/lib/qms").exists()
+def machine_state() -> tuple[object, ...]:
+    """What a real install would change: its directories, the units, the user."""
+    def listing(path: str) -> list[tuple[str, float]]:
+        root = Path(path)
+        return sorted((str(p), p.lstat().st_mtime) for p in root.rglob("*")) if root.exists() else []
+    return (listing("/etc/qms"), listing("/var/lib/qms"), listing("/etc/systemd/system"),
+            "qms" in {e.pw_name for e in pwd.getpwall()})
+
+
+def test_office_dry_run_writes_every_file_with_tight_modes_and_changes_nothing_else(tmp_path: Path) -> None:
+    config, site_id = write_office(tmp_path / "site")
+    before = machine_state()
+    assert dry_run(config, tmp_path / "out") == 0
+    assert machine_state() == before
+    office = DryRun(config, site_id, tmp_path / "out")
     etc = office.path("/etc/qms")
     expected = {"site.toml", "broker/mosquitto.conf", "broker/passwd", "broker/acl", "broker/credentials.toml",
                 "broker/tls/ca.crt", "broker/tls/ca.key", "broker/tls/server.crt", "broker/tls/server.key",

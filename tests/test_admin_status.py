@@ -16,7 +16,7 @@ import pytest
 
 from broker_config.tool import main as qms_broker
 from qms_admin.cli import main
-from qms_admin.status import Expected, Observed, assess
+from qms_admin.status import Expected, Observed, assess, assess_province
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import CoreProcess
@@ -153,7 +153,8 @@ def office(tmp_path: Path) -> Iterator[Office]:
 
 async def run_status(office: Office, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     capsys.readouterr()
-    code = await asyncio.to_thread(main, ["status", "--config", str(office.config), "--wait", "1"])
+    # --mqtt-only: the same report on a machine that runs systemd
+    code = await asyncio.to_thread(main, ["status", "--config", str(office.config), "--wait", "1", "--mqtt-only"])
     return code, capsys.readouterr().out
 
 
@@ -189,7 +190,7 @@ async def test_status_over_a_real_broker_names_what_runs_what_is_offline_and_the
             assert attention == [
                 f"lõi cảnh báo [QMS-CORE-W101] {WARNING['message']} (từ {WARNING['since']})",
                 "tác tử tang-1: cổng /dev/ttyUSB0 đang đóng: không có thiết bị (kiểm tra cáp và bộ chuyển USB)"], out
-            assert "máy này không chạy systemd" in out
+            assert "Ghi chú: đã chọn --mqtt-only: chỉ kiểm tra các dịch vụ qua MQTT." in out
 
             # the core dies: the broker publishes its Last Will, and status reports it
             mark = watcher.mark()
@@ -205,7 +206,7 @@ async def test_status_over_a_real_broker_names_what_runs_what_is_offline_and_the
 async def test_status_without_a_broker_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config, _ = write_site(tmp_path, f"mqtt://127.0.0.1:{free_port()}")
     capsys.readouterr()
-    code = await asyncio.to_thread(main, ["status", "--config", str(config), "--wait", "0.5"])
+    code = await asyncio.to_thread(main, ["status", "--config", str(config), "--wait", "0.5", "--mqtt-only"])
     out = capsys.readouterr().out
     assert code == 1
     assert "✗ broker MQTT: không kết nối được (broker mqtt://127.0.0.1:" in out
@@ -232,3 +233,20 @@ def sections(out: str) -> tuple[list[str], list[str], list[str]]:
         elif line.startswith("  ") and line.strip() != "(không có)":
             found[current].append(line.strip()[2:])
     return found.get("Đang chạy", []), found.get("Ngoại tuyến", []), found.get("Cần chú ý", [])
+
+
+def test_a_province_server_reports_its_units() -> None:
+    report = assess_province({"qms-central-broker.service": "active", "qms-province.service": "failed"})
+    assert report.running == ["broker trung tâm (qms-central-broker.service: active)"]
+    assert report.offline == ["dịch vụ tỉnh: dịch vụ qms-province.service: failed"]
+    assert report.exit_code == 1
+    assert assess_province({"qms-central-broker.service": "active", "qms-province.service": "active"}).exit_code == 0
+
+
+def test_status_with_a_province_config_reads_it_as_one(capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    config = Path(__file__).parents[1] / "examples" / "province.toml"
+    assert main(["status", "--config", str(config), "--mqtt-only"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Tình trạng máy chủ tỉnh tinh-demo (")
+    assert "đã chọn --mqtt-only: không kiểm tra được các dịch vụ của tỉnh." in out
