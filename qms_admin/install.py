@@ -153,8 +153,11 @@ def uninstall(args: argparse.Namespace) -> int:
         print("(--dry-run: chưa thay đổi gì)")
         return 0
     if data and not args.yes:
-        answer = input(f"Xóa vĩnh viễn {u.ETC} và {u.VAR} (mọi vé, hồ sơ, bản sao lưu trong đó)? "
-                       "Gõ 'xoa' để đồng ý: ").strip().lower()
+        try:
+            answer = input(f"Xóa vĩnh viễn {u.ETC} và {u.VAR} (mọi vé, hồ sơ, bản sao lưu trong đó)? "
+                           "Gõ 'xoa' để đồng ý: ").strip().lower()
+        except EOFError:  # no terminal: never take silence for a yes
+            answer = ""
         if answer not in ("xoa", "xóa"):
             print("Đã hủy, không xóa gì.")
             return 1
