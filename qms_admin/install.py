@@ -124,6 +124,9 @@ def uninstall_plan(root: Path, purge: bool) -> tuple[list[list[str]], list[Path]
     unit_dir = root / u.UNIT_DIR.relative_to("/")
     files = sorted(p for p in unit_dir.glob("qms-*") if p.is_file() and not p.is_symlink()) if unit_dir.is_dir() \
         else []
+    modules = root / "etc/modules-load.d/qms-serial.conf"
+    if modules.is_file():
+        files.append(modules)
     commands: list[list[str]] = []
     if names:
         commands.append(["systemctl", "disable", "--now", *names])

@@ -33,6 +33,14 @@ ETC, VAR = u.ETC, u.VAR
 DATA_KEYS = (("notify", "store"), ("dossiers", "database"), ("reports", "database"), ("web", "secret_file"))
 
 
+MODULES_LOAD = PurePosixPath("/etc/modules-load.d/qms-serial.conf")
+# DeviceAllow=char-ttyUSB is resolved to a device number when the unit starts, from the drivers
+# loaded then: an adapter whose driver loads later (plugged in after boot, or udev slower than the
+# agent) would stay forbidden until a restart. Loading the two serial cores at boot avoids that.
+SERIAL_MODULES = ("# qms-admin install: serial cores loaded at boot, before the agents start\n"
+                  "# (their units allow char-ttyUSB and char-ttyACM).\nusbserial\ncdc_acm\n")
+
+
 def is_province(data: dict[str, Any]) -> bool:
     return "province" in data
 
@@ -229,10 +237,14 @@ def build_site_plan(config: Path, *, existing: Path, agent_files: tuple[Path, ..
         plan.file(ETC / "agents" / f"{agent_id}.toml", agent_text, 0o640, ROOT, u.USER)
         _env_file(plan, f"agent-{agent_id}", _local_url(port, agent_id, passwords[agent_id]))
 
+    web_devices = u.printer_devices(_printer_types(site))
+    if agents or web_devices.any:
+        plan.file(MODULES_LOAD, SERIAL_MODULES, 0o644)
+
     web_port = site.web_port
     unit_texts = u.site_units(u.SiteUnits(
         prefix=prefix, mosquitto=mosquitto, notify=site.notify_enabled,
-        web_devices=u.printer_devices(_printer_types(site)), web_low_port=0 < web_port < 1024,
+        web_devices=web_devices, web_low_port=0 < web_port < 1024,
         backup_paths=_backup_paths(site)))
     for name, text in unit_texts.items():
         plan.file(u.UNIT_DIR / name, text, 0o644)

@@ -168,6 +168,9 @@ def test_office_dry_run_writes_every_file_with_tight_modes_and_changes_nothing_e
     assert office.entry("/var/lib/qms/broker")["mode"] == "0700"
     assert office.plan["user_command"][:2] == ["useradd", "--system"]  # type: ignore[index]
     assert "--shell" in office.plan["user_command"] and "/usr/sbin/nologin" in office.plan["user_command"]  # type: ignore[operator]
+    modules = office.path("/etc/modules-load.d/qms-serial.conf")
+    assert modules.read_text(encoding="utf-8").splitlines()[-2:] == ["usbserial", "cdc_acm"]
+    assert stat.S_IMODE(modules.stat().st_mode) == 0o644
     plan_text = (office.out / "plan.txt").read_text(encoding="utf-8")
     assert "0600 root:root /etc/qms/broker/credentials.toml" in plan_text
     assert "0750 qms:qms /var/lib/qms" in plan_text
@@ -345,6 +348,8 @@ def test_uninstall_dry_run_keeps_the_data_unless_purged(office: DryRun, capsys: 
     assert disable[-1] == "qms-broker.service"  # stopped last
     assert {"qms-core.service", "qms-agent@tang-1.service", "qms-backup.timer"} <= set(disable)
     assert "qms-agent@.service" not in disable
+    assert f"xóa tệp: {office.out}/etc/modules-load.d/qms-serial.conf" in out
+    assert f"xóa tệp: {office.out}/etc/systemd/system/qms-agent@.service" in out
     assert "giữ lại cấu hình /etc/qms và dữ liệu /var/lib/qms" in out and "XÓA DỮ LIỆU" not in out
     assert office.unit("qms-core.service")  # a dry run removes nothing
     assert main(["uninstall", "--dry-run", "--purge", "--root", str(office.out)]) == 0
