@@ -115,9 +115,13 @@ def _hardening(s: Service) -> list[str]:
         "RestrictRealtime=yes",
         "RestrictSUIDSGID=yes",
         "LockPersonality=yes",
+        "RemoveIPC=yes",
+        "PrivateMounts=yes",
         # CPython and Mosquitto never need memory both writable and executable (no JIT)
         "MemoryDenyWriteExecute=yes",
         "SystemCallFilter=@system-service",
+        # the pair systemd.exec(5) suggests: nothing of ours changes owners, users or limits
+        "SystemCallFilter=~@privileged @resources",
         "SystemCallErrorNumber=EPERM",
         "SystemCallArchitectures=native",
         "UMask=0077",
