@@ -211,7 +211,9 @@ def site_units(u: SiteUnits) -> dict[str, str]:
                             devices=SERIAL))
     services.append(Service(BACKUP, "Hệ thống xếp hàng: sao lưu hằng đêm",
                             f"{_bin(u.prefix, 'qms-admin')} backup {conf}",
-                            read_write=(str(VAR), *u.backup_paths), oneshot=True))
+                            # "-": a second disk that is not plugged in must not stop the backup
+                            # to /var/lib/qms (qms-admin backup says the copy failed)
+                            read_write=(str(VAR), *(f"-{p}" for p in u.backup_paths)), oneshot=True))
     units = {s.name: service_text(s) for s in services}
     units[BACKUP_TIMER] = backup_timer_text()
     return units

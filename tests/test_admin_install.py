@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from qms_admin.cli import main
+from qms_admin.units import SiteUnits, site_units
 from qms_common.config import load_site_config
 from tests.support.site import write_site
 
@@ -426,3 +427,37 @@ def test_every_service_is_rated_well_by_systemd_analyze_security(office: DryRun)
         assert "Overall exposure level" in last, result
         score = float(last.split(":")[-1].split()[0])
         assert score <= 2.5, (name, last)
+
+
+def test_a_bridge_to_the_province_is_installed_with_its_password_and_ca(tmp_path: Path) -> None:
+    config, site_id = write_office(tmp_path / "site")
+    secrets_dir = tmp_path / "site" / "tinh"
+    secrets_dir.mkdir()
+    (secrets_dir / "central.pw").write_text("mat-khau-cua-diem\n", encoding="utf-8")
+    (secrets_dir / "central-ca.crt").write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    with config.open("a", encoding="utf-8") as f:
+        f.write('\n[bridge]\nurl = "mqtts://trung-tam.tinh.gov.vn:8883"\n'
+                'password_file = "tinh/central.pw"\ncafile = "tinh/central-ca.crt"\n')
+    out = tmp_path / "out"
+    assert dry_run(config, out) == 0
+    bridge = out / "etc/qms/bridge"
+    assert stat.S_IMODE((bridge / "central.pw").stat().st_mode) == 0o600
+    assert (bridge / "central-ca.crt").read_text(encoding="utf-8").startswith("-----BEGIN")
+    installed = tomllib.loads((out / "etc/qms/site.toml").read_text(encoding="utf-8"))["bridge"]
+    assert installed["password_file"] == "/etc/qms/bridge/central.pw"
+    assert installed["cafile"] == "/etc/qms/bridge/central-ca.crt"
+    conf = (out / "etc/qms/broker/mosquitto.conf").read_text(encoding="utf-8")
+    assert "bridge_cafile /etc/qms/bridge/central-ca.crt" in conf
+    assert "remote_password mat-khau-cua-diem" in conf and f"remote_username {site_id}" in conf
+    assert stat.S_IMODE((out / "etc/qms/broker/mosquitto.conf").stat().st_mode) == 0o640
+
+
+def test_a_second_backup_disk_is_writable_for_the_backup_only(tmp_path: Path) -> None:
+    texts = site_units(SiteUnits(prefix=sys.prefix, mosquitto="/usr/sbin/mosquitto",
+                                 backup_paths=("/mnt/usb-sao-luu/qms",)))
+    assert unit_keys(texts["qms-backup.service"])["ReadWritePaths"] == ["/var/lib/qms -/mnt/usb-sao-luu/qms"]
+    assert unit_keys(texts["qms-core.service"])["ReadWritePaths"] == ["/var/lib/qms"]
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    result = verify(tmp_path, tmp_path / "qms-backup.service", tmp_path / "qms-backup.timer")
+    assert result.returncode == 0 and not result.stderr.strip(), result
