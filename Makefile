@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:mosquitto-clients \
                mosquitto_passwd:mosquitto openssl:openssl espeak-ng:espeak-ng chromium:chromium \
                /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core \
-               zbarimg:zbar-tools pdftoppm:poppler-utils \
+               zbarimg:zbar-tools pdftoppm:poppler-utils systemd-analyze:systemd \
                '/usr/lib/postgresql/*/bin/initdb:postgresql'
 
 .PHONY: venv system-deps test run bench bench-core bench-agent bench-display bench-web chaos lint clean
