@@ -61,7 +61,23 @@ async def hold_alone(db: aiosqlite.Connection) -> None:
 
 
 def statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """The script's statements, one by one (a semicolon inside a comment or a string does not end
+    one: SQLite says when a statement is complete)."""
+    out: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if _has_code(pending):
+                out.append(pending.strip().removesuffix(";").strip())
+            pending = ""
+    if _has_code(pending.removesuffix(";")):
+        out.append(pending.strip().removesuffix(";").strip())
+    return out
+
+
+def _has_code(text: str) -> bool:
+    return any(line.split("--", 1)[0].strip(" \t;") for line in text.splitlines())
 
 
 class MigrationError(RuntimeError):
