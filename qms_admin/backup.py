@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import shutil
+import sqlite3
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -197,7 +198,8 @@ def run_backup(args: argparse.Namespace) -> int:
     except ArchiveError as exc:
         warn(f"Sao lưu thất bại: {exc}.")
         return 1
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
+        # a database another tool holds alone (scripts/gen_history.py), a damaged file, a full disk
         warn(f"Sao lưu thất bại: {exc}.")
         return 1
     say(f"Đã sao lưu: {target} ({target.stat().st_size} byte, quyền {ARCHIVE_MODE:o}).")

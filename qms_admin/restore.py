@@ -108,9 +108,15 @@ async def take(databases: list[Database]) -> list[Held]:
             conn = await aiosqlite.connect(str(d.path), isolation_level=None, check_same_thread=False)
             try:
                 await hold_alone(conn)
-            except sqlite3.OperationalError:
+            except sqlite3.DatabaseError as exc:
                 if not existed:
                     d.path.unlink(missing_ok=True)
+                if not isinstance(exc, sqlite3.OperationalError):
+                    # no SQLite lock can be taken on it, so nothing tells whether a service has
+                    # it open: the operator, having stopped the services, moves it aside
+                    raise RestoreRefused(
+                        f"tệp {d.path} ({d.label}) không đọc được như một cơ sở dữ liệu ({exc}). "
+                        f"{STOP_HINT}, đổi tên tệp đó (ví dụ thêm đuôi .hong) rồi chạy lại lệnh này") from None
                 raise RestoreRefused(
                     f"cơ sở dữ liệu {d.label} ({d.path}) đang được một dịch vụ mở "
                     f"({'lõi hàng đợi đang chạy' if d.role == 'core' else 'dịch vụ đó đang chạy'}); "

@@ -278,3 +278,27 @@ def test_backup_settings_errors_are_vietnamese(tmp_path: Path, capsys: pytest.Ca
     assert admin("backup", "--config", path, "--to", tmp_path / "x.tar.gz") == 2
     assert expected in capsys.readouterr().err
     assert not (tmp_path / "x.tar.gz").exists()
+
+
+async def test_damaged_databases_are_reported_not_copied_or_overwritten_blindly(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, site_id = write_site(tmp_path, "mqtt://127.0.0.1:1")
+    db = tmp_path / f"{site_id}.sqlite3"
+    await make_core_db(db, 5)
+    archive = tmp_path / "a.tar.gz"
+    assert await aadmin("backup", "--config", path, "--to", archive) == 0
+    capsys.readouterr()
+    db.write_bytes(b"\x00 khong phai co so du lieu " * 200)
+    # a backup of a damaged file fails clearly and leaves no archive behind
+    assert await aadmin("backup", "--config", path, "--to", tmp_path / "b.tar.gz") == 1
+    assert "Sao lưu thất bại" in capsys.readouterr().err
+    assert [p.name for p in matching(tmp_path, "*.tar.gz")] == ["a.tar.gz"]
+    assert not matching(tmp_path, ".*")
+    # restore will not guess whether a service has a file SQLite cannot lock: it says what to do
+    damaged = file_sha(db)
+    assert await aadmin("restore", "--config", path, archive) == 1
+    assert "đổi tên tệp đó" in capsys.readouterr().err
+    assert file_sha(db) == damaged
+    db.rename(tmp_path / "core.hong")
+    assert await aadmin("restore", "--config", path, archive) == 0
+    assert len(tickets(db)) == 5
