@@ -19,6 +19,7 @@ class Database:
     label: str         # what an operator reads
     path: Path
     required: bool     # the core's database must exist to be backed up; the others may not yet
+    wal: bool = True   # its journal mode; the catalogue keeps a rollback journal (its file is watched)
 
 
 def site_databases(site: SiteConfig) -> list[Database]:
@@ -38,5 +39,5 @@ def site_databases(site: SiteConfig) -> list[Database]:
         # rebuilt from the core and the dossiers if lost, but a year of it takes a while
         Database("reports", "kho báo cáo",
                  resolve_path(site.path, reports) if reports else default_reports_database(site), False),
-        Database("catalogue", "danh mục thủ tục", catalogue_path(site), False),
+        Database("catalogue", "danh mục thủ tục", catalogue_path(site), False, wal=False),
     ]

@@ -64,6 +64,17 @@ class Held:
     db: Database
     conn: aiosqlite.Connection
     existed: bool
+    was_wal: bool  # taking it alone switches it to WAL: a file left as it was is switched back
+
+
+def is_wal(path: Path) -> bool:
+    """The database header's write version: 2 is WAL (sqlite.org/fileformat.html)."""
+    try:
+        with path.open("rb") as f:
+            header = f.read(20)
+    except FileNotFoundError:
+        return False
+    return len(header) == 20 and header[18] == 2
 
 
 async def check(site: SiteConfig, archive: Path, staging: Path, *, force: bool) -> tuple[Manifest, dict[str, Path]]:
@@ -104,6 +115,7 @@ async def take(databases: list[Database]) -> list[Held]:
     try:
         for d in databases:
             existed = d.path.exists()
+            was_wal = is_wal(d.path)
             make_private(d.path)
             conn = await aiosqlite.connect(str(d.path), isolation_level=None, check_same_thread=False)
             try:
@@ -121,7 +133,7 @@ async def take(databases: list[Database]) -> list[Held]:
                     f"cơ sở dữ liệu {d.label} ({d.path}) đang được một dịch vụ mở "
                     f"({'lõi hàng đợi đang chạy' if d.role == 'core' else 'dịch vụ đó đang chạy'}); "
                     f"không ghi đè. {STOP_HINT}") from None
-            held.append(Held(d, conn, existed))
+            held.append(Held(d, conn, existed, was_wal))
     except BaseException:
         await release(held, remove_new=True)
         raise
@@ -130,6 +142,8 @@ async def take(databases: list[Database]) -> list[Held]:
 
 async def release(held: list[Held], *, remove_new: bool = False) -> None:
     for h in held:
+        if h.existed and not h.was_wal:
+            await h.conn.execute("PRAGMA journal_mode = DELETE")
         await h.conn.close()
         if remove_new and not h.existed:
             h.db.path.unlink(missing_ok=True)
@@ -156,8 +170,8 @@ async def keep_aside(h: Held, stamp: str) -> Path:
 async def put_back(h: Held, source: Path) -> None:
     async with aiosqlite.connect(f"file:{source}?mode=ro", uri=True) as src:
         await src.backup(h.conn)
-    # the restored copy says "not WAL" in its header: the services expect WAL (they set it again)
-    await h.conn.execute("PRAGMA journal_mode = WAL")
+    # the journal mode its service expects (the archive's copies are all rollback-journal files)
+    await h.conn.execute(f"PRAGMA journal_mode = {'WAL' if h.db.wal else 'DELETE'}")
     await h.conn.close()  # checkpoints the WAL into the file and removes it: one file on disk
     fsync_file(h.db.path)
     fsync_dir(h.db.path.parent)

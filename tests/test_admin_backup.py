@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from display_server.catalogue.store import SCHEMA as CATALOGUE_SCHEMA
+from notifier.outbox import Outbox
 from qms_admin.cli import main
 from qms_admin.databases import site_databases
 from qms_admin.restore import take
@@ -302,3 +304,31 @@ async def test_damaged_databases_are_reported_not_copied_or_overwritten_blindly(
     db.rename(tmp_path / "core.hong")
     assert await aadmin("restore", "--config", path, archive) == 0
     assert len(tickets(db)) == 5
+
+
+async def test_every_database_of_the_site_goes_and_comes_back_in_its_journal_mode(tmp_path: Path) -> None:
+    path, site_id = write_site(tmp_path, "mqtt://127.0.0.1:1")
+    await make_core_db(tmp_path / f"{site_id}.sqlite3", 2)
+    site = load_site_config(path)
+    dbs = {d.role: d for d in site_databases(site)}
+    box = await Outbox.open(dbs["notify"].path)
+    await box.close()
+    catalogue = dbs["catalogue"].path
+    with contextlib.closing(sqlite3.connect(catalogue, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.executescript(CATALOGUE_SCHEMA)
+        conn.execute("INSERT INTO procedures VALUES ('1.1', 'Khai sinh', 'ho-tich', 'xa', 1, '1 ngày', '', '[]', "
+                     "'', '', 1)")
+    archive = tmp_path / "all.tar.gz"
+    assert await aadmin("backup", "--config", path, "--to", archive) == 0
+    with tarfile.open(archive) as tar:
+        assert {"databases/core.sqlite3", "databases/notify.sqlite3", "databases/catalogue.sqlite3"} <= set(
+            tar.getnames())
+    with contextlib.closing(sqlite3.connect(catalogue, isolation_level=None)) as conn:
+        conn.execute("DELETE FROM procedures")
+    assert await aadmin("restore", "--config", path, archive) == 0
+    with contextlib.closing(sqlite3.connect(catalogue)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+        assert conn.execute("SELECT name FROM procedures").fetchall() == [("Khai sinh",)]
+    with contextlib.closing(sqlite3.connect(dbs["notify"].path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
