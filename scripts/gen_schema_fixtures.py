@@ -153,6 +153,48 @@ def build(migrations: Sequence[str], version: int, rows: dict[str, list[dict[str
         return "\n".join(db.iterdump()) + "\n"
 
 
+# The province's PostgreSQL (province/store.py): its version 1 as SQL text, loaded by the test into
+# a real PostgreSQL (there is no server here to dump from; the rows are what version 1 wrote).
+PROVINCE_V1_ROWS: dict[str, list[dict[str, Any]]] = {
+    "sites": [{"site": "xa-hoa-binh", "name": "Bộ phận Một cửa UBND xã Hòa Bình", "district": "Huyện Thanh Hà",
+               "online": True, "status_at": f"{DAY}T08:00:00+07:00", "last_seq": 3}],
+    "events": [{"site": "xa-hoa-binh", "seq": 3, "topic": "event/issued", "kind": "issued",
+                "body": {"kind": "issued", "seq": 3, "ticket": {"id": "t1", "number": "1001"}},
+                "at": f"{DAY}T08:01:00+07:00", "received_at": f"{DAY}T08:01:01+07:00"}],
+    "tickets": [{"site": "xa-hoa-binh", "id": "t1", "number": "1001", "field": "dat-dai", "status": "waiting",
+                 "priority": False, "via": "kiosk", "calls": 0, "issued_at": f"{DAY}T08:01:00+07:00",
+                 "record": {"id": "t1", "number": "1001"}, "seq": 3}],
+    "ratings": [{"site": "xa-hoa-binh", "ticket": "t0", "rating": 2, "field": "dat-dai", "counter": "1",
+                 "at": f"{DAY}T07:50:00+07:00", "seq": 2}],
+    "state": [{"site": "xa-hoa-binh", "topic": "state/queue/dat-dai", "body": {"waiting": 1}, "seq": 3}],
+}
+
+
+def _pg_literal(v: Any) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, dict | list):
+        return "'" + json.dumps(v, ensure_ascii=False).replace("'", "''") + "'::jsonb"
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def build_province_v1() -> str:
+    from province.store import MIGRATIONS as PROVINCE
+    out = [PROVINCE[0].strip(),
+           "CREATE TABLE schema_migrations (version integer PRIMARY KEY, "
+           "applied_at timestamptz NOT NULL DEFAULT now());",
+           "INSERT INTO schema_migrations (version) VALUES (1);"]
+    for table, items in PROVINCE_V1_ROWS.items():
+        for item in items:
+            values = ", ".join(map(_pg_literal, item.values()))
+            out.append(f"INSERT INTO {table} ({', '.join(item)}) VALUES ({values});")
+    return "\n".join(out) + "\n"
+
+
 def earlier_versions(store: str, migrations: Sequence[str]) -> range:
     return range(0 if store in UNVERSIONED else 1, len(migrations))
 
@@ -169,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(build(migrations, version, rows, extra, versioned=version > 0), encoding="utf-8")
             print(f"đã viết {target}")
+    target = args.out / "province" / "v1.sql"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(build_province_v1(), encoding="utf-8")
+        print(f"đã viết {target}")
     return 0
 
 
