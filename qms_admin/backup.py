@@ -106,8 +106,9 @@ def rotate(directory: Path, site_id: str, keep: int) -> list[Path]:
     return gone
 
 
-async def make_backup(site: SiteConfig, settings: BackupSettings, target: Path) -> list[Member]:
-    """Write the archive to target (which must not exist); returns the databases' members."""
+async def make_backup(site: SiteConfig, settings: BackupSettings, target: Path) -> list[Path]:
+    """Write the archive to target (which must not exist); returns the configuration files it
+    could not read (the archive is written without them)."""
     at = now_utc()
     databases = [d for d in site_databases(site) if d.required or d.path.exists()]
     missing = [d for d in databases if d.required and not d.path.exists()]
@@ -131,8 +132,15 @@ async def make_backup(site: SiteConfig, settings: BackupSettings, target: Path) 
             say(f"  xong: {member.size} byte, lược đồ phiên bản {member.schema_version}, {rows}")
         config: dict[str, bytes] = {}
         config_members: list[Member] = []
+        unreadable: list[Path] = []
         for name, path in config_files(list(settings.include), skip):
-            data = path.read_bytes()
+            try:
+                data = path.read_bytes()
+            except PermissionError:
+                # a secret only root reads, the backup running as another user: the databases
+                # matter more than one key file, so the archive is made and the exit says it
+                unreadable.append(path)
+                continue
             config[name] = data
             config_members.append(member_of_bytes(name, data, path))
         say(f"Đã lấy {len(config)} tệp cấu hình ({', '.join(str(p) for p in settings.include)}).")
@@ -149,7 +157,7 @@ async def make_backup(site: SiteConfig, settings: BackupSettings, target: Path) 
                 partial.unlink()
             raise
         fsync_dir(target.parent)
-    return members
+    return unreadable
 
 
 def copy_private(src: Path, directory: Path) -> Path:
@@ -194,7 +202,7 @@ def run_backup(args: argparse.Namespace) -> int:
         target = new_archive(settings.dir, site.id, at_text)
     say(f"Sao lưu điểm {site.id} ({site.name}) vào {target}")
     try:
-        asyncio.run(make_backup(site, settings, target))
+        unreadable = asyncio.run(make_backup(site, settings, target))
     except ArchiveError as exc:
         warn(f"Sao lưu thất bại: {exc}.")
         return 1
@@ -203,12 +211,17 @@ def run_backup(args: argparse.Namespace) -> int:
         warn(f"Sao lưu thất bại: {exc}.")
         return 1
     say(f"Đã sao lưu: {target} ({target.stat().st_size} byte, quyền {ARCHIVE_MODE:o}).")
+    failed = 0
+    if unreadable:
+        warn(f"không đọc được {len(unreadable)} tệp cấu hình nên bản sao lưu thiếu chúng: "
+             f"{', '.join(str(p) for p in unreadable)}. Chạy lệnh sao lưu với quyền root.")
+        failed = 1
     if args.to is not None:
-        return 0
+        return failed
     for p in rotate(settings.dir, site.id, settings.keep):
         say(f"Đã xóa bản cũ {p.name} (giữ {settings.keep} bản mới nhất).")
     if settings.copy_to is None:
-        return 0
+        return failed
     try:
         dest = copy_private(target, settings.copy_to)
         for p in rotate(settings.copy_to, site.id, settings.keep):
@@ -218,7 +231,7 @@ def run_backup(args: argparse.Namespace) -> int:
              f"{target}. Kiểm tra đĩa thứ hai ([backup] copy_to).")
         return 1
     say(f"Đã chép sang đĩa thứ hai: {dest}")
-    return 0
+    return failed
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
