@@ -159,7 +159,8 @@ def config_files(roots: list[Path], skip: list[Path]) -> Iterator[tuple[str, Pat
 
     def excluded(p: Path) -> bool:
         r = p.resolve()
-        return any(r == s or s in r.parents for s in skipped)
+        # a database set aside by a restore is a database, not configuration
+        return ".before-restore-" in r.name or any(r == s or s in r.parents for s in skipped)
 
     for root in roots:
         root = root.resolve()

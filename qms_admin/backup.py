@@ -133,7 +133,8 @@ async def make_backup(site: SiteConfig, settings: BackupSettings, target: Path) 
         config: dict[str, bytes] = {}
         config_members: list[Member] = []
         unreadable: list[Path] = []
-        for name, path in config_files(list(settings.include), skip):
+        partial = target.with_name(f".{target.name}.partial")
+        for name, path in config_files(list(settings.include), [*skip, staging, partial]):
             try:
                 data = path.read_bytes()
             except PermissionError:
@@ -145,7 +146,6 @@ async def make_backup(site: SiteConfig, settings: BackupSettings, target: Path) 
             config_members.append(member_of_bytes(name, data, path))
         say(f"Đã lấy {len(config)} tệp cấu hình ({', '.join(str(p) for p in settings.include)}).")
         manifest = manifest_of(site.id, site.name, at, members, config_members)
-        partial = target.with_name(f".{target.name}.partial")
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
         say("Đang nén…")
