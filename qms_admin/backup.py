@@ -40,6 +40,8 @@ from qms_common.tomlconf import resolve_path
 DEFAULT_DIR = Path("/var/lib/qms/backups")
 DEFAULT_KEEP = 14
 SUFFIX = ".tar.gz"
+# configuration is read whole (its hash is of what is stored): a big file there is not configuration
+CONFIG_MAX_BYTES = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -133,9 +135,13 @@ async def make_backup(site: SiteConfig, settings: BackupSettings, target: Path) 
         config: dict[str, bytes] = {}
         config_members: list[Member] = []
         unreadable: list[Path] = []
+        too_big: list[Path] = []
         partial = target.with_name(f".{target.name}.partial")
         for name, path in config_files(list(settings.include), [*skip, staging, partial]):
             try:
+                if path.stat().st_size > CONFIG_MAX_BYTES:
+                    too_big.append(path)
+                    continue
                 data = path.read_bytes()
             except PermissionError:
                 # a secret only root reads, the backup running as another user: the databases
@@ -145,6 +151,8 @@ async def make_backup(site: SiteConfig, settings: BackupSettings, target: Path) 
             config[name] = data
             config_members.append(member_of_bytes(name, data, path))
         say(f"Đã lấy {len(config)} tệp cấu hình ({', '.join(str(p) for p in settings.include)}).")
+        for p in too_big:
+            say(f"  bỏ qua {p}: lớn hơn {CONFIG_MAX_BYTES // 2**20} MB, không phải tệp cấu hình")
         manifest = manifest_of(site.id, site.name, at, members, config_members)
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
