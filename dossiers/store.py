@@ -114,13 +114,17 @@ class DossierStore:
         # isolation_level=None: BEGIN/COMMIT are ours, one transaction per change
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = sqlite3.Row
-        if exclusive:
-            await hold_alone(db)
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA synchronous = FULL")
-        await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA busy_timeout = 5000")
-        await migrate(db, path, MIGRATIONS)
+        try:
+            if exclusive:
+                await hold_alone(db)
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await migrate(db, path, MIGRATIONS)
+        except BaseException:
+            await db.close()  # else its thread keeps a refused service alive
+            raise
         return cls(db, path)
 
     async def close(self) -> None:

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from qms_common.phones import mask_phone
+from qms_common.sqlite import migrate
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ CREATE INDEX IF NOT EXISTS messages_ticket ON messages (ticket);
 CREATE INDEX IF NOT EXISTS messages_provider ON messages (provider_id);
 CREATE INDEX IF NOT EXISTS messages_day ON messages (day);
 """
+
+# qms_common.sqlite.migrate: the first version is the schema the outbox had before it counted
+# versions (IF NOT EXISTS: an outbox of then takes version 1 as it is).
+MIGRATIONS: tuple[str, ...] = (SCHEMA,)
 
 PENDING, SENDING, SENT, DELIVERED, FAILED, DROPPED = "pending", "sending", "sent", "delivered", "failed", "dropped"
 FINAL = (SENT, DELIVERED, FAILED, DROPPED)
@@ -129,7 +134,7 @@ class Outbox:
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = FULL")
         await db.execute("PRAGMA busy_timeout = 5000")
-        await db.executescript(SCHEMA)
+        await migrate(db, path, MIGRATIONS)
         box = cls(db, path)
         box._writer = asyncio.create_task(box._write_loop())
         return box

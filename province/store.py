@@ -16,7 +16,10 @@ from typing import Any
 
 import asyncpg
 
-# Each migration runs once, in order, in its own transaction; never edit one that has shipped.
+from qms_common.sqlite import MigrationError
+
+# Each migration runs once, in order; all the pending ones in one transaction (a failure leaves the
+# database as it was); never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE sites (
@@ -178,9 +181,17 @@ class ProvinceStore:
             await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
                                "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
             done = await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations")
+            if done > len(MIGRATIONS):
+                raise MigrationError(f"Cơ sở dữ liệu của tỉnh có phiên bản lược đồ {done}, mới hơn phần mềm này "
+                                     f"({len(MIGRATIONS)}). Hãy cập nhật phần mềm.")
             for version, sql in enumerate(MIGRATIONS, start=1):
                 if version > done:
-                    await conn.execute(sql)
+                    try:
+                        await conn.execute(sql)
+                    except asyncpg.PostgresError as exc:
+                        raise MigrationError(
+                            f"Không nâng được lược đồ cơ sở dữ liệu của tỉnh lên phiên bản {version}: {exc}. "
+                            f"Cơ sở dữ liệu được giữ nguyên như trước (phiên bản {done}).") from exc
                     await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
         return len(MIGRATIONS)
 

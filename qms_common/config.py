@@ -20,7 +20,7 @@ MQTT_URL_ENV = "QMS_MQTT_URL"
 KNOWN_SECTIONS = (
     "site", "mqtt", "storage", "web", "queue", "rating", "fields", "counters", "agents", "integrations",
     "speech", "display", "kiosk", "printer", "accounts", "security", "notify", "remote", "appointments",
-    "dossiers", "reports", "bridge",
+    "dossiers", "reports", "bridge", "backup",
     "health",  # the core's health checks (queue_core.health)
     "api_keys", "receipt_printers",  # the web server's dossier API keys and counters' receipt printers
 )

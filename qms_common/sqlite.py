@@ -1,11 +1,13 @@
 """What every SQLite database of the system does the same way: a private file, and forward
-schema migrations recorded in a schema_version table (the core's store, the dossier service's)."""
+schema migrations recorded in a schema_version table (the core's store, the dossier service's, the
+report warehouse, the notifier's outbox)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,29 +61,67 @@ async def hold_alone(db: aiosqlite.Connection) -> None:
 
 
 def statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """The script's statements, one by one (a semicolon inside a comment or a string does not end
+    one: SQLite says when a statement is complete)."""
+    out: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if _has_code(pending):
+                out.append(pending.strip().removesuffix(";").strip())
+            pending = ""
+    if _has_code(pending.removesuffix(";")):
+        out.append(pending.strip().removesuffix(";").strip())
+    return out
+
+
+def _has_code(text: str) -> bool:
+    return any(line.split("--", 1)[0].strip(" \t;") for line in text.splitlines())
+
+
+class MigrationError(RuntimeError):
+    """A database this software cannot bring to its schema; the message says why, in Vietnamese."""
+
+
+async def schema_version(db: aiosqlite.Connection) -> int:
+    async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'") as cur:
+        if await cur.fetchone() is None:
+            return 0
+    async with db.execute("SELECT version FROM schema_version") as cur:
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
 
 
 async def migrate(db: aiosqlite.Connection, path: Path, migrations: Sequence[str]) -> None:
-    """Run the migrations this database has not had yet, each in its own transaction; refuse a
-    database written by a newer version (its schema is not one this code knows)."""
-    await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-    async with db.execute("SELECT version FROM schema_version") as cur:
-        row = await cur.fetchone()
-    version = row[0] if row else 0
-    if version > len(migrations):
-        raise RuntimeError(
-            f"Cơ sở dữ liệu {path} có phiên bản lược đồ {version}, mới hơn phần mềm này "
-            f"({len(migrations)}). Hãy cập nhật phần mềm.")
-    for i in range(version, len(migrations)):
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in statements(migrations[i]):
-                await db.execute(stmt)
+    """Run the migrations this database has not had yet, all in ONE transaction: an upgrade that
+    fails half-way (a bad row, a full disk) leaves the file exactly as the old version left it, so
+    the old software still runs on it. Refuse a database written by a newer version (its schema is
+    not one this code knows). The connection must be in autocommit mode (isolation_level=None)."""
+    await db.execute("BEGIN IMMEDIATE")
+    version = 0
+    step = 0
+    try:
+        version = await schema_version(db)
+        if version > len(migrations):
+            raise MigrationError(
+                f"Cơ sở dữ liệu {path} có phiên bản lược đồ {version}, mới hơn phần mềm này "
+                f"({len(migrations)}). Hãy cập nhật phần mềm.")
+        if version < len(migrations):
+            await db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            for step in range(version + 1, len(migrations) + 1):
+                for stmt in statements(migrations[step - 1]):
+                    await db.execute(stmt)
             await db.execute("DELETE FROM schema_version")
-            await db.execute("INSERT INTO schema_version (version) VALUES (?)", (i + 1,))
-            await db.execute("COMMIT")
-        except BaseException:
+            await db.execute("INSERT INTO schema_version (version) VALUES (?)", (len(migrations),))
+        await db.execute("COMMIT")
+    except BaseException as exc:
+        if db.in_transaction:
             await db.execute("ROLLBACK")
-            raise
-        log.info("%s: đã nâng lược đồ cơ sở dữ liệu lên phiên bản %d", path.name, i + 1)
+        if isinstance(exc, sqlite3.Error) and step:
+            raise MigrationError(
+                f"Không nâng được lược đồ cơ sở dữ liệu {path} lên phiên bản {step}: {exc}. "
+                f"Tệp được giữ nguyên như trước (phiên bản {version}); phần mềm cũ vẫn chạy được trên nó.") from exc
+        raise
+    if version < len(migrations):
+        log.info("%s: đã nâng lược đồ cơ sở dữ liệu từ phiên bản %d lên %d", path.name, version, len(migrations))

@@ -247,14 +247,20 @@ class Store:
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per command
         db = await aiosqlite.connect(str(path), isolation_level=None)
         db.row_factory = aiosqlite.Row
-        if exclusive:
-            await hold_alone(db)
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA synchronous = FULL")
-        await db.execute("PRAGMA foreign_keys = ON")
-        await db.execute("PRAGMA busy_timeout = 5000")
-        store = cls(db, path)
-        await store._migrate()
+        try:
+            if exclusive:
+                await hold_alone(db)
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA busy_timeout = 5000")
+            store = cls(db, path)
+            await store._migrate()
+        except BaseException:
+            # the connection's thread would keep the process alive: a core refused its file
+            # (a restore holds it, a newer schema) must exit, for systemd to start it again
+            await db.close()
+            raise
         return store
 
     async def _migrate(self) -> None:
