@@ -80,6 +80,9 @@ class Service:
     bind_low_port: bool = False
     exec_reload: str | None = None
     oneshot: bool = False
+    user: str = USER
+    capabilities: tuple[str, ...] = ()
+    background: bool = False  # yields the CPU and the disk to the office's services
 
 
 def _hardening(s: Service) -> list[str]:
@@ -99,6 +102,8 @@ def _hardening(s: Service) -> list[str]:
         lines.append("PrivateDevices=yes")
     if s.bind_low_port:
         lines += ["CapabilityBoundingSet=CAP_NET_BIND_SERVICE", "AmbientCapabilities=CAP_NET_BIND_SERVICE"]
+    elif s.capabilities:
+        lines += [f"CapabilityBoundingSet={' '.join(s.capabilities)}", "AmbientCapabilities="]
     else:
         lines += ["CapabilityBoundingSet=", "AmbientCapabilities="]
     lines += [
@@ -151,8 +156,10 @@ def service_text(s: Service) -> str:
         # a crash loop (a broken disk, a bad upgrade) stops after 30 starts in 10 minutes instead
         # of filling the journal; qms-admin status then names the failed unit
         unit += ["StartLimitIntervalSec=600", "StartLimitBurst=30"]
-    svc = ["", "[Service]", f"Type={'oneshot' if s.oneshot else 'exec'}", f"User={USER}", f"Group={USER}",
+    svc = ["", "[Service]", f"Type={'oneshot' if s.oneshot else 'exec'}", f"User={s.user}", f"Group={s.user}",
            f"WorkingDirectory={VAR}"]
+    if s.background:
+        svc += ["Nice=10", "IOSchedulingClass=idle"]
     if s.env_file:
         svc.append(f"EnvironmentFile={s.env_file}")
     svc += ["Environment=PYTHONUNBUFFERED=1", "Environment=LANG=C.UTF-8", f"ExecStart={s.exec_start}"]
@@ -213,7 +220,10 @@ def site_units(u: SiteUnits) -> dict[str, str]:
                             f"{_bin(u.prefix, 'qms-admin')} backup {conf}",
                             # "-": a second disk that is not plugged in must not stop the backup
                             # to /var/lib/qms (qms-admin backup says the copy failed)
-                            read_write=(str(VAR), *(f"-{p}" for p in u.backup_paths)), oneshot=True))
+                            read_write=(str(VAR), *(f"-{p}" for p in u.backup_paths)), oneshot=True,
+                            # root, to read the secrets of /etc/qms (the env files are root's alone);
+                            # with no capability but reading: the databases are qms's, 0600
+                            user="root", capabilities=("CAP_DAC_READ_SEARCH",), background=True))
     units = {s.name: service_text(s) for s in services}
     units[BACKUP_TIMER] = backup_timer_text()
     return units
