@@ -125,8 +125,11 @@ def _hardening(s: Service) -> list[str]:
         # CPython and Mosquitto never need memory both writable and executable (no JIT)
         "MemoryDenyWriteExecute=yes",
         "SystemCallFilter=@system-service",
+    ]
+    if not s.capabilities:
         # the pair systemd.exec(5) suggests: nothing of ours changes owners, users or limits
-        "SystemCallFilter=~@privileged @resources",
+        lines.append("SystemCallFilter=~@privileged @resources")
+    lines += [
         "SystemCallErrorNumber=EPERM",
         "SystemCallArchitectures=native",
         "UMask=0077",
@@ -221,9 +224,12 @@ def site_units(u: SiteUnits) -> dict[str, str]:
                             # "-": a second disk that is not plugged in must not stop the backup
                             # to /var/lib/qms (qms-admin backup says the copy failed)
                             read_write=(str(VAR), *(f"-{p}" for p in u.backup_paths)), oneshot=True,
-                            # root, to read the secrets of /etc/qms (the env files are root's alone);
-                            # with no capability but reading: the databases are qms's, 0600
-                            user="root", capabilities=("CAP_DAC_READ_SEARCH",), background=True))
+                            # root, to read the secrets of /etc/qms (the env files are root's alone).
+                            # The databases are qms's, 0600: reading one in WAL mode opens its -shm
+                            # read-write, and SQLite, as root, hands a -wal/-shm it creates to the
+                            # database's owner (fchown), or the service could not open it again.
+                            user="root", capabilities=("CAP_DAC_OVERRIDE", "CAP_CHOWN", "CAP_FOWNER"),
+                            background=True))
     units = {s.name: service_text(s) for s in services}
     units[BACKUP_TIMER] = backup_timer_text()
     return units

@@ -246,9 +246,10 @@ def test_office_units_order_restart_and_harden(office: DryRun) -> None:
 
 def test_backup_runs_nightly_as_a_oneshot_with_the_site_config(office: DryRun) -> None:
     service = unit_keys(office.unit("qms-backup.service"))
-    # root, to read /etc/qms's secrets (root's alone), with reading any file its only capability
+    # root, to read /etc/qms's secrets (root's alone), with the files' capabilities alone
     assert service["Type"] == ["oneshot"] and service["User"] == ["root"]
-    assert service["CapabilityBoundingSet"] == ["CAP_DAC_READ_SEARCH"] and service["AmbientCapabilities"] == [""]
+    assert service["CapabilityBoundingSet"] == ["CAP_DAC_OVERRIDE CAP_CHOWN CAP_FOWNER"]
+    assert service["AmbientCapabilities"] == [""] and service["SystemCallFilter"] == ["@system-service"]
     assert service["Nice"] == ["10"] and service["IOSchedulingClass"] == ["idle"]
     assert service["ExecStart"] == [f"{sys.prefix}/bin/qms-admin backup --config /etc/qms/site.toml"]
     timer = unit_keys(office.unit("qms-backup.timer"))
