@@ -48,7 +48,7 @@ from qms_common.protocol import EventKind, Topics
 from qms_common.runner import exit_on_config_error
 from qms_common.tomlconf import ConfigError, Table
 
-RESERVED_USERS = ("core", "web", "readonly")
+RESERVED_USERS = ("core", "web", "readonly", "admin")
 WEB_CLIENT_ID = "web"
 
 
@@ -118,6 +118,10 @@ def site_users(site: SiteConfig) -> list[BrokerUser]:
                   ("read", t.state_all), ("read", t.status_all), *replies(t, agent.id)]
         users.append(BrokerUser(agent.id, f"tác tử quầy {', '.join(agent.counters)}", rules))
     users.append(BrokerUser("readonly", "chỉ đọc, cho tích hợp (read-only integrations)", watch))
+    # qms-admin status: its own user, so that running it never takes an integration's connection
+    # (the client id is the user name: a second login with one user replaces the first)
+    users.append(BrokerUser("admin", "qms-admin status (chỉ đọc hiện diện và tình trạng)",
+                            [("read", t.status_all), ("read", t.health_all)]))
     users += [BrokerUser(iid, "tích hợp chỉ đọc (read-only integration)", watch) for iid in integration_ids(site)]
     return users
 

@@ -241,11 +241,11 @@ def unit_states(names: list[str]) -> dict[str, str]:
 
 
 def watch_settings(site: SiteConfig) -> MqttSettings:
-    """Who reads presence and health: the broker's `readonly` user when its credentials are beside
+    """Who reads presence and health: the broker's `admin` user when its credentials are beside
     the configuration (an installed office: /etc/qms/broker/credentials.toml), else [mqtt] url."""
     creds = site.path.parent / "broker" / "credentials.toml"
     with contextlib.suppress(OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError):
-        url = tomllib.loads(creds.read_text(encoding="utf-8"))["users"]["readonly"]["url"]
+        url = tomllib.loads(creds.read_text(encoding="utf-8"))["users"]["admin"]["url"]
         return MqttSettings.from_url(url)
     return site.mqtt
 

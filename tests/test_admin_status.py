@@ -1,5 +1,5 @@
 """qms-admin status: the pure assessment (observations -> Vietnamese lines, exit code) and the
-command against a real production broker (ACLs of qms-broker, read as its `readonly` user) with
+command against a real production broker (ACLs of qms-broker, read as its `admin` user) with
 a real core and dossier service, an agent that reports a closed port, one that never came, a web
 server that is missing, and a warning on health/core."""
 
@@ -168,7 +168,7 @@ async def test_status_over_a_real_broker_names_what_runs_what_is_offline_and_the
             "counters": []}, retain=True)
     agent_port = "tác tử tang-1: cổng /dev/ttyUSB0 đang đóng: không có thiết bị (kiểm tra cáp và bộ chuyển USB)"
     core = CoreProcess(office.config, office.config.parent / "core.log", env={"QMS_MQTT_URL": office.url("core")})
-    # not `readonly`: status reads as that user, and the broker lets each user one connection
+    # not `admin`: status reads as that user, and the broker lets each user one connection
     async with Probe(office.url("bang-tin")) as watcher:
         await watcher.subscribe(t.status_core)
         core.start()

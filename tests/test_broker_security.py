@@ -163,6 +163,20 @@ async def test_the_readonly_user_reads_but_cannot_publish_at_all(secure: SecureS
         assert (await ro.wait_topic(t.state_site))["site"] == "x"
 
 
+async def test_the_admin_user_reads_presence_and_health_and_nothing_else(secure: SecureSite) -> None:
+    """qms-admin status's own user: it never takes the readonly integration's connection."""
+    t = secure.topics
+    assert await delivered(secure, "admin", [t.cmd_ticket, t.status_core, t.health_core, t.state_site]) == []
+    async with Probe(secure.url("readonly")) as ro, Probe(secure.url("admin")) as admin:
+        await admin.subscribe(f"{t.root}/#")
+        async with Probe(secure.url("core")) as core:
+            for topic in (t.state_site, t.event("issued"), t.private_contact, t.status_core, t.health_core):
+                await core.publish(topic, b'{"x":1}')
+        await admin.wait_topic(t.health_core)
+        assert {m.topic for m in admin.received} == {t.status_core, t.health_core}
+        await ro.subscribe(t.state_all)  # still connected beside it
+
+
 async def test_the_whole_flow_works_under_the_acls_also_over_tls(secure: SecureSite, tmp_path: Path) -> None:
     t = secure.topics
     core_config = tmp_path / "core.toml"
