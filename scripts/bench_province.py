@@ -26,7 +26,9 @@ import contextlib
 import heapq
 import importlib.util
 import json
+import os
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -298,6 +300,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             central.broker.stop()
     finally:
         pg.stop()
+        if not os.environ.get("QMS_KEEP"):
+            shutil.rmtree(pg.root, ignore_errors=True)
 
 
 async def measure(args: argparse.Namespace, central: Central, aggregator: AggregatorProcess, dsn: str,

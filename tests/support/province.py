@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import asyncpg
 from broker_config.central import write_central
 from broker_config.tool import main as qms_broker
 from broker_config.tool import password_hash
-from province.settings import load_province
+from province.settings import SiteEntry, load_province
 from qms_common.devbroker import Broker, free_port, stop_process
 from qms_common.protocol import Topics
 from tests.support.core import CoreProcess
@@ -50,8 +50,11 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 1
 
 # ---------------------------------------------------------------- the central broker
 
-def province_text(province_id: str, central_url: str, dsn: str, sites: list[str], *, web_port: int,
-                  accounts: str = "") -> str:
+def province_text(province_id: str, central_url: str, dsn: str, sites: Sequence[str | SiteEntry], *,
+                  web_port: int, accounts: str = "") -> str:
+    entries = [s if isinstance(s, SiteEntry) else
+               SiteEntry(s, f"Bộ phận Một cửa xã {s}", f"Huyện {'Đông' if i % 2 == 0 else 'Tây'}")
+               for i, s in enumerate(sites)]
     return f"""
 [province]
 id = "{province_id}"
@@ -65,10 +68,10 @@ host = "127.0.0.1"
 port = {web_port}
 """ + "".join(f"""
 [[sites]]
-id = "{s}"
-name = "Bộ phận Một cửa xã {s}"
-district = "Huyện {'Đông' if i % 2 == 0 else 'Tây'}"
-""" for i, s in enumerate(sites)) + accounts
+id = "{e.id}"
+name = "{e.name}"
+district = "{e.district}"
+""" for e in entries) + accounts
 
 
 WATCH_USER = "quan-sat"
@@ -84,7 +87,7 @@ class Central:
         return f"mqtt://{user}:{self.passwords[user]}@127.0.0.1:{self.broker.port}"
 
 
-def start_central(root: Path, dsn: str, sites: list[str], *, province_id: str = "tinh-thu",
+def start_central(root: Path, dsn: str, sites: Sequence[str | SiteEntry], *, province_id: str = "tinh-thu",
                   web_port: int | None = None, accounts: str = "",
                   service_write: tuple[str, ...] = ()) -> tuple[Central, Path]:
     """The central Mosquitto as `qms-broker central` writes it, started; and province.toml for the
@@ -100,8 +103,9 @@ def start_central(root: Path, dsn: str, sites: list[str], *, province_id: str = 
                               service_write=service_write)
     config.write_text(province_text(province_id, f"mqtt://{SERVICE_USER}:{passwords[SERVICE_USER]}@127.0.0.1:{port}",
                                     dsn, sites, web_port=web_port, accounts=accounts), encoding="utf-8")
-    # a test's own reader of the centre: the service's user would take the aggregator's session
-    # (client ids are user names there), and an office's user reads nothing
+    # a reader of the centre for tests and demos (not one qms-broker central makes): the service's
+    # user would take the aggregator's session (client ids are user names there), and an office's
+    # user reads nothing
     passwords[WATCH_USER] = new_id()
     with (out / "passwd").open("a", encoding="utf-8") as f:
         f.write(f"{WATCH_USER}:{password_hash(passwords[WATCH_USER])}\n")
