@@ -50,6 +50,7 @@ from qms_common.devbroker import scratch_dir  # noqa: E402
 from qms_common.mqtt import NODELAY  # noqa: E402
 from tests.support.postgres import start_postgres  # noqa: E402
 from tests.support.province import AggregatorProcess, Central, start_central  # noqa: E402
+from tests.support.web import CSRF_INPUT  # noqa: E402
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY_S = 8.5 * 3600  # a working day: 7:00-11:30 and 13:00-17:00
@@ -269,8 +270,11 @@ async def dashboard(web_port: int) -> dict[str, Any]:
             sites = await r.json() if r.status == 200 else []
         out["api_sites_ms"] = round((time.perf_counter() - t) * 1000, 1)
         out["api_sites_n"] = len(sites)
-        async with http.post(f"{base}/dang-nhap", data={"username": LOGIN[0], "password": LOGIN[1]},
-                             allow_redirects=False) as r:
+        # the login form as a browser fills it: its CSRF token (and cookie), from our own origin
+        async with http.get(f"{base}/dang-nhap") as r:
+            token = CSRF_INPUT.search(await r.text())
+        form = {"username": LOGIN[0], "password": LOGIN[1], "csrf": token.group(1) if token else ""}
+        async with http.post(f"{base}/dang-nhap", data=form, headers={"Origin": base}, allow_redirects=False) as r:
             out["login_status"] = r.status
         times = []
         for _ in range(5):

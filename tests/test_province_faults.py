@@ -31,6 +31,9 @@ from tests.support.province import (
 )
 
 DOWN_S = float(os.environ.get("QMS_FAULT_DOWN_S", "15"))
+# the load's pace: a ticket every 0.1 s per office in the short runs, a few hundred per office
+# over the 5-minute ones
+PAUSE_S = max(0.1, DOWN_S / 150)
 SITES = ["xa-mot", "xa-hai"]
 # the province must show an office offline within this long after its link is cut
 OFFLINE_WITHIN_S = 30.0
@@ -62,7 +65,7 @@ async def _is(value: asyncio.Future[bool | None] | object, expected: bool) -> bo
 async def load(ds: list[OfficeDriver]) -> AsyncIterator[asyncio.Event]:
     """Every office serving tickets until the block ends; their failures fail the test."""
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(d.keep_serving(stop)) for d in ds]
+    tasks = [asyncio.create_task(d.keep_serving(stop, PAUSE_S)) for d in ds]
     try:
         yield stop
     finally:
@@ -99,13 +102,19 @@ async def test_central_broker_down_while_offices_keep_working(tmp_path, pg_dsn) 
             # the offices serve throughout: their cores never need the centre
             for d, n in zip(ds, before, strict=True):
                 await d.served_more_than(n)
+            during = [d.served - n for d, n in zip(ds, before, strict=True)]
             rig.central.broker.start()
             # the bridges and the aggregator come back by themselves, and the load goes on meanwhile
             mark = await events_written(pg_dsn)
+            back_at = time.monotonic()
             await eventually(lambda: _above(events_written(pg_dsn), mark), timeout=60,
                              what="ghi tiếp sau khi broker trung tâm trở lại")
-        await all_stored_exactly_once(rig, timeout=120)
+            writing_s = time.monotonic() - back_at
+        totals = await all_stored_exactly_once(rig, timeout=120)
         assert rig.aggregator.alive()
+        print(f"\ncentral down {DOWN_S:g} s: {during} tickets served "
+              f"meanwhile; writing again {writing_s:.1f} s after its return; all exactly once "
+              f"{time.monotonic() - back_at:.1f} s after it: {totals}")
 
 
 async def _above(value: asyncio.Future[int] | object, mark: int) -> bool:
@@ -146,21 +155,31 @@ async def test_one_office_link_down_shows_it_offline_within_30_s(tmp_path, pg_ds
             if BRIDGE_PRESENCE:
                 await eventually(lambda: _is(site_online(pg_dsn, cut_site), True), timeout=30,
                                  what=f"{cut_site} trực tuyến lại")
-        await all_stored_exactly_once(rig, timeout=120)
-        print(f"will after {will_s:.1f} s, offline in PostgreSQL after {offline_s:.1f} s "
+        restored_at = time.monotonic()
+        totals = await all_stored_exactly_once(rig, timeout=120)
+        print(f"\nlink down {DOWN_S:g} s ({totals}, exactly once {time.monotonic() - restored_at:.1f} s after the "
+              f"load ended): will after {will_s:.1f} s, offline in PostgreSQL after {offline_s:.1f} s "
               f"({'checked' if BRIDGE_PRESENCE else 'not yet: the aggregator ignores status/bridge'})")
 
 
 async def test_aggregator_killed_ten_times_under_load(tmp_path, pg_dsn) -> None:  # type: ignore[no-untyped-def]
     async with running_province(tmp_path, pg_dsn, SITES) as rig, drivers(rig) as ds:
         await all_online(rig)
+        started = time.monotonic()
         async with load(ds):
             for i in range(10):
-                # killed while it is writing: something new reached PostgreSQL since the last start
+                # killed while it is writing, with the offices' news of the last second or so
+                # still coming in: they served 10 more tickets each since the last start, and
+                # something new reached PostgreSQL
+                for d in ds:
+                    await d.served_more_than(d.served + 9)
                 mark = await events_written(pg_dsn)
                 await eventually(lambda mark=mark: _above(events_written(pg_dsn), mark), timeout=60,
                                  what=f"ghi sau lần khởi động {i + 1}")
                 rig.aggregator.kill9()
                 rig.aggregator.start()
-        await all_stored_exactly_once(rig, timeout=120)
+        killed_s = time.monotonic() - started
+        totals = await all_stored_exactly_once(rig, timeout=120)
         assert rig.aggregator.starts == 11
+        print(f"\n10 kills in {killed_s:.1f} s of load, all exactly once "
+              f"{time.monotonic() - started - killed_s:.1f} s after the load ended: {totals}")

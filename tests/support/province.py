@@ -36,6 +36,27 @@ from tests.support.site import write_site
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_USER = "province"
 FIELD = "dat-dai"
+# one field with room for a long run's tickets (a field's numbers are its range for the day)
+OFFICE_FIELDS = """
+[[fields]]
+id = "dat-dai"
+name = "Đất đai"
+first = 1001
+last = 7999
+
+[[fields]]
+id = "ho-tich"
+name = "Hộ tịch"
+first = 8001
+last = 8999
+
+[[fields]]
+id = "chung-thuc"
+name = "Chứng thực"
+first = 1
+last = 99
+prefix = "C"
+"""
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, what: str = "") -> None:
@@ -252,7 +273,8 @@ def start_office(root: Path, site: str, central: Central, *, central_port: int |
     port, tls_port = free_port(), free_port()
     bridge = f"[bridge]\nretry_s = 1\nretry_max_s = 2\nkeepalive_s = {keepalive_s}\n"
     db = root / f"{site}.sqlite3"
-    config, _ = write_site(root, f"mqtt://127.0.0.1:{port}", site_id=site, extra=bridge + extra, db=db)
+    config, _ = write_site(root, f"mqtt://127.0.0.1:{port}", site_id=site, extra=bridge + extra, db=db,
+                           fields=OFFICE_FIELDS)
     pw_file = root / "central.pw"
     pw_file.write_text(central.passwords[site] + "\n", encoding="utf-8")
     out = root / "broker"
@@ -264,7 +286,8 @@ def start_office(root: Path, site: str, central: Central, *, central_port: int |
         raise RuntimeError(f"qms-broker cho điểm {site} thất bại ({rc}): {(root / 'qms-broker.log').read_text()}")
     passwords = _passwords(out)
     # the same site file, now with the core's own credentials on the office broker
-    write_site(root, f"mqtt://core:{passwords['core']}@127.0.0.1:{port}", site_id=site, extra=bridge + extra, db=db)
+    write_site(root, f"mqtt://core:{passwords['core']}@127.0.0.1:{port}", site_id=site, extra=bridge + extra, db=db,
+               fields=OFFICE_FIELDS)
     broker = Broker(port=port, conf=out / "mosquitto.conf", workdir=out, log_path=root / "broker.log").start()
     core = CoreProcess(config, root / "core.log", env={"PYTHONUNBUFFERED": "1", **(core_env or {})}).start()
     return OfficeNode(site, config, broker, passwords, core, db)
@@ -451,10 +474,13 @@ def exactly_once(office: dict[str, int | None], db: Stored) -> bool:
             and db.issued_events == len(office) and db.rated_events == len(rated))
 
 
-async def all_stored_exactly_once(rig: ProvinceRig, *, timeout: float = 60.0) -> None:
-    """Wait until PostgreSQL holds what every office's core recorded, exactly once."""
+async def all_stored_exactly_once(rig: ProvinceRig, *, timeout: float = 60.0) -> dict[str, tuple[int, int]]:
+    """Wait until PostgreSQL holds what every office's core recorded, exactly once; the tickets
+    and ratings of each office."""
+    totals: dict[str, tuple[int, int]] = {}
     for o in rig.offices:
         truth = o.recorded()
+        totals[o.site] = (len(truth), sum(r is not None for r in truth.values()))
 
         async def check(o: OfficeNode = o, truth: dict[str, int | None] = truth) -> bool:
             return exactly_once(truth, await stored(rig.dsn, o.site))
@@ -468,3 +494,4 @@ async def all_stored_exactly_once(rig: ProvinceRig, *, timeout: float = 60.0) ->
             raise AssertionError(f"{o.site}: office {len(truth)} tickets, PostgreSQL {len(db.tickets)} "
                                  f"(missing {sorted(missing)[:5]}, wrong ratings {list(wrong.items())[:5]}, "
                                  f"issued events {db.issued_events}, rated events {db.rated_events})") from None
+    return totals
