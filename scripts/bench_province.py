@@ -383,6 +383,8 @@ def main() -> int:
     p.add_argument("--speed", type=float, default=10,
                    help="hệ số tăng tốc so với nhịp một điểm đông khách thật (mặc định 10)")
     args = p.parse_args()
+    if args.offices < 1 or args.seconds <= 0 or args.speed <= 0:
+        p.error("--offices phải từ 1 trở lên, --seconds và --speed phải lớn hơn 0")
     per_s = args.offices * BENCH_DAY / DAY_S
     print(f"bench-province: {args.offices} offices × {BENCH_DAY} tickets per {DAY_S / 3600:g} h day, "
           f"accelerated ×{args.speed:g}: {per_s * args.speed:.1f} tickets/s in all "

@@ -175,6 +175,8 @@ def main() -> int:
     p.add_argument("--ticket-every", type=float, default=8.0, help="trung bình giây giữa hai vé ở mỗi điểm (8)")
     p.add_argument("--service-s", type=float, default=20.0, help="trung bình giây phục vụ một vé (20)")
     args = p.parse_args()
+    if args.ticket_every <= 0 or args.service_s <= 0:
+        p.error("--ticket-every và --service-s phải lớn hơn 0")
     with scratch_dir("qms-province-") as tmp:
         asyncio.run(run(tmp, args))
     return 0

@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator
 
 import asyncpg
+import pytest
 
 from province.service import parse_message
 from tests.support.mqtt import Probe
@@ -31,6 +32,8 @@ from tests.support.province import (
 )
 
 DOWN_S = float(os.environ.get("QMS_FAULT_DOWN_S", "15"))
+# the suite's 300 s a test is too short for a 5-minute outage
+pytestmark = pytest.mark.timeout(max(300.0, 2 * DOWN_S + 300))
 # the load's pace: a ticket every 0.1 s per office in the short runs, a few hundred per office
 # over the 5-minute ones
 PAUSE_S = max(0.1, DOWN_S / 150)
