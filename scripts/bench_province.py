@@ -254,6 +254,12 @@ async def wait_until(check: Any, timeout: float) -> bool:
     return False
 
 
+def web_merged() -> bool:
+    """province.web in this tree (the aggregator runs from it), not from some other install."""
+    spec = importlib.util.find_spec("province.web")
+    return spec is not None and spec.origin is not None and Path(spec.origin).is_relative_to(ROOT)
+
+
 async def dashboard(web_port: int) -> dict[str, Any]:
     """`/` with every office, logged in, and the JSON API; only with province.web merged."""
     base = f"http://127.0.0.1:{web_port}"
@@ -265,6 +271,8 @@ async def dashboard(web_port: int) -> dict[str, Any]:
                     if r.status == 200:
                         break
             await asyncio.sleep(0.2)  # the web server is starting
+        else:
+            return {"error": f"{base}/healthz không trả lời"}
         t = time.perf_counter()
         async with http.get(f"{base}/api/v1/sites") as r:
             sites = await r.json() if r.status == 200 else []
@@ -361,7 +369,7 @@ async def measure(args: argparse.Namespace, central: Central, aggregator: Aggreg
             }
             # MERGE POINT (helper B, issue 15): the dashboard runs in the aggregator's process
             # once province.web is merged; before, there is nothing to time.
-            if importlib.util.find_spec("province.web") is not None:
+            if web_merged():
                 from province.settings import load_province
                 result["dashboard"] = await dashboard(load_province(config).web_port)
             else:

@@ -140,7 +140,8 @@ async def _online(dsn: str, site: str) -> bool:
 
 def print_banner(tmp: Path, dsn: str, central_url: str, config: Path, offices: list[OfficeNode], web_port: int) -> None:
     base = f"http://127.0.0.1:{web_port}"
-    if importlib.util.find_spec("province.web") is not None:
+    spec = importlib.util.find_spec("province.web")
+    if spec is not None and spec.origin is not None and Path(spec.origin).is_relative_to(ROOT):
         web = f"""  Bảng điều khiển: {base}/            (mọi điểm; lọc theo huyện: {base}/?district=...)
   Một điểm       : {base}/diem/{offices[0].site}
   Báo cáo        : {base}/bao-cao
