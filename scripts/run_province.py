@@ -173,8 +173,9 @@ Nhấn Ctrl-C để dừng (Ctrl-C stops everything).
 def main() -> int:
     p = argparse.ArgumentParser(description="Một tỉnh demo: broker trung tâm, 3 điểm, PostgreSQL, dịch vụ tỉnh "
                                 "(a demo province on this machine).")
-    p.add_argument("--ticket-every", type=float, default=8.0, help="trung bình giây giữa hai vé ở mỗi điểm (8)")
-    p.add_argument("--service-s", type=float, default=20.0, help="trung bình giây phục vụ một vé (20)")
+    p.add_argument("--ticket-every", type=float, default=10.0, help="trung bình giây giữa hai vé ở mỗi điểm (10)")
+    p.add_argument("--service-s", type=float, default=28.0,
+                   help="trung bình giây phục vụ một vé (28: ba quầy gần kín việc, có người chờ)")
     args = p.parse_args()
     if args.ticket_every <= 0 or args.service_s <= 0:
         p.error("--ticket-every và --service-s phải lớn hơn 0")
