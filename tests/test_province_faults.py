@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from province.service import parse_message
 from tests.support.mqtt import Probe
 from tests.support.province import (
     WATCH_USER,
@@ -41,11 +40,6 @@ SITES = ["xa-mot", "xa-hai"]
 # the province must show an office offline within this long after its link is cut
 OFFLINE_WITHIN_S = 30.0
 
-# MERGE POINT (helper A, issue 15): the aggregator makes `sites.online` follow the bridge's
-# notification qms/{site}/status/bridge (1/0) as well as status/core. Until that is merged the
-# aggregator ignores status/bridge, and the link test checks the will on the central broker only;
-# once it is, the same test also requires sites.online false in PostgreSQL within 30 s.
-BRIDGE_PRESENCE = parse_message("qms/xa-mot/status/bridge", b"0") is not None
 
 
 @contextlib.asynccontextmanager
@@ -142,10 +136,9 @@ async def test_one_office_link_down_shows_it_offline_within_30_s(tmp_path, pg_ds
             await centre.wait_for(lambda m: m.topic == bridge and m.payload == b"0", timeout=OFFLINE_WITHIN_S,
                                   start=mark)
             will_s = time.monotonic() - cut_at
-            if BRIDGE_PRESENCE:
-                await eventually(lambda: _is(site_online(pg_dsn, cut_site), False),
-                                 timeout=max(0.1, OFFLINE_WITHIN_S - (time.monotonic() - cut_at)),
-                                 what=f"{cut_site} ngoại tuyến trong PostgreSQL")
+            await eventually(lambda: _is(site_online(pg_dsn, cut_site), False),
+                             timeout=max(0.1, OFFLINE_WITHIN_S - (time.monotonic() - cut_at)),
+                             what=f"{cut_site} ngoại tuyến trong PostgreSQL")
             offline_s = time.monotonic() - cut_at
             assert offline_s <= OFFLINE_WITHIN_S
             assert await site_online(pg_dsn, other) is True
@@ -155,14 +148,12 @@ async def test_one_office_link_down_shows_it_offline_within_30_s(tmp_path, pg_ds
             mark = centre.mark()
             proxy.restore()
             await centre.wait_for(lambda m: m.topic == bridge and m.payload == b"1", timeout=30, start=mark)
-            if BRIDGE_PRESENCE:
-                await eventually(lambda: _is(site_online(pg_dsn, cut_site), True), timeout=30,
-                                 what=f"{cut_site} trực tuyến lại")
+            await eventually(lambda: _is(site_online(pg_dsn, cut_site), True), timeout=30,
+                             what=f"{cut_site} trực tuyến lại")
         restored_at = time.monotonic()
         totals = await all_stored_exactly_once(rig, timeout=120)
         print(f"\nlink down {DOWN_S:g} s ({totals}, exactly once {time.monotonic() - restored_at:.1f} s after the "
-              f"load ended): will after {will_s:.1f} s, offline in PostgreSQL after {offline_s:.1f} s "
-              f"({'checked' if BRIDGE_PRESENCE else 'not yet: the aggregator ignores status/bridge'})")
+              f"load ended): will after {will_s:.1f} s, offline in PostgreSQL after {offline_s:.1f} s")
 
 
 async def test_aggregator_killed_ten_times_under_load(tmp_path, pg_dsn) -> None:  # type: ignore[no-untyped-def]
