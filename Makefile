@@ -16,7 +16,8 @@ SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:
                zbarimg:zbar-tools pdftoppm:poppler-utils systemd-analyze:systemd \
                '/usr/lib/postgresql/*/bin/initdb:postgresql'
 
-.PHONY: venv system-deps test run bench bench-core bench-agent bench-display bench-web chaos lint clean
+.PHONY: venv system-deps test run bench bench-core bench-agent bench-display bench-web chaos lint clean \
+        run-province bench-province faults-province
 
 $(VENV)/.installed: pyproject.toml
 	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
@@ -61,6 +62,18 @@ bench-display: venv system-deps
 
 bench-web: venv system-deps
 	$(PY) scripts/bench_web.py
+
+# a province on this machine: central broker, 3 offices, PostgreSQL, the aggregator and its dashboard
+run-province: venv system-deps
+	$(PY) scripts/run_province.py
+
+# 500 simulated offices through one central Mosquitto into the aggregator (BENCH_SECONDS, BENCH_OFFICES)
+bench-province: venv system-deps
+	$(PY) scripts/bench_province.py
+
+# the province's faults with the issue's 5-minute outages (the test suite runs them for 15 s)
+faults-province: venv system-deps
+	QMS_FAULT_DOWN_S=$${QMS_FAULT_DOWN_S:-300} PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -s tests/test_province_faults.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -43,29 +43,43 @@ class SiteTrack:
     last_start: float | None = None       # monotonic start of the last backfill
     retry_at: float | None = None         # after a failure: not before then
     failures: int = 0                     # in a row: each doubles the wait before the next try
+    # Only small gaps owed (most likely the office's private messages, maybe a few lost ones):
+    # asked after `small_every_s`, counted from the last backfill or from when first owed.
+    small_only: bool = False
+    small_since: float | None = None
 
-    def observe(self, seq: int, at: datetime | None, gap_min: int = 1) -> datetime | None:
-        """One message's seq, in arrival order. When it skips `gap_min` seqs or more, the moment
-        of the last event before the gap (or of this one when that is unknown); None otherwise.
-        A repeated or older seq (a message sent again) is no news."""
+    def observe(self, seq: int, at: datetime | None, gap_min: int = 1) -> tuple[datetime, bool] | None:
+        """One message's seq, in arrival order. When it skips seqs: the moment of the last event
+        before the gap (or of this one when that is unknown), and whether the gap is big (at
+        least `gap_min` seqs); None otherwise. A repeated or older seq (a message sent again) is no news."""
         if seq <= self.last_seq:
             return None
-        gap = self.last_seq > 0 and seq - self.last_seq - 1 >= gap_min
+        skipped = seq - self.last_seq - 1 if self.last_seq > 0 else 0
         before = self.last_at or at
         self.last_seq, self.last_at = seq, at or self.last_at
-        return before if gap else None
+        if skipped <= 0 or before is None:
+            return None
+        return before, skipped >= gap_min
 
-    def owe(self, since: datetime, *, forced: bool) -> None:
+    def owe(self, since: datetime, *, forced: bool, small: bool = False, now: float | None = None) -> None:
+        if small and self.owed_since is None:
+            self.small_only, self.small_since = True, now
+        elif not small:
+            self.small_only = False
         self.owed_since = since if self.owed_since is None else min(self.owed_since, since)
         self.forced = self.forced or forced
 
-    def due_in(self, now: float, every_s: float) -> float | None:
+    def due_in(self, now: float, every_s: float, small_every_s: float | None = None) -> float | None:
         """Seconds until the owed backfill may start; None while nothing is owed or the office is
         offline (it cannot answer; its coming back forces one anyway)."""
         if self.owed_since is None or not self.online:
             return None
         wait = 0.0
-        if not self.forced and self.last_start is not None:
+        if self.small_only and not self.forced and small_every_s is not None:
+            since = self.last_start if self.last_start is not None else self.small_since
+            if since is not None:
+                wait = since + small_every_s - now
+        elif not self.forced and self.last_start is not None:
             wait = self.last_start + every_s - now
         if self.retry_at is not None:
             wait = max(wait, self.retry_at - now)
@@ -76,6 +90,7 @@ class SiteTrack:
         assert self.owed_since is not None
         since, self.owed_since = self.owed_since, None
         self.forced, self.retry_at, self.last_start = False, None, now
+        self.small_only, self.small_since = False, None
         return since
 
     def failed(self, since: datetime, now: float, retry_s: float, retry_max_s: float) -> float:

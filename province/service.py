@@ -119,9 +119,10 @@ class ProvinceService:
             seq = m.body.get("seq")
             if isinstance(seq, int) and not isinstance(seq, bool) and seq > 0:
                 # in arrival order, here, not in the concurrent writes
-                before_gap = track.observe(seq, _at(m.body), self.settings.backfill.gap_min)
-                if before_gap is not None:
-                    self._owe(m.site, before_gap, forced=False)
+                gap = track.observe(seq, _at(m.body), self.settings.backfill.gap_min)
+                if gap is not None:
+                    before, big = gap
+                    self._owe(m.site, before, forced=False, small=not big)
         return asyncio.ensure_future(self._write(m))
 
     async def _write(self, m: Message) -> None:
@@ -145,8 +146,8 @@ class ProvinceService:
             self._owe(site, change.since, forced=True)
         self._wake_worker(site)
 
-    def _owe(self, site: str, since: datetime, *, forced: bool) -> None:
-        self.tracks[site].owe(since, forced=forced)
+    def _owe(self, site: str, since: datetime, *, forced: bool, small: bool = False) -> None:
+        self.tracks[site].owe(since, forced=forced, small=small, now=time.monotonic())
         worker = self._workers.get(site)
         if worker is None or worker.done():
             self._workers[site] = asyncio.ensure_future(self._worker(site))
@@ -163,7 +164,7 @@ class ProvinceService:
         wake = self._wake.setdefault(site, asyncio.Event())
         b = self.settings.backfill
         while track.owed_since is not None:
-            delay = track.due_in(time.monotonic(), b.every_s)
+            delay = track.due_in(time.monotonic(), b.every_s, b.small_gap_every_s)
             if delay is None or delay > 0:
                 wake.clear()
                 with contextlib.suppress(TimeoutError):

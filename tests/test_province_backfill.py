@@ -467,10 +467,20 @@ def test_a_site_track_is_a_few_values_and_debounces() -> None:
     at = datetime(2026, 11, 21, 9, tzinfo=UTC)
     assert t.observe(1, at) is None and t.observe(2, at) is None
     later = datetime(2026, 11, 22, 9, tzinfo=UTC)
-    assert t.observe(7, later) == at  # the last event before the gap
+    assert t.observe(7, later) == (at, True)  # the last event before the gap
     assert t.observe(3, later) is None  # an older one again: no news
-    assert t.observe(10, later, gap_min=3) is None  # two seqs skipped: the office's private messages
-    assert t.observe(14, at, gap_min=3) == later  # three: maybe lost
+    assert t.observe(10, later, gap_min=3) == (later, False)  # two skipped: the office's private messages
+    assert t.observe(14, at, gap_min=3) == (later, True)  # three: maybe lost
+    # small gaps alone: asked after small_every_s from when first owed, then from the last backfill
+    small = SiteTrack(online=True)
+    small.owe(at, forced=False, small=True, now=100.0)
+    small.owe(later, forced=False, small=True, now=500.0)
+    assert small.due_in(600.0, 300, 3600) == 3100.0
+    small.owe(later, forced=False, now=700.0)  # a big gap too: the short debounce
+    assert small.due_in(700.0, 300, 3600) == 0
+    assert small.take(700.0) == at and not small.small_only
+    small.owe(later, forced=False, small=True, now=800.0)
+    assert small.due_in(800.0, 300, 3600) == 3500.0  # an hour after the last backfill
     t.owe(at, forced=False)
     assert t.due_in(100.0, 300) == 0
     assert t.take(100.0) == at and t.owed_since is None
@@ -487,7 +497,7 @@ def test_a_site_track_is_a_few_values_and_debounces() -> None:
     assert [t.failed(t.take(0.0), 0.0, 60, 3600) for _ in range(8)] == [120, 240, 480, 960, 1920, 3600, 3600, 3600]
     t.succeeded()
     assert t.failed(t.take(0.0), 0.0, 60, 3600) == 60
-    assert len(vars(t)) == 8  # no set of seqs, whatever the traffic
+    assert len(vars(t)) == 10  # no set of seqs, whatever the traffic
 
 
 def dossier_event(code: str, entry: str, status: str, version: int) -> dict[str, Any]:
@@ -609,7 +619,7 @@ def test_bad_backfill_settings_name_the_key(tmp_path: Path, backfill: str, key: 
     assert info.value.key == key and str(info.value).startswith("Lỗi cấu hình ") and "khóa " + key in str(info.value)
     defaults = load_province(province_toml(tmp_path, 1883, "x", "postgresql://qms@db/p", ["xa-a"], "")).backfill
     assert (defaults.every_s, defaults.timeout_s, defaults.retry_s, defaults.retry_max_s, defaults.page,
-            defaults.gap_min) == (300, 30, 60, 3600, 200, 16)
+            defaults.gap_min, defaults.small_gap_every_s) == (300, 30, 60, 3600, 200, 16, 3600)
 
 
 async def test_the_client_follows_next_and_refuses_a_cursor_that_does_not_move_on() -> None:
