@@ -16,7 +16,7 @@ SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:
                zbarimg:zbar-tools pdftoppm:poppler-utils \
                '/usr/lib/postgresql/*/bin/initdb:postgresql'
 
-.PHONY: venv system-deps test run bench bench-core bench-agent bench-display bench-web chaos lint clean
+.PHONY: venv system-deps test run bench bench-core bench-agent bench-display bench-web bench-small chaos lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@if ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
@@ -61,6 +61,10 @@ bench-display: venv system-deps
 
 bench-web: venv system-deps
 	$(PY) scripts/bench_web.py
+
+# the whole office in 1 CPU core and 512 MB (a cgroup; root), a busy day compressed (docs/operations.md)
+bench-small: venv system-deps
+	$(PY) scripts/bench_small.py
 
 lint: venv
 	$(VENV)/bin/ruff check .
