@@ -219,7 +219,8 @@ def cpu_memory_dirs(paths: dict[str, str], root: Path = Path("/sys/fs/cgroup")) 
 
 
 def systemd_scope(name: str) -> Confinement:
-    """A transient scope made by systemd; its first process holds it open while we add ours."""
+    """A transient scope made by systemd: systemd-run puts itself in it and execs `sleep`, which
+    holds the scope open while our processes are written into its cgroup."""
     holder = subprocess.Popen(["systemd-run", "--scope", "--quiet", f"--unit={name}", "-p", "CPUQuota=100%",
                                "-p", f"MemoryMax={MEMORY_BYTES}", "-p", "MemorySwapMax=0", "--", "sleep", "infinity"],
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -228,10 +229,8 @@ def systemd_scope(name: str) -> Confinement:
         if holder.poll() is not None:
             err = holder.stderr.read().decode(errors="replace").strip() if holder.stderr else ""
             raise ConfinementError(f"systemd-run không tạo được scope: {err}")
-        with contextlib.suppress(OSError, StopIteration):
-            sleeper = next(p for p in Path("/proc").iterdir() if p.name.isdigit()
-                           and (p / "stat").read_text().split()[3] == str(holder.pid))
-            paths = own_cgroups(sleeper.name)
+        with contextlib.suppress(OSError, KeyError):
+            paths = own_cgroups(holder.pid)
             if any(name in p for p in paths.values()):
                 cpu, mem, procs = cpu_memory_dirs(paths)
                 return Confinement(f"systemd-run --scope {name} (CPUQuota=100%, MemoryMax=512M)", procs, cpu, mem,
