@@ -20,6 +20,7 @@ from scripts.bench_small import (
     TVS,
     Confinement,
     ConfinementError,
+    cgroup_v1,
     confine,
     office_site_text,
     own_cgroups,
@@ -87,3 +88,9 @@ def test_a_process_and_its_children_run_inside_the_box(box: Confinement, tmp_pat
 def test_no_cgroup_wraps_nothing() -> None:
     box = confine(False)
     assert box.wrap(["true"]) == ["true"] and box.memory_peak_mb() is None and box.cpu_stat() == {}
+
+
+def test_a_cgroup_that_cannot_be_made_is_said_in_vietnamese(tmp_path: Path) -> None:
+    with pytest.raises(ConfinementError, match="không tạo được cgroup v1"):
+        cgroup_v1("qms-bench-small-test", root=tmp_path / "no-cgroups-here")
+    assert not (tmp_path / "no-cgroups-here").exists()  # nothing made, nothing left behind
