@@ -12,7 +12,9 @@ load itself.
 
 The office is examples/site.toml (6 counters, 4 fields, [notify], dossiers) with its paths and
 provider addresses moved to this run (scripts/demo.py's rewrite), espeak only (the box is offline),
-two TVs, and the kiosk rate limits opened for the compressed day.
+two TVs, and the kiosk rate limits opened for the compressed day; a year of history (250 open days
+of 500 tickets, scripts/gen_history.py) is in its databases before it starts, and the load begins
+once it is idle (its start-up work done, as on a box that has run for years).
 
 Load: a busy day is 500 tickets over 8 hours; --rate R compresses it R times (default 120: the day
 in 4 minutes). Each counter works at the real per-counter cadence divided by R: N (call), its
@@ -21,14 +23,15 @@ service time, F (finish), a rating key on half of them. Tickets come from the ki
 dossier receipt through the dossier API.
 
 Measured, printed as one JSON object on the last line:
-  press_to_panel_ms:   keypad frame written on the line → the panel's frame for that counter read
-                       back (N and F presses); target p99 ≤ 50 ms;
+  press_to_panel_ms:   keypad frame written on the line → the panel's frame answering it read back
+                       (N, F and rating keys); target p99 ≤ 50 ms, no key unanswered;
   announcement_late_s: event/called seen on the broker (by a read-only client outside the box) →
                        a TV has the announcement and every clip of it fetched; target: none > 5 s,
                        none missing;
   services:            each process's peak and end resident memory and CPU seconds (/proc);
   confinement:         how it was made, the cgroup's memory peak and CPU throttling.
-Options: --duration S (default 240), --rate R, --no-cgroup. QMS_KEEP=1 keeps the logs.
+Options: --duration S (default 240), --rate R, --history-days N, --no-cgroup. QMS_KEEP=1 keeps the
+logs and databases. The results measured here: docs/operations.md, "Small box".
 """
 
 from __future__ import annotations
