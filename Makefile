@@ -16,7 +16,7 @@ SYSTEM_DEPS := mosquitto:mosquitto mosquitto_rr:mosquitto-clients mosquitto_sub:
                zbarimg:zbar-tools pdftoppm:poppler-utils systemd-analyze:systemd \
                '/usr/lib/postgresql/*/bin/initdb:postgresql'
 
-.PHONY: venv system-deps test run bench bench-core bench-agent bench-display bench-web chaos lint clean \
+.PHONY: venv system-deps test run bench bench-core bench-agent bench-display bench-web bench-small chaos lint clean \
         run-province bench-province faults-province
 
 $(VENV)/.installed: pyproject.toml
@@ -74,6 +74,10 @@ bench-province: venv system-deps
 # the province's faults with the issue's 5-minute outages (the test suite runs them for 15 s)
 faults-province: venv system-deps
 	QMS_FAULT_DOWN_S=$${QMS_FAULT_DOWN_S:-300} PYTHONPATH=$(CURDIR) $(PY) -m pytest -q -s tests/test_province_faults.py
+
+# the whole office in 1 CPU core and 512 MB (a cgroup; root), a busy day compressed (docs/operations.md)
+bench-small: venv system-deps
+	$(PY) scripts/bench_small.py
 
 lint: venv
 	$(VENV)/bin/ruff check .
