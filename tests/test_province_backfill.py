@@ -30,7 +30,7 @@ from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import InProcessCore, running_core
 from tests.support.mqtt import Probe, Received, new_id
-from tests.support.province import broker_passwords, eventually, write_province
+from tests.support.province import OfficeHands, broker_passwords, eventually, write_province
 from tests.support.site import write_site
 
 log = logging.getLogger(__name__)
@@ -127,35 +127,16 @@ async def running_service(config: Path) -> AsyncIterator[ProvinceService]:
 
 
 @dataclass
-class Office:
+class Office(OfficeHands):
     site: str
-    topics: Topics
     core: InProcessCore
-    probe: Probe  # as the office's web server: kiosk, counters, rating tablet
     relay: Relay
     broker: Broker
-
-    async def request(self, topic: str, **kw: Any) -> dict[str, Any]:
-        reply = await self.probe.request(topic, {"request_id": new_id(), **kw})
-        assert reply["ok"], reply
-        return reply
-
-    async def serve_one(self, score: int) -> str:
-        ticket = (await self.request(self.topics.cmd_ticket, field="dat-dai"))["ticket"]
-        await self.request(self.topics.cmd_counter("1"), action="call", ticket=ticket["id"])
-        await self.request(self.topics.cmd_counter("1"), action="finish")
-        await self.request(self.topics.cmd_rating, ticket=ticket["id"], score=score)
-        return str(ticket["id"])
 
     async def records(self) -> list[dict[str, Any]]:
         """The core's own records, from its own database."""
         tickets = await self.core.store.tickets(day_from=None, day_to=None, after_order=0, limit=100_000)
         return [t.record(self.core.service.tz) for t in tickets]
-
-    def seqs(self) -> set[int]:
-        return {m.json["seq"] for m in self.probe.received
-                if m.topic.startswith((f"{self.topics.root}/event/", f"{self.topics.root}/state/"))
-                and m.payload and isinstance(m.json.get("seq"), int)}
 
 
 @contextlib.asynccontextmanager
@@ -187,7 +168,7 @@ async def bridged_office(tmp: Path, centre: Centre, site: str, *, queue: int) ->
     try:
         async with running_core(config) as core, Probe(f"mqtt://web:{pw['web']}@127.0.0.1:{port}") as probe:
             await probe.subscribe(topics.state_all, topics.event_all)
-            yield Office(site, topics, core, probe, relay, broker)
+            yield Office(probe, topics, site=site, core=core, relay=relay, broker=broker)
     finally:
         broker.stop()
         if relay._server is not None:

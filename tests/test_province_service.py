@@ -7,7 +7,6 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -18,39 +17,14 @@ from province.store import ProvinceStore
 from qms_common.devbroker import Broker
 from qms_common.protocol import ProtocolError, Topics
 from tests.support.core import running_core
-from tests.support.mqtt import Probe, new_id
-from tests.support.province import AggregatorProcess, eventually, write_province
+from tests.support.mqtt import Probe
+from tests.support.province import AggregatorProcess, OfficeHands, eventually, write_province
 from tests.support.site import write_site
 
 
-class Office:
-    """A real core and a probe that acts at its kiosk, counters and rating tablet."""
-
-    def __init__(self, probe: Probe, topics: Topics) -> None:
-        self.probe = probe
-        self.topics = topics
-
-    async def request(self, topic: str, **kw: Any) -> dict[str, Any]:
-        reply = await self.probe.request(topic, {"request_id": new_id(), **kw})
-        assert reply["ok"], reply
-        return reply
-
-    async def serve_one(self, score: int) -> str:
-        """Issue a ticket, call it, finish it, rate it: four events."""
-        ticket = (await self.request(self.topics.cmd_ticket, field="dat-dai"))["ticket"]
-        await self.request(self.topics.cmd_counter("1"), action="call", ticket=ticket["id"])
-        await self.request(self.topics.cmd_counter("1"), action="finish")
-        await self.request(self.topics.cmd_rating, ticket=ticket["id"], score=score)
-        return str(ticket["id"])
-
+class Office(OfficeHands):
     async def serve_many(self, n: int, score: int) -> list[str]:
         return [await self.serve_one(score) for _ in range(n)]
-
-    def seqs(self) -> set[int]:
-        root = self.topics.root
-        return {m.json["seq"] for m in self.probe.received
-                if m.topic.startswith((f"{root}/event/", f"{root}/state/")) and m.payload
-                and isinstance(m.json.get("seq"), int)}
 
 
 @contextlib.asynccontextmanager

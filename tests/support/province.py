@@ -358,6 +358,34 @@ class OfficeDriver:
         return n
 
 
+@dataclass
+class OfficeHands:
+    """A probe on a real core's broker acting at its kiosk, counter 1 and rating tablet (as the
+    office's web server would), and what it saw the core publish."""
+    probe: Probe
+    topics: Topics
+
+    async def request(self, topic: str, **kw: Any) -> dict[str, Any]:
+        reply = await self.probe.request(topic, {"request_id": new_id(), **kw})
+        assert reply["ok"], reply
+        return reply
+
+    async def serve_one(self, score: int) -> str:
+        """Issue a ticket, call it, finish it, rate it: four events."""
+        ticket = (await self.request(self.topics.cmd_ticket, field=FIELD))["ticket"]
+        await self.request(self.topics.cmd_counter("1"), action="call", ticket=ticket["id"])
+        await self.request(self.topics.cmd_counter("1"), action="finish")
+        await self.request(self.topics.cmd_rating, ticket=ticket["id"], score=score)
+        return str(ticket["id"])
+
+    def seqs(self) -> set[int]:
+        """The seqs of the events and states the probe received (it subscribed to them)."""
+        root = self.topics.root
+        return {m.json["seq"] for m in self.probe.received
+                if m.topic.startswith((f"{root}/event/", f"{root}/state/")) and m.payload
+                and isinstance(m.json.get("seq"), int)}
+
+
 # ---------------------------------------------------------------- the aggregator
 
 class AggregatorProcess:
