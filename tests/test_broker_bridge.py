@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tomllib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -15,35 +14,18 @@ import aiomqtt
 import pytest
 
 from broker_config.tool import main as qms_broker
+from province.settings import SiteEntry
 from qms_common.devbroker import Broker, free_port
 from tests.support.mqtt import Probe
+from tests.support.province import broker_passwords, write_province
 from tests.support.site import write_site
 
 
-def write_province(tmp: Path, port: int, sites: list[str]) -> Path:
-    path = tmp / "province.toml"
-    path.write_text(f"""
-[province]
-id = "tinh-demo"
-name = "Tỉnh thử nghiệm"
-
-[mqtt]
-url = "mqtt://province:x@127.0.0.1:{port}"
-
-[postgres]
-dsn = "postgresql://qms@127.0.0.1:5432/qms_province"
-""" + "".join(f"""
-[[sites]]
-id = "{s}"
-name = "Xã {s}"
-district = "Huyện Một"
-""" for s in sites), encoding="utf-8")
-    return path
-
-
-def passwords(out: Path) -> dict[str, str]:
-    creds = tomllib.loads((out / "credentials.toml").read_text(encoding="utf-8"))
-    return {name: entry["password"] for name, entry in creds["users"].items()}
+def central_config(tmp: Path, port: int, sites: list[str]) -> Path:
+    """province.toml for `qms-broker central`: its sites, all in one district."""
+    return write_province(tmp, "tinh-demo", f"mqtt://province:x@127.0.0.1:{port}",
+                          "postgresql://qms@127.0.0.1:5432/qms_province",
+                          [SiteEntry(s, f"Xã {s}", "Huyện Một") for s in sites])
 
 
 @dataclass
@@ -80,10 +62,10 @@ def bridged(tmp_path: Path, *, tls: bool, bridge_in: bool = False) -> Iterator[P
                               extra="[bridge]\nretry_s = 1\nretry_max_s = 1\nkeepalive_s = 5\n")
     other = f"{site}-khac"
     central_out = tmp_path / "central"
-    assert qms_broker(["central", "--config", str(write_province(tmp_path, cport, [site, other, f"{site}-ba"])),
+    assert qms_broker(["central", "--config", str(central_config(tmp_path, cport, [site, other, f"{site}-ba"])),
                        "--out", str(central_out), "--port", str(cport), "--tls-port", str(ctls),
                        "--run-as", "root", "--service-write", "cmd/#"]) == 0
-    central_pw = passwords(central_out)
+    central_pw = broker_passwords(central_out)
     pw_file = tmp_path / "bridge.pw"
     pw_file.write_text(central_pw[site] + "\n", encoding="utf-8")
     office_out = tmp_path / "office"
@@ -99,7 +81,7 @@ def bridged(tmp_path: Path, *, tls: bool, bridge_in: bool = False) -> Iterator[P
     office = Broker(port=office_port, conf=office_out / "mosquitto.conf", workdir=office_out,
                     log_path=tmp_path / "office.log").start()
     try:
-        yield Province(office, central, site, other, f"{site}-ba", passwords(office_out), central_pw)
+        yield Province(office, central, site, other, f"{site}-ba", broker_passwords(office_out), central_pw)
     finally:
         office.stop()
         central.stop()
@@ -316,7 +298,7 @@ def test_bad_bridge_settings_are_refused_and_change_nothing(tmp_path: Path, caps
 def test_central_acl_confines_each_office(tmp_path: Path) -> None:
     from broker_config.central import central_acl_text, central_users
     from province.settings import load_province
-    province = load_province(write_province(tmp_path, 1883, ["xa-a", "xa-b"]))
+    province = load_province(central_config(tmp_path, 1883, ["xa-a", "xa-b"]))
     assert [(s.id, s.district) for s in province.sites] == [("xa-a", "Huyện Một"), ("xa-b", "Huyện Một")]
     acl = central_acl_text(province, central_users(province))
     assert "user xa-a\ntopic write qms/xa-a/#\n" in acl
@@ -328,7 +310,7 @@ def test_central_acl_confines_each_office(tmp_path: Path) -> None:
 
 
 def test_a_bad_province_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_province(tmp_path, 1883, ["xa-a", "xa-a"])
+    path = central_config(tmp_path, 1883, ["xa-a", "xa-a"])
     assert qms_broker(["central", "--config", str(path), "--out", str(tmp_path / "c")]) != 0
     assert "khai báo hai lần" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()

@@ -10,9 +10,8 @@ import contextlib
 import json
 import logging
 import time
-import tomllib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,16 +30,10 @@ from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import InProcessCore, running_core
 from tests.support.mqtt import Probe, Received, new_id
+from tests.support.province import OfficeHands, broker_passwords, eventually, write_province
 from tests.support.site import write_site
 
 log = logging.getLogger(__name__)
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0) -> None:
-    """Wait for a condition of the database (nothing to subscribe to there), with a timeout."""
-    async with asyncio.timeout(timeout):
-        while not await check():  # noqa: ASYNC110  (PostgreSQL has no event to wait for here)
-            await asyncio.sleep(0.05)
 
 
 async def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
@@ -92,29 +85,8 @@ class Relay:
 
 
 def province_toml(tmp: Path, port: int, password: str, dsn: str, sites: list[str], backfill: str) -> Path:
-    path = tmp / "province.toml"
-    path.write_text(f"""
-[province]
-id = "p{uuid.uuid4().hex[:8]}"
-name = "Tỉnh thử nghiệm"
-[mqtt]
-url = "mqtt://province:{password}@127.0.0.1:{port}"
-[postgres]
-dsn = "{dsn}"
-[backfill]
-{backfill}
-""" + "".join(f"""
-[[sites]]
-id = "{s}"
-name = "Xã {s}"
-district = "Huyện Đông"
-""" for s in sites), encoding="utf-8")
-    return path
-
-
-def passwords(out: Path) -> dict[str, str]:
-    creds = tomllib.loads((out / "credentials.toml").read_text(encoding="utf-8"))
-    return {name: entry["password"] for name, entry in creds["users"].items()}
+    return write_province(tmp, f"p{uuid.uuid4().hex[:8]}", f"mqtt://province:{password}@127.0.0.1:{port}", dsn, sites,
+                          extra=f"[backfill]\n{backfill}\n")
 
 
 @dataclass
@@ -155,35 +127,16 @@ async def running_service(config: Path) -> AsyncIterator[ProvinceService]:
 
 
 @dataclass
-class Office:
+class Office(OfficeHands):
     site: str
-    topics: Topics
     core: InProcessCore
-    probe: Probe  # as the office's web server: kiosk, counters, rating tablet
     relay: Relay
     broker: Broker
-
-    async def request(self, topic: str, **kw: Any) -> dict[str, Any]:
-        reply = await self.probe.request(topic, {"request_id": new_id(), **kw})
-        assert reply["ok"], reply
-        return reply
-
-    async def serve_one(self, score: int) -> str:
-        ticket = (await self.request(self.topics.cmd_ticket, field="dat-dai"))["ticket"]
-        await self.request(self.topics.cmd_counter("1"), action="call", ticket=ticket["id"])
-        await self.request(self.topics.cmd_counter("1"), action="finish")
-        await self.request(self.topics.cmd_rating, ticket=ticket["id"], score=score)
-        return str(ticket["id"])
 
     async def records(self) -> list[dict[str, Any]]:
         """The core's own records, from its own database."""
         tickets = await self.core.store.tickets(day_from=None, day_to=None, after_order=0, limit=100_000)
         return [t.record(self.core.service.tz) for t in tickets]
-
-    def seqs(self) -> set[int]:
-        return {m.json["seq"] for m in self.probe.received
-                if m.topic.startswith((f"{self.topics.root}/event/", f"{self.topics.root}/state/"))
-                and m.payload and isinstance(m.json.get("seq"), int)}
 
 
 @contextlib.asynccontextmanager
@@ -207,7 +160,7 @@ async def bridged_office(tmp: Path, centre: Centre, site: str, *, queue: int) ->
     assert "max_queued_messages 200000\n" in text
     conf.write_text(text.replace("max_queued_messages 200000\n", f"max_queued_messages {queue}\n"),
                     encoding="utf-8")
-    pw = passwords(out)
+    pw = broker_passwords(out)
     write_site(tmp, f"mqtt://core:{pw['core']}@127.0.0.1:{port}", site_id=site,
                extra="[bridge]\nretry_s = 1\nretry_max_s = 1\nkeepalive_s = 5\n")
     broker = Broker(port=port, conf=conf, workdir=out, log_path=tmp / f"office-{site}.log").start()
@@ -215,7 +168,7 @@ async def bridged_office(tmp: Path, centre: Centre, site: str, *, queue: int) ->
     try:
         async with running_core(config) as core, Probe(f"mqtt://web:{pw['web']}@127.0.0.1:{port}") as probe:
             await probe.subscribe(topics.state_all, topics.event_all)
-            yield Office(site, topics, core, probe, relay, broker)
+            yield Office(probe, topics, site=site, core=core, relay=relay, broker=broker)
     finally:
         broker.stop()
         if relay._server is not None:
@@ -256,14 +209,14 @@ async def test_an_office_down_past_its_bridge_queue_is_repaired_by_the_backfill(
     try:
         async with bridged_office(tmp_path, centre, site, queue=5) as o, \
                 running_service(centre.config) as service:
-            await eventually(lambda: is_online(pg_dsn, site))
+            await eventually(lambda: is_online(pg_dsn, site), timeout=20.0)
             served = [await o.serve_one(score) for score in (3, 2)]
-            await eventually(lambda: matches_core(pg_dsn, o))
+            await eventually(lambda: matches_core(pg_dsn, o), timeout=20.0)
             online_since = (await site_row(pg_dsn, site))["status_at"]  # type: ignore[index]
 
             # the link is cut: the central broker publishes the bridge's will, 0
             await o.relay.cut()
-            await eventually(lambda: is_online(pg_dsn, site, False))
+            await eventually(lambda: is_online(pg_dsn, site, False), timeout=20.0)
             offline = await site_row(pg_dsn, site)
             assert offline is not None and offline["status_at"] > online_since and offline["bridge_online"] is False
             # the office keeps working alone, far past its bridge's queue of 5 messages
@@ -285,7 +238,7 @@ async def test_an_office_down_past_its_bridge_queue_is_repaired_by_the_backfill(
             assert r[0]["n"] == len(served)
             # later events still update the rows the backfill wrote (by seq)
             served.append(await o.serve_one(3))
-            await eventually(lambda: matches_core(pg_dsn, o))
+            await eventually(lambda: matches_core(pg_dsn, o), timeout=20.0)
     finally:
         centre.broker.stop()
 
@@ -342,7 +295,7 @@ async def fake_office(tmp: Path, dsn: str, backfill: str) -> AsyncIterator[tuple
             server = asyncio.create_task(link.serve())
             try:
                 await probe.publish(f"qms/{site}/status/core", b"online", retain=True)
-                await eventually(lambda: is_online(dsn, site))
+                await eventually(lambda: is_online(dsn, site), timeout=20.0)
                 yield link, service
             finally:
                 server.cancel()
@@ -363,10 +316,10 @@ async def test_a_seq_gap_asks_for_a_backfill_at_most_once_per_debounce(tmp_path:
         for seq in (1, 2):
             await link.event(seq)
         await link.event(5)  # a gap: one backfill at once
-        await eventually(lambda: _has_ticket(pg_dsn, link.site, "a"))
+        await eventually(lambda: _has_ticket(pg_dsn, link.site, "a"), timeout=20.0)
         await link.event(9)  # another gap within the debounce: owed, not asked yet
-        await eventually(lambda: _true(service.tracks[link.site].owed_since is not None))
-        await eventually(lambda: _seq_stored(pg_dsn, link.site, 9))
+        await eventually(lambda: _true(service.tracks[link.site].owed_since is not None), timeout=20.0)
+        await eventually(lambda: _seq_stored(pg_dsn, link.site, 9), timeout=20.0)
         assert len(link.requests) == 1
         await eventually(lambda: _has_ticket(pg_dsn, link.site, "b"), timeout=10)
         (t1, first), (t2, second) = link.requests
@@ -421,10 +374,10 @@ async def test_records_never_overwrite_newer_events_and_ratings_stay_once(tmp_pa
     async with fake_office(tmp_path, pg_dsn, "every_s = 1\ntimeout_s = 5\ngap_min = 1\n") as (link, _service):
         # an event newer than the reply's seq: the record (older) must not replace it
         await link.event(100, "rated", {**record("t1", rating=2), "status": "done"})
-        await eventually(lambda: _has_ticket(pg_dsn, link.site, "t1"))
+        await eventually(lambda: _has_ticket(pg_dsn, link.site, "t1"), timeout=20.0)
         link.answers += [good(40, [record("t1", rating=5), record("t2", rating=3)])]
         await link.event(103)  # a gap
-        await eventually(lambda: _has_ticket(pg_dsn, link.site, "t2"))
+        await eventually(lambda: _has_ticket(pg_dsn, link.site, "t2"), timeout=20.0)
         assert await ticket_ids(pg_dsn, link.site) == [("t1", 2, 100), ("t2", 3, 40)]
         ratings = await fetch(pg_dsn, "SELECT ticket, rating FROM ratings WHERE site = $1 ORDER BY ticket", link.site)
         assert [(r["ticket"], r["rating"]) for r in ratings] == [("t1", 2), ("t2", 3)]
@@ -518,8 +471,8 @@ async def test_dossier_events_are_stored_once(tmp_path: Path, pg_dsn: str) -> No
         await link.probe.publish(topic, dossier_event("HS-1", "received", "received", 1))  # late and old
         await link.probe.publish(topic, dossier_event("HS-2", "received", "received", 1))
         await link.probe.publish(topic, b"not json")  # refused, nothing else changes
-        await eventually(lambda: _count(pg_dsn, "dossier_entries", link.site, 3))
-        await eventually(lambda: _count(pg_dsn, "dossiers", link.site, 2))
+        await eventually(lambda: _count(pg_dsn, "dossier_entries", link.site, 3), timeout=20.0)
+        await eventually(lambda: _count(pg_dsn, "dossiers", link.site, 2), timeout=20.0)
         rows = await fetch(pg_dsn, "SELECT * FROM dossiers WHERE site = $1 ORDER BY code", link.site)
         first = rows[0]
         assert (first["code"], first["status"], first["version"], first["procedure"]) == (

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import pytest
@@ -19,66 +14,17 @@ import pytest
 from province.service import ProvinceService, parse_message
 from province.settings import load_province
 from province.store import ProvinceStore
-from qms_common.devbroker import Broker, stop_process
+from qms_common.devbroker import Broker
 from qms_common.protocol import ProtocolError, Topics
 from tests.support.core import running_core
-from tests.support.mqtt import Probe, new_id
+from tests.support.mqtt import Probe
+from tests.support.province import AggregatorProcess, OfficeHands, eventually, write_province
 from tests.support.site import write_site
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, what: str = "") -> None:
-    """Wait for a condition of the database (nothing to subscribe to there), with a timeout."""
-    async with asyncio.timeout(timeout):
-        while not await check():  # noqa: ASYNC110  (PostgreSQL has no event to wait for here)
-            await asyncio.sleep(0.05)
-
-
-def write_province(tmp: Path, broker_url: str, dsn: str, site_id: str) -> Path:
-    path = tmp / "province.toml"
-    path.write_text(f"""
-[province]
-id = "p{uuid.uuid4().hex[:8]}"
-name = "Tỉnh thử nghiệm"
-[mqtt]
-url = "{broker_url}"
-[postgres]
-dsn = "{dsn}"
-[[sites]]
-id = "{site_id}"
-name = "Xã thử nghiệm"
-district = "Huyện Đông"
-""", encoding="utf-8")
-    return path
-
-
-class Office:
-    """A real core and a probe that acts at its kiosk, counters and rating tablet."""
-
-    def __init__(self, probe: Probe, topics: Topics) -> None:
-        self.probe = probe
-        self.topics = topics
-
-    async def request(self, topic: str, **kw: Any) -> dict[str, Any]:
-        reply = await self.probe.request(topic, {"request_id": new_id(), **kw})
-        assert reply["ok"], reply
-        return reply
-
-    async def serve_one(self, score: int) -> str:
-        """Issue a ticket, call it, finish it, rate it: four events."""
-        ticket = (await self.request(self.topics.cmd_ticket, field="dat-dai"))["ticket"]
-        await self.request(self.topics.cmd_counter("1"), action="call", ticket=ticket["id"])
-        await self.request(self.topics.cmd_counter("1"), action="finish")
-        await self.request(self.topics.cmd_rating, ticket=ticket["id"], score=score)
-        return str(ticket["id"])
-
+class Office(OfficeHands):
     async def serve_many(self, n: int, score: int) -> list[str]:
         return [await self.serve_one(score) for _ in range(n)]
-
-    def seqs(self) -> set[int]:
-        root = self.topics.root
-        return {m.json["seq"] for m in self.probe.received
-                if m.topic.startswith((f"{root}/event/", f"{root}/state/")) and m.payload
-                and isinstance(m.json.get("seq"), int)}
 
 
 @contextlib.asynccontextmanager
@@ -128,7 +74,8 @@ def test_parse_message() -> None:
 
 async def test_a_real_office_is_written_exactly_once(broker: Broker, tmp_path: Path, pg_dsn: str) -> None:
     async with office(broker, tmp_path) as o:
-        settings = load_province(write_province(tmp_path, broker.url, pg_dsn, o.topics.site))
+        settings = load_province(write_province(tmp_path, f"p{uuid.uuid4().hex[:8]}", broker.url, pg_dsn,
+                                                 [o.topics.site]))
         store = await ProvinceStore.open(settings.postgres_dsn)
         service = ProvinceService(settings, store)
         task = asyncio.create_task(service.run())
@@ -174,35 +121,12 @@ async def _equals(value: Awaitable[dict[str, int]], expected: dict[str, int]) ->
     return await value == expected
 
 
-class ProvinceProcess:
-    """`python -m province` as a real process, for kill -9 and restarts."""
-
-    def __init__(self, config: Path, log_path: Path) -> None:
-        self.config = config
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ProvinceProcess:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "province", "--config", str(self.config)],
-                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=dict(os.environ))
-        return self
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-
-
 async def test_killed_mid_stream_and_restarted_loses_and_repeats_nothing(
         broker: Broker, tmp_path: Path, pg_dsn: str) -> None:
     async with office(broker, tmp_path) as o:
         site = o.topics.site
-        proc = ProvinceProcess(write_province(tmp_path, broker.url, pg_dsn, site), tmp_path / "province.log")
+        proc = AggregatorProcess(write_province(tmp_path, f"p{uuid.uuid4().hex[:8]}", broker.url, pg_dsn, [site]),
+                                 tmp_path / "province.log")
         try:
             proc.start()
             await eventually(lambda: _online(pg_dsn, site))
@@ -236,8 +160,7 @@ async def test_killed_mid_stream_and_restarted_loses_and_repeats_nothing(
                 "tickets": n, "done_rated": n, "ratings": n, "issued": n, "rated": n}), timeout=20)
         finally:
             proc.stop()
-            if proc.log_path.exists():
-                assert "Traceback" not in proc.log_path.read_text(errors="replace")
+            assert "Traceback" not in proc.log()
 
 
 async def _count_above(dsn: str, site: str, kind: str, n: int) -> bool:

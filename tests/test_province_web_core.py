@@ -6,59 +6,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
 from province.service import ProvinceService
-from province.settings import load_province
+from province.settings import SiteEntry, load_province
 from province.store import ProvinceStore
 from province.web.app import make_app
 from qms_common.devbroker import Broker
 from qms_common.protocol import Topics
 from tests.support.core import running_core
 from tests.support.mqtt import Probe, new_id
+from tests.support.province import eventually, write_province
 from tests.support.site import write_site
 from tests.test_province_web import HASH, log_in
 
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"không đạt sau {timeout} s: {what}")
-        await asyncio.sleep(0.1)
-
-
-def write_province(tmp: Path, broker_url: str, dsn: str, site: str) -> Path:
-    path = tmp / "province.toml"
-    path.write_text(f"""
-[province]
-id = "tinh-that"
-name = "Tỉnh thử nghiệm"
-[mqtt]
-url = "{broker_url}"
-[postgres]
-dsn = "{dsn}"
-[[sites]]
-id = "{site}"
-name = "UBND xã Hòa Bình"
-district = "Huyện Đông"
+ACCOUNTS = f"""
 [[accounts]]
 username = "tinh"
 password_hash = "{HASH}"
 role = "province"
-""", encoding="utf-8")
-    return path
+"""
 
 
 async def test_a_real_office_on_the_dashboard(broker: Broker, tmp_path: Path, pg_dsn: str) -> None:
     path, site = write_site(tmp_path, broker.url)
     topics = Topics(site)
-    settings = load_province(write_province(tmp_path, broker.url, pg_dsn, site))
+    settings = load_province(write_province(tmp_path, "tinh-that", broker.url, pg_dsn,
+                                             [SiteEntry(site, "UBND xã Hòa Bình", "Huyện Đông")], accounts=ACCOUNTS))
     store = await ProvinceStore.open(settings.postgres_dsn)
     service = ProvinceService(settings, store)
     aggregator = asyncio.create_task(service.run())
@@ -94,7 +71,7 @@ async def test_a_real_office_on_the_dashboard(broker: Broker, tmp_path: Path, pg
             async def caught_up() -> bool:
                 return await entry() == expected
 
-            await eventually(caught_up, what="the office's figures on /api/v1/sites")
+            await eventually(caught_up, timeout=20.0, what="the office's figures on /api/v1/sites")
 
             await log_in(client)
             live = await (await client.get(f"/diem/{site}/trang-thai.json")).json()

@@ -5,63 +5,18 @@ taken never stops the aggregator."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 
-from qms_common.devbroker import Broker, free_port, stop_process
+from qms_common.devbroker import Broker, free_port
 from tests.support.mqtt import Probe
+from tests.support.province import AggregatorProcess, eventually, write_province
 
 SITE = "xa-hoa-binh"
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"không đạt sau {timeout} s: {what}")
-        await asyncio.sleep(0.1)
-
-
-def write_province(tmp: Path, broker_url: str, dsn: str, port: int) -> Path:
-    path = tmp / "province.toml"
-    path.write_text(f"""
-[province]
-id = "p{uuid.uuid4().hex[:8]}"
-name = "Tỉnh thử nghiệm"
-[mqtt]
-url = "{broker_url}"
-[postgres]
-dsn = "{dsn}"
-[web]
-host = "127.0.0.1"
-port = {port}
-[[sites]]
-id = "{SITE}"
-name = "UBND xã Hòa Bình"
-district = "Huyện Đông"
-""", encoding="utf-8")
-    return path
-
-
-@contextmanager
-def province_process(config: Path, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "province", "--config", str(config)], stdout=log,
-                                stderr=log, stdin=subprocess.DEVNULL, env=dict(os.environ))
-    try:
-        yield proc
-    finally:
-        stop_process(proc)
 
 
 async def publish_office(broker: Broker) -> None:
@@ -77,17 +32,18 @@ async def test_the_service_serves_the_dashboard_beside_the_aggregator(broker: Br
                                                                       pg_dsn: str) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with province_process(write_province(tmp_path, broker.url, pg_dsn, port), tmp_path / "province.log") as proc:
+    config = write_province(tmp_path, f"p{uuid.uuid4().hex[:8]}", broker.url, pg_dsn, [SITE], web_port=port)
+    with AggregatorProcess(config, tmp_path / "province.log") as proc:
         async with aiohttp.ClientSession() as http:
             async def healthy() -> bool:
-                assert proc.poll() is None, (tmp_path / "province.log").read_text()
+                assert proc.alive(), proc.log()
                 try:
                     async with http.get(base + "/healthz") as r:
                         return r.status == 200
                 except aiohttp.ClientConnectionError:
                     return False
 
-            await eventually(healthy, what="/healthz")
+            await eventually(healthy, timeout=20.0, what="/healthz")
             await publish_office(broker)
 
             async def listed() -> bool:
@@ -96,11 +52,10 @@ async def test_the_service_serves_the_dashboard_beside_the_aggregator(broker: Br
                     entries = await r.json()
                 return entries[0]["online"] is True and entries[0]["waiting"] == 3
 
-            await eventually(listed, what="the office on /api/v1/sites")
+            await eventually(listed, timeout=20.0, what="the office on /api/v1/sites")
             async with http.get(base + "/", allow_redirects=False) as page:
                 assert page.status == 302 and page.headers["Location"].startswith("/dang-nhap")
-        proc.send_signal(15)
-        assert proc.wait(timeout=15) == 0
+        assert proc.terminate(timeout=15) == 0
 
 
 async def test_a_taken_dashboard_port_never_stops_the_aggregator(broker: Broker, tmp_path: Path, pg_dsn: str) -> None:
@@ -109,13 +64,14 @@ async def test_a_taken_dashboard_port_never_stops_the_aggregator(broker: Broker,
         taken.listen()
         port = taken.getsockname()[1]
         log_path = tmp_path / "province.log"
-        with province_process(write_province(tmp_path, broker.url, pg_dsn, port), log_path) as proc:
+        config = write_province(tmp_path, f"p{uuid.uuid4().hex[:8]}", broker.url, pg_dsn, [SITE], web_port=port)
+        with AggregatorProcess(config, log_path) as proc:
             await eventually(lambda: asyncio.to_thread(_logged, log_path, "Không mở được cổng bảng điều khiển"),
-                             what="the log line")
+                             timeout=20.0, what="the log line")
             await publish_office(broker)
 
             async def written() -> bool:
-                assert proc.poll() is None, log_path.read_text()
+                assert proc.alive(), proc.log()
                 conn = await asyncpg.connect(pg_dsn)
                 try:
                     if await conn.fetchval("SELECT to_regclass('state')") is None:
@@ -124,7 +80,7 @@ async def test_a_taken_dashboard_port_never_stops_the_aggregator(broker: Broker,
                 finally:
                     await conn.close()
 
-            await eventually(written, what="the office's state in PostgreSQL")
+            await eventually(written, timeout=20.0, what="the office's state in PostgreSQL")
 
 
 def _logged(path: Path, text: str) -> bool:

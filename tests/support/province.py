@@ -72,10 +72,16 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 1
 # ---------------------------------------------------------------- the central broker
 
 def province_text(province_id: str, central_url: str, dsn: str, sites: Sequence[str | SiteEntry], *,
-                  web_port: int, accounts: str = "") -> str:
+                  web_port: int | None = None, accounts: str = "", extra: str = "") -> str:
+    """A province.toml: a site given by its id alone gets a made-up name and district; no [web]
+    table without `web_port`; `accounts` ([[accounts]]) and `extra` (e.g. [backfill]) as given."""
     entries = [s if isinstance(s, SiteEntry) else
                SiteEntry(s, f"Bộ phận Một cửa xã {s}", f"Huyện {'Đông' if i % 2 == 0 else 'Tây'}")
                for i, s in enumerate(sites)]
+    web = "" if web_port is None else f"""[web]
+host = "127.0.0.1"
+port = {web_port}
+"""
     return f"""
 [province]
 id = "{province_id}"
@@ -84,15 +90,21 @@ name = "Tỉnh thử nghiệm"
 url = "{central_url}"
 [postgres]
 dsn = "{dsn}"
-[web]
-host = "127.0.0.1"
-port = {web_port}
-""" + "".join(f"""
+{web}""" + "".join(f"""
 [[sites]]
 id = "{e.id}"
 name = "{e.name}"
 district = "{e.district}"
-""" for e in entries) + accounts
+""" for e in entries) + accounts + extra
+
+
+def write_province(directory: Path, province_id: str, central_url: str, dsn: str, sites: Sequence[str | SiteEntry],
+                   *, web_port: int | None = None, accounts: str = "", extra: str = "") -> Path:
+    """`province_text` written to `directory`/province.toml."""
+    path = directory / "province.toml"
+    path.write_text(province_text(province_id, central_url, dsn, sites, web_port=web_port, accounts=accounts,
+                                  extra=extra), encoding="utf-8")
+    return path
 
 
 WATCH_USER = "quan-sat"
@@ -109,21 +121,20 @@ class Central:
 
 
 def start_central(root: Path, dsn: str, sites: Sequence[str | SiteEntry], *, province_id: str = "tinh-thu",
-                  web_port: int | None = None, accounts: str = "",
+                  web_port: int | None = None, accounts: str = "", extra: str = "",
                   service_write: tuple[str, ...] = ()) -> tuple[Central, Path]:
     """The central Mosquitto as `qms-broker central` writes it, started; and province.toml for the
     aggregator, with the service's password in its URL (known only once the broker's users exist)."""
     root.mkdir(parents=True, exist_ok=True)
     port, tls_port = free_port(), free_port()
     web_port = web_port or free_port()
-    config = root / "province.toml"
-    config.write_text(province_text(province_id, f"mqtt://{SERVICE_USER}:x@127.0.0.1:{port}", dsn, sites,
-                                    web_port=web_port, accounts=accounts), encoding="utf-8")
+    config = write_province(root, province_id, f"mqtt://{SERVICE_USER}:x@127.0.0.1:{port}", dsn, sites,
+                            web_port=web_port, accounts=accounts, extra=extra)
     out = root / "central"
     passwords = write_central(load_province(config), out, port=port, tls_port=tls_port, run_as="root",
                               service_write=service_write)
-    config.write_text(province_text(province_id, f"mqtt://{SERVICE_USER}:{passwords[SERVICE_USER]}@127.0.0.1:{port}",
-                                    dsn, sites, web_port=web_port, accounts=accounts), encoding="utf-8")
+    write_province(root, province_id, f"mqtt://{SERVICE_USER}:{passwords[SERVICE_USER]}@127.0.0.1:{port}", dsn, sites,
+                   web_port=web_port, accounts=accounts, extra=extra)
     # a reader of the centre for tests and demos (not one qms-broker central makes): the service's
     # user would take the aggregator's session (client ids are user names there), and an office's
     # user reads nothing
@@ -260,7 +271,7 @@ class OfficeNode:
         self.broker.stop()
 
 
-def _passwords(out: Path) -> dict[str, str]:
+def broker_passwords(out: Path) -> dict[str, str]:
     creds = tomllib.loads((out / "credentials.toml").read_text(encoding="utf-8"))
     return {name: entry["password"] for name, entry in creds["users"].items()}
 
@@ -284,7 +295,7 @@ def start_office(root: Path, site: str, central: Central, *, central_port: int |
                          "--run-as", "root", "--bridge", centre, "--bridge-password-file", str(pw_file)])
     if rc != 0:
         raise RuntimeError(f"qms-broker cho điểm {site} thất bại ({rc}): {(root / 'qms-broker.log').read_text()}")
-    passwords = _passwords(out)
+    passwords = broker_passwords(out)
     # the same site file, now with the core's own credentials on the office broker
     write_site(root, f"mqtt://core:{passwords['core']}@127.0.0.1:{port}", site_id=site, extra=bridge + extra, db=db,
                fields=OFFICE_FIELDS)
@@ -347,10 +358,41 @@ class OfficeDriver:
         return n
 
 
+@dataclass
+class OfficeHands:
+    """A probe on a real core's broker acting at its kiosk, counter 1 and rating tablet (as the
+    office's web server would), and what it saw the core publish."""
+    probe: Probe
+    topics: Topics
+
+    async def request(self, topic: str, **kw: Any) -> dict[str, Any]:
+        reply = await self.probe.request(topic, {"request_id": new_id(), **kw})
+        assert reply["ok"], reply
+        return reply
+
+    async def serve_one(self, score: int) -> str:
+        """Issue a ticket, call it, finish it, rate it: four events."""
+        ticket = (await self.request(self.topics.cmd_ticket, field=FIELD))["ticket"]
+        await self.request(self.topics.cmd_counter("1"), action="call", ticket=ticket["id"])
+        await self.request(self.topics.cmd_counter("1"), action="finish")
+        await self.request(self.topics.cmd_rating, ticket=ticket["id"], score=score)
+        return str(ticket["id"])
+
+    def seqs(self) -> set[int]:
+        """The seqs of the events and states the probe received (it subscribed to them)."""
+        root = self.topics.root
+        return {m.json["seq"] for m in self.probe.received
+                if m.topic.startswith((f"{root}/event/", f"{root}/state/")) and m.payload
+                and isinstance(m.json.get("seq"), int)}
+
+
 # ---------------------------------------------------------------- the aggregator
 
 class AggregatorProcess:
-    """`python -m province --config province.toml` as a real process, for kill -9 and restarts."""
+    """`python -m province --config province.toml` as a real process, for kill -9 and restarts:
+    unbuffered, this checkout on its path whatever the caller's directory, no stdin, its output
+    appended to `log_path` (a restart adds to the same log). As a context manager: started, and
+    stopped at the end."""
 
     def __init__(self, config: Path, log_path: Path) -> None:
         self.config = config
@@ -376,12 +418,24 @@ class AggregatorProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
+    def terminate(self, timeout: float) -> int:
+        """SIGTERM, as a service manager stops it; its exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self) -> None:
         if self.proc is not None:
             stop_process(self.proc)
+
+    def __enter__(self) -> AggregatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
