@@ -27,9 +27,9 @@ class Connection:
     database: str
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+        env = dict(os.environ)
         if self.password is not None:
-            env["PGPASSWORD"] = self.password
+            env["PGPASSWORD"] = self.password  # else libpq's own: PGPASSWORD, ~/.pgpass, PGPASSFILE
         return {**env, **extra}
 
 

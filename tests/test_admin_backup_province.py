@@ -22,6 +22,7 @@ import pytest
 from province.settings import ConfigError, parse_province
 from province.store import MIGRATIONS, Message, ProvinceStore
 from qms_admin.cli import main
+from qms_admin.pgtools import split_dsn
 from tests.support.postgres import Postgres
 from tests.support.province import province_text
 
@@ -261,8 +262,31 @@ async def test_restore_refuses_another_province_and_a_newer_schema(
     assert await aadmin("restore", "--config", other, newer, "--force") == 1
     assert "cập nhật phần mềm" in capsys.readouterr().err
     assert await counts(fresh) == {}
+    # a table the archive does not know (a newer schema): --clean would leave it behind
+    conn = await asyncpg.connect(fresh)
+    try:
+        await conn.execute("CREATE TABLE later (id integer)")
+    finally:
+        await conn.close()
+    assert await aadmin("restore", "--config", other, archive, "--force") == 1
+    assert "later" in capsys.readouterr().err
+    assert await counts(fresh) == {"later": 0}
+    conn = await asyncpg.connect(fresh)
+    try:
+        await conn.execute("DROP TABLE later")
+    finally:
+        await conn.close()
     assert await aadmin("restore", "--config", other, archive, "--force") == 0
     assert (await counts(fresh))["tickets"] == 1
+
+
+def test_the_tools_get_the_dsn_without_its_password() -> None:
+    c = split_dsn("postgresql://qms:s%40cret@db.tinh:5432/qms_province?sslmode=require")
+    assert c.dsn == "postgresql://qms@db.tinh:5432/qms_province?sslmode=require"
+    assert c.password == "s@cret" and c.database == "qms_province"
+    assert c.env()["PGPASSWORD"] == "s@cret"
+    c = split_dsn("postgresql://qms@127.0.0.1/p?password=x&application_name=a")
+    assert c.dsn == "postgresql://qms@127.0.0.1/p?application_name=a" and c.password == "x"
 
 
 async def test_nightly_backups_rotate_and_go_to_the_second_disk(pg_dsn: str, tmp_path: Path) -> None:
