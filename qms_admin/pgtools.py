@@ -73,10 +73,12 @@ async def run_tool(name: str, args: list[str], env: dict[str, str]) -> str:
     return out.decode(errors="replace")
 
 
-async def dump(conn: Connection, snapshot: str, dest: Path) -> None:
-    """The database as it was in `snapshot` (pg_export_snapshot of a transaction still open)."""
-    await run_tool("pg_dump", ["--format=custom", f"--snapshot={snapshot}", f"--file={dest}",
-                               f"--dbname={conn.dsn}"], conn.env())
+async def dump(conn: Connection, dest: Path, snapshot: str | None = None) -> None:
+    """The database as it was in `snapshot` (pg_export_snapshot of a transaction still open), or
+    in pg_dump's own. dest is made first, owner-only: pg_dump writes into it and keeps its mode."""
+    os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    await run_tool("pg_dump", ["--format=custom", *([f"--snapshot={snapshot}"] if snapshot else []),
+                               f"--file={dest}", f"--dbname={conn.dsn}"], conn.env())
 
 
 async def listing(path: Path) -> list[str]:

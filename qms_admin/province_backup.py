@@ -50,7 +50,7 @@ async def dump_database(settings: ProvinceSettings, dest: Path) -> Member:
             version = int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
             rows = {t: int(await conn.fetchval(f'SELECT count(*) FROM "{t}"')) for t in tables}
             # the transaction stays open while pg_dump imports its snapshot and reads
-            await pgtools.dump(target, snapshot, dest)
+            await pgtools.dump(target, dest, snapshot)
     except pgtools.ToolError as exc:
         raise ArchiveError(str(exc)) from None
     except asyncpg.PostgresError as exc:

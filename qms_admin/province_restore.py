@@ -5,7 +5,9 @@ Everything is checked before the database is touched: the manifest's SHA-256 of 
 dump's table of contents (pg_restore --list), the province, the schema version, and that no
 aggregator (a session named qms-province in pg_stat_activity) is connected to the database. Then
 one pg_restore --clean --single-transaction: a failure anywhere (a damaged dump, a missing role, a
-lock not granted) rolls everything back, and the database is exactly as it was.
+lock not granted) rolls everything back, and the database is exactly as it was. What the database
+held is first dumped beside the backups (<province>-before-restore-<time>.pgdump), as an office's
+restore keeps its files aside.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from province.settings import ProvinceSettings, load_province
 from province.store import APPLICATION_NAME as AGGREGATOR
 from province.store import MIGRATIONS
 from qms_admin import pgtools
-from qms_admin.archive import ArchiveError, Manifest, extract_verified, read_manifest
+from qms_admin.archive import ArchiveError, Manifest, extract_verified, now_utc, read_manifest
 from qms_admin.backup import say, warn
 from qms_admin.province_backup import APPLICATION_NAME, MEMBER, ROLE
 from qms_admin.restore import RestoreRefused
@@ -119,7 +121,17 @@ async def restore_province(settings: ProvinceSettings, archive: Path, *, force: 
             f"{len(manifest.files)} tệp cấu hình.")
         target = pgtools.split_dsn(settings.postgres_dsn)
         before = await check_target(settings, dump_tables)
-        say(f"Cơ sở dữ liệu {target.database} hiện có: {rows_text(before)}. Đang khôi phục (một giao dịch)…")
+        say(f"Cơ sở dữ liệu {target.database} hiện có: {rows_text(before)}.")
+        if before:
+            aside = staging_dir / f"{settings.id}-before-restore-{now_utc().strftime('%Y%m%d-%H%M%SZ')}.pgdump"
+            try:
+                await pgtools.dump(target, aside)
+            except pgtools.ToolError as exc:
+                aside.unlink(missing_ok=True)
+                raise RestoreRefused(f"không để riêng được nội dung hiện có ({exc})") from None
+            say(f"Đã để riêng nội dung hiện có: {aside} (khôi phục lại nó: pg_restore --clean --if-exists "
+                f"--single-transaction --no-owner -d TÊN_CSDL {aside})")
+        say("Đang khôi phục (một giao dịch)…")
         try:
             await pgtools.restore(target, dump, LOCK_TIMEOUT_S)
         except pgtools.ToolError as exc:

@@ -9,6 +9,7 @@ import io
 import json
 import shutil
 import stat
+import subprocess
 import sys
 import tarfile
 import time
@@ -23,7 +24,7 @@ from province.settings import ConfigError, parse_province
 from province.store import MIGRATIONS, Message, ProvinceStore
 from qms_admin.cli import main
 from qms_admin.pgtools import split_dsn
-from tests.support.postgres import Postgres
+from tests.support.postgres import Postgres, pg_bin
 from tests.support.province import province_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,12 +37,14 @@ async def aadmin(*argv: str | Path) -> int:
     return await asyncio.to_thread(main, [str(a) for a in argv])
 
 
-def write_province(root: Path, dsn: str, *, province_id: str = "tinh-thu", extra: str = "") -> Path:
-    """province.toml and, beside it, the central broker's files (a backup takes them along)."""
+def write_province(root: Path, dsn: str, *, province_id: str = "tinh-thu", backup: str = "") -> Path:
+    """province.toml and, beside it, the central broker's files (a backup takes them along). Its
+    backups (and a restore's staging) in root/backups unless `backup` says otherwise."""
     root.mkdir(parents=True, exist_ok=True)
     config = root / "province.toml"
+    backup = backup or f'dir = "{root / "backups"}"'
     config.write_text(province_text(province_id, "mqtt://province:x@127.0.0.1:1883", dsn, ["xa-moi", "xa-cu"],
-                                    web_port=8090) + extra, encoding="utf-8")
+                                    web_port=8090) + f"\n[backup]\n{backup}\n", encoding="utf-8")
     (root / "central-broker").mkdir(exist_ok=True)
     (root / "central-broker" / "passwd").write_text("province:$7$hash\n", encoding="utf-8")
     return config
@@ -143,6 +146,7 @@ async def test_a_backup_under_writes_is_one_snapshot_and_restores_into_an_empty_
     assert set(db["rows"]) == set(TABLES)
     dump = read_member(archive, db["name"])
     assert len(dump) == db["size"] and hashlib.sha256(dump).hexdigest() == db["sha256"]
+    # the configuration beside province.toml, not the backups there
     assert {f["name"] for f in m["files"]} == {"config/etc/province.toml", "config/etc/central-broker/passwd"}
     in_dump = db["rows"]["tickets"]
     print(f"backup of a province under writes: {took:.2f} s; {during} tickets written while it ran, "
@@ -170,8 +174,9 @@ async def test_a_backup_under_writes_is_one_snapshot_and_restores_into_an_empty_
 
 
 async def test_restore_is_refused_while_the_aggregator_is_connected(
-        pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        postgres: Postgres, pg_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_province(tmp_path / "etc", pg_dsn)
+    backups = tmp_path / "etc" / "backups"
     archive = tmp_path / "b.tar.gz"
     store = await ProvinceStore.open(pg_dsn)
     try:
@@ -192,6 +197,12 @@ async def test_restore_is_refused_while_the_aggregator_is_connected(
     out = capsys.readouterr().out
     assert "Đã khôi phục cơ sở dữ liệu" in out and "tickets 3" in out
     assert (await counts(pg_dsn))["events"] == 3
+    # what it replaced is kept aside, owner-only, as a dump pg_restore reads (6 tickets)
+    [aside] = backups.glob("tinh-thu-before-restore-*.pgdump")
+    assert stat.S_IMODE(aside.stat().st_mode) == 0o600
+    fresh = postgres.create_database(f"t_{uuid.uuid4().hex[:12]}")
+    await asyncio.to_thread(subprocess.run, [pg_bin("pg_restore"), "--no-owner", "-d", fresh, str(aside)], check=True)
+    assert (await counts(fresh))["tickets"] == 6
 
 
 async def test_a_damaged_archive_is_refused_and_changes_nothing(
@@ -293,8 +304,7 @@ async def test_nightly_backups_rotate_and_go_to_the_second_disk(pg_dsn: str, tmp
     store = await ProvinceStore.open(pg_dsn)
     await store.close()
     backups, usb = tmp_path / "backups", tmp_path / "usb"
-    config = write_province(tmp_path / "etc", pg_dsn,
-                            extra=f'\n[backup]\ndir = "{backups}"\nkeep = 2\ncopy_to = "{usb}"\n')
+    config = write_province(tmp_path / "etc", pg_dsn, backup=f'dir = "{backups}"\nkeep = 2\ncopy_to = "{usb}"')
     for _ in range(3):
         assert await aadmin("backup", "--config", config) == 0
     kept = sorted(p.name for p in backups.iterdir())
