@@ -2,7 +2,8 @@
 manifest (what each file is, its size and SHA-256, each database's schema version and row counts),
 in one tar.gz written owner-only.
 
-Layout: manifest.json first, then databases/<role>.sqlite3, then config/<name>/<path>.
+Layout: manifest.json first, then databases/<role>.sqlite3 (a province's server:
+databases/province.pgdump, pg_dump's custom format), then config/<name>/<path>.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """qms-admin backup: every database of the office copied while it runs, with the site file and the
-broker's files, into one archive; restore is qms_admin/restore.py.
+broker's files, into one archive; restore is qms_admin/restore.py. With province.toml: the
+central server's PostgreSQL instead (qms_admin/province_backup.py), delivered the same way.
 
 Without --to the archive goes into [backup] dir, the oldest beyond [backup] keep are removed, and
 a copy goes to [backup] copy_to (a second disk) when set. Only a failure exits non-zero; a failed
