@@ -273,6 +273,9 @@ async def test_restore_refuses_another_province_and_a_newer_schema(
     assert await aadmin("restore", "--config", other, newer, "--force") == 1
     assert "cập nhật phần mềm" in capsys.readouterr().err
     assert await counts(fresh) == {}
+    office = repack(archive, tmp_path / "office.tar.gz", role="core")
+    assert await aadmin("restore", "--config", other, office, "--force") == 1
+    assert "không phải bản sao lưu của máy chủ tỉnh" in capsys.readouterr().err
     # a table the archive does not know (a newer schema): --clean would leave it behind
     conn = await asyncpg.connect(fresh)
     try:
