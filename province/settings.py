@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from display_server.settings import ApiKeys, parse_api_keys
+from qms_common.backup_settings import DEFAULT_DIR, DEFAULT_KEEP, BackupSettings, parse_backup
 from qms_common.config import MqttSettings
 from qms_common.tomlconf import ConfigError, Table, read_toml
 
@@ -63,6 +64,8 @@ class ProvinceSettings:
     timezone: str = DEFAULT_TIMEZONE
     api_keys: ApiKeys = field(default_factory=ApiKeys)
     backfill: BackfillSettings = BackfillSettings()
+    # qms-admin backup of this server: the same [backup] keys as an office's site.toml
+    backup: BackupSettings = field(default_factory=lambda: BackupSettings(DEFAULT_DIR, DEFAULT_KEEP, None, ()))
 
     @property
     def tz(self) -> ZoneInfo:
@@ -132,9 +135,10 @@ def parse_province(path: Path, data: dict[str, object]) -> ProvinceSettings:
                                 b.int("gap_min", 16, minimum=1, maximum=1_000_000),
                                 b.float("small_gap_every_s", 3600.0, minimum=1))
     b.reject_unknown()
+    backup = parse_backup(root.table("backup"), path)
     root.reject_unknown()
     return ProvinceSettings(path, pid, name, mqtt, dsn, host, port, tuple(sites), tuple(accounts),
-                            timezone, api_keys, backfill=backfill)
+                            timezone, api_keys, backfill=backfill, backup=backup)
 
 
 def load_province(path: Path) -> ProvinceSettings:

@@ -110,6 +110,8 @@ MIGRATIONS: tuple[str, ...] = (
 TICKET_KINDS = frozenset({"issued", "called", "skipped", "finished", "transferred", "rated"})
 # any two aggregator instances starting on one empty database migrate it one after the other
 MIGRATION_LOCK = 0x716D7370  # "qmsp"
+# how its sessions show in pg_stat_activity: qms-admin restore refuses while one is connected
+APPLICATION_NAME = "qms-province"
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,8 @@ class ProvinceStore:
 
     @classmethod
     async def open(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> ProvinceStore:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size,
+                                         server_settings={"application_name": APPLICATION_NAME})
         store = cls(pool)
         try:
             await store.migrate()

@@ -2,7 +2,8 @@
 manifest (what each file is, its size and SHA-256, each database's schema version and row counts),
 in one tar.gz written owner-only.
 
-Layout: manifest.json first, then databases/<role>.sqlite3, then config/<name>/<path>.
+Layout: manifest.json first, then databases/<role>.sqlite3 (a province's server:
+databases/province.pgdump, pg_dump's custom format), then config/<name>/<path>.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import aiosqlite
 
@@ -244,7 +245,7 @@ def extract_verified(archive: Path, manifest: Manifest, staging: Path) -> tuple[
                 with contextlib.ExitStack() as stack:
                     out = None
                     if m.role:
-                        dest = staging / f"{m.role}.sqlite3"
+                        dest = staging / PurePosixPath(m.name).name
                         out = stack.enter_context(os.fdopen(private_file(dest), "wb"))
                     buf = bytearray()
                     while chunk := f.read(_CHUNK):
@@ -260,7 +261,7 @@ def extract_verified(archive: Path, manifest: Manifest, staging: Path) -> tuple[
                 if size != m.size or h.hexdigest() != m.sha256:
                     raise ArchiveError(f"{info.name} không khớp bản kê khai (cỡ hoặc SHA-256 khác): tệp hỏng")
                 if m.role:
-                    dbs[m.role] = staging / f"{m.role}.sqlite3"
+                    dbs[m.role] = staging / PurePosixPath(m.name).name
                 else:
                     config[m.name] = bytes(buf)
                 seen.add(m.name)

@@ -1,5 +1,6 @@
 """qms-admin backup: every database of the office copied while it runs, with the site file and the
-broker's files, into one archive; restore is qms_admin/restore.py.
+broker's files, into one archive; restore is qms_admin/restore.py. With province.toml: the
+central server's PostgreSQL instead (qms_admin/province_backup.py), delivered the same way.
 
 Without --to the archive goes into [backup] dir, the oldest beyond [backup] keep are removed, and
 a copy goes to [backup] copy_to (a second disk) when set. Only a failure exits non-zero; a failed
@@ -17,12 +18,14 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from qms_admin.archive import (
     ARCHIVE_MODE,
     ArchiveError,
+    Manifest,
     Member,
     config_files,
     fsync_dir,
@@ -34,39 +37,17 @@ from qms_admin.archive import (
     write_archive,
 )
 from qms_admin.databases import site_databases
+from qms_common.backup_settings import BackupSettings, parse_backup
 from qms_common.config import SiteConfig, load_site_config
-from qms_common.tomlconf import resolve_path
+from qms_common.tomlconf import read_toml
 
-DEFAULT_DIR = Path("/var/lib/qms/backups")
-DEFAULT_KEEP = 14
 SUFFIX = ".tar.gz"
 # configuration is read whole (its hash is of what is stored): a big file there is not configuration
 CONFIG_MAX_BYTES = 8 * 2**20
 
 
-@dataclass(frozen=True)
-class BackupSettings:
-    dir: Path
-    keep: int
-    copy_to: Path | None
-    include: tuple[Path, ...]   # configuration files and directories (the broker's users, TLS keys)
-
-
 def load_backup_settings(site: SiteConfig) -> BackupSettings:
-    t = site.section("backup")
-    d = t.str("dir")
-    directory = resolve_path(site.path, d) if d else DEFAULT_DIR
-    keep = t.int("keep", DEFAULT_KEEP, minimum=1, maximum=3650)
-    c = t.str("copy_to")
-    copy_to = resolve_path(site.path, c) if c else None
-    if copy_to is not None and copy_to.resolve() == directory.resolve():
-        t.fail("copy_to", "trùng với [backup] dir: bản sao thứ hai phải ở đĩa khác.",
-               "Ví dụ copy_to = \"/mnt/usb-sao-luu/qms\", hoặc bỏ khóa này.")
-    include = t.str_list("include")
-    # /etc/qms holds the site file, the broker's users, passwords and TLS keys (docs/install.md)
-    paths = tuple(resolve_path(site.path, v) for v in include) if include is not None else (site.path.parent,)
-    t.reject_unknown()
-    return BackupSettings(dir=directory, keep=keep, copy_to=copy_to, include=paths)
+    return parse_backup(site.section("backup"), site.path)
 
 
 def say(text: str) -> None:
@@ -108,6 +89,55 @@ def rotate(directory: Path, site_id: str, keep: int) -> list[Path]:
     return gone
 
 
+@dataclass
+class ConfigRead:
+    data: dict[str, bytes]
+    members: list[Member]
+    unreadable: list[Path]  # a secret only root reads, the backup running as another user
+
+
+def read_config(settings: BackupSettings, skip: list[Path]) -> ConfigRead:
+    """Every configuration file of [backup] include, except the skipped paths."""
+    read = ConfigRead({}, [], [])
+    too_big: list[Path] = []
+    for name, path in config_files(list(settings.include), skip):
+        try:
+            if path.stat().st_size > CONFIG_MAX_BYTES:
+                too_big.append(path)
+                continue
+            data = path.read_bytes()
+        except PermissionError:
+            # the databases matter more than one key file: the archive is made and the exit says it
+            read.unreadable.append(path)
+            continue
+        read.data[name] = data
+        read.members.append(member_of_bytes(name, data, path))
+    say(f"Đã lấy {len(read.data)} tệp cấu hình ({', '.join(str(p) for p in settings.include)}).")
+    for p in too_big:
+        say(f"  bỏ qua {p}: lớn hơn {CONFIG_MAX_BYTES // 2**20} MB, không phải tệp cấu hình")
+    return read
+
+
+def partial_of(target: Path) -> Path:
+    return target.with_name(f".{target.name}.partial")
+
+
+def write_target(target: Path, manifest: Manifest, files: dict[str, Path], config: dict[str, bytes]) -> None:
+    """The archive written aside, on disk, then renamed to target: a reader never sees half of one."""
+    partial = partial_of(target)
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    say("Đang nén…")
+    try:
+        write_archive(partial, manifest, files, config)
+        os.replace(partial, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+        raise
+    fsync_dir(target.parent)
+
+
 async def make_backup(site: SiteConfig, settings: BackupSettings, target: Path) -> list[Path]:
     """Write the archive to target (which must not exist); returns the configuration files it
     could not read (the archive is written without them)."""
@@ -132,40 +162,10 @@ async def make_backup(site: SiteConfig, settings: BackupSettings, target: Path) 
             files[member.name] = dest
             rows = ", ".join(f"{t} {n}" for t, n in member.rows.items() if t != "schema_version")
             say(f"  xong: {member.size} byte, lược đồ phiên bản {member.schema_version}, {rows}")
-        config: dict[str, bytes] = {}
-        config_members: list[Member] = []
-        unreadable: list[Path] = []
-        too_big: list[Path] = []
-        partial = target.with_name(f".{target.name}.partial")
-        for name, path in config_files(list(settings.include), [*skip, staging, partial]):
-            try:
-                if path.stat().st_size > CONFIG_MAX_BYTES:
-                    too_big.append(path)
-                    continue
-                data = path.read_bytes()
-            except PermissionError:
-                # a secret only root reads, the backup running as another user: the databases
-                # matter more than one key file, so the archive is made and the exit says it
-                unreadable.append(path)
-                continue
-            config[name] = data
-            config_members.append(member_of_bytes(name, data, path))
-        say(f"Đã lấy {len(config)} tệp cấu hình ({', '.join(str(p) for p in settings.include)}).")
-        for p in too_big:
-            say(f"  bỏ qua {p}: lớn hơn {CONFIG_MAX_BYTES // 2**20} MB, không phải tệp cấu hình")
-        manifest = manifest_of(site.id, site.name, at, members, config_members)
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
-        say("Đang nén…")
-        try:
-            write_archive(partial, manifest, files, config)
-            os.replace(partial, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-            raise
-        fsync_dir(target.parent)
-    return unreadable
+        config = read_config(settings, [*skip, staging, partial_of(target)])
+        manifest = manifest_of(site.id, site.name, at, members, config.members)
+        write_target(target, manifest, files, config.data)
+    return config.unreadable
 
 
 def copy_private(src: Path, directory: Path) -> Path:
@@ -189,9 +189,13 @@ def copy_private(src: Path, directory: Path) -> Path:
     return dest
 
 
-def run_backup(args: argparse.Namespace) -> int:
-    site = load_site_config(args.config)
-    settings = load_backup_settings(site)
+# what one backup writes: the archive at the given path (new), returning the unreadable config files
+Maker = Callable[[Path], Awaitable[list[Path]]]
+
+
+def deliver(args: argparse.Namespace, what: str, ident: str, settings: BackupSettings, make: Maker) -> int:
+    """--to FILE, or into [backup] dir with rotation and the second copy: the same for an office
+    and a province's server."""
     at_text = now_utc().strftime("%Y%m%d-%H%M%SZ")
     if args.to is not None:
         target: Path = args.to.resolve()
@@ -207,10 +211,10 @@ def run_backup(args: argparse.Namespace) -> int:
         except OSError as exc:
             warn(f"không tạo được thư mục sao lưu {settings.dir} ({exc.strerror}). Kiểm tra [backup] dir.")
             return 1
-        target = new_archive(settings.dir, site.id, at_text)
-    say(f"Sao lưu điểm {site.id} ({site.name}) vào {target}")
+        target = new_archive(settings.dir, ident, at_text)
+    say(f"Sao lưu {what} vào {target}")
     try:
-        unreadable = asyncio.run(make_backup(site, settings, target))
+        unreadable = asyncio.run(make(target))
     except ArchiveError as exc:
         warn(f"Sao lưu thất bại: {exc}.")
         return 1
@@ -226,13 +230,13 @@ def run_backup(args: argparse.Namespace) -> int:
         failed = 1
     if args.to is not None:
         return failed
-    for p in rotate(settings.dir, site.id, settings.keep):
+    for p in rotate(settings.dir, ident, settings.keep):
         say(f"Đã xóa bản cũ {p.name} (giữ {settings.keep} bản mới nhất).")
     if settings.copy_to is None:
         return failed
     try:
         dest = copy_private(target, settings.copy_to)
-        for p in rotate(settings.copy_to, site.id, settings.keep):
+        for p in rotate(settings.copy_to, ident, settings.keep):
             say(f"Đã xóa bản cũ {p} (giữ {settings.keep} bản mới nhất).")
     except OSError as exc:
         warn(f"không chép được bản sao lưu sang {settings.copy_to} ({exc}). Bản sao lưu tại máy vẫn còn: "
@@ -242,12 +246,27 @@ def run_backup(args: argparse.Namespace) -> int:
     return failed
 
 
+def is_province_config(path: Path) -> bool:
+    """province.toml (a [province] table): the central server's PostgreSQL, not an office's files."""
+    return "province" in read_toml(path)
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    if is_province_config(args.config):
+        from qms_admin.province_backup import run_province_backup
+        return run_province_backup(args)
+    site = load_site_config(args.config)
+    settings = load_backup_settings(site)
+    return deliver(args, f"điểm {site.id} ({site.name})", site.id, settings,
+                   lambda target: make_backup(site, settings, target))
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds backup and restore."""
     from qms_admin import restore
 
     p = sub.add_parser("backup", help="sao lưu các cơ sở dữ liệu và cấu hình của điểm (chạy được khi đang hoạt động)")
-    p.add_argument("--config", required=True, type=Path, help="tệp cấu hình điểm (site.toml)")
+    p.add_argument("--config", required=True, type=Path, help="site.toml của điểm, hoặc province.toml của máy chủ tỉnh")
     p.add_argument("--to", type=Path, help="ghi đúng tệp này (.tar.gz); mặc định vào [backup] dir, có xoay vòng")
     p.set_defaults(run=run_backup)
     restore.register(sub)

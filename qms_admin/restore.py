@@ -35,7 +35,7 @@ from qms_admin.archive import (
     now_utc,
     read_manifest,
 )
-from qms_admin.backup import say, warn
+from qms_admin.backup import is_province_config, say, warn
 from qms_admin.databases import Database, site_databases
 from qms_common.config import SiteConfig, load_site_config
 from qms_common.sqlite import DB_FILE_MODE, hold_alone, make_private
@@ -221,6 +221,9 @@ async def restore(site: SiteConfig, archive: Path, *, force: bool) -> int:
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    if is_province_config(args.config):
+        from qms_admin.province_restore import run_province_restore
+        return run_province_restore(args)
     site = load_site_config(args.config)
     archive: Path = args.file
     if not archive.is_file():
@@ -241,7 +244,7 @@ def run_restore(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("restore", help="khôi phục một bản sao lưu (các dịch vụ phải dừng trước)")
-    p.add_argument("--config", required=True, type=Path, help="tệp cấu hình điểm (site.toml)")
+    p.add_argument("--config", required=True, type=Path, help="site.toml của điểm, hoặc province.toml của máy chủ tỉnh")
     p.add_argument("file", type=Path, metavar="FILE", help="bản sao lưu .tar.gz của qms-admin backup")
     p.add_argument("--force", action="store_true", help="khôi phục cả bản sao lưu của một điểm khác")
     p.set_defaults(run=run_restore)

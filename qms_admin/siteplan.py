@@ -286,10 +286,14 @@ def build_province_plan(config: Path, *, existing: Path, port: int, tls_port: in
     # the province service reads its [mqtt] url as written (QMS_MQTT_URL names an office's broker)
     plan.file(ETC / "province.toml", set_key(config.read_text(encoding="utf-8"), "mqtt", "url", toml_string(url)),
               0o640, ROOT, u.USER)
-    for name, text in u.province_units(prefix, mosquitto).items():
+    plan.dir(VAR / "backups", 0o700, u.USER, u.USER)
+    b = province.backup
+    backup_paths = tuple(str(p) for p in (b.dir, b.copy_to)
+                         if p is not None and not str(p).startswith(f"{VAR}/"))
+    for name, text in u.province_units(prefix, mosquitto, backup_paths).items():
         plan.file(u.UNIT_DIR / name, text, 0o644)
     plan.commands += [*_debian_mosquitto(), ["systemctl", "daemon-reload"],
-                      ["systemctl", "enable", "--now", u.CENTRAL_BROKER, u.PROVINCE]]
+                      ["systemctl", "enable", "--now", u.CENTRAL_BROKER, u.PROVINCE, u.BACKUP_TIMER]]
     plan.notes.append("PostgreSQL ([postgres] dsn) được cài riêng (docs/province.md); qms-province.service chạy sau "
                       "postgresql.service khi nó ở trên máy này.")
     plan.notes.append(f"Mật khẩu của từng điểm trên broker trung tâm: {broker_etc}/credentials.toml "

@@ -219,20 +219,25 @@ def site_units(u: SiteUnits) -> dict[str, str]:
                             f"{_bin(u.prefix, 'qms-agent')} --config {ETC}/agents/%i.toml",
                             after=(BROKER, CORE), wants=after_broker, env_file=f"{ETC}/env/agent-%i.env",
                             devices=SERIAL))
-    services.append(Service(BACKUP, "Hệ thống xếp hàng: sao lưu hằng đêm",
-                            f"{_bin(u.prefix, 'qms-admin')} backup {conf}",
-                            # "-": a second disk that is not plugged in must not stop the backup
-                            # to /var/lib/qms (qms-admin backup says the copy failed)
-                            read_write=(str(VAR), *(f"-{p}" for p in u.backup_paths)), oneshot=True,
-                            # root, to read the secrets of /etc/qms (the env files are root's alone).
-                            # The databases are qms's, 0600: reading one in WAL mode opens its -shm
-                            # read-write, and SQLite, as root, hands a -wal/-shm it creates to the
-                            # database's owner (fchown), or the service could not open it again.
-                            user="root", capabilities=("CAP_DAC_OVERRIDE", "CAP_CHOWN", "CAP_FOWNER"),
-                            background=True))
     units = {s.name: service_text(s) for s in services}
-    units[BACKUP_TIMER] = backup_timer_text()
-    return units
+    return {**units, **backup_units(u.prefix, conf, u.backup_paths)}
+
+
+def backup_units(prefix: str, conf: str, backup_paths: tuple[str, ...]) -> dict[str, str]:
+    """qms-backup.service and its nightly timer: `qms-admin backup {conf}` (an office's site.toml
+    or a province's province.toml)."""
+    backup = Service(BACKUP, "Hệ thống xếp hàng: sao lưu hằng đêm",
+                     f"{_bin(prefix, 'qms-admin')} backup {conf}",
+                     # "-": a second disk that is not plugged in must not stop the backup
+                     # to /var/lib/qms (qms-admin backup says the copy failed)
+                     read_write=(str(VAR), *(f"-{p}" for p in backup_paths)), oneshot=True,
+                     # root, to read the secrets of /etc/qms (the env files are root's alone).
+                     # The databases are qms's, 0600: reading one in WAL mode opens its -shm
+                     # read-write, and SQLite, as root, hands a -wal/-shm it creates to the
+                     # database's owner (fchown), or the service could not open it again.
+                     user="root", capabilities=("CAP_DAC_OVERRIDE", "CAP_CHOWN", "CAP_FOWNER"),
+                     background=True)
+    return {BACKUP: service_text(backup), BACKUP_TIMER: backup_timer_text()}
 
 
 def backup_timer_text() -> str:
@@ -253,7 +258,7 @@ def backup_timer_text() -> str:
     ]) + "\n"
 
 
-def province_units(prefix: str, mosquitto: str) -> dict[str, str]:
+def province_units(prefix: str, mosquitto: str, backup_paths: tuple[str, ...] = ()) -> dict[str, str]:
     services = [
         Service(CENTRAL_BROKER, "Hệ thống xếp hàng cấp tỉnh: broker MQTT trung tâm",
                 f"{mosquitto} -c {ETC}/central-broker/mosquitto.conf", conflicts=("mosquitto.service",),
@@ -263,4 +268,5 @@ def province_units(prefix: str, mosquitto: str) -> dict[str, str]:
                 f"{_bin(prefix, 'qms-province')} --config {ETC}/province.toml",
                 after=(CENTRAL_BROKER, "postgresql.service"), wants=(CENTRAL_BROKER,)),
     ]
-    return {s.name: service_text(s) for s in services}
+    units = {s.name: service_text(s) for s in services}
+    return {**units, **backup_units(prefix, f"--config {ETC}/province.toml", backup_paths)}

@@ -314,7 +314,8 @@ def test_province_dry_run_installs_the_central_broker_and_the_province_service(t
     out = tmp_path / "out"
     assert dry_run(config, out) == 0
     unit_dir = out / "etc/systemd/system"
-    assert sorted(p.name for p in unit_dir.iterdir()) == ["qms-central-broker.service", "qms-province.service"]
+    assert sorted(p.name for p in unit_dir.iterdir()) == ["qms-backup.service", "qms-backup.timer",
+                                                           "qms-central-broker.service", "qms-province.service"]
     etc = out / "etc/qms"
     assert {str(p.relative_to(etc)) for p in etc.rglob("*") if p.is_file()} == {
         "province.toml", "central-broker/mosquitto.conf", "central-broker/passwd", "central-broker/acl",
@@ -336,7 +337,7 @@ def test_province_dry_run_installs_the_central_broker_and_the_province_service(t
     assert svc["ProtectSystem"] == ["strict"] and svc["PrivateDevices"] == ["yes"]
     plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
     assert plan["commands"][-1] == ["systemctl", "enable", "--now", "qms-central-broker.service",
-                                    "qms-province.service"]
+                                    "qms-province.service", "qms-backup.timer"]
     result = verify(unit_dir, *sorted(unit_dir.iterdir()))
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result
 
