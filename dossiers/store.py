@@ -20,7 +20,7 @@ import aiosqlite
 
 from dossiers.model import Dossier, Entry, Rating
 from qms_common.protocol import DossierSource, DossierStatus
-from qms_common.sqlite import hold_alone, make_private, migrate
+from qms_common.sqlite import open_database
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -110,22 +110,8 @@ class DossierStore:
     async def open(cls, path: Path, *, exclusive: bool = False) -> DossierStore:
         """exclusive: alone with the file (scripts/gen_history.py); refused ("database is
         locked") while the service or anyone else has it open, which it keeps out meanwhile."""
-        make_private(path)  # it holds citizens' phone numbers
-        # isolation_level=None: BEGIN/COMMIT are ours, one transaction per change
-        db = await aiosqlite.connect(str(path), isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            if exclusive:
-                await hold_alone(db)
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = FULL")
-            await db.execute("PRAGMA foreign_keys = ON")
-            await db.execute("PRAGMA busy_timeout = 5000")
-            await migrate(db, path, MIGRATIONS)
-        except BaseException:
-            await db.close()  # else its thread keeps a refused service alive
-            raise
-        return cls(db, path)
+        # owner-only (it holds citizens' phone numbers), one transaction per change
+        return cls(await open_database(path, MIGRATIONS, exclusive=exclusive), path)
 
     async def close(self) -> None:
         await self._db.close()

@@ -14,7 +14,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -25,7 +24,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from qms_common.phones import mask_phone
-from qms_common.sqlite import migrate
+from qms_common.sqlite import open_database
 
 log = logging.getLogger(__name__)
 
@@ -126,15 +125,8 @@ class Outbox:
 
     @classmethod
     async def open(cls, path: Path) -> Outbox:
-        path.parent.mkdir(parents=True, exist_ok=True)
         # owner-only, like the core's database: it holds phone numbers
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        db = await aiosqlite.connect(str(path), isolation_level=None)
-        db.row_factory = sqlite3.Row
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA synchronous = FULL")
-        await db.execute("PRAGMA busy_timeout = 5000")
-        await migrate(db, path, MIGRATIONS)
+        db = await open_database(path, MIGRATIONS, foreign_keys=False)
         box = cls(db, path)
         box._writer = asyncio.create_task(box._write_loop())
         return box

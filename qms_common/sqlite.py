@@ -10,6 +10,7 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -125,3 +126,28 @@ async def migrate(db: aiosqlite.Connection, path: Path, migrations: Sequence[str
         raise
     if version < len(migrations):
         log.info("%s: đã nâng lược đồ cơ sở dữ liệu từ phiên bản %d lên %d", path.name, version, len(migrations))
+
+
+async def open_database(path: Path, migrations: Sequence[str], *, exclusive: bool = False,
+                        foreign_keys: bool = True, row_factory: Any = sqlite3.Row) -> aiosqlite.Connection:
+    """A service's database as every service opens it: owner-only, WAL, durable commits
+    (synchronous FULL), BEGIN/COMMIT left to the caller (isolation_level None), migrated.
+    `exclusive`: alone with the file (hold_alone). Closed again if any of it fails: the
+    connection's thread would keep a refused service alive (a restore holds the file, a newer
+    schema), and systemd could not start it again."""
+    make_private(path)
+    db = await aiosqlite.connect(str(path), isolation_level=None)
+    db.row_factory = row_factory
+    try:
+        if exclusive:
+            await hold_alone(db)
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = FULL")
+        if foreign_keys:
+            await db.execute("PRAGMA foreign_keys = ON")
+        await db.execute("PRAGMA busy_timeout = 5000")
+        await migrate(db, path, migrations)
+    except BaseException:
+        await db.close()
+        raise
+    return db

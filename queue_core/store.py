@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 import aiosqlite
 
 from qms_common.protocol import BookingStatus, CounterStatus, TicketStatus, Via
-from qms_common.sqlite import hold_alone, make_private, migrate
+from qms_common.sqlite import open_database
 from queue_core.book import Change
 from queue_core.model import Booking, Counter, Ticket
 
@@ -243,28 +243,8 @@ class Store:
         refused (sqlite3.OperationalError "database is locked") while any other process has the
         database open, the running core included, and holds the file until it closes, so the
         core cannot start meanwhile."""
-        make_private(path)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per command
-        db = await aiosqlite.connect(str(path), isolation_level=None)
-        db.row_factory = aiosqlite.Row
-        try:
-            if exclusive:
-                await hold_alone(db)
-            await db.execute("PRAGMA journal_mode = WAL")
-            await db.execute("PRAGMA synchronous = FULL")
-            await db.execute("PRAGMA foreign_keys = ON")
-            await db.execute("PRAGMA busy_timeout = 5000")
-            store = cls(db, path)
-            await store._migrate()
-        except BaseException:
-            # the connection's thread would keep the process alive: a core refused its file
-            # (a restore holds it, a newer schema) must exit, for systemd to start it again
-            await db.close()
-            raise
-        return store
-
-    async def _migrate(self) -> None:
-        await migrate(self._db, self.path, MIGRATIONS)
+        # one transaction per command, BEGIN/COMMIT ours
+        return cls(await open_database(path, MIGRATIONS, exclusive=exclusive, row_factory=aiosqlite.Row), path)
 
     async def close(self) -> None:
         await self._db.close()
