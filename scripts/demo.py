@@ -248,6 +248,7 @@ def main() -> int:
   Đặt lịch hẹn   : {base}/dat-lich   (xác nhận tại ki-ốt / check in at the kiosk)
   Tra cứu thủ tục: {base}/thu-tuc    ({"danh mục mẫu / the sample catalogue: " + PROCEDURES.relative_to(ROOT).as_posix()
                                          if imported else "CHƯA nhập, xem " + str(LOGS / "import-procedures.log")})
+  Tình trạng     : {base}/healthz    số đo / metrics (Prometheus): {base}/metrics   (docs/operations.md)
   Bộ gửi tin     : {notify_line}
   Hộp thư điện thoại (giả lập) / phone inbox: {inbox}
                    (tin Zalo/SMS công dân sẽ nhận và webhook; vé có số điện thoại / tickets with a phone)
