@@ -35,7 +35,7 @@ from display_server.accounts.store import REPORT_READERS, Account, Accounts, Rol
 from display_server.api import ApiError, check_origin, json_response, read_body, same_site
 from display_server.base import SETTINGS, SITE, error_page, render, texts_for
 from display_server.settings import SecuritySettings
-from display_server.texts import DEFAULT_LANGUAGE
+from display_server.texts import DEFAULT_LANGUAGE, Texts
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,32 @@ class Auth:
         """A wrong password (the user name's attempt is counted already)."""
         self.addresses.hit(address)
 
+    async def attempt(self, address: str, username: str, password: str, t: Texts) -> Account | LoginRefused:
+        """One login by password, by the rules of every login form (the office's and the
+        province's): empty fields refused; the user name's attempt counted before the first
+        await (parallel tries cannot all pass the limit); the check in its turn for an address
+        past its limit; a wrong password counted against the address. The account, or why not
+        (the form's status and Vietnamese message); the caller opens the session."""
+        if not username or not password:
+            return LoginRefused(400, t.err_login_empty)
+        wait = self.reserve(username)
+        if wait > 0:
+            log.warning("Từ chối đăng nhập %r từ %s: sai mật khẩu quá nhiều lần", username, address)
+            return LoginRefused(429, t.err_login_limited.format(s=seconds_text(wait)))
+        try:
+            async with self.turn(address):
+                account = await asyncio.to_thread(self.accounts.check, username, password)
+        except LoginBusy as busy:
+            self.succeeded(username)  # not checked: the attempt does not count
+            log.warning("Đăng nhập từ %s phải chờ: quá nhiều lần thử từ địa chỉ này", address)
+            return LoginRefused(429, t.err_login_busy.format(s=seconds_text(busy.retry_after)))
+        if account is None:
+            self.failed(address)
+            log.warning("Đăng nhập sai: %r từ %s", username, address)
+            return LoginRefused(401, t.err_login_wrong)
+        self.succeeded(username)
+        return account
+
     @contextlib.asynccontextmanager
     async def turn(self, address: str) -> AsyncIterator[None]:
         """Where a password check from this address runs: at once, or, for an address past its
@@ -145,6 +171,13 @@ class _AddressTurns:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     waiting: int = 0
     last: float = -math.inf
+
+
+@dataclass(frozen=True)
+class LoginRefused:
+    """A login not granted: the status and the message the login form is shown again with."""
+    status: int
+    message: str
 
 
 class LoginBusy(Exception):
@@ -326,27 +359,10 @@ async def login(request: web.Request) -> web.Response:
     if not cookie or not hmac.compare_digest(sent.encode(), cookie.encode()):
         return await login_form(request, status=403, message=t.err_login_form_expired, username=username, nxt=nxt)
     address = request.remote or "?"
-    if not username or not password:
-        return await login_form(request, status=400, message=t.err_login_empty, username=username, nxt=nxt)
-    # counted now, before the first await: parallel tries cannot all pass the limit
-    wait = auth.reserve(username)
-    if wait > 0:
-        log.warning("Từ chối đăng nhập %r từ %s: sai mật khẩu quá nhiều lần", username, address)
-        return await login_form(request, status=429, username=username, nxt=nxt,
-                                message=t.err_login_limited.format(s=seconds_text(wait)))
-    try:
-        async with auth.turn(address):
-            account = await asyncio.to_thread(auth.accounts.check, username, password)
-    except LoginBusy as busy:
-        auth.succeeded(username)  # not checked: the attempt does not count
-        log.warning("Đăng nhập từ %s phải chờ: quá nhiều lần thử từ địa chỉ này", address)
-        return await login_form(request, status=429, username=username, nxt=nxt,
-                                message=t.err_login_busy.format(s=seconds_text(busy.retry_after)))
-    if account is None:
-        auth.failed(address)
-        log.warning("Đăng nhập sai: %r từ %s", username, address)
-        return await login_form(request, status=401, message=t.err_login_wrong, username=username, nxt=nxt)
-    auth.succeeded(username)
+    account = await auth.attempt(address, username, password, t)
+    if isinstance(account, LoginRefused):
+        return await login_form(request, status=account.status, message=account.message, username=username,
+                                nxt=nxt)
     session = auth.create(account)
     log.info("Đăng nhập: %s (%s) từ %s", account.username, account.role, address)
     target = _safe_next(nxt) or landing(account)

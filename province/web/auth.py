@@ -13,7 +13,6 @@ itself), anyone else with a province session or `Authorization: Bearer <key>` wh
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
 import logging
@@ -25,7 +24,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from aiohttp import web
 
-from display_server.accounts.auth import Auth, LoginBusy, Session
+from display_server.accounts.auth import Auth, LoginRefused, Session
 from display_server.accounts.ratelimit import RateLimiter, seconds_text
 from display_server.accounts.store import (
     Accounts,
@@ -212,26 +211,10 @@ async def login(request: web.Request) -> web.Response:
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not cookie or not hmac.compare_digest(form.get("csrf", "").encode(), cookie.encode()):
         return await login_form(request, status=403, message=VI.err_login_form_expired, username=username, nxt=nxt)
-    if not username or not password:
-        return await login_form(request, status=400, message=VI.err_login_empty, username=username, nxt=nxt)
     address = request.remote or "?"
-    wait = auth.reserve(username)  # counted before the first await: parallel tries cannot all pass
-    if wait > 0:
-        log.warning("Từ chối đăng nhập %r từ %s: sai mật khẩu quá nhiều lần", username, address)
-        return await login_form(request, status=429, username=username, nxt=nxt,
-                                message=VI.err_login_limited.format(s=seconds_text(wait)))
-    try:
-        async with auth.turn(address):
-            user = await asyncio.to_thread(auth.accounts.check, username, password)
-    except LoginBusy as busy:
-        auth.succeeded(username)  # not checked: the attempt does not count
-        return await login_form(request, status=429, username=username, nxt=nxt,
-                                message=VI.err_login_busy.format(s=seconds_text(busy.retry_after)))
-    if user is None:
-        auth.failed(address)
-        log.warning("Đăng nhập sai: %r từ %s", username, address)
-        return await login_form(request, status=401, message=VI.err_login_wrong, username=username, nxt=nxt)
-    auth.succeeded(username)
+    user = await auth.attempt(address, username, password, VI)
+    if isinstance(user, LoginRefused):
+        return await login_form(request, status=user.status, message=user.message, username=username, nxt=nxt)
     session = auth.create(user)
     log.info("Đăng nhập bảng điều khiển tỉnh: %s từ %s", user.username, address)
     resp = web.HTTPSeeOther(_safe_next(nxt))
