@@ -124,17 +124,23 @@ def _sheet(ws: Worksheet, report: Any, cols: list[Column], *, office: str, made_
         ws.column_dimensions[get_column_letter(j)].width = 12
     ws.freeze_panes = ws.cell(HEADER_ROW + 1, 2)
 
-    # A4 landscape, every column on the page's width, the header row on every page
+    print_a4_landscape(ws, HEADER_ROW, office, period.label)
+
+
+def print_a4_landscape(ws: Worksheet, header_row: int, left: str, right: str) -> None:
+    """A report sheet's print setup (the office's and the province's): A4 landscape, every column
+    on the page's width, the header row on every page, `left` and `right` in the page header and
+    the page number at the foot."""
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
+    ws.print_title_rows = f"{header_row}:{header_row}"
     ws.print_options.horizontalCentered = True
     ws.page_margins.left = ws.page_margins.right = 0.4
-    ws.oddHeader.left.text = _escape(office)
-    ws.oddHeader.right.text = _escape(period.label)
+    ws.oddHeader.left.text = _escape(left)
+    ws.oddHeader.right.text = _escape(right)
     ws.oddFooter.center.text = "Trang &P / &N"
 
 

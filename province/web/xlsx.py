@@ -19,6 +19,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from display_server.reports.xlsx import print_a4_landscape
 from province.web.figures import BASIS_VI, Report, ReportRow
 
 HEADER_ROW = 5
@@ -115,17 +116,7 @@ def _sheet(ws: Worksheet, report: Report, *, province: str, made_on: date) -> No
             ).font = Font(italic=True)
     ws.freeze_panes = ws.cell(HEADER_ROW + 1, 4)
 
-    ws.page_setup.paperSize = ws.PAPERSIZE_A4
-    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.print_title_rows = f"{HEADER_ROW}:{HEADER_ROW}"
-    ws.print_options.horizontalCentered = True
-    ws.page_margins.left = ws.page_margins.right = 0.4
-    ws.oddHeader.left.text = _escape(province)
-    ws.oddHeader.right.text = _escape(period)
-    ws.oddFooter.center.text = "Trang &P / &N"
+    print_a4_landscape(ws, HEADER_ROW, province, period)
 
 
 def notes(report: Report) -> list[str]:
@@ -137,8 +128,3 @@ def notes(report: Report) -> list[str]:
         "tính trên lượt đã phục vụ (cột \"Cơ sở tính\").",
         "Đúng hạn: hồ sơ có hạn giải quyết, có kết quả trong kỳ, không muộn hơn hạn.",
     ]
-
-
-def _escape(text: str) -> str:
-    """Text for a printed page header, where "&" starts a code (&P: the page number)."""
-    return text.replace("&", "&&")
