@@ -97,7 +97,8 @@ def private_file(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, ARCHIVE_MODE)
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """A file's content, or a directory's entries (a new or renamed file in it), on the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

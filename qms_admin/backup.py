@@ -28,7 +28,7 @@ from qms_admin.archive import (
     Manifest,
     Member,
     config_files,
-    fsync_dir,
+    fsync_path,
     manifest_of,
     member_of_bytes,
     now_utc,
@@ -135,7 +135,7 @@ def write_target(target: Path, manifest: Manifest, files: dict[str, Path], confi
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
         raise
-    fsync_dir(target.parent)
+    fsync_path(target.parent)
 
 
 async def make_backup(site: SiteConfig, settings: BackupSettings, target: Path) -> list[Path]:
@@ -185,7 +185,7 @@ def copy_private(src: Path, directory: Path) -> Path:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
-    fsync_dir(directory)
+    fsync_path(directory)
     return dest
 
 

@@ -30,7 +30,7 @@ from qms_admin.archive import (
     ArchiveError,
     Manifest,
     extract_verified,
-    fsync_dir,
+    fsync_path,
     integrity,
     now_utc,
     read_manifest,
@@ -149,21 +149,13 @@ async def release(held: list[Held], *, remove_new: bool = False) -> None:
             h.db.path.unlink(missing_ok=True)
 
 
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 async def keep_aside(h: Held, stamp: str) -> Path:
     aside = h.db.path.with_name(f"{h.db.path.name}.before-restore-{stamp}")
     os.close(os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE))
     async with aiosqlite.connect(str(aside), isolation_level=None, check_same_thread=False) as out:
         await h.conn.backup(out)
         await out.execute("PRAGMA journal_mode = DELETE")
-    fsync_file(aside)
+    fsync_path(aside)
     return aside
 
 
@@ -173,8 +165,8 @@ async def put_back(h: Held, source: Path) -> None:
     # the journal mode its service expects (the archive's copies are all rollback-journal files)
     await h.conn.execute(f"PRAGMA journal_mode = {'WAL' if h.db.wal else 'DELETE'}")
     await h.conn.close()  # checkpoints the WAL into the file and removes it: one file on disk
-    fsync_file(h.db.path)
-    fsync_dir(h.db.path.parent)
+    fsync_path(h.db.path)
+    fsync_path(h.db.path.parent)
     if not h.existed and os.geteuid() == 0:
         # a fresh install's data directory belongs to the services' user: so does the database
         st = h.db.path.parent.stat()
