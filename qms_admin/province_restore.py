@@ -13,7 +13,6 @@ restore keeps its files aside.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 from pathlib import Path
 
@@ -27,15 +26,11 @@ from qms_admin import pgtools
 from qms_admin.archive import ArchiveError, Manifest, extract_verified, now_utc, read_manifest
 from qms_admin.backup import say, warn
 from qms_admin.province_backup import APPLICATION_NAME, MEMBER, ROLE
-from qms_admin.restore import RestoreRefused
+from qms_admin.restore import RestoreFailed, RestoreRefused, run_job, say_config_files
 
 STOP_HINT = "Dừng dịch vụ tỉnh trước: systemctl stop qms-province"
 # a session holding a lock on a table (a report left open in psql) makes the restore give up, not hang
 LOCK_TIMEOUT_S = 30
-
-
-class RestoreFailed(Exception):
-    """pg_restore failed; its transaction rolled back, the database is as it was."""
 
 
 def check_manifest(settings: ProvinceSettings, manifest: Manifest, *, force: bool) -> None:
@@ -143,27 +138,14 @@ async def restore_province(settings: ProvinceSettings, archive: Path, *, force: 
         warn(f"số dòng khác bản kê khai ở bảng {', '.join(differ)} (bản kê khai: "
              f"{rows_text({t: member.rows[t] for t in differ})}). Có dịch vụ nào vừa ghi vào không?")
         return 1
-    if manifest.files:
-        say(f"Các tệp cấu hình trong bản sao lưu ({len(manifest.files)} tệp) không được ghi đè; "
-            f"lấy ra khi cần bằng: tar -xzf {archive} config/")
+    say_config_files(manifest, archive)
     say("Khôi phục xong. Khởi động lại dịch vụ tỉnh: systemctl start qms-province")
     return 0
 
 
 def run_province_restore(args: argparse.Namespace) -> int:
     settings = load_province(args.config)
-    archive: Path = args.file
-    if not archive.is_file():
-        warn(f"không có tệp {archive}.")
-        return 1
-    try:
-        return asyncio.run(restore_province(settings, archive.resolve(), force=args.force))
-    except (RestoreRefused, ArchiveError) as exc:
-        warn(f"Không khôi phục: {exc}. Chưa thay đổi gì.")
-        return 1
-    except RestoreFailed as exc:
-        warn(f"Khôi phục thất bại: {exc}. Giao dịch đã hủy: cơ sở dữ liệu vẫn như trước.")
-        return 1
-    except OSError as exc:
-        warn(f"Không khôi phục: {exc}. Chưa thay đổi gì.")
-        return 1
+    # pg_restore's single transaction: a failure leaves the database as it was; an OSError
+    # (reading the archive, writing the set-aside dump) comes before the database is touched
+    return run_job(args.file, lambda archive: restore_province(settings, archive, force=args.force),
+                   failed_note=" Giao dịch đã hủy: cơ sở dữ liệu vẫn như trước.", refused_too=(OSError,))

@@ -20,9 +20,10 @@ import asyncio
 import os
 import sqlite3
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -48,7 +49,8 @@ class RestoreRefused(Exception):
 
 
 class RestoreFailed(Exception):
-    """Some databases were restored, the message says which."""
+    """Stopped midway: for an office, the message says which databases were restored; for the
+    province, pg_restore's transaction rolled back."""
 
 
 def known_migrations() -> dict[str, Sequence[str]]:
@@ -205,11 +207,33 @@ async def restore(site: SiteConfig, archive: Path, *, force: bool) -> int:
                 f".before-restore-{stamp}") from exc
         finally:
             await release(held)
+    say_config_files(manifest, archive)
+    say("Khôi phục xong. Khởi động lại các dịch vụ: systemctl start qms-core qms-web qms-notify qms-dossiers")
+    return 0
+
+
+def say_config_files(manifest: Manifest, archive: Path) -> None:
+    """A restore never overwrites configuration: it says how to take it out of the archive."""
     if manifest.files:
         say(f"Các tệp cấu hình trong bản sao lưu ({len(manifest.files)} tệp) không được ghi đè; "
             f"lấy ra khi cần bằng: tar -xzf {archive} config/")
-    say("Khôi phục xong. Khởi động lại các dịch vụ: systemctl start qms-core qms-web qms-notify qms-dossiers")
-    return 0
+
+
+def run_job(archive: Path, job: Callable[[Path], Coroutine[Any, Any, int]], *, failed_note: str = "",
+            refused_too: tuple[type[Exception], ...] = ()) -> int:
+    """Run one restore of `archive`: each refusal or failure one Vietnamese line, exit 1.
+    `refused_too`: more errors that can only come before anything was changed."""
+    if not archive.is_file():
+        warn(f"không có tệp {archive}.")
+        return 1
+    try:
+        return asyncio.run(job(archive.resolve()))
+    except (RestoreRefused, ArchiveError, *refused_too) as exc:
+        warn(f"Không khôi phục: {exc}. Chưa thay đổi gì.")
+        return 1
+    except RestoreFailed as exc:
+        warn(f"Khôi phục thất bại: {exc}.{failed_note}")
+        return 1
 
 
 def run_restore(args: argparse.Namespace) -> int:
@@ -217,21 +241,7 @@ def run_restore(args: argparse.Namespace) -> int:
         from qms_admin.province_restore import run_province_restore
         return run_province_restore(args)
     site = load_site_config(args.config)
-    archive: Path = args.file
-    if not archive.is_file():
-        warn(f"không có tệp {archive}.")
-        return 1
-    try:
-        return asyncio.run(restore(site, archive.resolve(), force=args.force))
-    except RestoreRefused as exc:
-        warn(f"Không khôi phục: {exc}. Chưa thay đổi gì.")
-        return 1
-    except ArchiveError as exc:
-        warn(f"Không khôi phục: {exc}. Chưa thay đổi gì.")
-        return 1
-    except RestoreFailed as exc:
-        warn(f"Khôi phục thất bại: {exc}.")
-        return 1
+    return run_job(args.file, lambda archive: restore(site, archive, force=args.force))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
