@@ -8,6 +8,7 @@ handler fail with a stack trace.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
@@ -89,6 +90,29 @@ def core_message(t: Texts, code: str, message: str) -> str:
     if t.lang == "vi":
         return message
     return t.get(f"err_{code}", message)
+
+
+# A proxy on the same machine makes every client's peer look local: its requests carry one of these.
+PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
+
+
+def is_loopback(address: str | None) -> bool:
+    if not address:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False  # a Unix socket's peer, or anything odd: not trusted as local
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def local_request(request: web.Request) -> bool:
+    """A request from a program on this machine itself, which may read without logging in: a
+    loopback TCP peer that no proxy forwarded (a proxy's headers are never trusted for more, only
+    taken as a sign the real client is elsewhere)."""
+    return is_loopback(request.remote) and not any(h in request.headers for h in PROXY_HEADERS)
 
 
 def same_site(request: web.Request) -> bool:

@@ -300,8 +300,9 @@ async def test_the_api_answers_loopback_without_a_session(client: TestClient[Any
         "site": "xa-hoa-binh", "name": "UBND xã Hòa Bình", "district": "Huyện Đông Sơn", "online": True,
         "offline_since": None, "waiting": 3, "issued_today": 1, "served_today": 1, "satisfaction": 100.0}
     assert entries["xa-an-phu"]["online"] is False and entries["xa-an-phu"]["satisfaction"] is None
-    # X-Forwarded-For changes nothing: the peer is what counts
-    assert (await client.get("/api/v1/sites", headers={"X-Forwarded-For": "203.0.113.9"})).status == 200
+    # a request a proxy on this machine forwarded is not local: its client is elsewhere
+    for header in ("X-Forwarded-For", "X-Real-IP", "Forwarded"):
+        assert (await client.get("/api/v1/sites", headers={header: "203.0.113.9"})).status == 401, header
 
 
 async def test_the_api_elsewhere_needs_a_key_or_a_session(store: ProvinceStore) -> None:

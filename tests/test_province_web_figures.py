@@ -73,6 +73,6 @@ def test_wording() -> None:
 
 
 def test_only_a_loopback_peer_is_local() -> None:
-    from province.web.auth import is_loopback
+    from display_server.api import is_loopback
     assert all(is_loopback(a) for a in ("127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"))
     assert not any(is_loopback(a) for a in ("192.0.2.2", "::ffff:192.0.2.2", "fd00::2", "", None, "localhost"))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 from collections.abc import AsyncIterator
 
@@ -25,7 +24,7 @@ from prometheus_client.registry import CollectorRegistry
 from display_server.accounts.auth import session_of
 from display_server.accounts.ratelimit import RateLimiter
 from display_server.accounts.store import Role
-from display_server.api import error_body, json_response
+from display_server.api import error_body, json_response, local_request
 from display_server.base import FOLLOWER, SETTINGS, SPEECH
 from display_server.metrics.collector import make_registry
 from display_server.metrics.today import IssuedToday
@@ -36,8 +35,6 @@ REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
 ISSUED = web.AppKey("metrics_issued_today", IssuedToday)
 KEY_FAILURES = web.AppKey("metrics_key_failures", RateLimiter)
 FAILURES_PER_MINUTE = 10
-# a proxy on the same machine makes every client look local: its requests carry one of these
-PROXY_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
 
 NOT_CONNECTED = "Máy chủ web chưa kết nối được broker MQTT: màn hình và ki-ốt không cập nhật."
 LOGIN_NEEDED = ("Cần đăng nhập tài khoản giám sát, hoặc gửi khoá API trong tiêu đề "
@@ -72,18 +69,9 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response(body, 200 if follower.connected else 503, {"Cache-Control": "no-store"})
 
 
-def _local(request: web.Request) -> bool:
-    if any(h in request.headers for h in PROXY_HEADERS):
-        return False
-    try:
-        return ipaddress.ip_address(request.remote or "").is_loopback
-    except ValueError:
-        return False
-
-
 def _allowed(request: web.Request) -> str | None:
     """Why this request may not read the metrics, or None."""
-    if _local(request):
+    if local_request(request):
         return None
     session = session_of(request)
     if session is not None and session.account.role is Role.SUPERVISOR:

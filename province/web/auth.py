@@ -8,13 +8,14 @@ accounts are province.toml's `[[accounts]]` with the office's scrypt hashes (ver
 
 The API (`/api/v1/...`) answers a loopback peer without a session (a script on the server
 itself), anyone else with a province session or `Authorization: Bearer <key>` whose SHA-256 is in
-`[[api_keys]]`. The peer is the TCP peer: X-Forwarded-For is never read, since anyone can send it.
+`[[api_keys]]`. The peer is the TCP peer (display_server.api.local_request): X-Forwarded-For is
+never trusted to make a request local, since anyone can send it, and a loopback request that a
+proxy forwarded (it carries such a header) is not local either: its client is elsewhere.
 """
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import re
 import secrets
@@ -34,6 +35,7 @@ from display_server.accounts.store import (
     parse_hash,
     verify_password,
 )
+from display_server.api import local_request
 from display_server.settings import SecuritySettings
 from display_server.texts import Texts
 from province.settings import ProvinceSettings
@@ -108,18 +110,6 @@ def page_session(request: web.Request) -> Session:
     return session
 
 
-def is_loopback(address: str | None) -> bool:
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False  # a Unix socket's peer, or anything odd: not trusted as local
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
-
-
 class ApiDenied(Exception):
     def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
@@ -130,7 +120,7 @@ class ApiDenied(Exception):
 
 def api_access(request: web.Request) -> str:
     """Who reads the API: "loopback", "session:{user}" or "key:{name}"; ApiDenied otherwise."""
-    if is_loopback(request.remote):
+    if local_request(request):
         return "loopback"
     session = session_of(request)
     if session is not None:
