@@ -209,6 +209,11 @@ async def test_a_procedure_page_on_a_phone(chromium: Browser, broker: Broker, tm
         await tab.page.screenshot(path=str(tmp_path / "thu-tuc-page.png"), full_page=True)
         assert await tab.text("#p-time") == ("Trong ngày (tiếp nhận sau 15 giờ thì trả trong ngày làm việc "
                                              "tiếp theo)")
+        # what to bring and what it costs, from the catalogue
+        assert await tab.text("#p-fees") == ("Miễn lệ phí đăng ký khai sinh đúng hạn; đăng ký quá hạn theo mức "
+                                             "HĐND tỉnh quy định")
+        documents = await tab.page.locator("#p-documents li").all_text_contents()
+        assert documents[0] == "Tờ khai đăng ký khai sinh theo mẫu" and len(documents) == 4
         # its field takes remote tickets: the button opens /lay-so with the field chosen
         assert await tab.page.get_attribute("#take", "href") == "/lay-so?field=ho-tich"
         await tab.page.click("#take")

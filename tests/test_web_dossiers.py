@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import sys
+import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import pytest
 from PIL import Image, ImageOps
 from playwright.async_api import Browser
 
+from qms_common.config import load_site_config
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import running_core
@@ -333,8 +335,14 @@ async def test_the_a5_receipt_prints_to_pdf_with_a_qr_code_to_the_page(rig: Rig,
     await run("pdftoppm", "-r", "200", "-png", "-singlefile", str(pdf), str(tmp_path / "page"))
     decoded = await run("zbarimg", "-q", "--raw", str(tmp_path / "page.png"))
     assert decoded.splitlines() == [page_url]
-    text = await run("pdftotext", str(pdf), "-")
-    assert "GIẤY BIÊN NHẬN HỒ SƠ" in text and "Đăng ký khai sinh" in text
+    # every part the issue lists, in the PDF itself, with its marks: the office, the procedure,
+    # the code, both dates, the documents
+    text = " ".join((await run("pdftotext", str(pdf), "-")).split())
+    office = load_site_config(rig.path).name
+    for part in ("GIẤY BIÊN NHẬN HỒ SƠ", office, "Đăng ký khai sinh", CODE, "09:00 26/11/2026", "27/11/2026",
+                 "Tờ khai đăng ký khai sinh", "Giấy chứng sinh"):
+        assert part in text, (part, text)
+    assert unicodedata.normalize("NFC", text) == text
 
 
 async def test_the_console_records_a_dossier(rig: Rig, chromium: Browser, tmp_path: Path) -> None:
