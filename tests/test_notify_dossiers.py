@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 import aiomqtt
 import pytest
 
 from notifier.outbox import idempotency_key
 from qms_common.config import load_site_config
-from qms_common.devbroker import Broker
+from qms_common.devbroker import Broker, free_port
 from qms_common.mqtt import response_properties
 from qms_common.protocol import Topics
 from qms_common.signing import DOSSIER, Signer, load_secret, web_secret_file
@@ -28,7 +29,9 @@ from tests.support.core import running_core
 from tests.support.dossiers import DossierClient, running_dossiers
 from tests.support.mqtt import Probe
 from tests.support.site import write_site
+from tests.support.web import running_web, web_extra
 from tests.test_notify import Standin, notify_toml, phone, running_notifier
+from tests.test_web_dossiers import KEY, api_keys
 
 standin = test_notify.standin  # the stand-in provider server, as a fixture here too
 
@@ -339,3 +342,44 @@ async def test_a_dossier_done_while_the_notifier_had_lost_its_session_is_caught_
     assert len(attempts(standin, dkey(site, code, "received"))) == 1
     [done_text] = zns_text(standin, ZNS["dossier_done"])
     assert "timing: hẹn trả 27/11/2026" in done_text  # a day late: the promised date, not "trước hẹn"
+
+
+async def test_over_the_http_api_the_done_message_reaches_the_phone_once(
+        broker: Broker, tmp_path: Path, standin: Standin) -> None:
+    """The province's system, as an integrator does it: the dossier created over HTTP with the
+    citizen's phone, the result posted, posted again after a lost answer, then corrected: the
+    citizen hears "received" once and "done" once, early, with the link the API answered."""
+    notify = dossier_toml(standin).replace(f'[web]\npublic_url = "{PUBLIC}"\n', "")
+    assert "[web]" not in notify  # the web server's own [web] carries the public address
+    config, site = write_site(tmp_path, broker.url, extra=web_extra(
+        tmp_path, free_port(), web=f'public_url = "{PUBLIC}"', more=notify + api_keys()))
+    code, other = "000.00.12.H23-261129-0201", "000.00.12.H23-261129-0202"
+    today = now().date()
+    async with running_core(config), running_dossiers(config), running_notifier(config), \
+            running_web(config) as web, aiohttp.ClientSession() as http:
+        async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            async with http.post(web.url + path, json=body, headers={"Authorization": f"Bearer {KEY}"}) as resp:
+                answer = await resp.json()
+                assert resp.status in (200, 201), answer
+                return answer
+
+        created = await post("/api/v1/dossiers", {"code": code, "procedure": "Đăng ký kết hôn",
+                                                  "due_at": (today + timedelta(days=10)).isoformat(),
+                                                  "phone": "0912 000 701"})
+        await standin.wait(lambda: bool(standin.delivered(dkey(site, code, "received"))))
+        result = {"id": "tinh-kq-1", "status": "done", "at": now().isoformat()}
+        assert (await post(f"/api/v1/dossiers/{code}/events", result))["applied"] is True
+        await standin.wait(lambda: bool(standin.delivered(dkey(site, code, "done"))))
+        # the integrator lost the answer and sends it again; then corrects the result
+        assert (await post(f"/api/v1/dossiers/{code}/events", result))["applied"] is False
+        corrected = {"id": "tinh-kq-2", "status": "done", "at": now().isoformat(), "note": "Bản đã sửa"}
+        assert (await post(f"/api/v1/dossiers/{code}/events", corrected))["applied"] is True
+        # the notifier handles its messages in order: once another dossier's news is out, those were seen
+        await post("/api/v1/dossiers", {"code": other, "procedure": "Đăng ký kết hôn",
+                                        "due_at": (today + timedelta(days=10)).isoformat(), "phone": "0912 000 702"})
+        await standin.wait(lambda: bool(standin.delivered(dkey(site, other, "received"))))
+    assert len(attempts(standin, dkey(site, code, "received"))) == 1
+    assert len(attempts(standin, dkey(site, code, "done"))) == 1
+    [done_text] = zns_text(standin, ZNS["dossier_done"])
+    assert "timing: trước hẹn" in done_text
+    assert f"link: {created['url']}" in done_text and created["url"] == f"{PUBLIC}/hs/{code}?k={created['token']}"
