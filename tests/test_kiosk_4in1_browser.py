@@ -19,6 +19,7 @@ from qms_common.config import load_site_config
 from qms_common.devbroker import Broker, free_port
 from qms_common.protocol import Topics
 from tests.support.core import running_core
+from tests.support.dossiers import DossierClient, running_dossiers
 from tests.support.mqtt import Probe, new_id
 from tests.support.procedures import sample
 from tests.support.site import write_site
@@ -49,7 +50,7 @@ async def serve_and_finish(probe: Probe, topics: Topics, counter: str, number: s
 
 async def test_the_kiosk_does_four_things(chromium: Browser, broker: Broker, tmp_path: Path) -> None:
     path, topics = site_with_catalogue(tmp_path, broker)
-    async with running_core(path), running_web(path) as web, Probe(broker.url) as probe:
+    async with running_core(path), running_dossiers(path), running_web(path) as web, Probe(broker.url) as probe:
         context = await chromium.new_context(viewport=KIOSK, has_touch=True)
         await context.add_init_script("window.print = () => { window.__printed = (window.__printed || 0) + 1; };")
         kiosk = await Tab.open(context, web.url + "/kiosk?id=kiosk-1", KIOSK_READY)
@@ -157,6 +158,27 @@ async def test_the_kiosk_does_four_things(chromium: Browser, broker: Broker, tmp
         assert await kiosk.text("#rate-msg") == "Vé số 1001 đã được đánh giá."
         reply = await probe.request(topics.cmd_query, {"request_id": new_id(), "query": "ticket", "ticket": "1001"})
         assert reply["ticket"]["rating"] == 3
+        await page.tap("#rate [data-home]")
+        await kiosk.until(VISIBLE, "menu")
+
+        # 4. look up a dossier: the menu's "Tra cứu hồ sơ", its code typed on the screen's keys, and
+        # back to the menu
+        code = "H23.26-0042"
+        assert (await DossierClient(probe, topics).create(code, due_at="2099-12-31"))["ok"]
+        await page.tap("#menu-dossiers")
+        await page.wait_for_url(web.url + "/kiosk/ho-so?id=kiosk-1")
+        await kiosk.until("window.qmsKioskDossier !== undefined")
+        for ch in code:
+            await page.tap(f"#hs-keys [data-key='{ch}']")
+        await page.tap("#scan-go")
+        await kiosk.until(VISIBLE, "result")
+        assert await kiosk.text("#hs-status") == "Đã tiếp nhận"
+        assert await kiosk.text("#hs-procedure") == "Đăng ký kết hôn" and await kiosk.text("#hs-due") == "31/12/2099"
+        await page.screenshot(path=str(tmp_path / "kiosk-dossier.png"))
+        await page.tap("a.home")
+        await page.wait_for_url(web.url + "/kiosk?id=kiosk-1")
+        await kiosk.until(KIOSK_READY)
+        assert await page.locator(".menu-button .mb-name").count() == 4
         assert kiosk.errors == []
 
 
@@ -173,6 +195,18 @@ async def test_an_idle_kiosk_goes_back_to_its_menu(chromium: Browser, broker: Br
         assert time.monotonic() - started >= 4  # idle_s after the last touch, not before
         await kiosk.page.tap("#menu-procedures")  # the next citizen starts with an empty search
         assert await kiosk.page.input_value("#proc-q") == ""
+        # left on "Tra cứu hồ sơ" with a code half typed: back to the menu too, not to the code
+        await kiosk.page.goto(web.url + "/kiosk?id=kiosk-1")
+        await kiosk.until(KIOSK_READY)
+        await kiosk.page.tap("#menu-dossiers")
+        await kiosk.page.wait_for_url(web.url + "/kiosk/ho-so?id=kiosk-1")
+        await kiosk.until("window.qmsKioskDossier !== undefined")
+        await kiosk.page.tap("#hs-keys [data-key='H']")
+        started = time.monotonic()
+        await kiosk.page.wait_for_url(web.url + "/kiosk?id=kiosk-1", timeout=15_000)
+        assert time.monotonic() - started >= 4
+        await kiosk.until(KIOSK_READY)
+        await kiosk.until(VISIBLE, "menu")
         assert kiosk.errors == []
 
 

@@ -2,7 +2,7 @@
 // types it and Enter into the focused box; where the browser has BarcodeDetector, the camera
 // reads it: the dossier's page model, timeline and all. A dossier code typed on the screen's keys
 // has no token: the server answers its summary only (POST /api/kiosk/dossier, rate-limited).
-// Untouched for a while, it goes back to the question.
+// Untouched for idle_s, it goes back to the kiosk's menu.
 "use strict";
 (function () {
   const P = window.QmsPages, $ = P.$;
@@ -23,7 +23,15 @@
 
   function rest() {
     clearTimeout(idle);
-    idle = setTimeout(reset, config.idle_s * 1000);
+    idle = setTimeout(idleOut, config.idle_s * 1000);
+  }
+
+  // untouched for idle_s: the camera off and back to the kiosk's menu, so that the next citizen
+  // finds the four functions, not the last one's dossier
+  function idleOut() {
+    if (state.busy) { rest(); return; }
+    stopCamera();
+    location.replace(config.home);
   }
 
   function reset() {
@@ -116,7 +124,6 @@
 
   async function scanFrame() {
     if (!state.camera) return;
-    rest();
     try {
       const codes = await detector.detect($("video"));
       for (const c of codes) {
@@ -142,6 +149,10 @@
   // the camera only where the browser reads QR codes itself
   $("camera").hidden = !("BarcodeDetector" in window && navigator.mediaDevices);
   $("camera").addEventListener("click", startCamera);
+  // any touch or key is someone at the kiosk (the camera's frames are not)
+  for (const type of ["pointerdown", "keydown", "touchstart"]) {
+    document.addEventListener(type, rest, { passive: true, capture: true });
+  }
   // a scanner's keystrokes must land in the box, whatever was touched last
   document.addEventListener("keydown", function (e) {
     if (!$("ask").hidden && document.activeElement !== $("scan") && e.key.length === 1) $("scan").focus();
