@@ -183,6 +183,7 @@ VI: dict[str, str] = {
     "kiosk_hs_input": "Mã hồ sơ",
     "kiosk_hs_camera": "Dùng camera",
     "kiosk_hs_camera_stop": "Tắt camera",
+    "kiosk_hs_camera_error": "Không mở được camera. Xin đưa mã QR vào máy quét, hoặc nhập mã hồ sơ.",
     "kiosk_hs_search": "Tra cứu",
     "kiosk_hs_bad_code": "Mã hồ sơ gồm chữ, số và các dấu . - / (như trên giấy biên nhận). Xin kiểm tra lại.",
     "kiosk_hs_summary_note": "Muốn xem toàn bộ quá trình xử lý, xin quét mã QR trên giấy biên nhận.",
@@ -708,6 +709,8 @@ EN: dict[str, str] = {
     "kiosk_hs_input": "Dossier code",
     "kiosk_hs_camera": "Use the camera",
     "kiosk_hs_camera_stop": "Stop the camera",
+    "kiosk_hs_camera_error": "Could not open the camera. Please hold the QR code to the scanner, "
+                             "or type the dossier code.",
     "kiosk_hs_search": "Look up",
     "kiosk_hs_bad_code": "A dossier code has letters, digits and . - / (as on your receipt). Please check it.",
     "kiosk_hs_summary_note": "To see every step of the processing, scan the QR code on your receipt.",

@@ -454,7 +454,7 @@ async def test_the_kiosk_reads_a_scanned_receipt(rig: Rig, chromium: Browser, tm
     await rig.event(id="kq", status="done", at="2026-11-30T10:00:00+07:00")
     kiosk = await chromium.new_context(viewport={"width": 1080, "height": 1920}, has_touch=True)
     tab = await Tab.open(kiosk, rig.url + "/kiosk/ho-so?id=kiosk-1", "window.qmsKioskDossier !== undefined")
-    # Chromium on Linux has no BarcodeDetector: no camera button
+    # this Chromium has no camera: no camera button (tests/test_kiosk_camera_browser.py has one)
     assert await tab.page.locator("#camera").is_hidden()
     # the scanner types the receipt's address and Enter into the focused box: the whole page's model
     await tab.page.keyboard.type(created["url"] + "\n")

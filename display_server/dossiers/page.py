@@ -49,7 +49,8 @@ SUFFIXES = ("/ws", "/bien-nhan", "/qr.svg", "/trang-thai")
 BLOCK_TEXTS = ("hs_code", "hs_procedure", "hs_received", "hs_due", "hs_timeline")
 SCRIPT_TEXTS = ("offline", "hs_not_found", "hs_unavailable", *BLOCK_TEXTS)
 KIOSK_TEXTS = (*BLOCK_TEXTS, "kiosk_hs_looking", "kiosk_hs_bad_code", "kiosk_hs_summary_note", "hs_not_found",
-               "hs_unavailable", "err_network", "kiosk_hs_camera", "kiosk_hs_camera_stop")
+               "hs_unavailable", "err_network", "kiosk_hs_camera", "kiosk_hs_camera_stop",
+               "kiosk_hs_camera_error")
 _LOOKUP_KEYS = frozenset({"kiosk", "code"})
 
 
@@ -225,7 +226,9 @@ async def kiosk_page(request: web.Request) -> web.Response:
         return error_page(request, exc.status, exc.message)
     settings = request.app[SETTINGS]
     page = {"kiosk": kiosk, "texts": t.pick(*KIOSK_TEXTS), "idle_s": settings.kiosk.idle_s,
-            "lang": t.lang, "home": f"/kiosk?id={quote(kiosk)}" + _lang(t)}
+            "lang": t.lang, "home": f"/kiosk?id={quote(kiosk)}" + _lang(t),
+            # the camera's QR reader where the browser has none of its own (loaded only then)
+            "qr_script": str(request.app.router["static"].url_for(filename="vendor/jsQR.js"))}
     return render_page(request, "kiosk_dossier.html", page, kiosk=kiosk, home=page["home"])
 
 

@@ -1,6 +1,7 @@
 // The kiosk's "Tra cứu hồ sơ": the receipt's QR code holds /hs/{code}?k={token}. A USB scanner
-// types it and Enter into the focused box; where the browser has BarcodeDetector, the camera
-// reads it: the dossier's page model, timeline and all. A dossier code typed on the screen's keys
+// types it and Enter into the focused box; where the kiosk has a camera, the camera reads it
+// (the browser's BarcodeDetector, else jsQR, static/vendor, loaded only then): the dossier's
+// page model, timeline and all. A dossier code typed on the screen's keys
 // has no token: the server answers its summary only (POST /api/kiosk/dossier, rate-limited).
 // Untouched for idle_s, it goes back to the kiosk's menu.
 "use strict";
@@ -8,12 +9,12 @@
   const P = window.QmsPages, $ = P.$;
   const config = P.config();
   const T = config.texts;
-  const state = { busy: false, shown: null, summary: false, camera: false };
+  const state = { busy: false, shown: null, summary: false, camera: false, cameraChecked: false };
   window.qmsKioskDossier = state;
   const ADDRESS = /\/hs\/([A-Za-z0-9._\/-]{1,64})\?k=([A-Za-z0-9_-]{8,64})/;
   const CODE = /^[A-Za-z0-9._\/-]{1,64}$/;
   const lang = config.lang !== "vi" ? "lang=" + config.lang : "";
-  let idle = null, stream = null, detector = null;
+  let idle = null, stream = null, reader = null;
 
   function message(text) {
     const m = $("ask-message");
@@ -104,13 +105,46 @@
     $("again").focus();
   }
 
+  function loadScript(src) {
+    return new Promise(function (resolve, reject) {
+      const script = document.createElement("script");
+      script.src = src;
+      script.onload = resolve;
+      script.onerror = reject;
+      document.head.appendChild(script);
+    });
+  }
+
+  // what reads QR codes in the camera's frames: the browser's own, else jsQR on a frame drawn
+  // at most FRAME_WIDTH wide (a receipt held to the camera fills much of it; smaller is quicker)
+  const FRAME_WIDTH = 640;
+  async function qrReader() {
+    if ("BarcodeDetector" in window) {
+      const detector = new BarcodeDetector({ formats: ["qr_code"] });
+      return async function (video) { return (await detector.detect(video)).map(function (c) { return c.rawValue; }); };
+    }
+    if (!window.jsQR) await loadScript(config.qr_script);
+    const canvas = document.createElement("canvas");
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    return async function (video) {
+      if (!video.videoWidth || !video.videoHeight) return [];
+      const scale = Math.min(1, FRAME_WIDTH / video.videoWidth);
+      const w = Math.round(video.videoWidth * scale), h = Math.round(video.videoHeight * scale);
+      canvas.width = w;
+      canvas.height = h;
+      context.drawImage(video, 0, 0, w, h);
+      const found = window.jsQR(context.getImageData(0, 0, w, h).data, w, h, { inversionAttempts: "dontInvert" });
+      return found ? [found.data] : [];
+    };
+  }
+
   async function startCamera() {
     if (state.camera) { stopCamera(); return; }
     try {
-      detector = detector || new BarcodeDetector({ formats: ["qr_code"] });
+      reader = reader || await qrReader();
       stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
     } catch (e) {
-      message(T.err_network);
+      message(T.kiosk_hs_camera_error);
       return;
     }
     const video = $("video");
@@ -125,9 +159,8 @@
   async function scanFrame() {
     if (!state.camera) return;
     try {
-      const codes = await detector.detect($("video"));
-      for (const c of codes) {
-        if (parse(c.rawValue)) { lookUp(c.rawValue); return; }
+      for (const text of await reader($("video"))) {
+        if (parse(text)) { lookUp(text); return; }
       }
     } catch (e) { /* a frame it could not read: the next one */ }
     setTimeout(scanFrame, 300);
@@ -146,8 +179,19 @@
   // the screen's keys type into the box (the server takes the code as typed, spaces dropped)
   P.keys($("hs-keys"), $("scan"), 64, function () { message(""); rest(); $("scan").focus(); });
   $("again").addEventListener("click", reset);
-  // the camera only where the browser reads QR codes itself
-  $("camera").hidden = !("BarcodeDetector" in window && navigator.mediaDevices);
+  // the camera's button only on a kiosk that has a camera
+  async function hasCamera() {
+    try {
+      return (await navigator.mediaDevices.enumerateDevices()).some(function (d) { return d.kind === "videoinput"; });
+    } catch (e) {
+      return false;
+    }
+  }
+  if (navigator.mediaDevices && navigator.mediaDevices.getUserMedia) {
+    hasCamera().then(function (yes) { $("camera").hidden = !yes; state.cameraChecked = true; });
+  } else {
+    state.cameraChecked = true;
+  }
   $("camera").addEventListener("click", startCamera);
   // any touch or key is someone at the kiosk (the camera's frames are not)
   for (const type of ["pointerdown", "keydown", "touchstart"]) {
