@@ -220,6 +220,10 @@ def test_every_bad_csv_row_is_named_by_line_and_column() -> None:
         "documents, legal_basis, submit_at (hoặc tên tiếng Việt như “Tên thủ tục”, “Thành phần hồ sơ”).",
         "dòng 1, cột “field”: thiếu cột bắt buộc."]
     assert errors_of("code,name,field\n1,a,b,c\n", "csv") == ["dòng 2: có 4 ô, nhiều hơn 3 cột của dòng tiêu đề."]
+    # a column is named as the file names it: the officer finds “Tên thủ tục” in the spreadsheet
+    vietnamese = "Mã thủ tục,Tên thủ tục,Lĩnh vực,Thời hạn giải quyết\n1.1,,Hộ tịch,400 ngày\n"
+    assert errors_of(vietnamese, "csv") == ["dòng 2, cột “Tên thủ tục”: bắt buộc, không được để trống.",
+                                            "dòng 2, cột “Thời hạn giải quyết”: số ngày làm việc phải từ 0 đến 365."]
 
 
 def test_every_bad_json_row_is_named_by_line_and_column() -> None:
@@ -247,6 +251,8 @@ def test_every_bad_json_row_is_named_by_line_and_column() -> None:
         "documents, legal_basis, submit_at.",
         "dòng 15: mỗi thủ tục là một đối tượng JSON {…}.",
     ]
+    assert errors_of('[\n  {"ma thu tuc": "1", "ten": "", "linh vuc": "Hộ tịch"}\n]', "json") == [
+        "dòng 2, cột “ten”: bắt buộc, không được để trống."]
     assert errors_of('[{"code": "1"}', "json") == ["dòng 1: JSON hỏng: Expecting ',' delimiter (ký tự thứ 15)."]
     assert errors_of('{"a": 1}', "json") == ["dòng 1: cần một mảng JSON các thủ tục ([{\"code\": …}, …])."]
     assert errors_of("[]", "json") == ["dòng 1: tệp không có thủ tục nào."]

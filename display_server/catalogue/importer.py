@@ -13,7 +13,8 @@ without marks):
   legal_basis     căn cứ pháp lý
   submit_at       nơi tiếp nhận        where to submit
 
-Every bad row is reported with its line and column, and a file with any is refused whole.
+Every bad row is reported with its line and column (named as the file names it), and a file with
+any is refused whole.
 """
 
 from __future__ import annotations
@@ -95,14 +96,16 @@ def split_documents(text: str) -> list[str]:
 class _Row:
     """One row being checked: its values by column, its line, and the errors found in it."""
 
-    def __init__(self, line: int, values: dict[str, Any], lines: dict[str, int] | None = None) -> None:
+    def __init__(self, line: int, values: dict[str, Any], lines: dict[str, int] | None = None,
+                 names: dict[str, str] | None = None) -> None:
         self.line = line
         self.values = values
         self.lines = lines or {}
+        self.names = names or {}  # a column's name as the file writes it ("Tên thủ tục" for name)
         self.errors: list[RowError] = []
 
     def fail(self, column: str, message: str) -> None:
-        self.errors.append(RowError(self.lines.get(column, self.line), column, message))
+        self.errors.append(RowError(self.lines.get(column, self.line), self.names.get(column, column), message))
 
     def text(self, column: str, *, limit: int = MAX_TEXT) -> str:
         value = self.values.get(column)
@@ -203,6 +206,7 @@ def parse_csv(text: str) -> list[Procedure]:
             errors.append(RowError(1, c, "thiếu cột bắt buộc."))
     if errors:
         raise CatalogueFileError(errors)
+    names = {c: h.strip() for c, h in zip(columns, header, strict=True) if c is not None}
     rows: list[_Row] = []
     try:
         start = reader.line_num + 1
@@ -214,7 +218,7 @@ def parse_csv(text: str) -> list[Procedure]:
                                                                  f"{len(columns)} cột của dòng tiêu đề."))
                 else:
                     rows.append(_Row(start, {c: v.strip() for c, v in zip(columns, cells, strict=False)
-                                             if c is not None and v.strip()}))
+                                             if c is not None and v.strip()}, names=names))
             start = reader.line_num + 1
     except csv.Error as exc:
         raise CatalogueFileError([RowError(reader.line_num, None, f"CSV hỏng: {exc}.")]) from None
@@ -259,6 +263,7 @@ def parse_json(text: str) -> list[Procedure]:
                 row.errors.append(RowError(row.lines.get(key, line), key, f"trùng với khóa “{column}”."))
             else:
                 values[column] = value
+                row.names[column] = key
                 if key in row.lines:
                     row.lines[column] = row.lines[key]
         rows.append(row)
