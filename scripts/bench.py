@@ -7,6 +7,10 @@ device side in this process), the web server with 50 TV feeds connected over Web
   press_to_panel_ms: from the key frame written on the keypad's line to the panel's blinking
                      frame of that counter read back from the line;
   press_to_tv_ms:    from the same key press to each TV feed's first message showing the call.
+  With the dossier service running and dossier commands on cmd/dossier at BENCH_DOSSIERS_PER_S
+  (default 2; 0 runs neither: the baseline), creations and status changes as the web server
+  sends them, so that the two numbers above show whether dossiers slow the queue's hot path:
+  dossier_command_ms: one dossier command's round trip (the service writes before it answers).
 Flat phase (BENCH_FLAT commands, default 30000): agents, web server and TVs stopped; the core
 alone takes tickets and call_next from Mosquitto's own C clients (mosquitto_pub -l, MQTT 5
 Response Topic) as fast as it answers; every command is a durable transaction.
@@ -54,7 +58,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +78,8 @@ from notifier.standin.server import STATE, make_app  # noqa: E402
 from notifier.standin.state import StandinSettings  # noqa: E402
 from qms_common.config import MqttSettings  # noqa: E402
 from qms_common.devbroker import free_port, scratch_dir, start_broker, stop_process, wait_for_port  # noqa: E402
-from qms_common.mqtt import MqttSession, Requester  # noqa: E402
-from qms_common.protocol import Topics  # noqa: E402
+from qms_common.mqtt import MqttSession, NotConnected, Requester, RequestTimeout  # noqa: E402
+from qms_common.protocol import ProtocolError, Topics  # noqa: E402
 from tests.support.procedures import generate, write_json  # noqa: E402
 
 SITE_ID = "bench"
@@ -90,6 +94,8 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 FLAT = int(os.environ.get("BENCH_FLAT", "30000"))
 NOTIFY_SECONDS = float(os.environ.get("BENCH_NOTIFY_SECONDS", "30"))
 CATALOGUE_QUERIES = int(os.environ.get("BENCH_CATALOGUE_QUERIES", "2000"))
+# dossier commands per second in the steady phase: far above an office's few a minute
+DOSSIERS_PER_S = float(os.environ.get("BENCH_DOSSIERS_PER_S", "2"))
 CATALOGUE_SIZE = 2000
 REPORT_DAYS = int(os.environ.get("BENCH_REPORT_DAYS", "365"))
 REPORT_PER_DAY = int(os.environ.get("BENCH_REPORT_PER_DAY", "500"))
@@ -291,6 +297,8 @@ class Steady:
         self.tv_process_peak_mb = 0.0
         self.tickets = 0
         self.refused = 0
+        self.dossier_ms: list[float] = []
+        self.dossier_failed = 0
 
     def on_shown(self, bus: SimulatedBus, shown: Shown) -> None:
         if not shown.flash:
@@ -391,11 +399,44 @@ async def issue_tickets(req: Requester, topics: Topics, n: int, rate: float | No
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
 
+async def dossier_traffic(req: Requester, topics: Topics, seconds: float, steady: Steady) -> None:
+    """Dossier commands as the web server sends them (user `web`), at DOSSIERS_PER_S: a new
+    dossier, then a status change of the one before, in turn."""
+    period = 1 / DOSSIERS_PER_S
+    started = next_at = time.perf_counter()
+    due = (datetime.now().date() + timedelta(days=10)).isoformat()
+    n = 0
+    while time.perf_counter() - started < seconds:
+        if n % 2 == 0:
+            body: dict[str, Any] = {"action": "create", "code": f"BENCH-{n // 2:06d}", "due_at": due,
+                                    "procedure": {"code": "1.001193", "name": "Đăng ký khai sinh"},
+                                    "source": "counter", "by": "Nguyễn Thị Hoa", "documents": ["Tờ khai"]}
+        else:
+            body = {"action": "event", "code": f"BENCH-{n // 2:06d}", "id": f"e{n}", "status": "processing",
+                    "at": datetime.now().astimezone().isoformat(), "department": "Phòng Tư pháp", "by": "web"}
+        t0 = time.perf_counter()
+        try:
+            reply = await req.request(topics.cmd_dossier, body, timeout=10)
+            ok = reply.get("ok") is True
+        except (RequestTimeout, NotConnected, ProtocolError):  # counted, not fatal to the run
+            ok = False
+        if ok:
+            steady.dossier_ms.append((time.perf_counter() - t0) * 1000)
+        else:
+            steady.dossier_failed += 1
+        n += 1
+        next_at += period
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+
 async def steady_phase(url: str, web: str, devices: list[Device], steady: Steady) -> dict[str, Any]:
     topics = Topics(SITE_ID)
     rng = random.Random(1)
     session = MqttSession(MqttSettings.from_url(url), identifier="bench-kiosk", name="bench-kiosk")
     req = Requester(session, topics, "bench-kiosk")
+    # in the web server's reply namespace: the only sender the dossier service lets write
+    # (made before the session connects, which subscribes every requester's reply topic)
+    web_req = Requester(session, topics, "web/bench-dossiers")
     task = asyncio.create_task(session.run())
     await session.wait_connects(1)
     log(f"{N_COUNTERS * 2} tickets issued before the phase, so queues are not empty")
@@ -408,6 +449,9 @@ async def steady_phase(url: str, web: str, devices: list[Device], steady: Steady
     t_start = time.perf_counter()
     ticketing = asyncio.create_task(issue_tickets(req, topics, int(SECONDS * TICKETS_PER_S), TICKETS_PER_S,
                                                   steady, rng))
+    dossiers = None
+    if DOSSIERS_PER_S > 0:
+        dossiers = asyncio.create_task(dossier_traffic(web_req, topics, SECONDS, steady))
     presses: set[asyncio.Task[None]] = set()
     period = 1 / CALLS_PER_S
     next_at = t_start
@@ -424,6 +468,8 @@ async def steady_phase(url: str, web: str, devices: list[Device], steady: Steady
         next_at += period
         await asyncio.sleep(max(0.0, next_at - time.perf_counter()))  # the load's pace
     await ticketing
+    if dossiers is not None:
+        await dossiers
     if presses:
         await asyncio.wait(presses, timeout=15)
     await asyncio.sleep(1)  # the last calls reach the TVs (not a measurement)
@@ -439,7 +485,8 @@ async def steady_phase(url: str, web: str, devices: list[Device], steady: Steady
     await asyncio.to_thread(lambda: steady.match_tv_arrivals(json.loads(out)))
     task.cancel()
     return {"seconds": round(elapsed, 1), "presses": steady.presses, "calls": steady.calls,
-            "refused_presses": steady.refused, "tickets": steady.tickets, "tvs": N_TVS}
+            "refused_presses": steady.refused, "tickets": steady.tickets, "tvs": N_TVS,
+            "dossier_commands": len(steady.dossier_ms), "dossier_commands_failed": steady.dossier_failed}
 
 
 # ---------------------------------------------------------------- the flat phase
@@ -1033,9 +1080,13 @@ async def run(tmp: Path) -> dict[str, Any]:
                                                        "--log-level", "WARNING"], tmp, env)
         procs["web"] = start("web", [py, "-m", "display_server", "--config", str(site), "--log-level", "WARNING"],
                              tmp, env)
+        if DOSSIERS_PER_S > 0:
+            procs["dossiers"] = start("dossiers", [py, "-m", "dossiers", "--config", str(site), "--log-level",
+                                                   "WARNING"], tmp, env)
         procs["broker"] = Proc("broker", broker.process)  # type: ignore[arg-type]
         await wait_online(url, [f"qms/{SITE_ID}/status/core"]
-                          + [f"qms/{SITE_ID}/status/agent/agent-{i}" for i in range(1, N_AGENTS + 1)])
+                          + [f"qms/{SITE_ID}/status/agent/agent-{i}" for i in range(1, N_AGENTS + 1)]
+                          + ([f"qms/{SITE_ID}/status/dossiers"] if DOSSIERS_PER_S > 0 else []))
         # in a thread: the simulated devices live on this loop and must keep answering the agents
         await asyncio.to_thread(wait_for_port, web_port, timeout=120, process=procs["web"].popen)
         web = f"http://127.0.0.1:{web_port}"
@@ -1048,7 +1099,7 @@ async def run(tmp: Path) -> dict[str, Any]:
         log(f"steady phase done: {steady_result}")
         peaks = {n: p.peak_mb() for n, p in procs.items()}
         core_steady_mb = peaks["core"]
-        for name in [n for n in procs if n.startswith("agent") or n == "web"]:
+        for name in [n for n in procs if n.startswith("agent") or n in ("web", "dossiers")]:
             procs[name].stop()
         log(f"flat phase: {FLAT} commands from mosquitto_pub, as fast as the core answers")
         broker_cpu0 = procs["broker"].cpu_now()
@@ -1084,6 +1135,7 @@ async def run(tmp: Path) -> dict[str, Any]:
     result = {
         "press_to_panel_ms": panel,
         "press_to_tv_ms": tv,
+        "dossier_command_ms": summary(steady.dossier_ms) if DOSSIERS_PER_S > 0 else None,
         "core_commands_per_s": flat["core_commands_per_s"],
         "core_rss_mb": peaks["core"],
         "core_rss_mb_after_steady": core_steady_mb,
