@@ -234,6 +234,18 @@ async def test_bad_input_is_refused_and_changes_nothing(rig: Rig) -> None:
     status, answer = await rig.call("POST", f"/api/v1/dossiers/{CODE}/events", {"id": "x", "status": "done"},
                                     content_type="text/plain")
     assert status == 415
+    # a status without what it must say: who handles it, what to bring, why it was refused
+    for body, message in (
+            ({"id": "x", "status": "processing"},
+             "Trạng thái processing cần “department”: phòng, ban đang xử lý hồ sơ."),
+            ({"id": "x", "status": "processing", "note": "Đang thẩm định", "department": " "},
+             "Trạng thái processing cần “department”: phòng, ban đang xử lý hồ sơ."),
+            ({"id": "x", "status": "needs_documents", "department": "Phòng Tư pháp"},
+             "Trạng thái needs_documents cần “note”: giấy tờ công dân cần bổ sung."),
+            ({"id": "x", "status": "refused", "note": ""}, "Trạng thái refused cần “note”: lý do từ chối giải quyết.")):
+        status, answer = await rig.event(**body)
+        assert status == 400 and answer["error"]["message"] == message, (body, answer)
+        assert answer["error"]["message_en"].startswith(f"The status {body['status']} needs")
     assert await rig.dossier() == before
     # an unknown dossier: 404, and none is made
     status, answer = await rig.event("KHONG-CO-1", id="x", status="done")

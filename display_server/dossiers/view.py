@@ -17,6 +17,9 @@ from display_server.timefmt import date_text, day_text, local
 
 STATUSES = ("received", "processing", "needs_documents", "done", "returned", "refused")
 FINISHED = ("returned", "refused")
+# what a status must say, from the console and the API alike: who handles it now, what the
+# citizen is to bring, why it was refused (an entry without it tells the citizen nothing)
+REQUIRED_DETAIL = {"processing": "department", "needs_documents": "note", "refused": "note"}
 # a dossier code of the contract: 1–64 characters of [A-Za-z0-9._/-]
 CODE_RE = re.compile(r"^[A-Za-z0-9._/-]{1,64}$")
 
