@@ -6,6 +6,7 @@ keeps the warehouse and rolls nothing again; a rollup killed half-way leaves no 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import sqlite3
@@ -19,16 +20,18 @@ from typing import Any
 
 import aiohttp
 import pytest
+from openpyxl import load_workbook
 
 from display_server.base import RECORDS
 from display_server.reports import REPORTS, Reports
 from display_server.reports import figures as fig
 from display_server.reports.figures import Dimension, Figures, Measures
-from display_server.reports.layout import Kind, columns
+from display_server.reports.layout import SHEET_NAMES, Kind, columns
 from display_server.reports.periods import period_of
 from display_server.reports.service import is_dossier_view
 from display_server.reports.stats import compute, service_s, wait_s
 from display_server.reports.warehouse import Settings, Warehouse
+from display_server.reports.xlsx import HEADER_ROW
 from dossiers.model import Rating
 from qms_common.config import load_site_config
 from qms_common.devbroker import Broker, free_port
@@ -285,6 +288,63 @@ async def test_every_figure_drills_down_to_what_it_counts(office: Office) -> Non
                 assert resp.status == 200 and "Giờ trong ngày: 08:00–09:00" in page and "2 lượt." in page
                 async with http.get(base + "&by=hour&key=x&figure=served") as resp:
                     assert resp.status == 200 and "0 lượt." in await resp.text()
+
+
+def _sheet_rows(ws: Any) -> dict[str, dict[str, Any]]:
+    header = [c.value for c in ws[HEADER_ROW]]
+    return {str(r[0]): dict(zip(header, r, strict=False))
+            for r in ws.iter_rows(min_row=HEADER_ROW + 1, values_only=True) if r[0] is not None}
+
+
+async def test_the_xlsx_of_the_hand_computed_month(office: Office) -> None:
+    """GET /reports/export.xlsx of March as a script fetches it, opened with openpyxl: every cell of
+    every row of the fixture's expectations, on the sheet of its dimension."""
+    async with running_dossiers(office.config) as dossiers:
+        await _write_dossiers(office, dossiers)
+        async with running_core(office.config), running_web(office.config) as web:
+            reports = web.app[REPORTS]
+            await _wait(reports, lambda: reports.passes >= 1 and reports.pending_days == 0)
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+                assert (await login(http, web.url, "giamsat")).status == 303
+                async with http.get(f"{web.url}/reports/export.xlsx?from=2026-03-01&to=2026-03-31&by=officer") as resp:
+                    assert resp.status == 200, await resp.text()
+                    data = await resp.read()
+            names = {d: await reports.names(d) for d in Dimension}
+    wb = load_workbook(io.BytesIO(data))
+    by_officer = _sheet_rows(wb.worksheets[0])
+    # the contract's columns, by hand: An served 4, waited 804 s on average, 1 of 5 units dissatisfied
+    an = by_officer["An"]
+    assert (an["Đã phục vụ"], an["Chờ trung bình (phút)"], an["Rất hài lòng"], an["Hài lòng"],
+            an["Không hài lòng"], an["Tỷ lệ hài lòng (%)"]) == (4, 13.4, 1, 1, 1, 80.0)
+    assert by_officer["Tổng cộng"]["Tỷ lệ hài lòng (%)"] == 71.4   # (7 − 2) ÷ 7
+    assert by_officer["Tổng cộng"]["Chờ trung bình (phút)"] == 11.8  # 710 s
+    cols = columns(fx.LEVELS, 10)
+    expected = {Dimension.OFFICER: {**fx.MARCH_BY_OFFICER, fig.ALL_KEY: fx.MARCH_TOTAL},
+                Dimension.COUNTER: fx.MARCH_BY_COUNTER, Dimension.FIELD: fx.MARCH_BY_FIELD,
+                Dimension.PROCEDURE: fx.MARCH_BY_PROCEDURE, Dimension.HOUR: fx.MARCH_BY_HOUR,
+                Dimension.WEEKDAY: fx.MARCH_BY_WEEKDAY}
+    checked = 0
+    for dimension, rows in expected.items():
+        sheet = _sheet_rows(wb[SHEET_NAMES[str(dimension)]])
+        for key, want in rows.items():
+            label = "Tổng cộng" if key == fig.ALL_KEY else fig.label(dimension, key, names[dimension])
+            got = sheet[label]
+            for c in cols:
+                name = c.figure.split(".")[0]
+                if name not in want:
+                    continue
+                value = want[name]
+                if c.figure.startswith("ratings."):
+                    value = value[int(c.figure.split(".")[1]) - 1]
+                elif value is not None and c.kind is Kind.MINUTES:
+                    value = round(value / 60, 1)
+                elif value is not None and c.figure == "within_target":
+                    value = round(value * 100, 1)
+                elif value is not None and c.kind is Kind.PERCENT:
+                    value = round(value, 1)
+                assert got[c.header] == value, (str(dimension), label, c.header)
+                checked += 1
+    assert checked > 150
 
 
 async def test_a_restart_keeps_the_warehouse_and_rolls_nothing_again(office: Office) -> None:
