@@ -156,9 +156,9 @@ def _unavailable(exc: Exception) -> str:
 
 
 async def _report(request: web.Request, period: Period, dimension: Dimension, *,
-                  officer: str | None = None, compare: bool = True) -> Report:
+                  officer: str | None = None, compare: bool = True, trend: bool = True) -> Report:
     try:
-        return await request.app[REPORTS].report(period, dimension, officer=officer, compare=compare)
+        return await request.app[REPORTS].report(period, dimension, officer=officer, compare=compare, trend=trend)
     except ENGINE_ERRORS as exc:
         raise ApiError(503, "unavailable", _unavailable(exc)) from None
 
@@ -192,7 +192,7 @@ async def reports_page(request: web.Request) -> web.Response:
             report = officers = await _report(request, period, dimension)
         else:
             report, officers = await asyncio.gather(_report(request, period, dimension),
-                                                    _report(request, period, Dimension.OFFICER))
+                                                    _report(request, period, Dimension.OFFICER, trend=False))
     except ApiError as exc:
         return _bad(request, session, exc.message, status=exc.status)
     context = report_context(report, _levels(request), target_min(request))
@@ -209,7 +209,7 @@ async def print_page(request: web.Request) -> web.Response:
     session = page_session(request, role=REPORT_READERS)
     try:
         period, dimension = parse_query(request)
-        report = await _report(request, period, dimension)
+        report = await _report(request, period, dimension, trend=False)  # no chart on paper
     except ValueError as exc:
         return _bad(request, session, str(exc))
     except ApiError as exc:
@@ -325,8 +325,8 @@ async def export_xlsx(request: web.Request) -> web.StreamResponse:
     except ValueError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
     order = [dimension, *(d for d in Dimension if d is not dimension)]
-    # the file shows no comparison: the previous period is not read
-    reports = await asyncio.gather(*(_report(request, period, d, compare=False) for d in order))
+    # the file shows no comparison and no chart: neither the previous period nor the days are read
+    reports = await asyncio.gather(*(_report(request, period, d, compare=False, trend=False) for d in order))
     site = request.app[SITE]
     data = await asyncio.to_thread(workbook_bytes, reports, office=site.name, levels=_levels(request),
                                    target_wait_min=target_min(request), made_on=today_of(request))
@@ -382,7 +382,8 @@ async def officer_figures(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_request", "Tên cán bộ không hợp lệ.")
     today = today_of(request)
     periods = [period_of(kind, today) for kind in OWN_PERIODS]
-    reports = await asyncio.gather(*(_report(request, p, Dimension.OFFICER, officer=officer) for p in periods))
+    reports = await asyncio.gather(*(_report(request, p, Dimension.OFFICER, officer=officer, trend=False)
+                                     for p in periods))
     levels = _levels(request)
     return json_response({"ok": True, "officer": officer, "periods": [
         {"kind": str(p.kind), "label": p.label, "from": p.start.isoformat(), "to": p.end.isoformat(),

@@ -28,7 +28,7 @@ from display_server.feed.state import Change
 from display_server.reports import figures as fig
 from display_server.reports.figures import Dimension, Figures, Key, Measures, Report, Row
 from display_server.reports.periods import Period
-from display_server.reports.warehouse import TREND, Settings, Warehouse
+from display_server.reports.warehouse import Settings, Warehouse
 from display_server.settings import ReportSettings
 from qms_common.config import SiteConfig, business_day
 from qms_common.mqtt import new_request_id
@@ -330,34 +330,36 @@ class Reports:
                 groups.setdefault(key, Measures(self.levels)).add(m)
             if by_day and parts:
                 days.setdefault(today, Measures(self.levels)).add(fig.total((m for _, m in parts), self.levels))
-        for key, m in (await store.dossier_measures(start, end, today, dimension, officer=officer)).items():
+        dossier_groups, dossier_days = await store.dossier_measures(start, end, today, dimension, officer=officer)
+        for key, m in dossier_groups.items():
             groups.setdefault(key, Measures(self.levels)).add(m)
         if by_day:
-            for key, m in (await store.dossier_measures(start, end, today, TREND, officer=officer)).items():
+            for key, m in dossier_days.items():
                 days.setdefault(key, Measures(self.levels)).add(m)
         pending = sum(1 for d in _days(start, last_past)
                       if d not in self._rolled and (self.first_day is None or d >= self.first_day))
         return _Part(groups, fig.total(groups.values(), self.levels), days, pending), notes
 
     async def report(self, period: Period, dimension: Dimension, *, officer: str | None = None,
-                     compare: bool = True) -> Report:
+                     compare: bool = True, trend: bool = True) -> Report:
         """The figures of the period per row of the dimension, with the previous period's beside
-        them (not read when `compare` is false: a file that shows no comparison); `officer`: only
-        that officer's tickets and dossiers (the console's own figures)."""
+        them (not read when `compare` is false: a file that shows no comparison) and the figures of
+        each day (not added up when `trend` is false: no chart; `Report.trend` is then empty);
+        `officer`: only that officer's tickets and dossiers (the console's own figures)."""
         dimension = Dimension(dimension)
         today = self._today()
         previous_period = period.previous()
-        current, notes = await self._part(period, dimension, today, officer, by_day=True)
+        current, notes = await self._part(period, dimension, today, officer, by_day=trend)
         previous = (await self._part(previous_period, dimension, today, officer, by_day=False))[0] if compare else None
         names = await self.names(dimension)
         rows = fig.rows(dimension, current.groups, previous.groups if previous else {}, names)
         total_row = Row("", "Tổng cộng", current.total.figures(), previous.total.figures() if previous else None)
-        trend: list[tuple[date, Figures]] = []
-        for d in period.each_day():
+        days: list[tuple[date, Figures]] = []
+        for d in period.each_day() if trend else ():
             day = d.isoformat()
             if day > today:
                 break
-            trend.append((d, (current.days.get(day) or Measures(self.levels)).figures()))
+            days.append((d, (current.days.get(day) or Measures(self.levels)).figures()))
         pending = current.pending + (previous.pending if previous else 0)
         if pending:
             notes.append(f"Đang tổng hợp dữ liệu cũ: còn {pending} ngày chưa có trong báo cáo.")
@@ -368,7 +370,7 @@ class Reports:
                          "Tỷ lệ hài lòng tính theo số vé đã phục vụ (không có hồ sơ).")
         if self.error:
             notes.append(f"Kho báo cáo chưa cập nhật được: {self.error}")
-        return Report(period, previous_period, dimension, rows, total_row, notes, trend, current.pending)
+        return Report(period, previous_period, dimension, rows, total_row, notes, days, current.pending)
 
     async def names(self, dimension: Dimension) -> dict[str, str]:
         """What the site calls the rows' ids (fields, counters, procedures); others are their own names."""
