@@ -14,12 +14,11 @@ Place = tuple[str, str, str]  # (field, day, slot)
 
 
 class BookingIndex:
-    def __init__(self, bookings: Iterable[Booking] = (), codes: Iterable[str] = ()) -> None:
+    def __init__(self, bookings: Iterable[Booking] = ()) -> None:
         self.by_code: dict[str, Booking] = {}
         self._used: dict[Place, int] = {}     # live bookings per place
         self._arrived: dict[Place, int] = {}  # bookings checked in per place
         self._booked: dict[str, int] = {}     # bookings still `booked` per phone
-        self._codes: set[str] = set(codes)    # every code ever given, so none is given twice
         for b in bookings:
             self.put(b)
 
@@ -28,7 +27,6 @@ class BookingIndex:
         if old is not None:
             self._count(old, -1)
         self.by_code[new.code] = new
-        self._codes.add(new.code)
         self._count(new, +1)
 
     def _count(self, b: Booking, sign: int) -> None:
@@ -50,13 +48,16 @@ class BookingIndex:
         return self._booked.get(phone, 0)
 
     def taken(self, code: str) -> bool:
-        return code in self._codes
+        """Given to a booking held in memory (today's and later ones, and those not yet
+        committed); the store answers for the bookings of ended days (QueueService._booking_code):
+        a core does not hold every code ever given, which would grow with history."""
+        return code in self.by_code
 
     def get(self, code: str) -> Booking | None:
         return self.by_code.get(code)
 
     def forget_before(self, day: str) -> None:
-        """Bookings of ended days leave memory (their codes stay taken; the store keeps them)."""
+        """Bookings of ended days leave memory (their codes stay taken: the store keeps them)."""
         for b in [b for b in self.by_code.values() if b.day < day]:
             self._count(b, -1)
             del self.by_code[b.code]

@@ -171,7 +171,7 @@ class QueueService:
         today = self._today(now)
         self.book = Book(self.site, snap.day or today, tickets=snap.tickets, counters=snap.counters,
                          last_numbers=snap.numbers, next_order=snap.next_order,
-                         bookings=BookingIndex(snap.bookings, snap.booking_codes))
+                         bookings=BookingIndex(snap.bookings))
         self._neared = set()
         log.info("Đã nạp ngày làm việc %s: %d vé, seq %d", self.book.day, len(self.book.tickets), self.seq)
         await self._forget_phones(self.book.day)
@@ -268,7 +268,9 @@ class QueueService:
         try:
             # after the replay above: a late copy of a request already answered changes nothing
             check_deadline(deadline_of(obj), self._now())
-            change, kind = self._decide(parts, obj, sender)
+            code = await self._booking_code() if parts == ("cmd", "appointment") and obj.get("action") == "book" \
+                else None
+            change, kind = self._decide(parts, obj, sender, booking_code=code)
             rows = self._rows(change, rid, sender)
         except ProtocolError as exc:
             # bad input is worth a warning; "nobody waiting" is an ordinary answer
@@ -577,7 +579,17 @@ class QueueService:
         return [self._stamp(self.topics.private_booking, {"appointment": b.public(), "phone": b.phone}, False, at)
                 for b in bookings]
 
-    def _decide(self, parts: tuple[str, ...], obj: dict[str, Any], sender: str) -> tuple[Change, str]:
+    async def _booking_code(self) -> str:
+        """A booking code never given before: not one of the bookings in memory, nor one the store
+        holds (every booking ever made, found by its primary key). Decided under the command lock,
+        so no other booking takes it before this one is applied."""
+        while True:
+            code = appt.fresh_code(BOOKING_CODE_LEN, self.book.bookings.taken, self._rng)
+            if await self.store.booking(code) is None:
+                return code
+
+    def _decide(self, parts: tuple[str, ...], obj: dict[str, Any], sender: str, *,
+                booking_code: str | None = None) -> tuple[Change, str]:
         now = self._now()
         match parts:
             case ("cmd", "ticket"):
@@ -591,9 +603,7 @@ class QueueService:
             case ("cmd", "appointment"):
                 self._only_web(sender, "lịch hẹn")
                 areq = AppointmentRequest.parse(obj)
-                code = None
-                if areq.action is AppointmentAction.BOOK:
-                    code = appt.fresh_code(BOOKING_CODE_LEN, self.book.bookings.taken, self._rng)
+                code = booking_code if areq.action is AppointmentAction.BOOK else None
                 return rules.appointment(self.book, areq, now, code=code), f"appointment {areq.action}"
             case ("cmd", "checkin"):
                 self._only_web(sender, "xác nhận có mặt")

@@ -159,7 +159,6 @@ class Snapshot:
     # (sender, request id) -> when its reply was stored (POSIX seconds), oldest first
     request_ids: dict[tuple[str, str], float] = field(default_factory=dict)
     bookings: list[Booking] = field(default_factory=list)  # of the business day and later
-    booking_codes: set[str] = field(default_factory=set)   # every code ever given
 
 
 class CommitProbe(Protocol):
@@ -263,7 +262,6 @@ class Store:
                 "SELECT field, last FROM numbers WHERE day = ?", (day,))}
             snap.bookings = [booking_from_row(r) for r in await self._db.execute_fetchall(
                 "SELECT * FROM bookings WHERE day >= ?", (day,))]
-        snap.booking_codes = {r[0] for r in await self._db.execute_fetchall("SELECT code FROM bookings")}
         for r in await self._db.execute_fetchall("SELECT * FROM counters"):
             snap.counters[r["id"]] = Counter(id=r["id"], status=CounterStatus(r["status"]),
                                              ticket=r["ticket"], officer=r["officer"],
@@ -415,6 +413,7 @@ class Store:
         return await self._in_thread(erase)
 
     async def booking(self, code: str) -> Booking | None:
+        """The booking of this code, of any day (its primary key: one index seek)."""
         rows = await self._db.execute_fetchall("SELECT * FROM bookings WHERE code = ?", (code,))
         return booking_from_row(rows[0]) if rows else None
 

@@ -27,13 +27,16 @@ citizens type them (whole names, words in another order, without marks, prefixes
   catalogue_search_ms:      one search of the in-memory index (Catalogue.search), in this process;
   catalogue_http_search_ms: GET /api/procedures?q= on a running web server, one after the other.
 `scripts/bench.py --catalogue` runs this phase alone (its own broker and web server).
-Reports phase (BENCH_REPORT_DAYS open days, default 365, of BENCH_REPORT_PER_DAY tickets, default
-500; 0 skips it): examples/site.toml's office with that history (scripts/gen_history.py, ending on
-the last 31 December) on its own broker, with the core, the dossier service and the web server.
+Reports phase (BENCH_REPORT_TICKETS, default 182,500 = 500 a day x 365, the tickets of the last
+calendar year; 0 skips it): examples/site.toml's office with BENCH_REPORT_YEARS calendar years of
+history (default 1) ending on the last 31 December, every open day of them, as many tickets an
+open day as makes that many in the year (scripts/gen_history.py), on its own broker, with the
+core, the dossier service and the web server.
   core_start_s, core_rss_mb:     spawn to "online", and resident memory, with that history and empty;
   warehouse_backfill_s:          web server start to every day rolled up and every dossier in;
   report_year_by_officer_ms:     the calendar year's report by officer (with the year before beside
-                                 it), warm: Reports.report in this process, and GET /reports;
+                                 it: empty with one year of history), warm: Reports.report in this
+                                 process, and GET /reports;
   xlsx_year_by_officer_s:        GET /reports/export.xlsx of that year by officer.
 `scripts/bench.py --reports` runs this phase alone.
 QMS_KEEP=1 keeps the processes' logs and the database.
@@ -47,6 +50,7 @@ import asyncio
 import contextlib
 import io
 import json
+import math
 import os
 import random
 import re
@@ -97,8 +101,9 @@ CATALOGUE_QUERIES = int(os.environ.get("BENCH_CATALOGUE_QUERIES", "2000"))
 # dossier commands per second in the steady phase: far above an office's few a minute
 DOSSIERS_PER_S = float(os.environ.get("BENCH_DOSSIERS_PER_S", "2"))
 CATALOGUE_SIZE = 2000
-REPORT_DAYS = int(os.environ.get("BENCH_REPORT_DAYS", "365"))
-REPORT_PER_DAY = int(os.environ.get("BENCH_REPORT_PER_DAY", "500"))
+# "a busy office: 500 tickets a day, about 180,000 tickets" in the year the report covers (issue 14)
+REPORT_TICKETS = int(os.environ.get("BENCH_REPORT_TICKETS", str(500 * 365)))
+REPORT_YEARS = int(os.environ.get("BENCH_REPORT_YEARS", "1"))
 REPORT_RUNS = 30   # warm reports timed in this process, and over HTTP
 XLSX_RUNS = 5
 # ZNS requests per second the notifier may make: above the load's 20 tickets/s (the default 10
@@ -751,6 +756,20 @@ def rolling_times(web_log: Path, spawned: float) -> dict[str, float | None]:
     return {"began_after_s": started, "tickets_s": took}
 
 
+def history_shape(site: Path, end: date, year_tickets: int, years: int) -> tuple[int, int]:
+    """(open days, tickets an open day) of `years` calendar years of history ending on `end` (a
+    31 December) with `year_tickets` tickets in each year: the office's calendar decides the days."""
+    from dossiers.settings import load_dossier_settings
+    from qms_common.config import load_site_config
+
+    calendar = load_dossier_settings(load_site_config(site)).calendar
+    first = date(end.year - years + 1, 1, 1)
+    days = [first + timedelta(days=i) for i in range((end - first).days + 1)]
+    open_days = [d for d in days if calendar.is_open(d)]
+    in_year = sum(1 for d in open_days if d.year == end.year)
+    return len(open_days), math.ceil(year_tickets / in_year)
+
+
 async def report_timings(site_path: Path, year: date, runs: int) -> dict[str, Any]:
     """Reports.report of the year by officer in this process, on the warehouse the web server built."""
     from display_server.feed.follower import StateFollower
@@ -804,10 +823,11 @@ async def reports_phase(tmp: Path) -> dict[str, Any]:
     site = reports_site(url, tmp, REPORT_SITE_IDS[0], web_port)
     empty = reports_site(url, tmp, REPORT_SITE_IDS[1], web_port)
     end = date(date.today().year - 1, 12, 31)   # the last full calendar year: its yearly report
+    days, per_day = history_shape(site, end, REPORT_TICKETS, REPORT_YEARS)
     procs: dict[str, Proc] = {}
     try:
-        log(f"reports phase: generating {REPORT_DAYS} open days x {REPORT_PER_DAY} tickets up to {end}")
-        history = await generate(site, days=REPORT_DAYS, per_day=REPORT_PER_DAY, end=end, check_broker=False)
+        log(f"reports phase: generating {days} open days x {per_day} tickets up to {end}")
+        history = await generate(site, days=days, per_day=per_day, end=end, check_broker=False)
         first = min(history.tickets_per_day)
         log(f"reports phase: {history.tickets} tickets, {history.dossiers} dossiers from {first} in "
             f"{history.seconds} s")
@@ -882,7 +902,8 @@ async def reports_phase(tmp: Path) -> dict[str, Any]:
         if xlsx_served != in_process["served"]:
             raise RuntimeError(f"the XLSX says {xlsx_served} served, the engine {in_process['served']}")
         return {
-            "days": REPORT_DAYS, "per_day": REPORT_PER_DAY, "first_day": first, "last_day": end.isoformat(),
+            "days": days, "per_day": per_day, "first_day": first, "last_day": end.isoformat(),
+            "year_tickets": sum(n for d, n in history.tickets_per_day.items() if d.startswith(str(end.year))),
             "tickets": history.tickets, "served": history.served, "dossiers": history.dossiers,
             "generate_s": history.seconds,
             "core_empty": core_empty, "core_with_history": core_history,
@@ -1120,7 +1141,7 @@ async def run(tmp: Path) -> dict[str, Any]:
             catalogue = await catalogue_phase(tmp, site, web_port, env, procs)
             peaks["web (catalogue phase)"] = catalogue.pop("web_peak_rss_mb")
         reports: dict[str, Any] = {}
-        if REPORT_DAYS > 0:
+        if REPORT_TICKETS > 0:
             procs["core"].stop()
             reports = await reports_phase(tmp)
     finally:

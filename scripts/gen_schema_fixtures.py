@@ -118,13 +118,41 @@ NOTIFY_ROWS: dict[str, list[dict[str, Any]]] = {
                      "expires_at": 1795790000.0, "updated_at": 1795743000.0}],
 }
 
+# the report warehouse (a derived cache, but a file an office keeps): one rolled day, its facts,
+# aggregates and a dossier; waits and services packed as unsigned 32-bit seconds (little-endian)
+REPORT_ROWS: dict[str, list[dict[str, Any]]] = {
+    "meta": [{"key": "settings", "value": json.dumps({"target_s": 600, "levels": 3})},
+             {"key": "dossier_since", "value": f"{DAY}T17:00:00+07:00"}],
+    "days": [{"day": DAY, "tickets": 2, "rolled_at": "2026-11-28T00:05:00+07:00"}],
+    "tickets": [
+        {"id": f"{DAY}-dat-dai-1001", "day": DAY, "number": "1001", "field": "dat-dai", "origin_field": "dat-dai",
+         "counter": "1", "officer": "Nguyễn Thị Hoa", "hour": 8, "status": "done", "wait_s": 240, "service_s": 420,
+         "within": 1, "rating": 3, "dossier": "HS-0001", "transferred": 0,
+         "record": json.dumps({"id": f"{DAY}-dat-dai-1001", "number": "1001"})},
+        {"id": f"{DAY}-dat-dai-1002", "day": DAY, "number": "1002", "field": "dat-dai", "origin_field": "dat-dai",
+         "counter": "1", "officer": "Nguyễn Thị Hoa", "hour": 8, "status": "no_show", "wait_s": 900,
+         "service_s": None, "within": 0, "rating": None, "dossier": None, "transferred": 0,
+         "record": json.dumps({"id": f"{DAY}-dat-dai-1002", "number": "1002"})},
+    ],
+    "daily": [{"day": DAY, "officer": "Nguyễn Thị Hoa", "counter": "1", "field": "dat-dai", "hour": 8, "issued": 2,
+               "served": 1, "no_show": 1, "transferred": 0, "within": 1, "ticket_units": 0,
+               "ticket_dissatisfied": 0, "waits": (240).to_bytes(4, "little") + (900).to_bytes(4, "little"),
+               "services": (420).to_bytes(4, "little")}],
+    "daily_ratings": [{"day": DAY, "officer": "Nguyễn Thị Hoa", "counter": "1", "field": "dat-dai", "hour": 8,
+                       "level": 3, "n": 1}],
+    "dossiers": [{"code": "HS-0001", "procedure": "1.001", "procedure_name": "Cấp giấy chứng nhận quyền sử dụng đất",
+                  "field": "dat-dai", "officer": "Nguyễn Thị Hoa", "counter": "1", "ticket": f"{DAY}-dat-dai-1001",
+                  "received_day": DAY, "received_hour": 8, "due": "2026-12-04", "done_day": None,
+                  "status": "received", "rating": 3, "version": 2, "view": json.dumps({"code": "HS-0001"})}],
+}
+
 # store -> (migration list, rows, statements a file of that store also holds outside the list)
 STORES: dict[str, tuple[Sequence[str], dict[str, list[dict[str, Any]]], tuple[str, ...]]] = {
     "core": (CORE, CORE_ROWS, ()),
     "dossiers": (DOSSIERS, DOSSIER_ROWS, ()),
     # version 0: the outbox before it counted versions (the schema, no schema_version table)
     "notify": (NOTIFY, NOTIFY_ROWS, (ZALO_TOKENS,)),
-    "reports": (REPORTS, {}, ()),
+    "reports": (REPORTS, REPORT_ROWS, ()),
 }
 UNVERSIONED = {"notify"}  # stores whose first versions had no schema_version table
 

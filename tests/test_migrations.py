@@ -15,6 +15,10 @@ from typing import Any
 import aiosqlite
 import pytest
 
+from display_server.reports.figures import Dimension
+from display_server.reports.warehouse import MIGRATIONS as REPORTS
+from display_server.reports.warehouse import Settings as WarehouseSettings
+from display_server.reports.warehouse import Warehouse
 from dossiers.store import MIGRATIONS as DOSSIERS
 from dossiers.store import DossierStore
 from notifier.outbox import MIGRATIONS as NOTIFY
@@ -26,7 +30,7 @@ from queue_core.store import Store
 from scripts.gen_schema_fixtures import STORES, earlier_versions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "schemas"
-CURRENT = {"core": len(CORE), "dossiers": len(DOSSIERS), "notify": len(NOTIFY)}
+CURRENT = {"core": len(CORE), "dossiers": len(DOSSIERS), "notify": len(NOTIFY), "reports": len(REPORTS)}
 
 
 def load(sql: Path, db: Path) -> None:
@@ -109,8 +113,27 @@ async def _notify_works(db: Path) -> None:
         await tokens.close()
 
 
+async def _reports_work(db: Path) -> None:
+    """The warehouse keeps its rolled day (same settings: nothing to roll again) and reads it, the
+    procedure dimension through the indexes of version 2."""
+    w = await Warehouse.open(db, WarehouseSettings(target_s=600, levels=3))
+    try:
+        assert await w.rolled_days() == {"2026-11-27"}
+        for dimension in (Dimension.OFFICER, Dimension.PROCEDURE):
+            groups, days = await w.ticket_groups("2026-11-01", "2026-11-30", dimension, by_day=True)
+            f = groups["Nguyễn Thị Hoa" if dimension is Dimension.OFFICER else "1.001"].figures()
+            assert (f.served, f.ratings) == (1, (0, 0, 1)), dimension
+            assert days["2026-11-27"].figures().issued == 2
+        groups, _ = await w.ticket_groups("2026-11-01", "2026-11-30", Dimension.OFFICER)
+        assert groups["Nguyễn Thị Hoa"].figures().wait_max_s == 900
+        dossiers, _ = await w.dossier_measures("2026-11-01", "2026-11-30", "2026-11-28", Dimension.PROCEDURE)
+        assert dossiers["1.001"].dossiers_received == 1
+    finally:
+        await w.close()
+
+
 WORKS: dict[str, Callable[[Path], Awaitable[None]]] = {
-    "core": _core_works, "dossiers": _dossiers_work, "notify": _notify_works}
+    "core": _core_works, "dossiers": _dossiers_work, "notify": _notify_works, "reports": _reports_work}
 
 
 @pytest.mark.parametrize(("store", "version"), fixtures())

@@ -8,6 +8,8 @@ from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from display_server.reports import figures as fig
 from display_server.reports.figures import Dimension, Figures, Key, Measures
@@ -148,3 +150,19 @@ def test_a_past_days_called_expired_ticket_is_a_no_show_and_an_uncalled_one_is_n
         for _, m in fig.ticket_parts(f, LEVELS):
             total.add(m)
     assert (total.figures().issued, total.figures().no_show, total.figures().served) == (2, 1, 0)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=4 * 3600), max_size=400))
+def test_the_order_statistics_are_those_of_the_sorted_values(values: list[int]) -> None:
+    """Counting the values (how the figures get a year's median and p90 fast) gives what sorting them does."""
+    f = Measures(LEVELS, waits=list(values), services=list(values)).figures()
+    ordered = sorted(values)
+    n = len(ordered)
+    if not n:
+        assert (f.wait_mean_s, f.wait_median_s, f.wait_p90_s, f.wait_max_s, f.service_median_s) == (None,) * 5
+        return
+    median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    p90 = ordered[max(0, -(-9 * n // 10) - 1)]   # nearest rank: ceil(0.9 n)
+    assert f.wait_mean_s == pytest.approx(sum(values) / n)
+    assert (f.wait_median_s, f.wait_p90_s, f.wait_max_s) == (median, p90, ordered[-1])
+    assert (f.service_mean_s, f.service_median_s) == (f.wait_mean_s, median)

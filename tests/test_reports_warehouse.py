@@ -6,6 +6,7 @@ keeps the warehouse and rolls nothing again; a rollup killed half-way leaves no 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import signal
 import sqlite3
@@ -17,15 +18,20 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from openpyxl import load_workbook
 
 from display_server.base import RECORDS
 from display_server.reports import REPORTS, Reports
 from display_server.reports import figures as fig
-from display_server.reports.figures import Dimension, Figures
+from display_server.reports.figures import Dimension, Figures, Measures
+from display_server.reports.layout import SHEET_NAMES, Kind, columns
 from display_server.reports.periods import period_of
-from display_server.reports.stats import compute
+from display_server.reports.service import is_dossier_view
+from display_server.reports.stats import compute, service_s, wait_s
 from display_server.reports.warehouse import Settings, Warehouse
+from display_server.reports.xlsx import HEADER_ROW
 from dossiers.model import Rating
 from qms_common.config import load_site_config
 from qms_common.devbroker import Broker, free_port
@@ -37,7 +43,7 @@ from tests.support.core import running_core
 from tests.support.dossiers import DossierClient, running_dossiers
 from tests.support.mqtt import Probe, new_id
 from tests.support.site import write_site
-from tests.support.web import WebServer, running_web, web_extra
+from tests.support.web import WebServer, accounts_extra, login, running_web, web_extra
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,7 +124,7 @@ async def _write_dossiers(office: Office, service: Any) -> None:
 
 @pytest.fixture
 async def office(broker: Broker, tmp_path: Path) -> AsyncIterator[Office]:
-    more = "[reports]\ntarget_wait_min = 10\n"
+    more = "[reports]\ntarget_wait_min = 10\n" + accounts_extra()
     config, site_id = write_site(tmp_path, broker.url, fields=FIELDS, counters=COUNTERS,
                                  extra=web_extra(tmp_path, free_port(), more=more))
     site = load_site_config(config)
@@ -211,6 +217,134 @@ async def test_history_is_rolled_up_once_and_agrees_with_the_fixture(office: Off
             await _wait(reports, lambda: reports.dossier_events > heard)
             april = await reports.report(period_of("month", date(2026, 4, 1)), Dimension.FIELD)
             assert (april.total.figures.dossiers_on_time, april.total.figures.dossiers_overdue) == (1, 0)
+
+
+def _from_drill(reports: Reports, drilled: Callable[[str], list[dict[str, Any]]], figure: str) -> Any:
+    """A figure worked out again from nothing but the drill-downs (each a list of records)."""
+    if figure.startswith("wait_") or figure.startswith("service_"):
+        of = wait_s if figure.startswith("wait_") else service_s
+        seconds = [s for r in drilled(figure) if (s := of(r)) is not None]
+        m = Measures(reports.levels, waits=seconds, services=seconds).figures()
+        return getattr(m, figure) / 60 if getattr(m, figure) is not None else None
+    if figure == "within_target":
+        waited = len(drilled("wait_mean_s"))
+        return len(drilled("within_target")) / waited * 100 if waited else None
+    if figure == "satisfaction_pct":
+        units = len(drilled("units"))
+        return (units - len(drilled("dissatisfied"))) / units * 100 if units else None
+    return len(drilled(figure))
+
+
+async def test_every_figure_drills_down_to_what_it_counts(office: Office) -> None:
+    """Every number of every row of every dimension of the month, worked out again from its
+    drill-down alone: the counts are the rows' counts, the waits and the satisfaction come out of
+    the tickets and dossiers shown."""
+    async with running_dossiers(office.config) as dossiers:
+        await _write_dossiers(office, dossiers)
+        async with running_core(office.config), running_web(office.config) as web:
+            reports = web.app[REPORTS]
+            await _wait(reports, lambda: reports.passes >= 1 and reports.pending_days == 0)
+            march = period_of("month", date(2026, 3, 1))
+            cols = columns(fx.LEVELS, 10)
+            checked = 0
+            for dimension in Dimension:
+                report = await reports.report(march, dimension)
+                for row in [*report.rows, report.total]:
+                    key = fig.ALL_KEY if row is report.total else row.key
+                    cache = {f: await reports.drill(march, dimension, key, f) for f in {c.figure for c in cols}}
+                    for c in cols:
+                        want = c.value(row.figures)
+                        got = _from_drill(reports, cache.__getitem__, c.figure)
+                        where = (str(dimension), row.label, c.figure)
+                        if want is None:
+                            assert got in (None, 0), where
+                        else:
+                            assert got == (want if c.kind is Kind.COUNT else pytest.approx(want)), where
+                        checked += 1
+            assert checked > 300
+            # the 766 figures show both kinds of unit: the served tickets without a dossier, the dossiers
+            units = await reports.drill(march, Dimension.OFFICER, fig.ALL_KEY, "units")
+            assert sorted(r["code"] for r in units if is_dossier_view(r)) == ["HS-1", "HS-2", "HS-4"]
+            assert sorted(r["id"] for r in units if not is_dossier_view(r)) == ["T1", "T4", "T5", "T6"]
+            unhappy = await reports.drill(march, Dimension.OFFICER, fig.ALL_KEY, "dissatisfied")
+            assert [r.get("id") or r.get("code") for r in unhappy] == ["T6", "HS-1"]
+            # a rating level is chosen before the limit, not after
+            assert [r["id"] for r in await reports.drill(march, Dimension.OFFICER, fig.ALL_KEY, "ratings.2",
+                                                         limit=1)] == ["T5"]
+            for bad in ("ratings.0", "ratings.4", "ratings.x"):
+                with pytest.raises(ValueError, match="Chỉ số không có"):
+                    await reports.drill(march, Dimension.OFFICER, fig.ALL_KEY, bad)
+
+            # the page: both tables, the row named as the report names it
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+                assert (await login(http, web.url, "lanhdao")).status == 303
+                base = f"{web.url}/reports/drill?period=month&date=2026-03-01"
+                async with http.get(base + "&by=officer&key=*&figure=dissatisfied") as resp:
+                    page = await resp.text()
+                assert resp.status == 200, page
+                assert "1 lượt, 1 hồ sơ." in page and ">T6<" in page and ">HS-1<" in page
+                async with http.get(base + "&by=hour&key=8&figure=served") as resp:
+                    page = await resp.text()
+                assert resp.status == 200 and "Giờ trong ngày: 08:00–09:00" in page and "2 lượt." in page
+                async with http.get(base + "&by=hour&key=x&figure=served") as resp:
+                    assert resp.status == 200 and "0 lượt." in await resp.text()
+
+
+def _sheet_rows(ws: Any) -> dict[str, dict[str, Any]]:
+    header = [c.value for c in ws[HEADER_ROW]]
+    return {str(r[0]): dict(zip(header, r, strict=False))
+            for r in ws.iter_rows(min_row=HEADER_ROW + 1, values_only=True) if r[0] is not None}
+
+
+async def test_the_xlsx_of_the_hand_computed_month(office: Office) -> None:
+    """GET /reports/export.xlsx of March as a script fetches it, opened with openpyxl: every cell of
+    every row of the fixture's expectations, on the sheet of its dimension."""
+    async with running_dossiers(office.config) as dossiers:
+        await _write_dossiers(office, dossiers)
+        async with running_core(office.config), running_web(office.config) as web:
+            reports = web.app[REPORTS]
+            await _wait(reports, lambda: reports.passes >= 1 and reports.pending_days == 0)
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+                assert (await login(http, web.url, "giamsat")).status == 303
+                async with http.get(f"{web.url}/reports/export.xlsx?from=2026-03-01&to=2026-03-31&by=officer") as resp:
+                    assert resp.status == 200, await resp.text()
+                    data = await resp.read()
+            names = {d: await reports.names(d) for d in Dimension}
+    wb = load_workbook(io.BytesIO(data))
+    by_officer = _sheet_rows(wb.worksheets[0])
+    # the contract's columns, by hand: An served 4, waited 804 s on average, 1 of 5 units dissatisfied
+    an = by_officer["An"]
+    assert (an["Đã phục vụ"], an["Chờ trung bình (phút)"], an["Rất hài lòng"], an["Hài lòng"],
+            an["Không hài lòng"], an["Tỷ lệ hài lòng (%)"]) == (4, 13.4, 1, 1, 1, 80.0)
+    assert by_officer["Tổng cộng"]["Tỷ lệ hài lòng (%)"] == 71.4   # (7 − 2) ÷ 7
+    assert by_officer["Tổng cộng"]["Chờ trung bình (phút)"] == 11.8  # 710 s
+    cols = columns(fx.LEVELS, 10)
+    expected = {Dimension.OFFICER: {**fx.MARCH_BY_OFFICER, fig.ALL_KEY: fx.MARCH_TOTAL},
+                Dimension.COUNTER: fx.MARCH_BY_COUNTER, Dimension.FIELD: fx.MARCH_BY_FIELD,
+                Dimension.PROCEDURE: fx.MARCH_BY_PROCEDURE, Dimension.HOUR: fx.MARCH_BY_HOUR,
+                Dimension.WEEKDAY: fx.MARCH_BY_WEEKDAY}
+    checked = 0
+    for dimension, rows in expected.items():
+        sheet = _sheet_rows(wb[SHEET_NAMES[str(dimension)]])
+        for key, want in rows.items():
+            label = "Tổng cộng" if key == fig.ALL_KEY else fig.label(dimension, key, names[dimension])
+            got = sheet[label]
+            for c in cols:
+                name = c.figure.split(".")[0]
+                if name not in want:
+                    continue
+                value = want[name]
+                if c.figure.startswith("ratings."):
+                    value = value[int(c.figure.split(".")[1]) - 1]
+                elif value is not None and c.kind is Kind.MINUTES:
+                    value = round(value / 60, 1)
+                elif value is not None and c.figure == "within_target":
+                    value = round(value * 100, 1)
+                elif value is not None and c.kind is Kind.PERCENT:
+                    value = round(value, 1)
+                assert got[c.header] == value, (str(dimension), label, c.header)
+                checked += 1
+    assert checked > 150
 
 
 async def test_a_restart_keeps_the_warehouse_and_rolls_nothing_again(office: Office) -> None:

@@ -133,6 +133,16 @@ async def test_a_leader_reads_the_dashboard_and_changes_nothing(rig: Rig) -> Non
         async with http.post(rig.url + "/api/counter/1", json={"action": "open"},
                              headers={"X-CSRF-Token": csrf}) as resp:
             assert resp.status == 403 and (await resp.json())["error"]["code"] == "forbidden"
+        # nor a dossier: recording one, its events, its receipt, the counter's procedure search
+        dossier = {"code": "HS-LD-1", "procedure": {"name": "Đăng ký khai sinh"}, "received_at": "2026-03-02",
+                   "due_at": "2026-03-05"}
+        for path, body in (("/api/counter/1/dossier", dossier),
+                           ("/api/counter/1/dossier-event", {"code": "HS-LD-1", "status": "done"}),
+                           ("/api/counter/1/receipt", {"code": "HS-LD-1"})):
+            async with http.post(rig.url + path, json=body, headers={"X-CSRF-Token": csrf}) as resp:
+                assert resp.status == 403 and (await resp.json())["error"]["code"] == "forbidden", path
+        async with http.get(rig.url + "/api/counter/1/procedures?q=khai") as resp:
+            assert resp.status == 403
         assert rig.counter_state("1").get("status", "closed") == "closed"
         async with http.get(rig.url + "/api/me") as resp:
             me = await resp.json()
@@ -175,10 +185,18 @@ async def test_the_xlsx_export_as_a_script_meets_it(rig: Rig) -> None:
     assert isinstance(wait, (int, float)) and 0 <= wait < 1
     by_field = {r[0]: r for r in wb["Theo lĩnh vực"].iter_rows(min_row=HEADER_ROW + 1, values_only=True) if r[0]}
     assert "Đất đai" in by_field and "Hộ tịch" in by_field
-    # a bad range: 400 with the reason, in Vietnamese
-    bad = f"{rig.url}/reports/export.xlsx?from=2026-02-30&to={today}"
-    async with rig.browser("lanhdao") as http, http.get(bad) as r:
-        assert r.status == 400 and "Ngày bắt đầu" in (await r.json())["error"]["message"]
+    # bad parameters: 400 with the reason, in Vietnamese
+    async with rig.browser("lanhdao") as http:
+        for query, words in ((f"from=2026-02-30&to={today}", "Ngày bắt đầu không hợp lệ"),
+                             (f"from={today}", "cần cả ngày bắt đầu (from) và ngày kết thúc (to)"),
+                             (f"from={today}&to=2020-01-01", "Ngày kết thúc phải không sớm hơn ngày bắt đầu"),
+                             (f"from=1900-01-01&to={today}", "Kỳ báo cáo quá dài"),
+                             (f"from={today}&to={today}&by=nhanvien", "Chiều báo cáo không hợp lệ: 'nhanvien'"),
+                             ("period=tuan", "Loại kỳ báo cáo không hợp lệ")):
+            async with http.get(f"{rig.url}/reports/export.xlsx?{query}") as r:
+                body = await r.json()
+                assert r.status == 400 and body["error"]["code"] == "bad_request", query
+                assert words in body["error"]["message"], (query, body)
 
 
 async def test_officers_see_their_own_figures_and_nobody_elses(rig: Rig) -> None:

@@ -25,9 +25,11 @@ from display_server.base import FOLLOWER, SITE, add_link, render
 from display_server.pages.rating import levels_of
 from display_server.reports import REPORTS
 from display_server.reports.charts import officers_svg, trend_svg
-from display_server.reports.figures import Dimension, Figures, Report, Row
+from display_server.reports.figures import ALL_KEY, Dimension, Figures, Report, Row
+from display_server.reports.figures import label as fig_label
 from display_server.reports.layout import DIMENSION_NAMES, Column, cell_text, change, columns, number_text
 from display_server.reports.periods import Period, PeriodKind, parse_period, period_of
+from display_server.reports.service import DOSSIER_FIGURES, UNIT_DOSSIERS, is_dossier_view
 from display_server.reports.stats import service_s, wait_s
 from display_server.reports.xlsx import title_of, workbook_bytes
 from display_server.texts import Texts
@@ -110,7 +112,7 @@ def _href(path: str, **query: str) -> str:
 
 
 # the total row's key in a drill-down link (the engine's total row has no key of its own)
-TOTAL_KEY = "*"
+TOTAL_KEY = ALL_KEY
 
 
 def _cell(column: Column, row: Row, base: dict[str, str], key: str) -> dict[str, Any]:
@@ -154,9 +156,9 @@ def _unavailable(exc: Exception) -> str:
 
 
 async def _report(request: web.Request, period: Period, dimension: Dimension, *,
-                  officer: str | None = None, compare: bool = True) -> Report:
+                  officer: str | None = None, compare: bool = True, trend: bool = True) -> Report:
     try:
-        return await request.app[REPORTS].report(period, dimension, officer=officer, compare=compare)
+        return await request.app[REPORTS].report(period, dimension, officer=officer, compare=compare, trend=trend)
     except ENGINE_ERRORS as exc:
         raise ApiError(503, "unavailable", _unavailable(exc)) from None
 
@@ -190,7 +192,7 @@ async def reports_page(request: web.Request) -> web.Response:
             report = officers = await _report(request, period, dimension)
         else:
             report, officers = await asyncio.gather(_report(request, period, dimension),
-                                                    _report(request, period, Dimension.OFFICER))
+                                                    _report(request, period, Dimension.OFFICER, trend=False))
     except ApiError as exc:
         return _bad(request, session, exc.message, status=exc.status)
     context = report_context(report, _levels(request), target_min(request))
@@ -207,7 +209,7 @@ async def print_page(request: web.Request) -> web.Response:
     session = page_session(request, role=REPORT_READERS)
     try:
         period, dimension = parse_query(request)
-        report = await _report(request, period, dimension)
+        report = await _report(request, period, dimension, trend=False)  # no chart on paper
     except ValueError as exc:
         return _bad(request, session, str(exc))
     except ApiError as exc:
@@ -220,52 +222,45 @@ async def print_page(request: web.Request) -> web.Response:
 async def drill_page(request: web.Request) -> web.Response:
     session = page_session(request, role=REPORT_READERS)
     figure, key = request.query.get("figure", ""), request.query.get("key", "")
+    engine = request.app[REPORTS]
     try:
         period, dimension = parse_query(request)
         cols = {c.figure: c for c in columns(_levels(request), target_min(request))}
         if figure not in cols:
             raise ValueError(f"Chỉ số không hợp lệ: {figure!r}.")
         try:
-            tickets = await drill(request, period, dimension, key, figure, limit=DRILL_LIMIT + 1)
+            found = await engine.drill(period, dimension, key, figure, limit=DRILL_LIMIT + 1)
+            names = await engine.names(dimension)
         except ENGINE_ERRORS as exc:
             return _bad(request, session, _unavailable(exc), status=503)
     except ValueError as exc:
         return _bad(request, session, str(exc))
     site = request.app[SITE]
     levels = _levels(request)
-    names = {str(f["id"]): str(f.get("name", f["id"]))
-             for f in request.app[FOLLOWER].state.field_list(site)}
+    fields = {str(f["id"]): str(f.get("name", f["id"]))
+              for f in request.app[FOLLOWER].state.field_list(site)}
     counters = {str(c["id"]): str(c.get("name", c["id"])) for c in request.app[FOLLOWER].state.counter_list(site)}
-    dossiers = figure.startswith("dossiers_")
-    rows = [(_dossier_row if dossiers else _ticket_row)(r, site.tz, names, counters, levels)
-            for r in tickets[:DRILL_LIMIT]]
+    shown = found[:DRILL_LIMIT]
+    tickets = sorted((r for r in shown if not is_dossier_view(r)), key=lambda r: str(r.get("issued_at") or ""))
+    dossiers = sorted((r for r in shown if is_dossier_view(r)), key=lambda r: str(r.get("received_at") or ""))
+    # which tables the figure has: the dossier figures only dossiers, the 766 figures both
+    kinds = ("dossiers",) if figure in DOSSIER_FIGURES else (
+        ("tickets", "dossiers") if figure in UNIT_DOSSIERS else ("tickets",))
     back = _href("/reports", **period.query(), by=str(dimension))
-    label = "Tổng cộng" if key == TOTAL_KEY else (key or "(không có)")
-    return render(request, "reports_drill.html", session=session, period=period, rows=rows, dossiers=dossiers,
-                  more=len(tickets) > DRILL_LIMIT, limit=DRILL_LIMIT, figure=cols[figure].header,
+    label = "Tổng cộng" if key == TOTAL_KEY else _row_label(dimension, key, names)
+    return render(request, "reports_drill.html", session=session, period=period, kinds=kinds,
+                  tickets=[_ticket_row(r, site.tz, fields, counters, levels) for r in tickets],
+                  dossiers=[_dossier_row(r, site.tz, fields, counters, levels) for r in dossiers],
+                  more=len(found) > DRILL_LIMIT, limit=DRILL_LIMIT, figure=cols[figure].header,
                   dimension_name=DIMENSION_NAMES[str(dimension)], key=label, back=back)
 
 
-async def drill(request: web.Request, period: Period, dimension: Dimension, key: str, figure: str, *,
-                limit: int) -> list[dict[str, Any]]:
-    """The records behind one figure of one row. A rating level ("ratings.3") is the rated tickets
-    of that score; the total row is every weekday's (each ticket and dossier has exactly one)."""
-    engine = request.app[REPORTS]
-    level = None
-    if figure.startswith("ratings."):
-        figure, level = "ratings", int(figure.removeprefix("ratings."))
-    if key == TOTAL_KEY:
-        dimension, keys = Dimension.WEEKDAY, [str(d) for d in range(7)]
-    else:
-        keys = [key]
-    out: list[dict[str, Any]] = []
-    for k in keys:
-        found = await engine.drill(period, dimension, k, figure, limit=limit if level is None else 10 * limit)
-        out.extend(r for r in found if level is None or r.get("rating") == level)
-        if len(out) >= limit:
-            break
-    out.sort(key=lambda r: str(r.get("issued_at") or r.get("received_at") or ""))
-    return out[:limit]
+def _row_label(dimension: Dimension, key: str, names: dict[str, str]) -> str:
+    """The row's name as the report's table shows it; a key no row has (an hour "x") as it is."""
+    try:
+        return fig_label(dimension, key, names)
+    except (ValueError, IndexError):
+        return key or "(không có)"
 
 
 def _ticket_row(r: Mapping[str, Any], tz: Any, fields: dict[str, str], counters: dict[str, str],
@@ -330,8 +325,8 @@ async def export_xlsx(request: web.Request) -> web.StreamResponse:
     except ValueError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
     order = [dimension, *(d for d in Dimension if d is not dimension)]
-    # the file shows no comparison: the previous period is not read
-    reports = await asyncio.gather(*(_report(request, period, d, compare=False) for d in order))
+    # the file shows no comparison and no chart: neither the previous period nor the days are read
+    reports = await asyncio.gather(*(_report(request, period, d, compare=False, trend=False) for d in order))
     site = request.app[SITE]
     data = await asyncio.to_thread(workbook_bytes, reports, office=site.name, levels=_levels(request),
                                    target_wait_min=target_min(request), made_on=today_of(request))
@@ -387,7 +382,8 @@ async def officer_figures(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_request", "Tên cán bộ không hợp lệ.")
     today = today_of(request)
     periods = [period_of(kind, today) for kind in OWN_PERIODS]
-    reports = await asyncio.gather(*(_report(request, p, Dimension.OFFICER, officer=officer) for p in periods))
+    reports = await asyncio.gather(*(_report(request, p, Dimension.OFFICER, officer=officer, trend=False)
+                                     for p in periods))
     levels = _levels(request)
     return json_response({"ok": True, "officer": officer, "periods": [
         {"kind": str(p.kind), "label": p.label, "from": p.start.isoformat(), "to": p.end.isoformat(),

@@ -22,6 +22,7 @@ dissatisfied = units rated the lowest level (no complaint source yet); satisfact
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, tzinfo
@@ -262,7 +263,7 @@ class Measures:
         self.dossiers_overdue += other.dossiers_overdue
 
     def figures(self) -> Figures:
-        waits, services = sorted(self.waits), sorted(self.services)
+        waits, services = _Ordered(self.waits), _Ordered(self.services)
         units = self.dossiers_received + self.ticket_units
         dissatisfied = self.dossier_dissatisfied + self.ticket_dissatisfied
         if self.ticket_units == 0:
@@ -273,10 +274,9 @@ class Measures:
             basis = Basis.MIXED
         return Figures(
             issued=self.issued, served=self.served, no_show=self.no_show, transferred=self.transferred,
-            wait_mean_s=_mean(waits), wait_median_s=_median(waits), wait_p90_s=_p90(waits),
-            wait_max_s=float(waits[-1]) if waits else None,
-            service_mean_s=_mean(services), service_median_s=_median(services),
-            within_target=self.within / len(waits) if waits else None, ratings=tuple(self.ratings),
+            wait_mean_s=waits.mean(), wait_median_s=waits.median(), wait_p90_s=waits.p90(),
+            wait_max_s=waits.max(), service_mean_s=services.mean(), service_median_s=services.median(),
+            within_target=self.within / waits.n if waits.n else None, ratings=tuple(self.ratings),
             units=units, dissatisfied=dissatisfied,
             satisfaction_pct=satisfaction_pct(units, dissatisfied), basis=str(basis),
             dossiers_received=self.dossiers_received, dossiers_on_time=self.dossiers_on_time,
@@ -289,23 +289,44 @@ def satisfaction_pct(units: int, dissatisfied: int) -> float | None:
     return (units - dissatisfied) / units * 100 if units else None
 
 
-def _mean(values: list[int]) -> float | None:
-    return sum(values) / len(values) if values else None
+class _Ordered:
+    """The order statistics of whole seconds, from how often each value occurs: a year's waits are
+    some 180,000 values but a few thousand distinct ones, and counting them (in C) is several times
+    faster than sorting them."""
 
+    def __init__(self, values: list[int]) -> None:
+        self.n = len(values)
+        self._total = sum(values)
+        self._counts = Counter(values)
+        self._keys = sorted(self._counts)
 
-def _median(ordered: list[int]) -> float | None:
-    n = len(ordered)
-    if not n:
-        return None
-    mid = n // 2
-    return float(ordered[mid]) if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    def at(self, rank: int) -> int:
+        """The value at this 0-based position of the values in order."""
+        seen = 0
+        for k in self._keys:
+            seen += self._counts[k]
+            if seen > rank:
+                return k
+        raise IndexError(rank)
 
+    def mean(self) -> float | None:
+        return self._total / self.n if self.n else None
 
-def _p90(ordered: list[int]) -> float | None:
-    """Nearest rank: the smallest value at least 90 % of the values are no greater than."""
-    if not ordered:
-        return None
-    return float(ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)])
+    def median(self) -> float | None:
+        """The middle value; the mean of the two middle ones for an even count."""
+        if not self.n:
+            return None
+        mid = self.n // 2
+        return float(self.at(mid)) if self.n % 2 else (self.at(mid - 1) + self.at(mid)) / 2
+
+    def p90(self) -> float | None:
+        """Nearest rank: the smallest value at least 90 % of the values are no greater than."""
+        if not self.n:
+            return None
+        return float(self.at(max(0, math.ceil(0.9 * self.n) - 1)))
+
+    def max(self) -> float | None:
+        return float(self._keys[-1]) if self.n else None
 
 
 def ticket_parts(fact: TicketFact, levels: int) -> list[tuple[Key, Measures]]:

@@ -28,7 +28,7 @@ from display_server.feed.state import Change
 from display_server.reports import figures as fig
 from display_server.reports.figures import Dimension, Figures, Key, Measures, Report, Row
 from display_server.reports.periods import Period
-from display_server.reports.warehouse import TREND, Settings, Warehouse
+from display_server.reports.warehouse import Settings, Warehouse
 from display_server.settings import ReportSettings
 from qms_common.config import SiteConfig, business_day
 from qms_common.mqtt import new_request_id
@@ -54,6 +54,10 @@ PROGRESS_EVERY_S = 10.0
 EPOCH = "1970-01-01T00:00:00+00:00"
 
 DOSSIER_FIGURES = ("dossiers_received", "dossiers_on_time", "dossiers_overdue")
+# the 766 figures count the served tickets without a dossier and the dossiers received: their
+# drill-down shows both (dissatisfied: those rated the lowest level)
+UNIT_DOSSIERS = {"units": "dossiers_received", "satisfaction_pct": "dossiers_received",
+                 "basis": "dossiers_received", "dissatisfied": "dossiers_received"}
 
 
 @dataclass
@@ -326,34 +330,36 @@ class Reports:
                 groups.setdefault(key, Measures(self.levels)).add(m)
             if by_day and parts:
                 days.setdefault(today, Measures(self.levels)).add(fig.total((m for _, m in parts), self.levels))
-        for key, m in (await store.dossier_measures(start, end, today, dimension, officer=officer)).items():
+        dossier_groups, dossier_days = await store.dossier_measures(start, end, today, dimension, officer=officer)
+        for key, m in dossier_groups.items():
             groups.setdefault(key, Measures(self.levels)).add(m)
         if by_day:
-            for key, m in (await store.dossier_measures(start, end, today, TREND, officer=officer)).items():
+            for key, m in dossier_days.items():
                 days.setdefault(key, Measures(self.levels)).add(m)
         pending = sum(1 for d in _days(start, last_past)
                       if d not in self._rolled and (self.first_day is None or d >= self.first_day))
         return _Part(groups, fig.total(groups.values(), self.levels), days, pending), notes
 
     async def report(self, period: Period, dimension: Dimension, *, officer: str | None = None,
-                     compare: bool = True) -> Report:
+                     compare: bool = True, trend: bool = True) -> Report:
         """The figures of the period per row of the dimension, with the previous period's beside
-        them (not read when `compare` is false: a file that shows no comparison); `officer`: only
-        that officer's tickets and dossiers (the console's own figures)."""
+        them (not read when `compare` is false: a file that shows no comparison) and the figures of
+        each day (not added up when `trend` is false: no chart; `Report.trend` is then empty);
+        `officer`: only that officer's tickets and dossiers (the console's own figures)."""
         dimension = Dimension(dimension)
         today = self._today()
         previous_period = period.previous()
-        current, notes = await self._part(period, dimension, today, officer, by_day=True)
+        current, notes = await self._part(period, dimension, today, officer, by_day=trend)
         previous = (await self._part(previous_period, dimension, today, officer, by_day=False))[0] if compare else None
-        names = await self._names(dimension)
+        names = await self.names(dimension)
         rows = fig.rows(dimension, current.groups, previous.groups if previous else {}, names)
         total_row = Row("", "Tổng cộng", current.total.figures(), previous.total.figures() if previous else None)
-        trend: list[tuple[date, Figures]] = []
-        for d in period.each_day():
+        days: list[tuple[date, Figures]] = []
+        for d in period.each_day() if trend else ():
             day = d.isoformat()
             if day > today:
                 break
-            trend.append((d, (current.days.get(day) or Measures(self.levels)).figures()))
+            days.append((d, (current.days.get(day) or Measures(self.levels)).figures()))
         pending = current.pending + (previous.pending if previous else 0)
         if pending:
             notes.append(f"Đang tổng hợp dữ liệu cũ: còn {pending} ngày chưa có trong báo cáo.")
@@ -364,9 +370,10 @@ class Reports:
                          "Tỷ lệ hài lòng tính theo số vé đã phục vụ (không có hồ sơ).")
         if self.error:
             notes.append(f"Kho báo cáo chưa cập nhật được: {self.error}")
-        return Report(period, previous_period, dimension, rows, total_row, notes, trend, current.pending)
+        return Report(period, previous_period, dimension, rows, total_row, notes, days, current.pending)
 
-    async def _names(self, dimension: Dimension) -> dict[str, str]:
+    async def names(self, dimension: Dimension) -> dict[str, str]:
+        """What the site calls the rows' ids (fields, counters, procedures); others are their own names."""
         if dimension == Dimension.FIELD:
             return {f.id: f.name for f in self.site.fields}
         if dimension == Dimension.COUNTER:
@@ -377,37 +384,65 @@ class Reports:
 
     async def drill(self, period: Period, dimension: Dimension, key: str, figure: str, *,
                     officer: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-        """The tickets behind one figure of one row (ticket records like the core's, oldest
-        first); for the dossier figures, the dossiers (views like the dossier service's). key ""
-        is the unassigned row ("(chưa gọi)", "(không có hồ sơ)"), key "*" (figures.ALL_KEY) the
-        total row. For units/dissatisfied/satisfaction_pct/basis: the ticket units (served
-        without a dossier); the dossier units are behind dossiers_received. ValueError (Vietnamese)
-        for an unknown figure."""
+        """What is behind one figure of one row, oldest first: ticket records (like the core's) and
+        dossier views (like the dossier service's, told apart by is_dossier_view). key "" is the
+        unassigned row ("(chưa gọi)", "(không có hồ sơ)"), key "*" (figures.ALL_KEY) the total row.
+        `figure`: a field of Figures, or "ratings.N" (the tickets rated level N, 1 the lowest).
+        - the ticket figures: the tickets;
+        - dossiers_received, dossiers_on_time, dossiers_overdue: the dossiers;
+        - the 766 figures (units, dissatisfied, satisfaction_pct, basis): the units, as the figure
+          counts them: the served tickets without a dossier, then the dossiers received (for
+          dissatisfied, those rated the lowest level).
+        ValueError (Vietnamese) for an unknown figure."""
         dimension = Dimension(dimension)
-        if figure not in fig.FIGURE_NAMES:
-            raise ValueError(f"Chỉ số không có: {figure!r}.")
+        figure, level = _drill_figure(figure, self.levels)
         store = self._store()
         today = self._today()
         start, end = period.start.isoformat(), period.end.isoformat()
-        if figure in DOSSIER_FIGURES:
-            where, args = _dossier_where(dimension, key, figure, start, end, today, officer)
-            return await store.dossier_views(where, args, limit)
         out: list[dict[str, Any]] = []
-        last_past = min(end, _before(today))
-        if start <= last_past:
-            where, args = _ticket_where(dimension, key, figure, officer)
-            out.extend(await store.ticket_records(start, last_past, where, args, limit))
-        if start <= today <= end and len(out) < limit:
-            records, _ = await self._today_records(today)
-            procedures = await store.procedures_of(str(r.get("dossier") or "") for r in records)
-            for r in records:
-                fact = fig.ticket_fact(r, tz=self.site.tz, target_s=self.target_s, levels=self.levels,
-                                       procedures=procedures)
-                if (officer is None or fact.officer == officer) and fig.matches(fact, dimension, key, figure):
-                    out.append(r)
-                    if len(out) >= limit:
-                        break
+        if figure not in DOSSIER_FIGURES:
+            last_past = min(end, _before(today))
+            if start <= last_past:
+                where, args = _ticket_where(dimension, key, figure, officer, level)
+                out.extend(await store.ticket_records(start, last_past, where, args, limit))
+            if start <= today <= end and len(out) < limit:
+                records, _ = await self._today_records(today)
+                procedures = await store.procedures_of(str(r.get("dossier") or "") for r in records)
+                for r in records:
+                    fact = fig.ticket_fact(r, tz=self.site.tz, target_s=self.target_s, levels=self.levels,
+                                           procedures=procedures)
+                    if ((officer is None or fact.officer == officer) and fig.matches(fact, dimension, key, figure)
+                            and (level is None or fact.rating == level)):
+                        out.append(r)
+                        if len(out) >= limit:
+                            break
+        dossier_figure = figure if figure in DOSSIER_FIGURES else UNIT_DOSSIERS.get(figure)
+        if dossier_figure is not None and len(out) < limit:
+            where, args = _dossier_where(dimension, key, dossier_figure, start, end, today, officer)
+            if figure == "dissatisfied":
+                where += " AND rating = 1"
+            out.extend(await store.dossier_views(where, args, limit - len(out)))
         return out
+
+
+def is_dossier_view(record: dict[str, Any]) -> bool:
+    """A drill-down's dossier (a view of the dossier service) rather than a ticket record."""
+    return "received_at" in record and "code" in record
+
+
+def _drill_figure(figure: str, levels: int) -> tuple[str, int | None]:
+    """(the Figures field, the rating level or None) a drill-down asks for."""
+    if figure.startswith("ratings."):
+        try:
+            level = int(figure.removeprefix("ratings."))
+        except ValueError:
+            level = 0
+        if not 1 <= level <= levels:
+            raise ValueError(f"Chỉ số không có: {figure!r}.")
+        return "ratings", level
+    if figure not in fig.FIGURE_NAMES:
+        raise ValueError(f"Chỉ số không có: {figure!r}.")
+    return figure, None
 
 
 REPORTS = web.AppKey("reports", Reports)
@@ -440,8 +475,10 @@ _TICKET_FIGURE_SQL = {
 }
 
 
-def _ticket_where(dimension: Dimension, key: str, figure: str, officer: str | None) -> tuple[str, list[Any]]:
-    """SQL of figures.matches over the warehouse's facts (t) and dossiers (d)."""
+def _ticket_where(dimension: Dimension, key: str, figure: str, officer: str | None,
+                  level: int | None = None) -> tuple[str, list[Any]]:
+    """SQL of figures.matches over the warehouse's facts (t) and dossiers (d); `level`: only the
+    tickets rated that level."""
     if figure.startswith("wait_"):
         cond = "t.wait_s IS NOT NULL"
     elif figure.startswith("service_"):
@@ -449,6 +486,9 @@ def _ticket_where(dimension: Dimension, key: str, figure: str, officer: str | No
     else:
         cond = _TICKET_FIGURE_SQL[figure]
     args: list[Any] = []
+    if level is not None:
+        cond += " AND t.rating = ?"
+        args.append(level)
     if key == fig.ALL_KEY:
         pass  # the total row
     elif dimension == Dimension.HOUR or dimension == Dimension.WEEKDAY:
