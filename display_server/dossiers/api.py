@@ -27,7 +27,7 @@ from display_server.api import ApiError, json_response, read_body
 from display_server.base import SETTINGS, SIGNER, SITE
 from display_server.dossiers import client, procedures
 from display_server.dossiers.page import dossier_url
-from display_server.dossiers.view import REQUIRED_DETAIL, STATUSES, parse_moment, valid_code
+from display_server.dossiers.view import STATUSES, missing_detail, parse_moment, valid_code
 from display_server.settings import ApiKey
 from display_server.texts import Texts
 from qms_common.phones import PhoneError, normalize_phone
@@ -224,7 +224,7 @@ async def add_event(request: web.Request, key: ApiKey) -> web.Response:
         at = parsed
     note = _text(body, "note", MAX_DOSSIER_NOTE_LEN)
     department = _text(body, "department", MAX_DEPARTMENT_LEN)
-    if status in REQUIRED_DETAIL and {"note": note, "department": department}[REQUIRED_DETAIL[status]] is None:
+    if missing_detail(status, note=note, department=department):
         raise V1Error(400, "bad_request", f"err_hs_{status}_detail")
     reply = await client.ask_for(request, DossierAction.EVENT, code=code, id=event_id.strip(), status=status,
                                  at=at.isoformat(), note=note, department=department, by=f"api:{key.name}")

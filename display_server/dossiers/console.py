@@ -25,7 +25,7 @@ from display_server.base import FOLLOWER, RECORDS, SIGNER, SITE, texts_for
 from display_server.dossiers import client, procedures
 from display_server.dossiers.page import dossier_url
 from display_server.dossiers.receipt import Receipt, printer_for
-from display_server.dossiers.view import REQUIRED_DETAIL, parse_moment, public_view, status_text, valid_code
+from display_server.dossiers.view import missing_detail, parse_moment, public_view, status_text, valid_code
 from display_server.printing.printer import status_of
 from qms_common.mqtt import new_request_id
 from qms_common.phones import PhoneError, normalize_phone
@@ -48,8 +48,10 @@ RECORD_KEYS = ("request_id", "code", "procedure", "received_at", "due_at", "docu
 EVENT_KEYS = ("request_id", "code", "status", "note", "department")
 # what the console may set; "received" is the creation's own entry
 CONSOLE_STATUSES = ("processing", "needs_documents", "done", "returned", "refused")
-# the note a status needs: what is missing, why it was refused
-NOTE_NEEDED = {"needs_documents": "console_hs_needs", "refused": "console_hs_reason"}
+# what the officer is asked for when a status lacks its detail (view.REQUIRED_DETAIL): who
+# handles it, what is missing, why it was refused
+DETAIL_LABEL = {"processing": "console_hs_department", "needs_documents": "console_hs_needs",
+                "refused": "console_hs_reason"}
 MAX_PROCEDURE_TEXT = 300
 
 
@@ -200,9 +202,8 @@ async def add_event(request: web.Request) -> web.Response:
             raise bad_request(request, "err_hs_text", key=key, max=limit)
     note = note.strip() if isinstance(note, str) and note.strip() else None
     department = department.strip() if isinstance(department, str) and department.strip() else None
-    if status in REQUIRED_DETAIL and {"note": note, "department": department}[REQUIRED_DETAIL[status]] is None:
-        what = t[NOTE_NEEDED[status]] if status in NOTE_NEEDED else t.console_hs_department
-        raise bad_request(request, "err_hs_note_needed", what=what.lower())
+    if missing_detail(status, note=note, department=department):
+        raise bad_request(request, "err_hs_note_needed", what=t[DETAIL_LABEL[status]].lower())
     reply = await client.ask_for(
         request, DossierAction.EVENT, request_id=f"console/{cid}/{rid}/e"[:MAX_ID_LEN], code=code,
         id=f"console-{rid}"[:64], status=status, at=datetime.now(site.tz).isoformat(),

@@ -20,6 +20,14 @@ FINISHED = ("returned", "refused")
 # what a status must say, from the console and the API alike: who handles it now, what the
 # citizen is to bring, why it was refused (an entry without it tells the citizen nothing)
 REQUIRED_DETAIL = {"processing": "department", "needs_documents": "note", "refused": "note"}
+
+
+def missing_detail(status: str, *, note: str | None, department: str | None) -> str | None:
+    """The detail this status must say and the entry lacks ("note" or "department"), else None."""
+    needed = REQUIRED_DETAIL.get(status)
+    return needed if needed is not None and {"note": note, "department": department}[needed] is None else None
+
+
 # a dossier code of the contract: 1–64 characters of [A-Za-z0-9._/-]
 CODE_RE = re.compile(r"^[A-Za-z0-9._/-]{1,64}$")
 

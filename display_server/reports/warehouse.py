@@ -18,11 +18,11 @@ from __future__ import annotations
 import json
 import sqlite3
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -83,6 +83,8 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX dossiers_procedure_names ON dossiers (procedure, received_day, procedure_name);
     """,
 )
+
+T = TypeVar("T")
 
 ARRAY_TYPE = "I"  # unsigned 32-bit: seconds up to 136 years
 
@@ -304,8 +306,7 @@ class Warehouse:
                 m.waits, m.services = waits[k], services[k]
             return groups
 
-        result: dict[str, Measures] = await self._raw(read)
-        return result
+        return await self._raw(read)
 
     async def procedures_of(self, codes: Iterable[str]) -> dict[str, str]:
         """Dossier code → procedure code (for today's tickets)."""
@@ -365,10 +366,9 @@ class Warehouse:
                         m.dossiers_overdue += overdue or 0
             return groups, days
 
-        result: tuple[dict[str, Measures], dict[str, Measures]] = await self._raw(read)
-        return result
+        return await self._raw(read)
 
-    async def _raw(self, fn: Any) -> Any:
+    async def _raw(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db
         return await db._execute(lambda: fn(db._conn))
 
